@@ -1,0 +1,110 @@
+//! The traits where ingestion meets metrics storage and query engines meet metrics storage.
+//! Storage engines implement them; nothing else in the system knows an engine's types.
+//!
+//! Both traits are synchronous and batch-oriented: async callers run them on a blocking
+//! thread (`tokio::task::spawn_blocking`), never on the runtime's worker threads.
+
+use crate::{Exemplar, Labels, Matcher, MetricMetadata, Sample, StorageError, TenantId, Timestamp};
+
+/// One series of a write: its labels and its new samples, in time order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TimeSeries {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+    pub exemplars: Vec<Exemplar>,
+}
+
+/// A batch of writes for one tenant; the unit of durability (acknowledged means logged).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WriteRequest {
+    pub series: Vec<TimeSeries>,
+    pub metadata: Vec<MetricMetadata>,
+}
+
+impl WriteRequest {
+    pub fn sample_count(&self) -> usize {
+        self.series.iter().map(|s| s.samples.len()).sum()
+    }
+}
+
+/// What an append did. Rejections of single samples (out of order, too old, duplicate with a
+/// different value) do not fail the batch: the rest is stored and the counts say what was not,
+/// so the caller can answer like Prometheus (a 400 naming the first problem, the rest kept).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AppendSummary {
+    pub samples_appended: u64,
+    pub exemplars_appended: u64,
+    pub series_created: u64,
+    pub out_of_order: u64,
+    pub too_old: u64,
+    pub duplicate_with_different_value: u64,
+    /// A user-facing description of the first rejected sample, if any.
+    pub first_rejection: Option<String>,
+}
+
+impl AppendSummary {
+    pub fn rejected(&self) -> u64 {
+        self.out_of_order + self.too_old + self.duplicate_with_different_value
+    }
+}
+
+/// Durable, tenant-scoped writes.
+pub trait MetricsAppender: Send + Sync {
+    /// Appends a batch. `Ok` means every accepted sample is durable per the engine's fsync
+    /// policy. `Err` means nothing of the batch was stored (a limit, a closed engine).
+    fn append(&self, tenant: &TenantId, request: WriteRequest) -> Result<AppendSummary, StorageError>;
+}
+
+/// A read of series matching all `matchers` with samples in `[start, end]` (inclusive, ms).
+#[derive(Debug, Clone)]
+pub struct SelectRequest {
+    pub matchers: Vec<Matcher>,
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+/// One series read back. Samples are in time order and include staleness markers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+}
+
+/// Tenant-scoped reads. A tenant never sees another tenant's series, names or values.
+pub trait MetricsQuerier: Send + Sync {
+    /// Series matching every matcher that have at least one sample in `[start, end]`,
+    /// sorted by labels.
+    fn select(&self, tenant: &TenantId, request: &SelectRequest) -> Result<Vec<Series>, StorageError>;
+
+    /// Label names of series matching the matchers (all series when empty) with samples in
+    /// the range, sorted, unique.
+    fn label_names(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<String>, StorageError>;
+
+    /// Values of one label over the matching series with samples in the range, sorted, unique.
+    fn label_values(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<String>, StorageError>;
+
+    /// Exemplars of matching series in the range.
+    fn exemplars(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<(Labels, Vec<Exemplar>)>, StorageError>;
+
+    /// Metadata last seen per metric family.
+    fn metadata(&self, tenant: &TenantId) -> Result<Vec<MetricMetadata>, StorageError>;
+}
