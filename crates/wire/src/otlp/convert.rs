@@ -1,0 +1,431 @@
+//! OTLP metrics to Prometheus series, following Prometheus's OTLP receiver
+//! (`storage/remote/otlptranslator/prometheusremotewrite`: `FromMetrics`, `createAttributes`,
+//! `addHistogramDataPoints`, `addSummaryDataPoints`, `addResourceTargetInfo`).
+
+use std::collections::HashMap;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::{
+    exemplar, metric, number_data_point, AggregationTemporality, Exemplar as OtlpExemplar, HistogramDataPoint, Metric,
+    NumberDataPoint, SummaryDataPoint,
+};
+use osprey_model::{
+    Exemplar, Labels, MetricMetadata, MetricType, Sample, TimeSeries, Timestamp, WriteRequest, METRIC_NAME, STALE_NAN,
+};
+
+use super::names::{format_float, label_name, metric_name, value_string, NameKind};
+use super::{OtlpConversion, OtlpOptions, WireError};
+
+const SERVICE_NAME: &str = "service.name";
+const SERVICE_NAMESPACE: &str = "service.namespace";
+const SERVICE_INSTANCE_ID: &str = "service.instance.id";
+const TARGET_INFO: &str = "target_info";
+/// Exemplar labels beyond this many characters drop the filtered attributes (OpenMetrics limit).
+const MAX_EXEMPLAR_RUNES: usize = 128;
+/// `target_info` gets a sample every half lookback delta (Prometheus's default 5m) between a
+/// resource's earliest and latest points, so it is found by queries over that whole span.
+const TARGET_INFO_INTERVAL_MS: i64 = 150_000;
+/// Bound on those samples: a point stamped near 1970 must not expand into millions of them.
+const MAX_TARGET_INFO_SAMPLES: i64 = 1_000;
+/// `DataPointFlags.FLAG_NO_RECORDED_VALUE`: the point marks the series stale.
+const FLAG_NO_RECORDED_VALUE: u32 = 1;
+
+/// Series built so far, merged by label set as Prometheus's converter does.
+#[derive(Default)]
+struct Builder {
+    series: Vec<TimeSeries>,
+    index: HashMap<Labels, usize>,
+    metadata: Vec<MetricMetadata>,
+}
+
+impl Builder {
+    /// The position of the series with these labels, created empty if new.
+    fn index_of(&mut self, labels: Labels) -> usize {
+        let next = self.series.len();
+        let i = *self.index.entry(labels.clone()).or_insert(next);
+        if i == next {
+            self.series.push(TimeSeries { labels, samples: Vec::new(), exemplars: Vec::new() });
+        }
+        i
+    }
+
+    /// Appends a sample to the series with these labels; returns the series' position.
+    fn push(&mut self, labels: Labels, t: Timestamp, v: f64) -> usize {
+        let i = self.index_of(labels);
+        self.series[i].samples.push(Sample { t, v });
+        i
+    }
+}
+
+/// The labels every series of one resource shares, and the per-point label rules.
+struct Context<'a> {
+    opts: &'a OtlpOptions,
+    /// job, instance and promoted resource attributes, already named.
+    resource_labels: Vec<(String, String)>,
+}
+
+impl Context<'_> {
+    /// `createAttributes`: point attributes (sanitised; keys that collide after sanitising are
+    /// joined with `;` in key order), then promoted resource attributes where not already set,
+    /// then job and instance, then the extra pairs (metric name, `le`, `quantile`), which win.
+    fn labels(&self, attributes: &[KeyValue], extras: &[(&str, &str)]) -> Result<Labels, String> {
+        let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
+        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut pairs: Vec<(String, String)> =
+            Vec::with_capacity(sorted.len() + self.resource_labels.len() + extras.len());
+        for kv in sorted {
+            let name = label_name(&kv.key)?;
+            let value = value_string(kv.value.as_ref());
+            match pairs.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, existing)) => {
+                    existing.push(';');
+                    existing.push_str(&value);
+                }
+                None => pairs.push((name, value)),
+            }
+        }
+        for (name, value) in &self.resource_labels {
+            let is_identifying = name == "job" || name == "instance";
+            match pairs.iter_mut().find(|(n, _)| n == name) {
+                Some((_, existing)) if is_identifying => existing.clone_from(value),
+                Some(_) => {}
+                None => pairs.push((name.clone(), value.clone())),
+            }
+        }
+        let mut b = osprey_model::LabelsBuilder::new();
+        for (n, v) in pairs {
+            b.set(n, v);
+        }
+        for (n, v) in extras {
+            b.set(*n, *v);
+        }
+        Ok(b.build())
+    }
+}
+
+fn resource_labels(resource: &[KeyValue], opts: &OtlpOptions) -> Result<Vec<(String, String)>, String> {
+    let get = |key: &str| resource.iter().find(|kv| kv.key == key).map(|kv| value_string(kv.value.as_ref()));
+    let mut promoted: Vec<&KeyValue> =
+        resource.iter().filter(|kv| opts.promote_resource_attributes.contains(&kv.key)).collect();
+    promoted.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut labels = Vec::new();
+    for kv in promoted {
+        let name = label_name(&kv.key)?;
+        if !labels.iter().any(|(n, _)| *n == name) {
+            labels.push((name, value_string(kv.value.as_ref())));
+        }
+    }
+    // Set after the promoted attributes so they take precedence over them.
+    let mut set = |name: &str, value: String| match labels.iter_mut().find(|(n, _)| n == name) {
+        Some((_, v)) => *v = value,
+        None => labels.push((name.to_string(), value)),
+    };
+    if let Some(service) = get(SERVICE_NAME) {
+        let job = match get(SERVICE_NAMESPACE) {
+            Some(ns) => format!("{ns}/{service}"),
+            None => service,
+        };
+        set("job", job);
+    }
+    if let Some(instance) = get(SERVICE_INSTANCE_ID) {
+        set("instance", instance);
+    }
+    Ok(labels)
+}
+
+fn ns_to_ms(ns: u64) -> Timestamp {
+    (ns / 1_000_000) as Timestamp
+}
+
+fn point_value(flags: u32, v: f64) -> f64 {
+    if flags & FLAG_NO_RECORDED_VALUE != 0 {
+        STALE_NAN
+    } else {
+        v
+    }
+}
+
+fn number_value(p: &NumberDataPoint) -> f64 {
+    let v = match p.value {
+        Some(number_data_point::Value::AsDouble(d)) => d,
+        Some(number_data_point::Value::AsInt(i)) => i as f64,
+        None => 0.0,
+    };
+    point_value(p.flags, v)
+}
+
+/// `getPromExemplars`: trace and span ids in hex, then the filtered attributes unless they
+/// push the label text past 128 characters. Exemplars without a value are skipped.
+fn exemplars(list: &[OtlpExemplar]) -> Vec<Exemplar> {
+    list.iter()
+        .filter_map(|e| {
+            let v = match e.value? {
+                exemplar::Value::AsDouble(d) => d,
+                exemplar::Value::AsInt(i) => i as f64,
+            };
+            let mut pairs: Vec<(String, String)> = Vec::new();
+            let mut runes = 0;
+            for (key, id) in [("trace_id", &e.trace_id), ("span_id", &e.span_id)] {
+                if !id.is_empty() {
+                    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                    runes += key.len() + hex.len();
+                    pairs.push((key.to_string(), hex));
+                }
+            }
+            let mut attrs = Vec::with_capacity(e.filtered_attributes.len());
+            for kv in &e.filtered_attributes {
+                let value = value_string(kv.value.as_ref());
+                runes += kv.key.chars().count() + value.chars().count();
+                attrs.push((kv.key.clone(), value));
+            }
+            if runes <= MAX_EXEMPLAR_RUNES {
+                pairs.extend(attrs);
+            }
+            Some(Exemplar { labels: Labels::from_pairs(pairs), t: ns_to_ms(e.time_unix_nano), v })
+        })
+        .collect()
+}
+
+fn name_kind(data: &metric::Data) -> Option<NameKind> {
+    match data {
+        metric::Data::Gauge(_) => Some(NameKind::Gauge),
+        metric::Data::Sum(s) if s.is_monotonic => Some(NameKind::MonotonicCounter),
+        metric::Data::Sum(_) => Some(NameKind::NonMonotonicCounter),
+        metric::Data::Histogram(_) => Some(NameKind::Histogram),
+        metric::Data::Summary(_) => Some(NameKind::Summary),
+        metric::Data::ExponentialHistogram(_) => None,
+    }
+}
+
+fn metric_type(kind: NameKind) -> MetricType {
+    match kind {
+        NameKind::Gauge | NameKind::NonMonotonicCounter => MetricType::Gauge,
+        NameKind::MonotonicCounter => MetricType::Counter,
+        NameKind::Histogram => MetricType::Histogram,
+        NameKind::Summary => MetricType::Summary,
+    }
+}
+
+fn data_point_count(data: &metric::Data) -> usize {
+    match data {
+        metric::Data::Gauge(g) => g.data_points.len(),
+        metric::Data::Sum(s) => s.data_points.len(),
+        metric::Data::Histogram(h) => h.data_points.len(),
+        metric::Data::ExponentialHistogram(h) => h.data_points.len(),
+        metric::Data::Summary(s) => s.data_points.len(),
+    }
+}
+
+fn point_times(data: &metric::Data) -> Vec<u64> {
+    match data {
+        metric::Data::Gauge(g) => g.data_points.iter().map(|p| p.time_unix_nano).collect(),
+        metric::Data::Sum(s) => s.data_points.iter().map(|p| p.time_unix_nano).collect(),
+        metric::Data::Histogram(h) => h.data_points.iter().map(|p| p.time_unix_nano).collect(),
+        metric::Data::ExponentialHistogram(h) => h.data_points.iter().map(|p| p.time_unix_nano).collect(),
+        metric::Data::Summary(s) => s.data_points.iter().map(|p| p.time_unix_nano).collect(),
+    }
+}
+
+/// Refuses what Prometheus's receiver refuses by default (anything but cumulative
+/// temporality) and what Osprey cannot store (exponential histograms are native histograms).
+fn check_supported(data: &metric::Data) -> Result<(), String> {
+    let temporality = match data {
+        metric::Data::Sum(s) => s.aggregation_temporality,
+        metric::Data::Histogram(h) => h.aggregation_temporality,
+        metric::Data::ExponentialHistogram(_) => {
+            return Err("exponential histograms become native histograms, which Osprey does not store; \
+                        configure the SDK or collector to export explicit-bucket histograms"
+                .to_string())
+        }
+        metric::Data::Gauge(_) | metric::Data::Summary(_) => return Ok(()),
+    };
+    if temporality == AggregationTemporality::Cumulative as i32 {
+        Ok(())
+    } else if temporality == AggregationTemporality::Delta as i32 {
+        Err("delta temporality is not supported, as in Prometheus; export cumulative temporality \
+             (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative) or convert with the \
+             collector's deltatocumulative processor"
+            .to_string())
+    } else {
+        Err(format!("invalid aggregation temporality {temporality} for a sum or histogram; send cumulative (2)"))
+    }
+}
+
+pub(crate) fn convert(req: &ExportMetricsServiceRequest, opts: &OtlpOptions) -> OtlpConversion {
+    let mut b = Builder::default();
+    let mut rejected_data_points = 0u64;
+    let mut first_rejection: Option<WireError> = None;
+    let mut reject = |metric: &str, points: usize, reason: String| {
+        rejected_data_points += points as u64;
+        first_rejection.get_or_insert(WireError::OtlpUnsupported { metric: metric.to_string(), reason });
+    };
+
+    for rm in &req.resource_metrics {
+        let resource: &[KeyValue] = rm.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+        let ctx = match resource_labels(resource, opts) {
+            Ok(resource_labels) => Context { opts, resource_labels },
+            Err(reason) => {
+                for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                    reject(&m.name, m.data.as_ref().map_or(0, data_point_count), reason.clone());
+                }
+                continue;
+            }
+        };
+        let (mut earliest, mut latest) = (u64::MAX, 0u64);
+        for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+            let Some(data) = &m.data else {
+                reject(&m.name, 0, "the metric has no data (no gauge, sum, histogram or summary)".to_string());
+                continue;
+            };
+            for t in point_times(data) {
+                earliest = earliest.min(t);
+                latest = latest.max(t);
+            }
+            if let Err(reason) = convert_metric(&mut b, &ctx, m, data) {
+                reject(&m.name, data_point_count(data), reason);
+            }
+        }
+        if earliest != u64::MAX && !opts.disable_target_info {
+            if let Err(reason) = add_target_info(&mut b, &ctx, resource, ns_to_ms(earliest), ns_to_ms(latest)) {
+                reject(TARGET_INFO, 0, reason);
+            }
+        }
+    }
+    OtlpConversion {
+        request: WriteRequest { series: b.series, metadata: b.metadata },
+        rejected_data_points,
+        first_rejection,
+    }
+}
+
+fn convert_metric(b: &mut Builder, ctx: &Context, m: &Metric, data: &metric::Data) -> Result<(), String> {
+    check_supported(data)?;
+    let Some(kind) = name_kind(data) else { return Ok(()) };
+    let family = metric_name(&m.name, &m.unit, kind, ctx.opts.translation)?;
+    match data {
+        metric::Data::Gauge(g) => {
+            for p in &g.data_points {
+                let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &family)])?;
+                b.push(labels, ns_to_ms(p.time_unix_nano), number_value(p));
+            }
+        }
+        metric::Data::Sum(s) => {
+            for p in &s.data_points {
+                let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &family)])?;
+                let i = b.push(labels, ns_to_ms(p.time_unix_nano), number_value(p));
+                b.series[i].exemplars.extend(exemplars(&p.exemplars));
+            }
+        }
+        metric::Data::Histogram(h) => {
+            for p in &h.data_points {
+                add_histogram_point(b, ctx, &family, p)?;
+            }
+        }
+        metric::Data::Summary(s) => {
+            for p in &s.data_points {
+                add_summary_point(b, ctx, &family, p)?;
+            }
+        }
+        metric::Data::ExponentialHistogram(_) => {}
+    }
+    b.metadata.push(MetricMetadata {
+        metric_family_name: family,
+        metric_type: metric_type(kind),
+        help: m.description.clone(),
+        unit: m.unit.clone(),
+    });
+    Ok(())
+}
+
+/// Classic histogram series: `_sum` (when the point has a sum), `_count`, and cumulative
+/// `_bucket{le}` series ending in `le="+Inf"` equal to the count. Each exemplar goes to the
+/// first bucket whose bound is at least its value.
+fn add_histogram_point(b: &mut Builder, ctx: &Context, family: &str, p: &HistogramDataPoint) -> Result<(), String> {
+    let t = ns_to_ms(p.time_unix_nano);
+    if let Some(sum) = p.sum {
+        let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &format!("{family}_sum"))])?;
+        b.push(labels, t, point_value(p.flags, sum));
+    }
+    let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &format!("{family}_count"))])?;
+    b.push(labels, t, point_value(p.flags, p.count as f64));
+
+    let bucket_name = format!("{family}_bucket");
+    let mut buckets: Vec<(f64, usize)> = Vec::with_capacity(p.explicit_bounds.len() + 1);
+    let mut cumulative = 0u64;
+    // As many buckets as both lists cover, then +Inf holding the total count.
+    let explicit = p.explicit_bounds.iter().zip(&p.bucket_counts).map(|(bound, count)| {
+        cumulative = cumulative.saturating_add(*count);
+        (*bound, cumulative as f64)
+    });
+    let all: Vec<(f64, f64)> = explicit.chain([(f64::INFINITY, p.count as f64)]).collect();
+    for (bound, v) in all {
+        let le = format_float(bound);
+        let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &bucket_name), ("le", &le)])?;
+        buckets.push((bound, b.push(labels, t, point_value(p.flags, v))));
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for e in exemplars(&p.exemplars) {
+        if let Some((_, i)) = buckets.iter().find(|(bound, _)| e.v <= *bound) {
+            b.series[*i].exemplars.push(e);
+        }
+    }
+    Ok(())
+}
+
+/// Summary series: `_sum`, `_count`, and one series per quantile.
+fn add_summary_point(b: &mut Builder, ctx: &Context, family: &str, p: &SummaryDataPoint) -> Result<(), String> {
+    let t = ns_to_ms(p.time_unix_nano);
+    let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &format!("{family}_sum"))])?;
+    b.push(labels, t, point_value(p.flags, p.sum));
+    let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &format!("{family}_count"))])?;
+    b.push(labels, t, point_value(p.flags, p.count as f64));
+    for q in &p.quantile_values {
+        let quantile = format_float(q.quantile);
+        let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, family), ("quantile", &quantile)])?;
+        b.push(labels, t, point_value(p.flags, q.value));
+    }
+    Ok(())
+}
+
+/// `target_info{job, instance, <other resource attributes>} 1`, only when the resource has
+/// attributes beyond the identifying ones and at least job or instance is known.
+fn add_target_info(
+    b: &mut Builder,
+    ctx: &Context,
+    resource: &[KeyValue],
+    earliest: Timestamp,
+    latest: Timestamp,
+) -> Result<(), String> {
+    let identifying = [SERVICE_NAMESPACE, SERVICE_NAME, SERVICE_INSTANCE_ID];
+    let non_identifying = resource.iter().filter(|kv| !identifying.contains(&kv.key.as_str()));
+    if non_identifying.clone().next().is_none() {
+        return Ok(());
+    }
+    let attributes: Vec<KeyValue> = if ctx.opts.keep_identifying_resource_attributes {
+        resource.to_vec()
+    } else {
+        non_identifying.cloned().collect()
+    };
+    // Promoted attributes are not repeated on target_info, as in Prometheus.
+    let info_ctx = Context {
+        opts: ctx.opts,
+        resource_labels: ctx.resource_labels.iter().filter(|(n, _)| n == "job" || n == "instance").cloned().collect(),
+    };
+    if info_ctx.resource_labels.is_empty() {
+        return Ok(());
+    }
+    let labels = info_ctx.labels(&attributes, &[(METRIC_NAME, TARGET_INFO)])?;
+    let i = b.index_of(labels);
+    let series = &mut b.series[i];
+    let start = earliest.max(latest - TARGET_INFO_INTERVAL_MS * MAX_TARGET_INFO_SAMPLES);
+    let mut t = start;
+    while t < latest {
+        series.samples.push(Sample { t, v: 1.0 });
+        t += TARGET_INFO_INTERVAL_MS;
+    }
+    if series.samples.last().is_none_or(|s| s.t < latest) {
+        series.samples.push(Sample { t: latest, v: 1.0 });
+    }
+    Ok(())
+}

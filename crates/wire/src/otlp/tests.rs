@@ -1,0 +1,491 @@
+use super::*;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    exemplar, metric, number_data_point, summary_data_point, Exemplar, ExponentialHistogram,
+    ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
+    ScopeMetrics, Sum, Summary, SummaryDataPoint,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use osprey_model::{is_stale_nan, Labels, MetricMetadata, MetricType, TimeSeries, WriteRequest};
+use proptest::prelude::*;
+
+const T0_NS: u64 = 1_700_000_000_123_456_789;
+const T0_MS: i64 = 1_700_000_000_123;
+const CUMULATIVE: i32 = 2;
+const DELTA: i32 = 1;
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }) }
+}
+
+fn number(attrs: Vec<KeyValue>, v: number_data_point::Value) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes: attrs,
+        time_unix_nano: T0_NS,
+        start_time_unix_nano: T0_NS - 1,
+        value: Some(v),
+        ..Default::default()
+    }
+}
+
+fn metric(name: &str, unit: &str, data: metric::Data) -> Metric {
+    Metric {
+        name: name.into(),
+        description: format!("{name} help"),
+        unit: unit.into(),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+fn request(resource: Vec<KeyValue>, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource { attributes: resource, ..Default::default() }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope { name: "lib".into(), version: "1.0".into(), ..Default::default() }),
+                metrics,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+fn service() -> Vec<KeyValue> {
+    vec![kv("service.name", "api"), kv("service.namespace", "shop"), kv("service.instance.id", "pod-1")]
+}
+
+fn convert(req: &ExportMetricsServiceRequest) -> WriteRequest {
+    metrics_to_write_request(req, &OtlpOptions::default()).unwrap()
+}
+
+/// Series as `labels => [(t, v)]` text, for compact assertions.
+fn render(series: &[TimeSeries]) -> Vec<String> {
+    series
+        .iter()
+        .map(|s| format!("{} => {:?}", s.labels, s.samples.iter().map(|x| (x.t, x.v)).collect::<Vec<_>>()))
+        .collect()
+}
+
+fn find<'a>(req: &'a WriteRequest, name: &str) -> Vec<&'a TimeSeries> {
+    req.series.iter().filter(|s| s.labels.metric_name() == Some(name)).collect()
+}
+
+#[test]
+fn monotonic_cumulative_sum_becomes_a_counter_with_total() {
+    let mut point = number(vec![kv("http.method", "GET"), kv("2xx", "yes")], number_data_point::Value::AsInt(42));
+    point.exemplars = vec![Exemplar {
+        filtered_attributes: vec![kv("user", "u1")],
+        time_unix_nano: T0_NS,
+        span_id: vec![0xab, 0xcd, 0, 0, 0, 0, 0, 1],
+        trace_id: vec![0x01; 16],
+        value: Some(exemplar::Value::AsDouble(0.5)),
+    }];
+    let sum = Sum { data_points: vec![point], aggregation_temporality: CUMULATIVE, is_monotonic: true };
+    let got = convert(&request(service(), vec![metric("http.server.requests", "{request}", metric::Data::Sum(sum))]));
+    assert_eq!(
+        render(&find(&got, "http_server_requests_total").into_iter().cloned().collect::<Vec<_>>()),
+        vec![format!(
+            r#"{{__name__="http_server_requests_total", http_method="GET", instance="pod-1", job="shop/api", key_2xx="yes"}} => [({T0_MS}, 42.0)]"#
+        )]
+    );
+    let s = find(&got, "http_server_requests_total")[0];
+    assert_eq!(s.exemplars.len(), 1);
+    assert_eq!(
+        s.exemplars[0].labels,
+        Labels::from_pairs([
+            ("trace_id", "01010101010101010101010101010101"),
+            ("span_id", "abcd000000000001"),
+            ("user", "u1")
+        ])
+    );
+    assert_eq!((s.exemplars[0].t, s.exemplars[0].v), (T0_MS, 0.5));
+    assert_eq!(
+        got.metadata,
+        vec![MetricMetadata {
+            metric_family_name: "http_server_requests_total".into(),
+            metric_type: MetricType::Counter,
+            help: "http.server.requests help".into(),
+            unit: "{request}".into(),
+        }]
+    );
+}
+
+#[test]
+fn gauges_and_non_monotonic_sums_become_gauges() {
+    let gauge = Gauge { data_points: vec![number(vec![], number_data_point::Value::AsDouble(0.25))] };
+    let updown = Sum {
+        data_points: vec![number(vec![], number_data_point::Value::AsInt(-3))],
+        aggregation_temporality: CUMULATIVE,
+        is_monotonic: false,
+    };
+    let got = convert(&request(
+        vec![kv("service.name", "api")],
+        vec![
+            metric("system.cpu.utilization", "1", metric::Data::Gauge(gauge)),
+            metric("queue.size", "{item}", metric::Data::Sum(updown)),
+        ],
+    ));
+    assert_eq!(
+        render(&got.series),
+        vec![
+            format!(r#"{{__name__="system_cpu_utilization_ratio", job="api"}} => [({T0_MS}, 0.25)]"#),
+            format!(r#"{{__name__="queue_size", job="api"}} => [({T0_MS}, -3.0)]"#),
+        ]
+    );
+    assert_eq!(got.metadata[0].metric_type, MetricType::Gauge);
+    assert_eq!(got.metadata[1].metric_type, MetricType::Gauge);
+}
+
+#[test]
+fn histograms_become_cumulative_classic_buckets_ending_in_inf() {
+    let point = HistogramDataPoint {
+        attributes: vec![kv("route", "/a")],
+        time_unix_nano: T0_NS,
+        count: 10,
+        sum: Some(4.5),
+        bucket_counts: vec![2, 3, 4, 1],
+        explicit_bounds: vec![0.1, 0.5, 1.0],
+        exemplars: vec![Exemplar {
+            time_unix_nano: T0_NS,
+            trace_id: vec![0xff; 16],
+            value: Some(exemplar::Value::AsDouble(0.3)),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let h = Histogram { data_points: vec![point], aggregation_temporality: CUMULATIVE };
+    let got = convert(&request(vec![], vec![metric("http.duration", "s", metric::Data::Histogram(h))]));
+    assert_eq!(
+        render(&got.series),
+        vec![
+            format!(r#"{{__name__="http_duration_seconds_sum", route="/a"}} => [({T0_MS}, 4.5)]"#),
+            format!(r#"{{__name__="http_duration_seconds_count", route="/a"}} => [({T0_MS}, 10.0)]"#),
+            format!(r#"{{__name__="http_duration_seconds_bucket", le="0.1", route="/a"}} => [({T0_MS}, 2.0)]"#),
+            format!(r#"{{__name__="http_duration_seconds_bucket", le="0.5", route="/a"}} => [({T0_MS}, 5.0)]"#),
+            format!(r#"{{__name__="http_duration_seconds_bucket", le="1", route="/a"}} => [({T0_MS}, 9.0)]"#),
+            format!(r#"{{__name__="http_duration_seconds_bucket", le="+Inf", route="/a"}} => [({T0_MS}, 10.0)]"#),
+        ]
+    );
+    // The exemplar (0.3) lands on the first bucket whose bound covers it: le="0.5".
+    let with_exemplar: Vec<_> = got.series.iter().filter(|s| !s.exemplars.is_empty()).collect();
+    assert_eq!(with_exemplar.len(), 1);
+    assert_eq!(with_exemplar[0].labels.get("le"), Some("0.5"));
+    assert_eq!(got.metadata[0].metric_type, MetricType::Histogram);
+    assert_eq!(got.metadata[0].metric_family_name, "http_duration_seconds");
+}
+
+#[test]
+fn histograms_without_sum_omit_the_sum_series() {
+    let point = HistogramDataPoint { time_unix_nano: T0_NS, count: 3, bucket_counts: vec![3], ..Default::default() };
+    let h = Histogram { data_points: vec![point], aggregation_temporality: CUMULATIVE };
+    let got = convert(&request(vec![], vec![metric("jobs", "", metric::Data::Histogram(h))]));
+    let names: Vec<_> = got.series.iter().map(|s| s.labels.to_string()).collect();
+    assert_eq!(names, vec![r#"{__name__="jobs_count"}"#, r#"{__name__="jobs_bucket", le="+Inf"}"#]);
+}
+
+#[test]
+fn summaries_become_quantile_sum_and_count_series() {
+    let point = SummaryDataPoint {
+        time_unix_nano: T0_NS,
+        count: 7,
+        sum: 12.5,
+        quantile_values: vec![
+            summary_data_point::ValueAtQuantile { quantile: 0.5, value: 1.5 },
+            summary_data_point::ValueAtQuantile { quantile: 0.99, value: 3.0 },
+        ],
+        ..Default::default()
+    };
+    let got = convert(&request(
+        vec![],
+        vec![metric("rpc.latency", "ms", metric::Data::Summary(Summary { data_points: vec![point] }))],
+    ));
+    assert_eq!(
+        render(&got.series),
+        vec![
+            format!(r#"{{__name__="rpc_latency_milliseconds_sum"}} => [({T0_MS}, 12.5)]"#),
+            format!(r#"{{__name__="rpc_latency_milliseconds_count"}} => [({T0_MS}, 7.0)]"#),
+            format!(r#"{{__name__="rpc_latency_milliseconds", quantile="0.5"}} => [({T0_MS}, 1.5)]"#),
+            format!(r#"{{__name__="rpc_latency_milliseconds", quantile="0.99"}} => [({T0_MS}, 3.0)]"#),
+        ]
+    );
+    assert_eq!(got.metadata[0].metric_type, MetricType::Summary);
+}
+
+#[test]
+fn resource_attributes_become_job_instance_and_target_info() {
+    let mut resource = service();
+    resource.push(kv("host.name", "node-7"));
+    resource.push(kv("cloud.region", "eu-west-1"));
+    let gauge = Gauge {
+        data_points: vec![
+            number(vec![], number_data_point::Value::AsDouble(1.0)),
+            NumberDataPoint {
+                time_unix_nano: T0_NS + 600_000_000_000,
+                ..number(vec![], number_data_point::Value::AsDouble(2.0))
+            },
+        ],
+    };
+    let got = convert(&request(resource, vec![metric("up", "", metric::Data::Gauge(gauge))]));
+    let info = find(&got, "target_info");
+    assert_eq!(info.len(), 1);
+    assert_eq!(
+        info[0].labels.to_string(),
+        r#"{__name__="target_info", cloud_region="eu-west-1", host_name="node-7", instance="pod-1", job="shop/api"}"#
+    );
+    // One sample every 2.5 minutes from the earliest to the latest point (10 minutes apart).
+    let times: Vec<i64> = info[0].samples.iter().map(|s| s.t).collect();
+    assert_eq!(times, vec![T0_MS, T0_MS + 150_000, T0_MS + 300_000, T0_MS + 450_000, T0_MS + 600_000]);
+    assert!(info[0].samples.iter().all(|s| s.v == 1.0));
+    // Other series carry job and instance but not the other resource attributes.
+    assert_eq!(find(&got, "up")[0].labels.to_string(), r#"{__name__="up", instance="pod-1", job="shop/api"}"#);
+
+    let only_identifying = convert(&request(
+        service(),
+        vec![metric(
+            "up",
+            "",
+            metric::Data::Gauge(Gauge { data_points: vec![number(vec![], number_data_point::Value::AsDouble(1.0))] }),
+        )],
+    ));
+    assert!(find(&only_identifying, "target_info").is_empty());
+    let opts = OtlpOptions {
+        disable_target_info: true,
+        promote_resource_attributes: vec!["host.name".into()],
+        ..Default::default()
+    };
+    let mut resource = service();
+    resource.push(kv("host.name", "node-7"));
+    let gauge = Gauge { data_points: vec![number(vec![], number_data_point::Value::AsDouble(1.0))] };
+    let promoted =
+        metrics_to_write_request(&request(resource, vec![metric("up", "", metric::Data::Gauge(gauge))]), &opts)
+            .unwrap();
+    assert_eq!(
+        render(&promoted.series),
+        vec![format!(r#"{{__name__="up", host_name="node-7", instance="pod-1", job="shop/api"}} => [({T0_MS}, 1.0)]"#)]
+    );
+}
+
+#[test]
+fn colliding_attribute_keys_are_joined_and_no_recorded_value_is_stale() {
+    let mut point = number(vec![kv("a_b", "2"), kv("a.b", "1")], number_data_point::Value::AsDouble(5.0));
+    point.flags = 1;
+    let got = convert(&request(vec![], vec![metric("g", "", metric::Data::Gauge(Gauge { data_points: vec![point] }))]));
+    assert_eq!(got.series[0].labels.get("a_b"), Some("1;2"));
+    assert!(is_stale_nan(got.series[0].samples[0].v));
+}
+
+#[test]
+fn delta_and_exponential_histograms_are_refused_by_name() {
+    let delta = Sum {
+        data_points: vec![number(vec![], number_data_point::Value::AsInt(1))],
+        aggregation_temporality: DELTA,
+        is_monotonic: true,
+    };
+    let exp = ExponentialHistogram {
+        data_points: vec![ExponentialHistogramDataPoint { time_unix_nano: T0_NS, count: 1, ..Default::default() }],
+        aggregation_temporality: CUMULATIVE,
+    };
+    let ok = Gauge { data_points: vec![number(vec![], number_data_point::Value::AsDouble(1.0))] };
+    let req = request(
+        vec![],
+        vec![
+            metric("deltas", "", metric::Data::Sum(delta)),
+            metric("exp", "", metric::Data::ExponentialHistogram(exp)),
+            metric("fine", "", metric::Data::Gauge(ok)),
+        ],
+    );
+    let err = metrics_to_write_request(&req, &OtlpOptions::default()).unwrap_err().to_string();
+    assert!(err.contains(r#"OTLP metric "deltas""#) && err.contains("delta temporality"), "{err}");
+
+    let partial = metrics_to_write_request_partial(&req, &OtlpOptions::default());
+    assert_eq!(partial.rejected_data_points, 2);
+    assert_eq!(render(&partial.request.series), vec![format!(r#"{{__name__="fine"}} => [({T0_MS}, 1.0)]"#)]);
+
+    let only_exp = request(vec![], vec![req.resource_metrics[0].scope_metrics[0].metrics[1].clone()]);
+    let err = metrics_to_write_request(&only_exp, &OtlpOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("exponential histograms"), "{err}");
+}
+
+/// One request exercising every metric kind, written once as a struct and once as OTLP/JSON.
+fn kitchen_sink() -> ExportMetricsServiceRequest {
+    let mut req = request(
+        vec![
+            kv("service.name", "api"),
+            KeyValue { key: "n".into(), value: Some(AnyValue { value: Some(any_value::Value::IntValue(7)) }) },
+        ],
+        vec![
+            metric(
+                "requests",
+                "1",
+                metric::Data::Sum(Sum {
+                    data_points: vec![NumberDataPoint {
+                        exemplars: vec![Exemplar {
+                            time_unix_nano: T0_NS,
+                            trace_id: vec![0x5b, 0x8e],
+                            span_id: vec![0xee, 0xe1],
+                            value: Some(exemplar::Value::AsInt(3)),
+                            filtered_attributes: vec![],
+                        }],
+                        ..number(vec![kv("code", "200")], number_data_point::Value::AsInt(9_007_199_254_740_993))
+                    }],
+                    aggregation_temporality: CUMULATIVE,
+                    is_monotonic: true,
+                }),
+            ),
+            metric(
+                "latency",
+                "s",
+                metric::Data::Histogram(Histogram {
+                    data_points: vec![HistogramDataPoint {
+                        time_unix_nano: T0_NS,
+                        count: 3,
+                        sum: Some(1.5),
+                        bucket_counts: vec![1, 2],
+                        explicit_bounds: vec![0.5],
+                        ..Default::default()
+                    }],
+                    aggregation_temporality: CUMULATIVE,
+                }),
+            ),
+            metric(
+                "temp",
+                "Cel",
+                metric::Data::Gauge(Gauge {
+                    data_points: vec![number(vec![], number_data_point::Value::AsDouble(f64::INFINITY))],
+                }),
+            ),
+            metric(
+                "rpc",
+                "",
+                metric::Data::Summary(Summary {
+                    data_points: vec![SummaryDataPoint {
+                        time_unix_nano: T0_NS,
+                        count: 2,
+                        sum: 3.0,
+                        quantile_values: vec![summary_data_point::ValueAtQuantile { quantile: 0.5, value: 1.0 }],
+                        ..Default::default()
+                    }],
+                }),
+            ),
+        ],
+    );
+    req.resource_metrics[0].schema_url = "https://opentelemetry.io/schemas/1.21.0".into();
+    req
+}
+
+const KITCHEN_SINK_JSON: &str = r#"{
+  "resourceMetrics": [{
+    "resource": {"attributes": [
+      {"key": "service.name", "value": {"stringValue": "api"}},
+      {"key": "n", "value": {"intValue": "7"}}
+    ]},
+    "schemaUrl": "https://opentelemetry.io/schemas/1.21.0",
+    "scopeMetrics": [{
+      "scope": {"name": "lib", "version": "1.0"},
+      "metrics": [
+        {"name": "requests", "description": "requests help", "unit": "1",
+         "sum": {"aggregationTemporality": 2, "isMonotonic": true, "dataPoints": [
+           {"attributes": [{"key": "code", "value": {"stringValue": "200"}}],
+            "startTimeUnixNano": "1700000000123456788", "timeUnixNano": "1700000000123456789",
+            "asInt": "9007199254740993",
+            "exemplars": [{"timeUnixNano": "1700000000123456789", "traceId": "5B8E", "spanId": "eee1", "asInt": "3"}]}
+         ]}},
+        {"name": "latency", "description": "latency help", "unit": "s",
+         "histogram": {"aggregationTemporality": "AGGREGATION_TEMPORALITY_CUMULATIVE", "dataPoints": [
+           {"timeUnixNano": "1700000000123456789", "count": "3", "sum": 1.5,
+            "bucketCounts": ["1", 2], "explicitBounds": [0.5]}
+         ]}},
+        {"name": "temp", "description": "temp help", "unit": "Cel",
+         "gauge": {"data_points": [
+           {"start_time_unix_nano": 1700000000123456788, "time_unix_nano": "1700000000123456789", "as_double": "Infinity"}
+         ]}},
+        {"name": "rpc", "description": "rpc help", "unknownField": {"ignored": true},
+         "summary": {"dataPoints": [
+           {"timeUnixNano": "1700000000123456789", "count": "2", "sum": 3,
+            "quantileValues": [{"quantile": 0.5, "value": 1}]}
+         ]}}
+      ]
+    }]
+  }]
+}"#;
+
+#[test]
+fn json_and_protobuf_decode_to_the_same_request_and_series() {
+    let expected = kitchen_sink();
+    let from_proto = decode_metrics_protobuf(&expected.encode_to_vec()).unwrap();
+    let from_json = decode_metrics_json(KITCHEN_SINK_JSON.as_bytes()).unwrap();
+    assert_eq!(from_proto, expected);
+    assert_eq!(from_json, expected);
+    let a = convert(&from_proto);
+    let b = convert(&from_json);
+    assert_eq!(render(&a.series), render(&b.series));
+    assert_eq!(a.metadata, b.metadata);
+    // 2^53 + 1 survives: 64-bit integers arrive as strings precisely so they are not rounded.
+    let requests = find(&a, "requests_total")[0];
+    assert_eq!(requests.samples[0].v, 9_007_199_254_740_993i64 as f64);
+    assert_eq!(requests.exemplars[0].labels.get("trace_id"), Some("5b8e"));
+    assert!(find(&a, "temp_celsius")[0].samples[0].v.is_infinite());
+    assert_eq!(find(&a, "target_info")[0].labels.get("n"), Some("7"));
+}
+
+#[test]
+fn json_errors_name_the_path() {
+    let bad = KITCHEN_SINK_JSON.replace(r#""count": "3""#, r#""count": "three""#);
+    let err = decode_metrics_json(bad.as_bytes()).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            r#"resourceMetrics[0].scopeMetrics[0].metrics[1] (metric "latency").histogram.dataPoints[0].count"#
+        ),
+        "{err}"
+    );
+    let bad = KITCHEN_SINK_JSON.replace(r#""traceId": "5B8E""#, r#""traceId": "W4E=""#);
+    let err = decode_metrics_json(bad.as_bytes()).unwrap_err().to_string();
+    assert!(err.contains("traceId") && err.contains("hex"), "{err}");
+    assert!(decode_metrics_json(b"{\"resourceMetrics\": 3}").unwrap_err().to_string().contains("expected an array"));
+    assert!(decode_metrics_json(b"[1,").is_err());
+}
+
+#[test]
+fn garbled_and_truncated_protobuf_is_an_error() {
+    let body = kitchen_sink().encode_to_vec();
+    for cut in 1..body.len() {
+        if let Ok(req) = decode_metrics_protobuf(&body[..cut]) {
+            // A cut on a field boundary is a valid, shorter message; converting it must not panic.
+            let _ = metrics_to_write_request_partial(&req, &OtlpOptions::default());
+        }
+    }
+    let err = decode_metrics_protobuf(b"\x0a\xff\xff\xff\xff\x0f").unwrap_err().to_string();
+    assert!(err.contains("ExportMetricsServiceRequest"), "{err}");
+}
+
+proptest! {
+    #[test]
+    fn decoders_never_panic_on_arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        if let Ok(req) = decode_metrics_protobuf(&body) {
+            let _ = metrics_to_write_request_partial(&req, &OtlpOptions::default());
+        }
+        if let Ok(req) = decode_metrics_json(&body) {
+            let _ = metrics_to_write_request_partial(&req, &OtlpOptions::default());
+        }
+    }
+
+    #[test]
+    fn decoders_never_panic_on_mutated_valid_bodies(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6)) {
+        let mut proto = kitchen_sink().encode_to_vec();
+        let mut json = KITCHEN_SINK_JSON.as_bytes().to_vec();
+        for (i, b) in flips {
+            let p = i.index(proto.len());
+            proto[p] ^= b;
+            let j = i.index(json.len());
+            json[j] ^= b;
+        }
+        if let Ok(req) = decode_metrics_protobuf(&proto) {
+            let _ = metrics_to_write_request_partial(&req, &OtlpOptions::default());
+        }
+        if let Ok(req) = decode_metrics_json(&json) {
+            let _ = metrics_to_write_request_partial(&req, &OtlpOptions::default());
+        }
+    }
+}
