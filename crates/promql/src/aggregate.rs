@@ -1,0 +1,336 @@
+//! Aggregation operators (`sum`, `avg`, `topk`, `quantile`, …) with `by` / `without`.
+
+use std::collections::HashMap;
+
+use osprey_model::{is_valid_label_name, Labels, METRIC_NAME};
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+
+use crate::error::PromqlError;
+use crate::eval::{by_step, position_of, Collector, Evaluator, StepSeries, Val};
+use crate::functions::{format_float, kahan_inc, quantile};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Agg {
+    Sum,
+    Avg,
+    Count,
+    Min,
+    Max,
+    Group,
+    Stddev,
+    Stdvar,
+    Topk,
+    Bottomk,
+    CountValues,
+    Quantile,
+    Limitk,
+    LimitRatio,
+}
+
+impl Agg {
+    fn parse(s: &str) -> Option<Agg> {
+        Some(match s {
+            "sum" => Agg::Sum,
+            "avg" => Agg::Avg,
+            "count" => Agg::Count,
+            "min" => Agg::Min,
+            "max" => Agg::Max,
+            "group" => Agg::Group,
+            "stddev" => Agg::Stddev,
+            "stdvar" => Agg::Stdvar,
+            "topk" => Agg::Topk,
+            "bottomk" => Agg::Bottomk,
+            "count_values" => Agg::CountValues,
+            "quantile" => Agg::Quantile,
+            "limitk" => Agg::Limitk,
+            "limit_ratio" => Agg::LimitRatio,
+            _ => return None,
+        })
+    }
+
+    /// Whether the result keeps the input series (and their labels) rather than one per group.
+    fn selects_series(self) -> bool {
+        matches!(
+            self,
+            Agg::Topk | Agg::Bottomk | Agg::Limitk | Agg::LimitRatio
+        )
+    }
+}
+
+/// The running state of one group at one step.
+#[derive(Default)]
+struct Group {
+    count: f64,
+    value: f64,
+    kahan: f64,
+    mean: f64,
+    incremental_mean: bool,
+    values: Vec<(usize, f64)>,
+}
+
+pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<Val, PromqlError> {
+    let name = agg.op.to_string();
+    let op = Agg::parse(&name)
+        .ok_or_else(|| PromqlError::bad_data(format!("unknown aggregation {name:?}")))?;
+    let n = ev.range.len();
+    let mut scalar_param = vec![0.0; n];
+    let mut string_param = String::new();
+    if let Some(p) = &agg.param {
+        if op == Agg::CountValues {
+            string_param = ev.eval_string(p)?;
+            if !is_valid_label_name(&string_param) {
+                return Err(PromqlError::execution(format!(
+                    "invalid label name {string_param:?}"
+                )));
+            }
+        } else {
+            scalar_param = ev.eval_scalar(p)?;
+        }
+    }
+    match op {
+        Agg::Topk | Agg::Bottomk | Agg::Limitk => {
+            for &k in &scalar_param {
+                if k.is_nan() {
+                    return Err(PromqlError::execution("Parameter value is NaN"));
+                }
+                if k >= 9.223_372_036_854_776e18 || k < -9.223_372_036_854_776e18 {
+                    return Err(PromqlError::execution(format!(
+                        "Scalar value {} overflows int64",
+                        format_float(k)
+                    )));
+                }
+            }
+        }
+        Agg::LimitRatio => {
+            for r in &mut scalar_param {
+                if r.is_nan() {
+                    return Err(PromqlError::execution("Ratio value is NaN"));
+                }
+                if *r < -1.0 || *r > 1.0 {
+                    let pos = position_of(ev.query, "limit_ratio");
+                    ev.warn(format!(
+                        "ratio value should be between -1 and 1, got {} {pos}",
+                        format_float(*r)
+                    ));
+                    *r = r.clamp(-1.0, 1.0);
+                }
+            }
+        }
+        Agg::Quantile => {
+            if let Some(q) = scalar_param
+                .iter()
+                .find(|q| q.is_nan() || **q < 0.0 || **q > 1.0)
+            {
+                let pos = position_of(ev.query, "quantile");
+                ev.warn(format!(
+                    "quantile value should be between 0 and 1, got {} {pos}",
+                    format_float(*q)
+                ));
+            }
+        }
+        _ => {}
+    }
+    let input = ev.eval_vector(&agg.expr)?;
+    let range = ev.range;
+    let keys: Vec<Labels> = input
+        .iter()
+        .map(|s| group_key(&s.labels, agg.modifier.as_ref()))
+        .collect();
+    let steps = by_step(&input, &range);
+    let mut out = Collector::new();
+    for (i, step) in steps.iter().enumerate() {
+        let t = range.ts(i);
+        let mut order: Vec<&Labels> = Vec::new();
+        let mut groups: HashMap<&Labels, Group> = HashMap::new();
+        for &(j, v) in step {
+            let key = &keys[j];
+            let g = groups.entry(key).or_insert_with(|| {
+                order.push(key);
+                Group::default()
+            });
+            accumulate(op, g, j, v);
+        }
+        for key in order {
+            let g = groups.remove(key).unwrap_or_default();
+            emit(
+                op,
+                g,
+                key,
+                &input,
+                scalar_param[i],
+                &string_param,
+                t,
+                &mut out,
+            )?;
+        }
+    }
+    Ok(Val::Vector(out.out))
+}
+
+fn group_key(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
+    match modifier {
+        None => Labels::empty(),
+        Some(LabelModifier::Include(l)) => {
+            let names: Vec<&str> = l.labels.iter().map(String::as_str).collect();
+            labels.only(&names)
+        }
+        Some(LabelModifier::Exclude(l)) => {
+            let mut names: Vec<&str> = l.labels.iter().map(String::as_str).collect();
+            names.push(METRIC_NAME);
+            labels.without(&names)
+        }
+    }
+}
+
+fn accumulate(op: Agg, g: &mut Group, j: usize, v: f64) {
+    let first = g.count == 0.0;
+    g.count += 1.0;
+    match op {
+        Agg::Sum => (g.value, g.kahan) = kahan_inc(v, g.value, g.kahan),
+        Agg::Avg => {
+            if first {
+                g.value = v;
+                return;
+            }
+            if !g.incremental_mean {
+                let (nv, nc) = kahan_inc(v, g.value, g.kahan);
+                if !nv.is_infinite() {
+                    (g.value, g.kahan) = (nv, nc);
+                    return;
+                }
+                g.incremental_mean = true;
+                g.mean = g.value / (g.count - 1.0);
+                g.kahan /= g.count - 1.0;
+            }
+            let q = (g.count - 1.0) / g.count;
+            (g.mean, g.kahan) = kahan_inc(v / g.count, q * g.mean, q * g.kahan);
+        }
+        Agg::Min => {
+            if first || g.value > v || g.value.is_nan() {
+                g.value = v;
+            }
+        }
+        Agg::Max => {
+            if first || g.value < v || g.value.is_nan() {
+                g.value = v;
+            }
+        }
+        Agg::Stddev | Agg::Stdvar => {
+            if first {
+                g.mean = v;
+                g.value = 0.0;
+                return;
+            }
+            let delta = v - g.mean;
+            g.mean += delta / g.count;
+            g.value += delta * (v - g.mean);
+        }
+        Agg::Count | Agg::Group => {}
+        Agg::Topk
+        | Agg::Bottomk
+        | Agg::Limitk
+        | Agg::LimitRatio
+        | Agg::Quantile
+        | Agg::CountValues => g.values.push((j, v)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emit(
+    op: Agg,
+    mut g: Group,
+    key: &Labels,
+    input: &[StepSeries],
+    param: f64,
+    label: &str,
+    t: i64,
+    out: &mut Collector,
+) -> Result<(), PromqlError> {
+    let value = match op {
+        Agg::Sum => g.value + g.kahan,
+        Agg::Avg if g.incremental_mean => g.mean + g.kahan,
+        Agg::Avg => g.value / g.count + g.kahan / g.count,
+        Agg::Count => g.count,
+        Agg::Group => 1.0,
+        Agg::Min | Agg::Max => g.value,
+        Agg::Stdvar => g.value / g.count,
+        Agg::Stddev => (g.value / g.count).sqrt(),
+        Agg::Quantile => {
+            let mut vals: Vec<f64> = g.values.iter().map(|&(_, v)| v).collect();
+            quantile(param, &mut vals)
+        }
+        Agg::CountValues => {
+            let mut counts: Vec<(String, f64)> = Vec::new();
+            for &(_, v) in &g.values {
+                let s = format_float(v);
+                match counts.iter_mut().find(|(k, _)| *k == s) {
+                    Some(c) => c.1 += 1.0,
+                    None => counts.push((s, 1.0)),
+                }
+            }
+            for (s, c) in counts {
+                let mut b = key.to_builder();
+                b.set(label, s);
+                out.push(b.build(), false, t, c)?;
+            }
+            return Ok(());
+        }
+        Agg::Topk | Agg::Bottomk | Agg::Limitk | Agg::LimitRatio => {
+            let selected = select_series(op, &mut g.values, input, param);
+            for (j, v) in selected {
+                out.push(input[j].labels.clone(), input[j].drop_name, t, v)?;
+            }
+            return Ok(());
+        }
+    };
+    debug_assert!(!op.selects_series());
+    out.push(key.clone(), false, t, value)
+}
+
+fn select_series(
+    op: Agg,
+    values: &mut [(usize, f64)],
+    input: &[StepSeries],
+    param: f64,
+) -> Vec<(usize, f64)> {
+    match op {
+        Agg::LimitRatio => values
+            .iter()
+            .copied()
+            .filter(|&(j, _)| {
+                let offset = input[j].labels.stable_hash() as f64 / u64::MAX as f64;
+                if param >= 0.0 {
+                    offset < param
+                } else {
+                    offset >= 1.0 + param
+                }
+            })
+            .collect(),
+        _ => {
+            let k = param as i64;
+            if k < 1 {
+                return Vec::new();
+            }
+            let k = (k as usize).min(values.len());
+            match op {
+                // NaN ranks last for topk and bottomk alike; ties keep input order.
+                Agg::Topk => values.sort_by(|a, b| cmp_nan_last(b.1, a.1, true)),
+                Agg::Bottomk => values.sort_by(|a, b| cmp_nan_last(a.1, b.1, false)),
+                _ => {}
+            }
+            values[..k].to_vec()
+        }
+    }
+}
+
+fn cmp_nan_last(a: f64, b: f64, reversed: bool) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) if reversed => Ordering::Less,
+        (false, true) if reversed => Ordering::Greater,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        _ => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+    }
+}

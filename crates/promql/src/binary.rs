@@ -1,0 +1,371 @@
+//! Binary operators: arithmetic, comparison (filtering or `bool`), `atan2`, and the set
+//! operators, with `on`/`ignoring` matching and `group_left`/`group_right`.
+
+use std::collections::{HashMap, HashSet};
+
+use osprey_model::{Labels, LabelsBuilder, METRIC_NAME};
+use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
+
+use crate::error::PromqlError;
+use crate::eval::{by_step, Collector, Evaluator, StepSeries, Val};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+    Atan2,
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    And,
+    Or,
+    Unless,
+}
+
+impl Op {
+    fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "+" => Op::Add,
+            "-" => Op::Sub,
+            "*" => Op::Mul,
+            "/" => Op::Div,
+            "%" => Op::Mod,
+            "^" => Op::Pow,
+            "atan2" => Op::Atan2,
+            "==" => Op::Eq,
+            "!=" => Op::Ne,
+            ">" => Op::Gt,
+            "<" => Op::Lt,
+            ">=" => Op::Ge,
+            "<=" => Op::Le,
+            "and" => Op::And,
+            "or" => Op::Or,
+            "unless" => Op::Unless,
+            _ => return None,
+        })
+    }
+
+    fn is_comparison(self) -> bool {
+        matches!(self, Op::Eq | Op::Ne | Op::Gt | Op::Lt | Op::Ge | Op::Le)
+    }
+
+    fn is_set(self) -> bool {
+        matches!(self, Op::And | Op::Or | Op::Unless)
+    }
+
+    /// Arithmetic results lose the metric name; comparisons filter and keep it.
+    fn drops_name(self) -> bool {
+        !self.is_comparison() && !self.is_set()
+    }
+}
+
+/// `lhs op rhs` on floats: the value and whether a comparison keeps the sample.
+fn apply(op: Op, l: f64, r: f64) -> (f64, bool) {
+    match op {
+        Op::Add => (l + r, true),
+        Op::Sub => (l - r, true),
+        Op::Mul => (l * r, true),
+        Op::Div => (l / r, true),
+        Op::Mod => (l % r, true),
+        Op::Pow => (l.powf(r), true),
+        Op::Atan2 => (l.atan2(r), true),
+        Op::Eq => (l, l == r),
+        Op::Ne => (l, l != r),
+        Op::Gt => (l, l > r),
+        Op::Lt => (l, l < r),
+        Op::Ge => (l, l >= r),
+        Op::Le => (l, l <= r),
+        Op::And | Op::Or | Op::Unless => (l, true),
+    }
+}
+
+pub(crate) fn eval_binary(ev: &mut Evaluator, b: &BinaryExpr) -> Result<Val, PromqlError> {
+    let op_text = b.op.to_string();
+    let op = Op::parse(&op_text)
+        .ok_or_else(|| PromqlError::bad_data(format!("unsupported binary operator {op_text:?}")))?;
+    let return_bool = b.return_bool();
+    let lhs = ev.eval(&b.lhs)?;
+    let rhs = ev.eval(&b.rhs)?;
+    match (lhs, rhs) {
+        (Val::Scalar(l), Val::Scalar(r)) => Ok(Val::Scalar(
+            l.iter()
+                .zip(&r)
+                .map(|(&l, &r)| {
+                    let (v, keep) = apply(op, l, r);
+                    if op.is_comparison() {
+                        if keep {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    } else {
+                        v
+                    }
+                })
+                .collect(),
+        )),
+        (Val::Vector(v), Val::Scalar(s)) => Ok(Val::Vector(vector_scalar(
+            op,
+            v,
+            &s,
+            false,
+            return_bool,
+            ev,
+        ))),
+        (Val::Scalar(s), Val::Vector(v)) => {
+            Ok(Val::Vector(vector_scalar(op, v, &s, true, return_bool, ev)))
+        }
+        (Val::Vector(l), Val::Vector(r)) => {
+            let matching = Matching::from_expr(b, op);
+            if op.is_set() {
+                set_op(ev, op, &matching, l, r)
+            } else {
+                vector_vector(ev, op, &matching, return_bool, l, r)
+            }
+        }
+        (l, r) => Err(PromqlError::bad_data(format!(
+            "binary expression must contain only scalar and instant vector types, got {} and {}",
+            l.type_name(),
+            r.type_name()
+        ))),
+    }
+}
+
+fn vector_scalar(
+    op: Op,
+    mut series: Vec<StepSeries>,
+    scalar: &[f64],
+    swap: bool,
+    return_bool: bool,
+    ev: &Evaluator,
+) -> Vec<StepSeries> {
+    for s in &mut series {
+        s.points.retain_mut(|p| {
+            let sv = scalar[ev_index(ev, p.t)];
+            let (l, r) = if swap { (sv, p.v) } else { (p.v, sv) };
+            let (mut v, keep) = apply(op, l, r);
+            if op.is_comparison() && swap {
+                v = r;
+            }
+            if return_bool {
+                v = if keep { 1.0 } else { 0.0 };
+            }
+            p.v = v;
+            keep || return_bool
+        });
+        if op.drops_name() || return_bool {
+            s.drop_name = true;
+        }
+    }
+    series.retain(|s| !s.points.is_empty());
+    series
+}
+
+fn ev_index(ev: &Evaluator, t: i64) -> usize {
+    if ev.range.step == 0 {
+        0
+    } else {
+        ((t - ev.range.start) / ev.range.step) as usize
+    }
+}
+
+/// How two vectors' series are paired.
+struct Matching {
+    card: VectorMatchCardinality,
+    on: bool,
+    labels: Vec<String>,
+}
+
+impl Matching {
+    fn from_expr(b: &BinaryExpr, op: Op) -> Matching {
+        let default_card = if op.is_set() {
+            VectorMatchCardinality::ManyToMany
+        } else {
+            VectorMatchCardinality::OneToOne
+        };
+        match &b.modifier {
+            None => Matching {
+                card: default_card,
+                on: false,
+                labels: Vec::new(),
+            },
+            Some(m) => {
+                let (on, labels) = match &m.matching {
+                    Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
+                    Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
+                    None => (false, Vec::new()),
+                };
+                let card = if op.is_set() {
+                    VectorMatchCardinality::ManyToMany
+                } else {
+                    m.card.clone()
+                };
+                Matching { card, on, labels }
+            }
+        }
+    }
+
+    /// The labels two series must agree on.
+    fn signature(&self, labels: &Labels) -> Labels {
+        let names: Vec<&str> = self.labels.iter().map(String::as_str).collect();
+        if self.on {
+            labels.only(&names)
+        } else {
+            let mut names = names;
+            names.push(METRIC_NAME);
+            labels.without(&names)
+        }
+    }
+
+    fn include(&self) -> &[String] {
+        match &self.card {
+            VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => {
+                &l.labels
+            }
+            _ => &[],
+        }
+    }
+}
+
+fn set_op(
+    ev: &mut Evaluator,
+    op: Op,
+    matching: &Matching,
+    lhs: Vec<StepSeries>,
+    rhs: Vec<StepSeries>,
+) -> Result<Val, PromqlError> {
+    let range = ev.range;
+    let lsig: Vec<Labels> = lhs.iter().map(|s| matching.signature(&s.labels)).collect();
+    let rsig: Vec<Labels> = rhs.iter().map(|s| matching.signature(&s.labels)).collect();
+    let lsteps = by_step(&lhs, &range);
+    let rsteps = by_step(&rhs, &range);
+    let mut out = Collector::new();
+    for (i, (ls, rs)) in lsteps.iter().zip(&rsteps).enumerate() {
+        let t = range.ts(i);
+        match op {
+            Op::And | Op::Unless => {
+                let right: HashSet<&Labels> = rs.iter().map(|&(j, _)| &rsig[j]).collect();
+                for &(j, v) in ls {
+                    if right.contains(&lsig[j]) == (op == Op::And) {
+                        out.push(lhs[j].labels.clone(), lhs[j].drop_name, t, v)?;
+                    }
+                }
+            }
+            _ => {
+                let left: HashSet<&Labels> = ls.iter().map(|&(j, _)| &lsig[j]).collect();
+                for &(j, v) in ls {
+                    out.push(lhs[j].labels.clone(), lhs[j].drop_name, t, v)?;
+                }
+                for &(j, v) in rs {
+                    if !left.contains(&rsig[j]) {
+                        out.push(rhs[j].labels.clone(), rhs[j].drop_name, t, v)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(Val::Vector(out.out))
+}
+
+fn vector_vector(
+    ev: &mut Evaluator,
+    op: Op,
+    matching: &Matching,
+    return_bool: bool,
+    lhs: Vec<StepSeries>,
+    rhs: Vec<StepSeries>,
+) -> Result<Val, PromqlError> {
+    let range = ev.range;
+    let one_to_many = matches!(matching.card, VectorMatchCardinality::OneToMany(_));
+    // The "one" side is always called `one` below; for group_right the sides are swapped.
+    let (many, one) = if one_to_many {
+        (&rhs, &lhs)
+    } else {
+        (&lhs, &rhs)
+    };
+    let many_sig: Vec<Labels> = many.iter().map(|s| matching.signature(&s.labels)).collect();
+    let one_sig: Vec<Labels> = one.iter().map(|s| matching.signature(&s.labels)).collect();
+    let many_steps = by_step(many, &range);
+    let one_steps = by_step(one, &range);
+    let one_to_one = matches!(matching.card, VectorMatchCardinality::OneToOne);
+    let mut out = Collector::new();
+    for (i, (ms, os)) in many_steps.iter().zip(&one_steps).enumerate() {
+        let t = range.ts(i);
+        let mut one_by_sig: HashMap<&Labels, (usize, f64)> = HashMap::new();
+        for &(j, v) in os {
+            if let Some(&(dup, _)) = one_by_sig.get(&one_sig[j]) {
+                let side = if one_to_many { "left" } else { "right" };
+                return Err(PromqlError::execution(format!(
+                    "found duplicate series for the match group {} on the {side} hand-side of the operation: \
+                     [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                    one_sig[j], one[j].labels, one[dup].labels
+                )));
+            }
+            one_by_sig.insert(&one_sig[j], (j, v));
+        }
+        let mut matched: HashMap<&Labels, HashSet<Labels>> = HashMap::new();
+        for &(j, v) in ms {
+            let Some(&(k, ov)) = one_by_sig.get(&many_sig[j]) else {
+                continue;
+            };
+            let (l, r) = if one_to_many { (ov, v) } else { (v, ov) };
+            let (mut value, keep) = apply(op, l, r);
+            if return_bool {
+                value = if keep { 1.0 } else { 0.0 };
+            } else if !keep {
+                continue;
+            }
+            let labels = result_labels(&many[j].labels, &one[k].labels, matching, one_to_one);
+            let entry = matched.entry(&many_sig[j]);
+            match entry {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    if one_to_one {
+                        return Err(PromqlError::execution(
+                            "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+                        ));
+                    }
+                    if !e.get_mut().insert(labels.clone()) {
+                        return Err(PromqlError::execution(
+                            "multiple matches for labels: grouping labels must ensure unique matches",
+                        ));
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(HashSet::from([labels.clone()]));
+                }
+            }
+            let drop_name = return_bool || op.drops_name() || many[j].drop_name;
+            out.push(labels, drop_name, t, value)?;
+        }
+    }
+    Ok(Val::Vector(out.out))
+}
+
+fn result_labels(many: &Labels, one: &Labels, matching: &Matching, one_to_one: bool) -> Labels {
+    let names: Vec<&str> = matching.labels.iter().map(String::as_str).collect();
+    let base = if !one_to_one {
+        many.clone()
+    } else if matching.on {
+        many.only(&names)
+    } else {
+        many.without(&names)
+    };
+    if matching.include().is_empty() {
+        return base;
+    }
+    let mut b: LabelsBuilder = base.to_builder();
+    for name in matching.include() {
+        match one.get(name) {
+            Some(v) => b.set(name.clone(), v),
+            None => b.del(name),
+        };
+    }
+    b.build()
+}

@@ -1,0 +1,203 @@
+//! The engine's public face: options, the per-query context, results and the two entry points.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use osprey_model::{Labels, MetricsQuerier, Series, TenantId};
+use promql_parser::parser::{self, Expr};
+
+use crate::error::{PromqlError, PromqlErrorKind};
+use crate::eval::{EvalRange, Evaluator};
+
+/// Engine settings, fixed for the engine's lifetime.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for the latest sample.
+    pub lookback_delta_ms: i64,
+    /// The most samples a query may hold in memory at once.
+    pub max_samples: usize,
+    /// Default per-query timeout (callers build a [`QueryContext`] from it).
+    pub timeout: Duration,
+    /// Step of subqueries written without one (`[5m:]`); `None` means the query's step for
+    /// range queries and 60s for instant queries, as Prometheus's default evaluation interval.
+    pub default_subquery_step_ms: Option<i64>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> EngineOptions {
+        EngineOptions {
+            lookback_delta_ms: 300_000,
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            default_subquery_step_ms: None,
+        }
+    }
+}
+
+/// Deadline and cancellation for one query. The deadline is the only clock the engine reads.
+#[derive(Debug, Clone)]
+pub struct QueryContext {
+    deadline: Instant,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl QueryContext {
+    pub fn new(timeout: Duration) -> QueryContext {
+        QueryContext {
+            deadline: Instant::now() + timeout,
+            cancelled: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// A flag that cancels the query when set to `true`.
+    pub fn cancel_handle(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.cancelled)
+    }
+
+    pub(crate) fn check(&self) -> Result<(), PromqlError> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return Err(PromqlError::new(
+                PromqlErrorKind::Canceled,
+                "query was canceled",
+            ));
+        }
+        if Instant::now() >= self.deadline {
+            return Err(PromqlError::new(
+                PromqlErrorKind::Timeout,
+                "query timed out in query execution",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One sample of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorSample {
+    pub labels: Labels,
+    pub t: i64,
+    pub v: f64,
+}
+
+/// A query result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar { t: i64, v: f64 },
+    String { t: i64, v: String },
+    Vector(Vec<VectorSample>),
+    Matrix(Vec<Series>),
+}
+
+/// Counters about one evaluation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryStats {
+    /// Samples read from storage (each sample counted once per step it was used in).
+    pub total_samples: u64,
+    /// The most samples held at once.
+    pub peak_samples: u64,
+    /// Time spent evaluating (measured with the deadline clock, not used for results).
+    pub eval_time: Duration,
+}
+
+/// A result with its annotations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryOutput {
+    pub value: Value,
+    /// `PromQL warning: …` annotations, as the HTTP API renders them.
+    pub warnings: Vec<String>,
+    /// `PromQL info: …` annotations.
+    pub infos: Vec<String>,
+    pub stats: QueryStats,
+}
+
+/// A PromQL engine. Holds only options; every query is independent.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Engine {
+        Engine { opts }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Evaluates `query` at one instant.
+    pub fn instant_query(
+        &self,
+        storage: &dyn MetricsQuerier,
+        tenant: &TenantId,
+        query: &str,
+        time_ms: i64,
+        ctx: &QueryContext,
+    ) -> Result<QueryOutput, PromqlError> {
+        let expr = parse(query)?;
+        let range = EvalRange {
+            start: time_ms,
+            end: time_ms,
+            step: 0,
+        };
+        let started = Instant::now();
+        let mut ev = Evaluator::new(storage, tenant, &self.opts, ctx, query, range);
+        let value = ev.eval_instant(&expr)?;
+        Ok(ev.finish(value, started))
+    }
+
+    /// Evaluates `query` at every step from `start_ms` to `end_ms` inclusive.
+    #[allow(clippy::too_many_arguments)] // the signature other crates code against
+    pub fn range_query(
+        &self,
+        storage: &dyn MetricsQuerier,
+        tenant: &TenantId,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        ctx: &QueryContext,
+    ) -> Result<QueryOutput, PromqlError> {
+        if step_ms <= 0 {
+            return Err(PromqlError::bad_data(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(PromqlError::bad_data(
+                "end timestamp must not be before start time",
+            ));
+        }
+        let expr = parse(query)?;
+        let range = EvalRange {
+            start: start_ms,
+            end: end_ms,
+            step: step_ms,
+        };
+        let started = Instant::now();
+        let mut ev = Evaluator::new(storage, tenant, &self.opts, ctx, query, range);
+        let value = ev.eval_range(&expr)?;
+        Ok(ev.finish(value, started))
+    }
+}
+
+/// Parses a query, mapping the parser's message to Prometheus's `parse error` form.
+pub(crate) fn parse(query: &str) -> Result<Expr, PromqlError> {
+    parser::parse(query).map_err(|e| PromqlError::bad_data(parse_error_message(&e)))
+}
+
+fn parse_error_message(e: &str) -> String {
+    // promql-parser does not report positions for every error; Prometheus prefixes
+    // `line:col: parse error:`, which we keep when the parser gives it.
+    if e.contains("parse error") {
+        e.to_string()
+    } else {
+        format!("1:1: parse error: {e}")
+    }
+}
+
+/// Pretty-prints a query the way `/api/v1/format_query` answers.
+pub fn format_query(query: &str) -> Result<String, PromqlError> {
+    Ok(parse(query)?.prettify())
+}

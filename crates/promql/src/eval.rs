@@ -1,0 +1,637 @@
+//! The evaluator: every node is evaluated over all steps of its range at once (as Prometheus's
+//! `rangeEval` does), so a range query and an instant query share one code path; an instant
+//! query is a range of one step.
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use osprey_model::{
+    is_stale_nan, Labels, MatchOp, Matcher, MetricsQuerier, Sample, SelectRequest, Series,
+    TenantId, METRIC_NAME,
+};
+use promql_parser::label::MatchOp as ParserMatchOp;
+use promql_parser::parser::{
+    AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
+};
+
+use crate::engine::{EngineOptions, QueryContext, QueryOutput, QueryStats, Value, VectorSample};
+use crate::error::PromqlError;
+
+/// The steps a node is evaluated at: `start, start+step, …, end`. `step == 0` means one step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EvalRange {
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+}
+
+impl EvalRange {
+    pub fn len(&self) -> usize {
+        if self.step == 0 {
+            1
+        } else {
+            ((self.end - self.start) / self.step) as usize + 1
+        }
+    }
+
+    pub fn ts(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.step
+    }
+
+    /// The step index of a timestamp known to be on the grid.
+    fn index(&self, t: i64) -> usize {
+        if self.step == 0 {
+            0
+        } else {
+            ((t - self.start) / self.step) as usize
+        }
+    }
+}
+
+/// A series of an instant-vector expression: one point per step at which it has a value.
+/// `drop_name` marks series whose `__name__` is removed at the end of evaluation (Prometheus's
+/// delayed name removal), so that `label_replace` and `by (__name__)` can still see it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StepSeries {
+    pub labels: Labels,
+    pub drop_name: bool,
+    pub points: Vec<Sample>,
+}
+
+/// The value of an expression over the evaluation range.
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    /// One value per step.
+    Scalar(Vec<f64>),
+    String(String),
+    /// Points at step timestamps.
+    Vector(Vec<StepSeries>),
+    /// A range vector (only as the result of an instant query or a function argument).
+    Matrix(Vec<StepSeries>),
+}
+
+impl Val {
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            Val::Scalar(_) => "scalar",
+            Val::String(_) => "string",
+            Val::Vector(_) => "instant vector",
+            Val::Matrix(_) => "range vector",
+        }
+    }
+}
+
+/// A range-vector argument: series with their raw samples, and how to find each step's window.
+pub(crate) struct MatrixArg {
+    pub series: Vec<StepSeries>,
+    pub range_ms: i64,
+    offset_ms: i64,
+    at_ms: Option<i64>,
+}
+
+impl MatrixArg {
+    /// The right end of the window at step time `ts` (the window is `(end - range, end]`).
+    pub fn window_end(&self, ts: i64) -> i64 {
+        self.at_ms.unwrap_or(ts) - self.offset_ms
+    }
+
+    pub fn window<'s>(&self, series: &'s StepSeries, ts: i64) -> &'s [Sample] {
+        let end = self.window_end(ts);
+        let lo = series
+            .points
+            .partition_point(|s| s.t <= end - self.range_ms);
+        let hi = series.points.partition_point(|s| s.t <= end);
+        &series.points[lo..hi]
+    }
+}
+
+/// Collects per-step outputs into series keyed by label set, as Prometheus does.
+pub(crate) struct Collector {
+    index: HashMap<Labels, usize>,
+    pub out: Vec<StepSeries>,
+}
+
+impl Collector {
+    pub fn new() -> Collector {
+        Collector {
+            index: HashMap::new(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn push(
+        &mut self,
+        labels: Labels,
+        drop_name: bool,
+        t: i64,
+        v: f64,
+    ) -> Result<(), PromqlError> {
+        match self.index.get(&labels) {
+            Some(&i) => {
+                let s = &mut self.out[i];
+                if s.points.last().is_some_and(|p| p.t == t) {
+                    return Err(PromqlError::execution(
+                        "vector cannot contain metrics with the same labelset",
+                    ));
+                }
+                s.points.push(Sample::new(t, v));
+            }
+            None => {
+                self.index.insert(labels.clone(), self.out.len());
+                self.out.push(StepSeries {
+                    labels,
+                    drop_name,
+                    points: vec![Sample::new(t, v)],
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// For each step, the (series index, value) pairs of the series that have a point there.
+pub(crate) fn by_step(series: &[StepSeries], range: &EvalRange) -> Vec<Vec<(usize, f64)>> {
+    let mut steps = vec![Vec::new(); range.len()];
+    for (i, s) in series.iter().enumerate() {
+        for p in &s.points {
+            steps[range.index(p.t)].push((i, p.v));
+        }
+    }
+    steps
+}
+
+pub(crate) struct Evaluator<'a> {
+    storage: &'a dyn MetricsQuerier,
+    tenant: &'a TenantId,
+    pub opts: &'a EngineOptions,
+    ctx: &'a QueryContext,
+    pub query: &'a str,
+    pub range: EvalRange,
+    /// The outermost query's start and end, which `@ start()` / `@ end()` refer to.
+    query_start: i64,
+    query_end: i64,
+    stats: QueryStats,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+}
+
+pub(crate) fn duration_ms(d: &std::time::Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => duration_ms(d),
+        Some(Offset::Neg(d)) => -duration_ms(d),
+    }
+}
+
+fn system_time_ms(t: &SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(
+        storage: &'a dyn MetricsQuerier,
+        tenant: &'a TenantId,
+        opts: &'a EngineOptions,
+        ctx: &'a QueryContext,
+        query: &'a str,
+        range: EvalRange,
+    ) -> Evaluator<'a> {
+        Evaluator {
+            storage,
+            tenant,
+            opts,
+            ctx,
+            query,
+            range,
+            query_start: range.start,
+            query_end: range.end,
+            stats: QueryStats::default(),
+            warnings: Vec::new(),
+            infos: Vec::new(),
+        }
+    }
+
+    pub fn finish(self, value: Value, started: Instant) -> QueryOutput {
+        let mut stats = self.stats;
+        stats.eval_time = started.elapsed();
+        let mut warnings = self.warnings;
+        let mut infos = self.infos;
+        warnings.dedup();
+        infos.sort();
+        infos.dedup();
+        QueryOutput {
+            value,
+            warnings,
+            infos,
+            stats,
+        }
+    }
+
+    pub fn warn(&mut self, text: String) {
+        let w = format!("PromQL warning: {text}");
+        if !self.warnings.contains(&w) {
+            self.warnings.push(w);
+        }
+    }
+
+    pub fn info(&mut self, text: String) {
+        let i = format!("PromQL info: {text}");
+        if !self.infos.contains(&i) {
+            self.infos.push(i);
+        }
+    }
+
+    /// Counts samples held by a value against `max_samples`.
+    pub fn account(&mut self, n: usize) -> Result<(), PromqlError> {
+        self.stats.total_samples += n as u64;
+        self.stats.peak_samples = self.stats.peak_samples.max(n as u64);
+        if n > self.opts.max_samples {
+            return Err(PromqlError::too_many_samples());
+        }
+        self.ctx.check()
+    }
+
+    pub fn eval_instant(&mut self, expr: &Expr) -> Result<Value, PromqlError> {
+        let t = self.range.start;
+        Ok(match self.eval(expr)? {
+            Val::Scalar(v) => Value::Scalar { t, v: v[0] },
+            Val::String(s) => Value::String { t, v: s },
+            Val::Vector(series) => {
+                let series = finalize_names(series)?;
+                Value::Vector(
+                    series
+                        .into_iter()
+                        .filter_map(|s| {
+                            s.points.first().map(|p| VectorSample {
+                                labels: s.labels.clone(),
+                                t,
+                                v: p.v,
+                            })
+                        })
+                        .collect(),
+                )
+            }
+            Val::Matrix(series) => {
+                let series = finalize_names(series)?;
+                Value::Matrix(
+                    series
+                        .into_iter()
+                        .map(|s| Series {
+                            labels: s.labels,
+                            samples: s.points,
+                        })
+                        .collect(),
+                )
+            }
+        })
+    }
+
+    pub fn eval_range(&mut self, expr: &Expr) -> Result<Value, PromqlError> {
+        let val = self.eval(expr)?;
+        let mut series = match val {
+            Val::Scalar(v) => vec![Series {
+                labels: Labels::empty(),
+                samples: v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| Sample::new(self.range.ts(i), *v))
+                    .collect(),
+            }],
+            Val::Vector(series) => finalize_names(series)?
+                .into_iter()
+                .filter(|s| !s.points.is_empty())
+                .map(|s| Series {
+                    labels: s.labels,
+                    samples: s.points,
+                })
+                .collect(),
+            other => return Err(PromqlError::bad_data(format!(
+                "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                other.type_name()
+            ))),
+        };
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(Value::Matrix(series))
+    }
+
+    pub fn eval(&mut self, expr: &Expr) -> Result<Val, PromqlError> {
+        self.ctx.check()?;
+        let n = self.range.len();
+        match expr {
+            Expr::NumberLiteral(l) => Ok(Val::Scalar(vec![l.val; n])),
+            Expr::StringLiteral(s) => Ok(Val::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr),
+            Expr::Unary(u) => match self.eval(&u.expr)? {
+                Val::Scalar(v) => Ok(Val::Scalar(v.into_iter().map(|x| -x).collect())),
+                Val::Vector(mut series) => {
+                    for s in &mut series {
+                        s.drop_name = true;
+                        for p in &mut s.points {
+                            p.v = -p.v;
+                        }
+                    }
+                    Ok(Val::Vector(series))
+                }
+                other => Err(PromqlError::execution(format!(
+                    "unary minus on {}",
+                    other.type_name()
+                ))),
+            },
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.eval_vector_selector(vs, false)?)),
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => {
+                let arg = self.eval_matrix_arg(expr)?;
+                let ts = self.range.start;
+                let series = arg
+                    .series
+                    .iter()
+                    .filter_map(|s| {
+                        let w = arg.window(s, ts);
+                        (!w.is_empty()).then(|| StepSeries {
+                            labels: s.labels.clone(),
+                            drop_name: s.drop_name,
+                            points: w.to_vec(),
+                        })
+                    })
+                    .collect();
+                Ok(Val::Matrix(series))
+            }
+            Expr::Call(call) => crate::functions::eval_call(self, call),
+            Expr::Aggregate(agg) => crate::aggregate::eval_aggregate(self, agg),
+            Expr::Binary(b) => crate::binary::eval_binary(self, b),
+            Expr::Extension(_) => Err(PromqlError::bad_data(
+                "extension expressions are not supported",
+            )),
+        }
+    }
+
+    /// Evaluates an argument that must be a scalar (one value per step).
+    pub fn eval_scalar(&mut self, expr: &Expr) -> Result<Vec<f64>, PromqlError> {
+        match self.eval(expr)? {
+            Val::Scalar(v) => Ok(v),
+            other => Err(PromqlError::bad_data(format!(
+                "expected scalar, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    pub fn eval_vector(&mut self, expr: &Expr) -> Result<Vec<StepSeries>, PromqlError> {
+        match self.eval(expr)? {
+            Val::Vector(v) => Ok(v),
+            other => Err(PromqlError::bad_data(format!(
+                "expected instant vector, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    pub fn eval_string(&mut self, expr: &Expr) -> Result<String, PromqlError> {
+        match self.eval(expr)? {
+            Val::String(s) => Ok(s),
+            other => Err(PromqlError::bad_data(format!(
+                "expected string, got {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        at.as_ref().map(|a| match a {
+            AtModifier::Start => self.query_start,
+            AtModifier::End => self.query_end,
+            AtModifier::At(t) => system_time_ms(t),
+        })
+    }
+
+    /// The reference times (after `@` and offset) of every step.
+    fn ref_times(&self, at: Option<i64>, offset: i64) -> (i64, i64) {
+        match at {
+            Some(t) => (t - offset, t - offset),
+            None => (self.range.start - offset, self.range.end - offset),
+        }
+    }
+
+    fn select(
+        &mut self,
+        vs: &VectorSelector,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Series>, PromqlError> {
+        let matchers = convert_matchers(vs)?;
+        let series = self.storage.select(
+            self.tenant,
+            &SelectRequest {
+                matchers,
+                start,
+                end,
+            },
+        )?;
+        let loaded: usize = series.iter().map(|s| s.samples.len()).sum();
+        self.account(loaded)?;
+        Ok(series)
+    }
+
+    /// An instant selector: per step, the latest sample in `(t - lookback, t]` unless it is a
+    /// staleness marker. With `sample_time`, points carry the sample's own timestamp in their
+    /// value slot's companion (used by `timestamp()`), else the value.
+    pub fn eval_vector_selector(
+        &mut self,
+        vs: &VectorSelector,
+        sample_time: bool,
+    ) -> Result<Vec<StepSeries>, PromqlError> {
+        let at = self.at_ms(&vs.at);
+        let offset = offset_ms(&vs.offset);
+        let lookback = self.opts.lookback_delta_ms;
+        let (min_ref, max_ref) = self.ref_times(at, offset);
+        let raw = self.select(vs, min_ref - lookback + 1, max_ref)?;
+        let mut out = Vec::with_capacity(raw.len());
+        let mut total = 0;
+        for s in raw {
+            let mut points = Vec::new();
+            for i in 0..self.range.len() {
+                let ts = self.range.ts(i);
+                let rt = at.unwrap_or(ts) - offset;
+                let idx = s.samples.partition_point(|x| x.t <= rt);
+                if idx == 0 {
+                    continue;
+                }
+                let sample = s.samples[idx - 1];
+                if sample.t <= rt - lookback || is_stale_nan(sample.v) {
+                    continue;
+                }
+                let v = if sample_time {
+                    sample.t as f64 / 1000.0
+                } else {
+                    sample.v
+                };
+                points.push(Sample::new(ts, v));
+            }
+            total += points.len();
+            if !points.is_empty() {
+                out.push(StepSeries {
+                    labels: s.labels,
+                    drop_name: false,
+                    points,
+                });
+            }
+        }
+        self.account(total)?;
+        Ok(out)
+    }
+
+    /// A range-vector argument: a matrix selector or a subquery (possibly parenthesised).
+    pub fn eval_matrix_arg(&mut self, expr: &Expr) -> Result<MatrixArg, PromqlError> {
+        match expr {
+            Expr::Paren(p) => self.eval_matrix_arg(&p.expr),
+            Expr::MatrixSelector(ms) => self.eval_matrix_selector(ms),
+            Expr::Subquery(sq) => self.eval_subquery(sq),
+            _ => Err(PromqlError::bad_data(format!(
+                "expected type range vector in call to function, got {}",
+                self.eval(expr)?.type_name()
+            ))),
+        }
+    }
+
+    fn eval_matrix_selector(&mut self, ms: &MatrixSelector) -> Result<MatrixArg, PromqlError> {
+        let vs = &ms.vs;
+        let at = self.at_ms(&vs.at);
+        let offset = offset_ms(&vs.offset);
+        let range_ms = duration_ms(&ms.range);
+        let (min_ref, max_ref) = self.ref_times(at, offset);
+        let raw = self.select(vs, min_ref - range_ms + 1, max_ref)?;
+        let series = raw
+            .into_iter()
+            .map(|s| StepSeries {
+                labels: s.labels,
+                drop_name: false,
+                points: s
+                    .samples
+                    .into_iter()
+                    .filter(|x| !is_stale_nan(x.v))
+                    .collect(),
+            })
+            .collect();
+        let arg = MatrixArg {
+            series,
+            range_ms,
+            offset_ms: offset,
+            at_ms: at,
+        };
+        self.account_windows(&arg)?;
+        Ok(arg)
+    }
+
+    /// Counts the samples each step's windows hold, the memory Prometheus would need.
+    fn account_windows(&mut self, arg: &MatrixArg) -> Result<(), PromqlError> {
+        let mut peak = 0;
+        for i in 0..self.range.len() {
+            let ts = self.range.ts(i);
+            let n: usize = arg.series.iter().map(|s| arg.window(s, ts).len()).sum();
+            peak = peak.max(n);
+        }
+        self.account(peak)
+    }
+
+    fn eval_subquery(&mut self, sq: &SubqueryExpr) -> Result<MatrixArg, PromqlError> {
+        let at = self.at_ms(&sq.at);
+        let offset = offset_ms(&sq.offset);
+        let range_ms = duration_ms(&sq.range);
+        let step = match &sq.step {
+            Some(d) if !d.is_zero() => duration_ms(d),
+            _ => self.opts.default_subquery_step_ms.unwrap_or(60_000),
+        };
+        let (min_ref, max_ref) = self.ref_times(at, offset);
+        // Inner steps are absolute multiples of the subquery step, as in Prometheus.
+        let lower = min_ref - range_ms;
+        let mut start = lower.div_euclid(step) * step;
+        if start <= lower {
+            start += step;
+        }
+        let inner_range = EvalRange {
+            start,
+            end: max_ref.max(start),
+            step,
+        };
+        let series = if start > max_ref {
+            Vec::new()
+        } else {
+            let saved = self.range;
+            self.range = inner_range;
+            let res = self.eval_vector(&sq.expr);
+            self.range = saved;
+            res?
+        };
+        let arg = MatrixArg {
+            series,
+            range_ms,
+            offset_ms: offset,
+            at_ms: at,
+        };
+        self.account_windows(&arg)?;
+        Ok(arg)
+    }
+}
+
+/// Applies delayed `__name__` removal and rejects label sets that collide afterwards.
+fn finalize_names(mut series: Vec<StepSeries>) -> Result<Vec<StepSeries>, PromqlError> {
+    let mut any = false;
+    for s in &mut series {
+        if s.drop_name && s.labels.get(METRIC_NAME).is_some() {
+            s.labels = s.labels.without(&[METRIC_NAME]);
+            any = true;
+        }
+    }
+    if any {
+        let mut seen = std::collections::HashSet::new();
+        for s in &series {
+            if !seen.insert(&s.labels) {
+                return Err(PromqlError::execution(
+                    "vector cannot contain metrics with the same labelset",
+                ));
+            }
+        }
+    }
+    Ok(series)
+}
+
+/// The parser's matchers as storage matchers, with the metric name as a `__name__` matcher.
+pub(crate) fn convert_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, PromqlError> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(PromqlError::bad_data(
+            "1:1: parse error: unexpected \"or\" in label matching",
+        ));
+    }
+    let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
+    if let Some(name) = &vs.name {
+        out.push(Matcher::equal(METRIC_NAME, name.clone()));
+    }
+    for m in &vs.matchers.matchers {
+        let op = match m.op {
+            ParserMatchOp::Equal => MatchOp::Equal,
+            ParserMatchOp::NotEqual => MatchOp::NotEqual,
+            ParserMatchOp::Re(_) => MatchOp::RegexMatch,
+            ParserMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
+        };
+        out.push(
+            Matcher::new(op, m.name.clone(), m.value.clone())
+                .map_err(|e| PromqlError::bad_data(e.to_string()))?,
+        );
+    }
+    Ok(out)
+}
+
+/// `(line:col)` of the first occurrence of `needle` in the query, for annotation texts; the
+/// parser keeps no positions, so this is the best available approximation.
+pub(crate) fn position_of(query: &str, needle: &str) -> String {
+    let idx = query.find(needle).unwrap_or(0);
+    let line = query[..idx].matches('\n').count() + 1;
+    let col = idx - query[..idx].rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("({line}:{col})")
+}

@@ -1,0 +1,941 @@
+//! PromQL functions, with Prometheus's numerics (Kahan summation, rate extrapolation,
+//! linear regression, bucket quantiles) so results agree to the last digit where possible.
+
+use std::cmp::Ordering;
+
+use chrono::{DateTime, Datelike, Timelike};
+use osprey_model::{is_valid_label_name, Labels, Sample, METRIC_NAME};
+use promql_parser::label::MatchOp as ParserMatchOp;
+use promql_parser::parser::{Call, Expr};
+
+use crate::error::PromqlError;
+use crate::eval::{by_step, position_of, Collector, Evaluator, MatrixArg, StepSeries, Val};
+
+/// Neumaier's improved Kahan summation step, as Prometheus's `kahanSumInc`.
+pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Prometheus's `quantile`: linear interpolation between closest ranks; NaN sorts first.
+pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(Ordering::Equal),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, used for label values Prometheus derives
+/// from numbers.
+pub(crate) fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Go's `math.Max`/`math.Min`: NaN wins, and the signs of zeros are respected.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() {
+            b
+        } else {
+            a
+        }
+    } else if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() {
+            a
+        } else {
+            b
+        }
+    } else if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlError> {
+    let name = call.func.name;
+    let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+    let n = ev.range.len();
+    match name {
+        "time" => Ok(Val::Scalar(
+            (0..n).map(|i| ev.range.ts(i) as f64 / 1000.0).collect(),
+        )),
+        "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; n])),
+        "vector" => {
+            let s = ev.eval_scalar(args[0])?;
+            let points = s
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Sample::new(ev.range.ts(i), *v))
+                .collect();
+            Ok(Val::Vector(vec![StepSeries {
+                labels: Labels::empty(),
+                drop_name: false,
+                points,
+            }]))
+        }
+        "scalar" => {
+            let v = ev.eval_vector(args[0])?;
+            let mut out = vec![f64::NAN; n];
+            for (i, step) in by_step(&v, &ev.range).iter().enumerate() {
+                if let [(_, x)] = step.as_slice() {
+                    out[i] = *x;
+                }
+            }
+            Ok(Val::Scalar(out))
+        }
+        "timestamp" => {
+            let series = match strip_parens(args[0]) {
+                Expr::VectorSelector(vs) => ev.eval_vector_selector(vs, true)?,
+                other => {
+                    let mut v = ev.eval_vector(other)?;
+                    for s in &mut v {
+                        for p in &mut s.points {
+                            p.v = p.t as f64 / 1000.0;
+                        }
+                    }
+                    v
+                }
+            };
+            Ok(Val::Vector(drop_names(series)))
+        }
+        "absent" => {
+            let v = ev.eval_vector(args[0])?;
+            let labels = absent_labels(args[0]);
+            let steps = by_step(&v, &ev.range);
+            let points = (0..n)
+                .filter(|&i| steps[i].is_empty())
+                .map(|i| Sample::new(ev.range.ts(i), 1.0))
+                .collect();
+            Ok(non_empty(StepSeries {
+                labels,
+                drop_name: false,
+                points,
+            }))
+        }
+        "absent_over_time" => {
+            let arg = ev.eval_matrix_arg(args[0])?;
+            let labels = absent_labels(strip_parens(args[0]));
+            let points = (0..n)
+                .map(|i| ev.range.ts(i))
+                .filter(|&ts| arg.series.iter().all(|s| arg.window(s, ts).is_empty()))
+                .map(|ts| Sample::new(ts, 1.0))
+                .collect();
+            Ok(non_empty(StepSeries {
+                labels,
+                drop_name: false,
+                points,
+            }))
+        }
+        "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => eval_sort(ev, name, &args),
+        "label_replace" => eval_label_replace(ev, &args),
+        "label_join" => eval_label_join(ev, &args),
+        "histogram_quantile" => crate::histogram::eval_histogram_quantile(ev, &args),
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_fraction"
+        | "histogram_stddev" | "histogram_stdvar" => {
+            // Classic (float) series are not native histograms; these functions ignore them.
+            for a in &args {
+                ev.eval(a)?;
+            }
+            Ok(Val::Vector(Vec::new()))
+        }
+        "clamp" => {
+            let v = ev.eval_vector(args[0])?;
+            let lo = ev.eval_scalar(args[1])?;
+            let hi = ev.eval_scalar(args[2])?;
+            Ok(Val::Vector(map_points(ev, v, |i, x| {
+                (lo[i] <= hi[i]).then(|| go_max(lo[i], go_min(hi[i], x)))
+            })))
+        }
+        "clamp_min" | "clamp_max" => {
+            let v = ev.eval_vector(args[0])?;
+            let b = ev.eval_scalar(args[1])?;
+            let is_min = name == "clamp_min";
+            Ok(Val::Vector(map_points(ev, v, |i, x| {
+                Some(if is_min {
+                    go_max(b[i], x)
+                } else {
+                    go_min(b[i], x)
+                })
+            })))
+        }
+        "round" => {
+            let v = ev.eval_vector(args[0])?;
+            let to = match args.get(1) {
+                Some(a) => ev.eval_scalar(a)?,
+                None => vec![1.0; n],
+            };
+            Ok(Val::Vector(map_points(ev, v, |i, x| {
+                let inv = 1.0 / to[i];
+                Some((x * inv + 0.5).floor() / inv)
+            })))
+        }
+        "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month"
+        | "month" | "year" => {
+            let v = match args.first() {
+                Some(a) => ev.eval_vector(a)?,
+                None => {
+                    let points = (0..n)
+                        .map(|i| Sample::new(ev.range.ts(i), ev.range.ts(i) as f64 / 1000.0))
+                        .collect();
+                    vec![StepSeries {
+                        labels: Labels::empty(),
+                        drop_name: false,
+                        points,
+                    }]
+                }
+            };
+            Ok(Val::Vector(map_points(ev, v, |_, x| date_part(name, x))))
+        }
+        _ => {
+            if let Some(f) = simple_math(name) {
+                let v = ev.eval_vector(args[0])?;
+                return Ok(Val::Vector(map_points(ev, v, |_, x| Some(f(x)))));
+            }
+            eval_range_function(ev, name, &args)
+        }
+    }
+}
+
+fn strip_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => strip_parens(&p.expr),
+        other => other,
+    }
+}
+
+fn non_empty(s: StepSeries) -> Val {
+    Val::Vector(if s.points.is_empty() {
+        Vec::new()
+    } else {
+        vec![s]
+    })
+}
+
+fn drop_names(mut v: Vec<StepSeries>) -> Vec<StepSeries> {
+    for s in &mut v {
+        s.drop_name = true;
+    }
+    v
+}
+
+/// Applies `f(step index, value)` to every point; `None` drops the point. Drops the name.
+fn map_points(
+    ev: &Evaluator,
+    mut v: Vec<StepSeries>,
+    f: impl Fn(usize, f64) -> Option<f64>,
+) -> Vec<StepSeries> {
+    let range = ev.range;
+    for s in &mut v {
+        s.drop_name = true;
+        s.points = s
+            .points
+            .iter()
+            .filter_map(|p| {
+                let i = if range.step == 0 {
+                    0
+                } else {
+                    ((p.t - range.start) / range.step) as usize
+                };
+                f(i, p.v).map(|v| Sample::new(p.t, v))
+            })
+            .collect();
+    }
+    v.retain(|s| !s.points.is_empty());
+    v
+}
+
+fn simple_math(name: &str) -> Option<fn(f64) -> f64> {
+    Some(match name {
+        "abs" => f64::abs,
+        "ceil" => f64::ceil,
+        "floor" => f64::floor,
+        "exp" => f64::exp,
+        "sqrt" => f64::sqrt,
+        "ln" => f64::ln,
+        "log2" => f64::log2,
+        "log10" => f64::log10,
+        "sin" => f64::sin,
+        "cos" => f64::cos,
+        "tan" => f64::tan,
+        "asin" => f64::asin,
+        "acos" => f64::acos,
+        "atan" => f64::atan,
+        "sinh" => f64::sinh,
+        "cosh" => f64::cosh,
+        "tanh" => f64::tanh,
+        "asinh" => f64::asinh,
+        "acosh" => f64::acosh,
+        "atanh" => f64::atanh,
+        "deg" => |x| x * 180.0 / std::f64::consts::PI,
+        "rad" => |x| x * std::f64::consts::PI / 180.0,
+        "sgn" => |x: f64| {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                x
+            }
+        },
+        _ => return None,
+    })
+}
+
+fn date_part(name: &str, secs: f64) -> Option<f64> {
+    if secs.is_nan() || secs.is_infinite() {
+        return Some(f64::NAN);
+    }
+    let t = DateTime::from_timestamp(secs as i64, 0)?;
+    Some(match name {
+        "minute" => t.minute() as f64,
+        "hour" => t.hour() as f64,
+        "day_of_week" => t.weekday().num_days_from_sunday() as f64,
+        "day_of_month" => t.day() as f64,
+        "day_of_year" => t.ordinal() as f64,
+        "month" => t.month() as f64,
+        "year" => t.year() as f64,
+        _ => {
+            let (y, m) = (t.year(), t.month());
+            let next = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            let first = chrono::NaiveDate::from_ymd_opt(y, m, 1)?;
+            let first_next = chrono::NaiveDate::from_ymd_opt(next.0, next.1, 1)?;
+            (first_next - first).num_days() as f64
+        }
+    })
+}
+
+/// Labels `absent()` gives its output: the selector's equality matchers, except names
+/// matched more than once (Prometheus's historic rule).
+fn absent_labels(e: &Expr) -> Labels {
+    let vs = match e {
+        Expr::VectorSelector(vs) => vs,
+        Expr::MatrixSelector(ms) => &ms.vs,
+        _ => return Labels::empty(),
+    };
+    let mut b = Labels::empty().to_builder();
+    let mut has = std::collections::HashSet::new();
+    for m in &vs.matchers.matchers {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        if matches!(m.op, ParserMatchOp::Equal) && !has.contains(&m.name) {
+            b.set(m.name.clone(), m.value.clone());
+            has.insert(m.name.clone());
+        } else {
+            b.del(&m.name);
+        }
+    }
+    b.build()
+}
+
+/// Regroups series after a label change, rejecting collisions at the same step.
+fn recollect(ev: &Evaluator, series: Vec<StepSeries>) -> Result<Vec<StepSeries>, PromqlError> {
+    let mut out = Collector::new();
+    for (i, step) in by_step(&series, &ev.range).iter().enumerate() {
+        for &(j, v) in step {
+            out.push(
+                series[j].labels.clone(),
+                series[j].drop_name,
+                ev.range.ts(i),
+                v,
+            )?;
+        }
+    }
+    Ok(out.out)
+}
+
+fn eval_label_replace(ev: &mut Evaluator, args: &[&Expr]) -> Result<Val, PromqlError> {
+    let v = ev.eval_vector(args[0])?;
+    let dst = ev.eval_string(args[1])?;
+    let repl = ev.eval_string(args[2])?;
+    let src = ev.eval_string(args[3])?;
+    let re_text = ev.eval_string(args[4])?;
+    let re = regex::Regex::new(&format!("^(?s:{re_text})$")).map_err(|e| {
+        PromqlError::execution(format!(
+            "invalid regular expression in label_replace(): {re_text}: {e}"
+        ))
+    })?;
+    if !is_valid_label_name(&dst) {
+        return Err(PromqlError::execution(format!(
+            "invalid destination label name in label_replace(): {dst}"
+        )));
+    }
+    let mut out = Vec::with_capacity(v.len());
+    for mut s in v {
+        let value = s.labels.get(&src).unwrap_or("").to_string();
+        if let Some(caps) = re.captures(&value) {
+            let mut res = String::new();
+            caps.expand(&repl, &mut res);
+            let mut b = s.labels.to_builder();
+            b.set(dst.clone(), res);
+            s.labels = b.build();
+            if dst == METRIC_NAME {
+                s.drop_name = false;
+            }
+        }
+        out.push(s);
+    }
+    Ok(Val::Vector(recollect(ev, out)?))
+}
+
+fn eval_label_join(ev: &mut Evaluator, args: &[&Expr]) -> Result<Val, PromqlError> {
+    let v = ev.eval_vector(args[0])?;
+    let dst = ev.eval_string(args[1])?;
+    let sep = ev.eval_string(args[2])?;
+    let mut srcs = Vec::new();
+    for a in &args[3..] {
+        let s = ev.eval_string(a)?;
+        if !is_valid_label_name(&s) {
+            return Err(PromqlError::execution(format!(
+                "invalid source label name in label_join(): {s}"
+            )));
+        }
+        srcs.push(s);
+    }
+    if !is_valid_label_name(&dst) {
+        return Err(PromqlError::execution(format!(
+            "invalid destination label name in label_join(): {dst}"
+        )));
+    }
+    let mut out = Vec::with_capacity(v.len());
+    for mut s in v {
+        let joined: Vec<&str> = srcs.iter().map(|n| s.labels.get(n).unwrap_or("")).collect();
+        let joined = joined.join(&sep);
+        let mut b = s.labels.to_builder();
+        b.set(dst.clone(), joined);
+        s.labels = b.build();
+        if dst == METRIC_NAME {
+            s.drop_name = false;
+        }
+        out.push(s);
+    }
+    Ok(Val::Vector(recollect(ev, out)?))
+}
+
+fn eval_sort(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result<Val, PromqlError> {
+    let mut v = ev.eval_vector(args[0])?;
+    if ev.range.step != 0 {
+        let pos = position_of(ev.query, name);
+        ev.warn(format!("sort is ineffective for range queries since results are always ordered by labels {pos}"));
+        return Ok(Val::Vector(v));
+    }
+    let value = |s: &StepSeries| s.points.first().map_or(f64::NAN, |p| p.v);
+    match name {
+        "sort" | "sort_desc" => {
+            let desc = name == "sort_desc";
+            v.sort_by(|a, b| {
+                let (x, y) = (value(a), value(b));
+                match (x.is_nan(), y.is_nan()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => Ordering::Greater,
+                    (false, true) => Ordering::Less,
+                    _ if desc => y.partial_cmp(&x).unwrap_or(Ordering::Equal),
+                    _ => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+                }
+            });
+        }
+        _ => {
+            let mut names = Vec::new();
+            for a in &args[1..] {
+                names.push(ev.eval_string(a)?);
+            }
+            let desc = name == "sort_by_label_desc";
+            v.sort_by(|a, b| {
+                let mut o = Ordering::Equal;
+                for n in &names {
+                    let (x, y) = (a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
+                    if x != y {
+                        o = natural_cmp(x, y);
+                        break;
+                    }
+                }
+                if o == Ordering::Equal {
+                    o = a.labels.cmp(&b.labels);
+                }
+                if desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+        }
+    }
+    Ok(Val::Vector(v))
+}
+
+/// Natural order: runs of digits compare as numbers, everything else byte-wise.
+fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let la = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let lb = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (da, db) = (&a[..la], &b[..lb]);
+                let ta = trim_zeros(da);
+                let tb = trim_zeros(db);
+                let o = ta
+                    .len()
+                    .cmp(&tb.len())
+                    .then_with(|| ta.cmp(tb))
+                    .then_with(|| la.cmp(&lb));
+                if o != Ordering::Equal {
+                    return o;
+                }
+                a = &a[la..];
+                b = &b[lb..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let z = d.iter().take_while(|c| **c == b'0').count();
+    &d[z..]
+}
+
+/// What a range function computes from one window.
+struct WindowCtx<'w> {
+    samples: &'w [Sample],
+    /// Right end of the window (step time after `@` and offset).
+    end: i64,
+    range_ms: i64,
+    /// First scalar argument at this step (e.g. quantile, predict_linear's duration).
+    p0: f64,
+    p1: f64,
+}
+
+fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result<Val, PromqlError> {
+    type F = fn(&WindowCtx) -> Option<f64>;
+    let n = ev.range.len();
+    let (matrix_idx, f, keep_name): (usize, F, bool) = match name {
+        "rate" => (0, |w| extrapolated_rate(w, true, true), false),
+        "increase" => (0, |w| extrapolated_rate(w, true, false), false),
+        "delta" => (0, |w| extrapolated_rate(w, false, false), false),
+        "irate" => (0, |w| instant_value(w, true), false),
+        "idelta" => (0, |w| instant_value(w, false), false),
+        "deriv" => (
+            0,
+            |w| (w.samples.len() >= 2).then(|| linear_regression(w.samples, w.samples[0].t).0),
+            false,
+        ),
+        "predict_linear" => (
+            0,
+            |w| {
+                (w.samples.len() >= 2).then(|| {
+                    let (slope, intercept) = linear_regression(w.samples, w.end);
+                    slope * w.p0 + intercept
+                })
+            },
+            false,
+        ),
+        "changes" => (
+            0,
+            |w| {
+                let mut c = 0.0;
+                for p in w.samples.windows(2) {
+                    if p[0].v != p[1].v && !(p[0].v.is_nan() && p[1].v.is_nan()) {
+                        c += 1.0;
+                    }
+                }
+                Some(c)
+            },
+            false,
+        ),
+        "resets" => (
+            0,
+            |w| Some(w.samples.windows(2).filter(|p| p[1].v < p[0].v).count() as f64),
+            false,
+        ),
+        "avg_over_time" => (0, |w| Some(avg_over_time(w.samples)), false),
+        "sum_over_time" => (
+            0,
+            |w| {
+                let (s, c) = w
+                    .samples
+                    .iter()
+                    .fold((0.0, 0.0), |(s, c), p| kahan_inc(p.v, s, c));
+                Some(s + c)
+            },
+            false,
+        ),
+        "count_over_time" => (0, |w| Some(w.samples.len() as f64), false),
+        "min_over_time" => (
+            0,
+            |w| Some(fold_extreme(w.samples, |cur, v| v < cur)),
+            false,
+        ),
+        "max_over_time" => (
+            0,
+            |w| Some(fold_extreme(w.samples, |cur, v| v > cur)),
+            false,
+        ),
+        "stddev_over_time" => (0, |w| Some(variance_over_time(w.samples).sqrt()), false),
+        "stdvar_over_time" => (0, |w| Some(variance_over_time(w.samples)), false),
+        "last_over_time" => (0, |w| w.samples.last().map(|p| p.v), true),
+        "first_over_time" => (0, |w| w.samples.first().map(|p| p.v), true),
+        "present_over_time" => (0, |_| Some(1.0), false),
+        "ts_of_last_over_time" => (0, |w| w.samples.last().map(|p| p.t as f64 / 1000.0), false),
+        "ts_of_first_over_time" => (0, |w| w.samples.first().map(|p| p.t as f64 / 1000.0), false),
+        "ts_of_max_over_time" => (0, |w| ts_of_extreme(w.samples, |cur, v| v >= cur), false),
+        "ts_of_min_over_time" => (0, |w| ts_of_extreme(w.samples, |cur, v| v <= cur), false),
+        "quantile_over_time" => (
+            1,
+            |w| {
+                let mut vals: Vec<f64> = w.samples.iter().map(|p| p.v).collect();
+                Some(quantile(w.p0, &mut vals))
+            },
+            false,
+        ),
+        "mad_over_time" => (
+            0,
+            |w| {
+                let mut vals: Vec<f64> = w.samples.iter().map(|p| p.v).collect();
+                let median = quantile(0.5, &mut vals);
+                let mut dev: Vec<f64> = vals.iter().map(|v| (v - median).abs()).collect();
+                Some(quantile(0.5, &mut dev))
+            },
+            false,
+        ),
+        "double_exponential_smoothing" => (0, double_exponential_smoothing, false),
+        _ => {
+            return Err(PromqlError::bad_data(format!(
+                "function {name:?} is not supported by this engine"
+            )));
+        }
+    };
+    // Scalar parameters come before (quantile_over_time) or after the range argument.
+    let scalar_args: Vec<&Expr> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != matrix_idx)
+        .map(|(_, a)| *a)
+        .collect();
+    let mut params = Vec::new();
+    for a in &scalar_args {
+        params.push(ev.eval_scalar(a)?);
+    }
+    let p0 = params.first().cloned().unwrap_or_else(|| vec![0.0; n]);
+    let p1 = params.get(1).cloned().unwrap_or_else(|| vec![0.0; n]);
+    validate_params(ev, name, &p0, &p1)?;
+    let arg: MatrixArg = ev.eval_matrix_arg(args[matrix_idx])?;
+    if matches!(name, "rate" | "increase") {
+        non_counter_info(ev, &arg, name);
+    }
+    let mut out = Vec::with_capacity(arg.series.len());
+    for s in &arg.series {
+        let mut points = Vec::new();
+        for i in 0..n {
+            let ts = ev.range.ts(i);
+            let samples = arg.window(s, ts);
+            if samples.is_empty() {
+                continue;
+            }
+            let w = WindowCtx {
+                samples,
+                end: arg.window_end(ts),
+                range_ms: arg.range_ms,
+                p0: p0[i],
+                p1: p1[i],
+            };
+            if let Some(v) = f(&w) {
+                points.push(Sample::new(ts, v));
+            }
+        }
+        if !points.is_empty() {
+            out.push(StepSeries {
+                labels: s.labels.clone(),
+                drop_name: s.drop_name || !keep_name,
+                points,
+            });
+        }
+    }
+    Ok(Val::Vector(out))
+}
+
+fn validate_params(
+    ev: &mut Evaluator,
+    name: &str,
+    p0: &[f64],
+    p1: &[f64],
+) -> Result<(), PromqlError> {
+    match name {
+        "quantile_over_time" => {
+            if let Some(q) = p0.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
+                let pos = position_of(ev.query, name);
+                ev.warn(format!(
+                    "quantile value should be between 0 and 1, got {} {pos}",
+                    format_float(*q)
+                ));
+            }
+        }
+        "double_exponential_smoothing" => {
+            for (&sf, &tf) in p0.iter().zip(p1) {
+                if sf <= 0.0 || sf >= 1.0 {
+                    return Err(PromqlError::execution(format!(
+                        "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+                    )));
+                }
+                if tf <= 0.0 || tf >= 1.0 {
+                    return Err(PromqlError::execution(format!(
+                        "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+                    )));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Prometheus notes when `rate`/`increase` read a metric whose name does not look like a counter.
+fn non_counter_info(ev: &mut Evaluator, arg: &MatrixArg, func: &str) {
+    for s in &arg.series {
+        if let Some(name) = s.labels.get(METRIC_NAME) {
+            let counter_like = ["_total", "_sum", "_count", "_bucket"]
+                .iter()
+                .any(|suf| name.ends_with(suf));
+            let has_window = (0..ev.range.len()).any(|i| !arg.window(s, ev.range.ts(i)).is_empty());
+            if !counter_like && has_window {
+                let pos = position_of(ev.query, func);
+                ev.info(format!(
+                    "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?} {pos}"
+                ));
+            }
+        }
+    }
+}
+
+/// `rate`, `increase` and `delta` with Prometheus's extrapolation to the window's edges.
+fn extrapolated_rate(w: &WindowCtx, is_counter: bool, is_rate: bool) -> Option<f64> {
+    let s = w.samples;
+    if s.len() < 2 {
+        return None;
+    }
+    let range_start = w.end - w.range_ms;
+    let range_end = w.end;
+    let first = s[0];
+    let last = s[s.len() - 1];
+    let mut result = last.v - first.v;
+    if is_counter {
+        let mut prev = 0.0;
+        for p in s {
+            if p.v < prev {
+                result += prev;
+            }
+            prev = p.v;
+        }
+    }
+    let mut to_start = (first.t - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last.t) as f64 / 1000.0;
+    let sampled = (last.t - first.t) as f64 / 1000.0;
+    let avg = sampled / (s.len() - 1) as f64;
+    let threshold = avg * 1.1;
+    if to_start >= threshold {
+        to_start = avg / 2.0;
+    }
+    if is_counter {
+        let mut to_zero = to_start;
+        if result > 0.0 && first.v >= 0.0 {
+            to_zero = sampled * (first.v / result);
+        }
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= w.range_ms as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// `irate` and `idelta`: from the last two samples.
+fn instant_value(w: &WindowCtx, is_rate: bool) -> Option<f64> {
+    let s = w.samples;
+    if s.len() < 2 {
+        return None;
+    }
+    let (a, b) = (s[s.len() - 2], s[s.len() - 1]);
+    let interval = b.t - a.t;
+    if interval == 0 {
+        return None;
+    }
+    let mut v = if is_rate && b.v < a.v { b.v } else { b.v - a.v };
+    if is_rate {
+        v /= interval as f64 / 1000.0;
+    }
+    Some(v)
+}
+
+/// Least-squares slope and intercept with x in seconds relative to `intercept_time`.
+fn linear_regression(samples: &[Sample], intercept_time: i64) -> (f64, f64) {
+    let (mut n, mut sum_x, mut c_x, mut sum_y, mut c_y) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sum_xy, mut c_xy, mut sum_x2, mut c_x2) = (0.0, 0.0, 0.0, 0.0);
+    let init_y = samples[0].v;
+    let mut const_y = true;
+    for (i, s) in samples.iter().enumerate() {
+        if const_y && i > 0 && s.v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (s.t - intercept_time) as f64 / 1e3;
+        (sum_x, c_x) = kahan_inc(x, sum_x, c_x);
+        (sum_y, c_y) = kahan_inc(s.v, sum_y, c_y);
+        (sum_xy, c_xy) = kahan_inc(x * s.v, sum_xy, c_xy);
+        (sum_x2, c_x2) = kahan_inc(x * x, sum_x2, c_x2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    sum_x += c_x;
+    sum_y += c_y;
+    sum_xy += c_xy;
+    sum_x2 += c_x2;
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+fn avg_over_time(s: &[Sample]) -> f64 {
+    let (mut sum, mut count) = (s[0].v, 1.0);
+    let (mut mean, mut c) = (0.0, 0.0);
+    let mut incremental = false;
+    for (i, p) in s[1..].iter().enumerate() {
+        count = (i + 2) as f64;
+        if !incremental {
+            let (ns, nc) = kahan_inc(p.v, sum, c);
+            if !ns.is_infinite() {
+                (sum, c) = (ns, nc);
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        let q = (count - 1.0) / count;
+        (mean, c) = kahan_inc(p.v / count, q * mean, q * c);
+    }
+    if incremental {
+        mean + c
+    } else {
+        sum / count + c / count
+    }
+}
+
+/// Min or max where a NaN is replaced by any later number.
+fn fold_extreme(s: &[Sample], better: fn(f64, f64) -> bool) -> f64 {
+    let mut cur = s[0].v;
+    for p in &s[1..] {
+        if better(cur, p.v) || cur.is_nan() {
+            cur = p.v;
+        }
+    }
+    cur
+}
+
+/// Timestamp of the (last) extreme sample.
+fn ts_of_extreme(s: &[Sample], better_or_equal: fn(f64, f64) -> bool) -> Option<f64> {
+    let mut cur = s[0];
+    for p in &s[1..] {
+        if better_or_equal(cur.v, p.v) || cur.v.is_nan() {
+            cur = *p;
+        }
+    }
+    Some(cur.t as f64 / 1000.0)
+}
+
+fn variance_over_time(s: &[Sample]) -> f64 {
+    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for p in s {
+        count += 1.0;
+        let delta = p.v - (mean + c_mean);
+        (mean, c_mean) = kahan_inc(delta / count, mean, c_mean);
+        (aux, c_aux) = kahan_inc(delta * (p.v - (mean + c_mean)), aux, c_aux);
+    }
+    (aux + c_aux) / count
+}
+
+fn double_exponential_smoothing(w: &WindowCtx) -> Option<f64> {
+    let s = w.samples;
+    if s.len() < 2 {
+        return None;
+    }
+    let (sf, tf) = (w.p0, w.p1);
+    let mut s0 = 0.0;
+    let mut s1 = s[0].v;
+    let mut b = s[1].v - s[0].v;
+    for (i, p) in s.iter().enumerate().skip(1) {
+        let x = sf * p.v;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Some(s1)
+}

@@ -1,0 +1,28 @@
+//! Osprey's PromQL engine: parses a query (with the `promql-parser` crate) and evaluates it
+//! with Prometheus 3 semantics over [`osprey_model::MetricsQuerier`], the storage trait.
+//!
+//! Invariants:
+//! - Evaluation does no I/O and reads no clock: the evaluation time is a parameter, and the
+//!   only `Instant` read is the deadline check in [`QueryContext`].
+//! - Results follow Prometheus exactly where it is observable: lookback delta and staleness
+//!   markers, left-open ranges `(t - r, t]`, delayed `__name__` removal, error texts,
+//!   annotation texts (positions are approximated, the parser keeps none).
+//!
+//! Non-goals: native histograms (series are floats only), the experimental `info()`,
+//! duration expressions, `anchored`/`smoothed` selectors and `fill` modifiers; the
+//! [`promqltest`] runner reports the cases they affect as skipped or failed.
+
+mod aggregate;
+mod binary;
+mod engine;
+mod error;
+mod eval;
+mod functions;
+mod histogram;
+pub mod memstore;
+pub mod promqltest;
+
+pub use engine::{
+    format_query, Engine, EngineOptions, QueryContext, QueryOutput, QueryStats, Value, VectorSample,
+};
+pub use error::{PromqlError, PromqlErrorKind};

@@ -1,0 +1,157 @@
+//! A small in-memory [`MetricsQuerier`] for tests and the conformance runner: the engine is
+//! tested against the storage trait, not against a particular storage engine.
+
+use std::collections::BTreeMap;
+
+use osprey_model::{
+    Exemplar, Labels, Matcher, MetricMetadata, MetricsQuerier, Sample, SelectRequest, Series,
+    StorageError, TenantId, Timestamp,
+};
+use parking_lot::RwLock;
+
+/// Series by label set, one tenant-blind map (tests use one tenant). Samples are kept sorted
+/// by time; a sample at an existing timestamp replaces it.
+#[derive(Default)]
+pub struct MemStore {
+    series: RwLock<BTreeMap<Labels, Vec<Sample>>>,
+}
+
+impl MemStore {
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+
+    /// Adds samples to a series (creating it), keeping time order.
+    pub fn add(&self, labels: Labels, samples: impl IntoIterator<Item = Sample>) {
+        let mut map = self.series.write();
+        let series = map.entry(labels).or_default();
+        for s in samples {
+            match series.binary_search_by_key(&s.t, |x| x.t) {
+                Ok(i) => series[i] = s,
+                Err(i) => series.insert(i, s),
+            }
+        }
+    }
+
+    /// Replaces a series' samples.
+    pub fn set(&self, labels: Labels, mut samples: Vec<Sample>) {
+        samples.sort_by_key(|s| s.t);
+        samples.dedup_by_key(|s| s.t);
+        self.series.write().insert(labels, samples);
+    }
+
+    /// Drops everything.
+    pub fn clear(&self) {
+        self.series.write().clear();
+    }
+
+    fn matching<'a>(
+        map: &'a BTreeMap<Labels, Vec<Sample>>,
+        matchers: &'a [Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> impl Iterator<Item = (&'a Labels, &'a [Sample])> + 'a {
+        map.iter().filter_map(move |(labels, samples)| {
+            if !matchers
+                .iter()
+                .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+            {
+                return None;
+            }
+            let lo = samples.partition_point(|s| s.t < start);
+            let hi = samples.partition_point(|s| s.t <= end);
+            (lo < hi).then(|| (labels, &samples[lo..hi]))
+        })
+    }
+}
+
+impl MetricsQuerier for MemStore {
+    fn select(
+        &self,
+        _tenant: &TenantId,
+        request: &SelectRequest,
+    ) -> Result<Vec<Series>, StorageError> {
+        let map = self.series.read();
+        Ok(
+            Self::matching(&map, &request.matchers, request.start, request.end)
+                .map(|(labels, samples)| Series {
+                    labels: labels.clone(),
+                    samples: samples.to_vec(),
+                })
+                .collect(),
+        )
+    }
+
+    fn label_names(
+        &self,
+        _tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<String>, StorageError> {
+        let map = self.series.read();
+        let mut names: Vec<String> = Self::matching(&map, matchers, start, end)
+            .flat_map(|(labels, _)| labels.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn label_values(
+        &self,
+        _tenant: &TenantId,
+        name: &str,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<String>, StorageError> {
+        let map = self.series.read();
+        let mut values: Vec<String> = Self::matching(&map, matchers, start, end)
+            .filter_map(|(labels, _)| labels.get(name).map(str::to_string))
+            .collect();
+        values.sort();
+        values.dedup();
+        Ok(values)
+    }
+
+    fn exemplars(
+        &self,
+        _tenant: &TenantId,
+        _matchers: &[Matcher],
+        _start: Timestamp,
+        _end: Timestamp,
+    ) -> Result<Vec<(Labels, Vec<Exemplar>)>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    fn metadata(&self, _tenant: &TenantId) -> Result<Vec<MetricMetadata>, StorageError> {
+        Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selects_by_matchers_and_time() {
+        let store = MemStore::new();
+        store.add(
+            Labels::from_pairs([("__name__", "a"), ("j", "x")]),
+            [Sample::new(10, 1.0), Sample::new(20, 2.0)],
+        );
+        store.add(
+            Labels::from_pairs([("__name__", "b")]),
+            [Sample::new(10, 1.0)],
+        );
+        let req = SelectRequest {
+            matchers: vec![Matcher::equal("__name__", "a")],
+            start: 15,
+            end: 30,
+        };
+        let got = store.select(&TenantId::default_tenant(), &req).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].samples, vec![Sample::new(20, 2.0)]);
+    }
+}

@@ -1,0 +1,609 @@
+//! A runner for Prometheus's PromQL test scripts (`*.test`, the `promqltest` language), so
+//! the engine is checked against upstream's own expectations. The format and the comparison
+//! rules are documented in the conformance corpus's README; this module is self-contained so
+//! the CLI (`osprey promql-test PATH...`) can call [`run_paths`] directly.
+
+mod script;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use osprey_model::{is_stale_nan, Labels, Sample, TenantId, METRIC_NAME};
+
+use crate::engine::{Engine, EngineOptions, QueryContext, QueryOutput, Value};
+use crate::histogram::almost_equal;
+use crate::memstore::MemStore;
+use script::{Command, Eval, EvalKind, Item, SeriesDef};
+
+/// How to run the scripts.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Also run upstream's extra checks on instant evals (range consistency).
+    pub strict: bool,
+}
+
+/// Case counts; a case is one `eval`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Summary {
+    fn add(&mut self, o: Summary) {
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.skipped += o.skipped;
+    }
+}
+
+/// Runs every `*.test` file in `paths` (files, or directories searched one level deep) and
+/// prints failures, one line per file and a total line.
+pub fn run_paths(paths: &[PathBuf], opts: &RunOptions, out: &mut dyn Write) -> Summary {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            found.retain(|f| f.extension().is_some_and(|e| e == "test"));
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut total = Summary::default();
+    for f in &files {
+        let display = display_name(f);
+        let (summary, reasons) = match std::fs::read_to_string(f) {
+            Ok(text) => run_script(&display, &text, opts, out),
+            Err(e) => {
+                let _ = writeln!(out, "{display}: cannot read: {e}");
+                (
+                    Summary {
+                        failed: 1,
+                        ..Summary::default()
+                    },
+                    BTreeMap::new(),
+                )
+            }
+        };
+        let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        let suffix = if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join("; "))
+        };
+        let _ = writeln!(
+            out,
+            "{display}: {} passed, {} failed, {} skipped{suffix}",
+            summary.passed, summary.failed, summary.skipped
+        );
+        total.add(summary);
+    }
+    let _ = writeln!(
+        out,
+        "total: {} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.skipped
+    );
+    total
+}
+
+fn display_name(p: &Path) -> String {
+    let file = p
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match p.parent().and_then(|d| d.file_name()) {
+        Some(dir) => format!("{}/{file}", dir.to_string_lossy()),
+        None => file,
+    }
+}
+
+/// The settings the corpus assumes.
+fn engine() -> Engine {
+    Engine::new(EngineOptions {
+        lookback_delta_ms: 300_000,
+        max_samples: 10_000,
+        timeout: Duration::from_secs(60),
+        default_subquery_step_ms: Some(60_000),
+    })
+}
+
+struct State {
+    store: MemStore,
+    /// Metric names with native-histogram samples loaded since the last `clear`.
+    histogram_metrics: HashSet<String>,
+    start_timestamps: bool,
+    /// Set when a load failed: evals fail until the next `clear`.
+    broken_load: Option<String>,
+}
+
+fn run_script(
+    name: &str,
+    text: &str,
+    opts: &RunOptions,
+    out: &mut dyn Write,
+) -> (Summary, BTreeMap<&'static str, usize>) {
+    let engine = engine();
+    let mut st = State {
+        store: MemStore::new(),
+        histogram_metrics: HashSet::new(),
+        start_timestamps: false,
+        broken_load: None,
+    };
+    let mut sum = Summary::default();
+    let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for cmd in script::parse_script(text) {
+        match cmd {
+            Command::Clear => {
+                st.store.clear();
+                st.histogram_metrics.clear();
+                st.start_timestamps = false;
+                st.broken_load = None;
+            }
+            Command::Load {
+                step,
+                nhcb,
+                series,
+                start_timestamps,
+                ..
+            } => {
+                st.start_timestamps |= start_timestamps;
+                load(&mut st, step, nhcb, series);
+            }
+            Command::Invalid {
+                line,
+                message,
+                evals,
+            } => {
+                let _ = writeln!(out, "{name}:{line}: cannot parse block: {message}");
+                sum.failed += evals;
+                if evals == 0 {
+                    st.broken_load = Some(message);
+                }
+            }
+            Command::Eval(ev) => {
+                if let Some(reason) = skip_reason(&st, &ev) {
+                    *reasons.entry(reason).or_default() += 1;
+                    sum.skipped += 1;
+                    continue;
+                }
+                let result = match &st.broken_load {
+                    Some(e) => Err(format!("load failed: {e}")),
+                    None => run_eval(&engine, &st.store, &ev, opts),
+                };
+                match result {
+                    Ok(()) => sum.passed += 1,
+                    Err(e) => {
+                        sum.failed += 1;
+                        let _ = writeln!(
+                            out,
+                            "{name}:{}: {}\n    {}",
+                            ev.line,
+                            ev.query,
+                            e.replace('\n', "\n    ")
+                        );
+                    }
+                }
+            }
+        }
+    }
+    (sum, reasons)
+}
+
+fn load(st: &mut State, step: i64, nhcb: bool, series: Vec<SeriesDef>) {
+    for s in series {
+        let name = s.labels.get(METRIC_NAME).unwrap_or("").to_string();
+        if nhcb {
+            for suffix in ["_bucket", "_count", "_sum"] {
+                if let Some(base) = name.strip_suffix(suffix) {
+                    st.histogram_metrics.insert(base.to_string());
+                }
+            }
+        }
+        let mut samples = Vec::new();
+        for (i, item) in s.items.iter().enumerate() {
+            let t = i as i64 * step;
+            match item {
+                Item::Gap => {}
+                Item::Float(v) => samples.push(Sample::new(t, *v)),
+                Item::Histogram => {
+                    st.histogram_metrics.insert(name.clone());
+                }
+            }
+        }
+        // A series loaded twice in one block keeps the last definition.
+        st.store.set(s.labels, samples);
+    }
+}
+
+fn skip_reason(st: &State, ev: &Eval) -> Option<&'static str> {
+    let q = &ev.query;
+    if ev.expects_histogram {
+        return Some("native histograms not supported");
+    }
+    if st.start_timestamps {
+        return Some("start timestamps not supported");
+    }
+    if has_word(q, "anchored") || has_word(q, "smoothed") {
+        return Some("anchored/smoothed range selectors not supported");
+    }
+    if has_word(q, "fill") || has_word(q, "fill_left") || has_word(q, "fill_right") {
+        return Some("fill binary-operator modifiers not supported");
+    }
+    if q.contains("info(") && has_word(q, "info") {
+        return Some("info() not supported");
+    }
+    if !st.histogram_metrics.is_empty() {
+        let by_name = st.histogram_metrics.iter().any(|m| has_word(q, m));
+        if by_name || q.contains(METRIC_NAME) || has_bare_selector(q) {
+            return Some("native histograms not supported");
+        }
+    }
+    None
+}
+
+/// Whether `word` occurs in `q` delimited by non-identifier characters.
+fn has_word(q: &str, word: &str) -> bool {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    q.match_indices(word).any(|(i, _)| {
+        let before = q[..i].chars().next_back();
+        let after = q[i + word.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}
+
+/// A `{…}` selector without a metric name in front of it.
+fn has_bare_selector(q: &str) -> bool {
+    q.match_indices('{').any(|(i, _)| {
+        let prev = q[..i].trim_end().chars().next_back();
+        !prev.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    })
+}
+
+fn run_eval(engine: &Engine, store: &MemStore, ev: &Eval, opts: &RunOptions) -> Result<(), String> {
+    let tenant = TenantId::default_tenant();
+    let ctx = QueryContext::new(Duration::from_secs(60));
+    let res = match ev.kind {
+        EvalKind::Instant { at } => engine.instant_query(store, &tenant, &ev.query, at, &ctx),
+        EvalKind::Range { start, end, step } => {
+            engine.range_query(store, &tenant, &ev.query, start, end, step, &ctx)
+        }
+    };
+    let output = match res {
+        Err(e) => {
+            if !ev.fail {
+                return Err(format!("unexpected error: {}", e.message));
+            }
+            if let Some(m) = &ev.fail_msg {
+                if &e.message != m {
+                    return Err(format!("expected error {m:?}, got {:?}", e.message));
+                }
+            }
+            if let Some(r) = &ev.fail_regex {
+                let re = regex::Regex::new(r).map_err(|e| format!("bad regex in test: {e}"))?;
+                if !re.is_match(&e.message) {
+                    return Err(format!(
+                        "expected error matching {r:?}, got {:?}",
+                        e.message
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        Ok(o) => o,
+    };
+    if ev.fail {
+        return Err(format!(
+            "expected an error, got result {}",
+            show_value(&output.value)
+        ));
+    }
+    check_annotations("warning", &output.warnings, &ev.warn)?;
+    check_annotations("info", &output.infos, &ev.info)?;
+    check_value(ev, &output)?;
+    if opts.strict {
+        if let EvalKind::Instant { at } = ev.kind {
+            check_range_consistency(engine, store, ev, at, &output)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_annotations(
+    kind: &str,
+    got: &[String],
+    exp: &script::AnnotationExpect,
+) -> Result<(), String> {
+    if exp.none && !got.is_empty() {
+        return Err(format!("expected no {kind} annotations, got {got:?}"));
+    }
+    if !exp.any {
+        return Ok(());
+    }
+    if got.is_empty() {
+        return Err(format!("expected {kind} annotations, got none"));
+    }
+    if exp.msgs.is_empty() && exp.regexes.is_empty() {
+        return Ok(());
+    }
+    let regexes: Vec<regex::Regex> = exp
+        .regexes
+        .iter()
+        .filter_map(|r| regex::Regex::new(r).ok())
+        .collect();
+    let matches =
+        |a: &String| exp.msgs.iter().any(|m| m == a) || regexes.iter().any(|r| r.is_match(a));
+    if let Some(bad) = got.iter().find(|a| !matches(a)) {
+        return Err(format!(
+            "unexpected {kind} annotation {bad:?}; expected {:?} {:?}",
+            exp.msgs, exp.regexes
+        ));
+    }
+    for m in &exp.msgs {
+        if !got.contains(m) {
+            return Err(format!("expected {kind} annotation {m:?}, got {got:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Test-script float equality (`util/almost.Equal` with ε = 1e-6; a staleness marker only
+/// equals a staleness marker).
+fn float_eq(exp: f64, got: f64) -> bool {
+    if is_stale_nan(exp) || is_stale_nan(got) {
+        return is_stale_nan(exp) && is_stale_nan(got);
+    }
+    almost_equal(exp, got, 1e-6)
+}
+
+fn check_value(ev: &Eval, out: &QueryOutput) -> Result<(), String> {
+    if let Some(s) = &ev.string {
+        return match &out.value {
+            Value::String { v, .. } if v == s => Ok(()),
+            other => Err(format!("expected string {s:?}, got {}", show_value(other))),
+        };
+    }
+    if let Some(exp) = ev.scalar {
+        return match &out.value {
+            Value::Scalar { v, .. } if float_eq(exp, *v) => Ok(()),
+            other => Err(format!("expected scalar {exp}, got {}", show_value(other))),
+        };
+    }
+    match (&ev.kind, &out.value) {
+        (_, Value::Scalar { v, .. }) => {
+            Err(format!("expected vector or matrix result, got scalar {v}"))
+        }
+        (_, Value::String { v, .. }) => Err(format!(
+            "expected vector or matrix result, got string {v:?}"
+        )),
+        (EvalKind::Instant { .. }, Value::Vector(samples)) => {
+            if ev.range_vector.is_some() {
+                return Err("expected a range vector, got an instant vector".into());
+            }
+            let got: Vec<(Labels, f64)> = samples.iter().map(|s| (s.labels.clone(), s.v)).collect();
+            compare_instant(ev, &got)
+        }
+        (EvalKind::Instant { .. }, Value::Matrix(series)) => match ev.range_vector {
+            Some((start, end, step)) => compare_matrix(ev, series, start, end, step, false),
+            None => Err("expected an instant vector, got a range vector".into()),
+        },
+        (EvalKind::Range { start, end, step }, Value::Matrix(series)) => {
+            if ev.ordered {
+                return Err("expect ordered is not valid for range queries".into());
+            }
+            compare_matrix(ev, series, *start, *end, *step, true)
+        }
+        (EvalKind::Range { .. }, Value::Vector(_)) => {
+            Err("range query returned an instant vector".into())
+        }
+    }
+}
+
+fn compare_instant(ev: &Eval, got: &[(Labels, f64)]) -> Result<(), String> {
+    let mut expected = Vec::new();
+    for s in &ev.series {
+        match s.items.as_slice() {
+            [Item::Float(v)] => expected.push((s.labels.clone(), *v)),
+            _ => {
+                return Err(format!(
+                    "expected series {} must have exactly one float value",
+                    s.labels
+                ))
+            }
+        }
+    }
+    if got.len() != expected.len() {
+        return Err(format!(
+            "expected {} series, got {}:\n{}",
+            expected.len(),
+            got.len(),
+            diff_vectors(&expected, got)
+        ));
+    }
+    for (i, (labels, v)) in expected.iter().enumerate() {
+        let found = if ev.ordered {
+            got.get(i).filter(|(l, _)| l == labels)
+        } else {
+            got.iter().find(|(l, _)| l == labels)
+        };
+        match found {
+            None => {
+                let what = if ev.ordered {
+                    "at this position"
+                } else {
+                    "in the result"
+                };
+                return Err(format!(
+                    "expected series {labels} {what}:\n{}",
+                    diff_vectors(&expected, got)
+                ));
+            }
+            Some((_, g)) if !float_eq(*v, *g) => {
+                return Err(format!("series {labels}: expected {v}, got {g}"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn diff_vectors(expected: &[(Labels, f64)], got: &[(Labels, f64)]) -> String {
+    let e: Vec<String> = expected.iter().map(|(l, v)| format!("  {l} {v}")).collect();
+    let g: Vec<String> = got.iter().map(|(l, v)| format!("  {l} {v}")).collect();
+    format!("expected:\n{}\ngot:\n{}", e.join("\n"), g.join("\n"))
+}
+
+fn compare_matrix(
+    ev: &Eval,
+    got: &[osprey_model::Series],
+    start: i64,
+    end: i64,
+    step: i64,
+    require_sorted: bool,
+) -> Result<(), String> {
+    if require_sorted && got.windows(2).any(|w| w[0].labels > w[1].labels) {
+        return Err("range query result is not sorted by labels".into());
+    }
+    let steps = if step <= 0 {
+        1
+    } else {
+        ((end - start) / step) as usize + 1
+    };
+    let mut expected: Vec<(Labels, Vec<Sample>)> = Vec::new();
+    for s in &ev.series {
+        let points = s
+            .items
+            .iter()
+            .take(steps)
+            .enumerate()
+            .filter_map(|(i, item)| match item {
+                Item::Float(v) => Some(Sample::new(start + i as i64 * step, *v)),
+                _ => None,
+            })
+            .collect();
+        expected.push((s.labels.clone(), points));
+    }
+    let show = || {
+        let e: Vec<String> = expected
+            .iter()
+            .map(|(l, p)| format!("  {l} {}", show_points(p)))
+            .collect();
+        let g: Vec<String> = got
+            .iter()
+            .map(|s| format!("  {} {}", s.labels, show_points(&s.samples)))
+            .collect();
+        format!("expected:\n{}\ngot:\n{}", e.join("\n"), g.join("\n"))
+    };
+    if expected.len() != got.len() {
+        return Err(format!(
+            "expected {} series, got {}:\n{}",
+            expected.len(),
+            got.len(),
+            show()
+        ));
+    }
+    for (labels, points) in &expected {
+        let Some(g) = got.iter().find(|s| &s.labels == labels) else {
+            return Err(format!("expected series {labels} not found:\n{}", show()));
+        };
+        let same = g.samples.len() == points.len()
+            && g.samples
+                .iter()
+                .zip(points)
+                .all(|(a, b)| a.t == b.t && float_eq(b.v, a.v));
+        if !same {
+            return Err(format!("series {labels} differs:\n{}", show()));
+        }
+    }
+    Ok(())
+}
+
+fn show_points(p: &[Sample]) -> String {
+    let v: Vec<String> = p.iter().map(|s| format!("{}@{}", s.v, s.t)).collect();
+    format!("[{}]", v.join(" "))
+}
+
+fn show_value(v: &Value) -> String {
+    match v {
+        Value::Scalar { v, .. } => format!("scalar {v}"),
+        Value::String { v, .. } => format!("string {v:?}"),
+        Value::Vector(s) => {
+            let items: Vec<String> = s.iter().map(|s| format!("{} {}", s.labels, s.v)).collect();
+            format!("vector [{}]", items.join(", "))
+        }
+        Value::Matrix(s) => {
+            let items: Vec<String> = s
+                .iter()
+                .map(|s| format!("{} {}", s.labels, show_points(&s.samples)))
+                .collect();
+            format!("matrix [{}]", items.join(", "))
+        }
+    }
+}
+
+/// Upstream's range-consistency check: the query run as a range query from t-1m to t+1m
+/// must agree with the instant result at t.
+fn check_range_consistency(
+    engine: &Engine,
+    store: &MemStore,
+    ev: &Eval,
+    at: i64,
+    instant: &QueryOutput,
+) -> Result<(), String> {
+    let q = &ev.query;
+    if ev.string.is_some() || ev.range_vector.is_some() {
+        return Ok(());
+    }
+    if ["start()", "end()", "range()", "step()"]
+        .iter()
+        .any(|f| q.contains(f))
+    {
+        return Ok(());
+    }
+    let tenant = TenantId::default_tenant();
+    let ctx = QueryContext::new(Duration::from_secs(60));
+    let out = engine
+        .range_query(store, &tenant, q, at - 60_000, at + 60_000, 60_000, &ctx)
+        .map_err(|e| format!("strict: range query failed: {}", e.message))?;
+    let Value::Matrix(series) = out.value else {
+        return Err("strict: range query returned no matrix".into());
+    };
+    if !ev.ordered && series.windows(2).any(|w| w[0].labels > w[1].labels) {
+        return Err("strict: range query result is not sorted".into());
+    }
+    let mut at_t: Vec<(Labels, f64)> = series
+        .iter()
+        .filter_map(|s| {
+            s.samples
+                .iter()
+                .find(|p| p.t == at)
+                .map(|p| (s.labels.clone(), p.v))
+        })
+        .collect();
+    let mut inst: Vec<(Labels, f64)> = match &instant.value {
+        Value::Vector(v) => v.iter().map(|s| (s.labels.clone(), s.v)).collect(),
+        Value::Scalar { v, .. } => vec![(Labels::empty(), *v)],
+        _ => return Ok(()),
+    };
+    at_t.sort_by(|a, b| a.0.cmp(&b.0));
+    inst.sort_by(|a, b| a.0.cmp(&b.0));
+    let same = at_t.len() == inst.len()
+        && at_t
+            .iter()
+            .zip(&inst)
+            .all(|(a, b)| a.0 == b.0 && float_eq(b.1, a.1));
+    if same {
+        Ok(())
+    } else {
+        Err(format!(
+            "strict: range query at t differs from instant result:\n{}",
+            diff_vectors(&inst, &at_t)
+        ))
+    }
+}

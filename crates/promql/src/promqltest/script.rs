@@ -1,0 +1,578 @@
+//! Parsing of Prometheus's test-script language (`promql/promqltest`): commands, series
+//! definitions with value expansion, and eval expectations.
+
+use osprey_model::{Labels, METRIC_NAME, STALE_NAN};
+use promql_parser::label::MatchOp as ParserMatchOp;
+use promql_parser::parser::{self, Expr};
+
+/// One value slot of a series definition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Item {
+    /// No sample at this step.
+    Gap,
+    Float(f64),
+    /// A native histogram sample (not loaded; only its presence is recorded).
+    Histogram,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SeriesDef {
+    pub labels: Labels,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AnnotationExpect {
+    /// `expect warn` (or info) was given at all.
+    pub any: bool,
+    pub none: bool,
+    pub msgs: Vec<String>,
+    pub regexes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum EvalKind {
+    Instant { at: i64 },
+    Range { start: i64, end: i64, step: i64 },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Eval {
+    pub line: usize,
+    pub kind: EvalKind,
+    pub query: String,
+    pub fail: bool,
+    pub fail_msg: Option<String>,
+    pub fail_regex: Option<String>,
+    pub warn: AnnotationExpect,
+    pub info: AnnotationExpect,
+    pub ordered: bool,
+    pub string: Option<String>,
+    pub range_vector: Option<(i64, i64, i64)>,
+    pub scalar: Option<f64>,
+    pub series: Vec<SeriesDef>,
+    /// Raw text of expected lines contained a native histogram literal.
+    pub expects_histogram: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Command {
+    Clear,
+    Load {
+        step: i64,
+        nhcb: bool,
+        series: Vec<SeriesDef>,
+        start_timestamps: bool,
+    },
+    Eval(Box<Eval>),
+    /// A block the runner could not parse; fails the evals it contains.
+    Invalid {
+        line: usize,
+        message: String,
+        evals: usize,
+    },
+}
+
+/// Splits a script into commands. Errors become [`Command::Invalid`] so the rest still runs.
+pub(crate) fn parse_script(text: &str) -> Vec<Command> {
+    let lines: Vec<&str> = text.split('\n').map(str::trim).collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i];
+        if l.is_empty() || l.starts_with('#') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        i += 1;
+        while i < lines.len() && !lines[i].is_empty() && !lines[i].starts_with('#') {
+            i += 1;
+        }
+        let block = &lines[start..i];
+        let cmd = parse_block(start + 1, block).unwrap_or_else(|message| Command::Invalid {
+            line: start + 1,
+            message,
+            evals: usize::from(block[0].to_ascii_lowercase().starts_with("eval")),
+        });
+        out.push(cmd);
+    }
+    out
+}
+
+fn parse_block(line: usize, block: &[&str]) -> Result<Command, String> {
+    let head = block[0];
+    let word = head
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if word == "clear" {
+        return Ok(Command::Clear);
+    }
+    if word == "load" || word == "load_with_nhcb" {
+        let step_text = head.split_whitespace().nth(1).ok_or("load without step")?;
+        let step = parse_duration(step_text)?;
+        let mut series = Vec::new();
+        let mut start_timestamps = false;
+        for l in &block[1..] {
+            let (desc, values) = split_series_line(l);
+            if desc.ends_with("@st") {
+                start_timestamps = true;
+                continue;
+            }
+            series.push(SeriesDef {
+                labels: parse_labels(desc)?,
+                items: parse_items(values)?,
+            });
+        }
+        return Ok(Command::Load {
+            step,
+            nhcb: word == "load_with_nhcb",
+            series,
+            start_timestamps,
+        });
+    }
+    if word.starts_with("eval") {
+        return parse_eval(line, block).map(|e| Command::Eval(Box::new(e)));
+    }
+    Err(format!("unknown command {word:?}"))
+}
+
+fn parse_eval(line: usize, block: &[&str]) -> Result<Eval, String> {
+    let head = block[0];
+    let (word, rest) = head
+        .split_once(char::is_whitespace)
+        .ok_or("eval without arguments")?;
+    let word = word.to_ascii_lowercase();
+    let rest = rest.trim_start();
+    let mut ev = Eval {
+        line,
+        kind: EvalKind::Instant { at: 0 },
+        query: String::new(),
+        fail: word == "eval_fail",
+        fail_msg: None,
+        fail_regex: None,
+        warn: AnnotationExpect {
+            any: word == "eval_warn",
+            ..Default::default()
+        },
+        info: AnnotationExpect {
+            any: word == "eval_info",
+            ..Default::default()
+        },
+        ordered: word == "eval_ordered",
+        string: None,
+        range_vector: None,
+        scalar: None,
+        series: Vec::new(),
+        expects_histogram: false,
+    };
+    if let Some(r) = rest.strip_prefix("instant") {
+        let r = r
+            .trim_start()
+            .strip_prefix("at")
+            .ok_or("instant eval without `at`")?
+            .trim_start();
+        let (t, q) = r
+            .split_once(char::is_whitespace)
+            .ok_or("instant eval without query")?;
+        ev.kind = EvalKind::Instant {
+            at: parse_duration(t)?,
+        };
+        ev.query = q.trim().to_string();
+    } else if let Some(r) = rest.strip_prefix("range") {
+        let r = r
+            .trim_start()
+            .strip_prefix("from")
+            .ok_or("range eval without `from`")?
+            .trim_start();
+        let (start, r) = r.split_once(" to ").ok_or("range eval without `to`")?;
+        let (end, r) = r
+            .trim_start()
+            .split_once(" step ")
+            .ok_or("range eval without `step`")?;
+        let (step, q) = r
+            .trim_start()
+            .split_once(char::is_whitespace)
+            .ok_or("range eval without query")?;
+        ev.kind = EvalKind::Range {
+            start: parse_duration(start.trim())?,
+            end: parse_duration(end.trim())?,
+            step: parse_duration(step)?,
+        };
+        ev.query = q.trim().to_string();
+    } else {
+        return Err(format!("invalid eval command {head:?}"));
+    }
+    for l in &block[1..] {
+        if let Some(d) = l.strip_prefix("expect ") {
+            parse_directive(&mut ev, d.trim())?;
+        } else if let Some(m) = l.strip_prefix("expected_fail_message") {
+            ev.fail_msg = Some(m.trim().to_string());
+        } else if let Some(m) = l.strip_prefix("expected_fail_regexp") {
+            ev.fail_regex = Some(m.trim().to_string());
+        } else if l.contains("{{") {
+            ev.expects_histogram = true;
+        } else if let Some(v) = parse_number(l) {
+            ev.scalar = Some(v);
+        } else {
+            let (desc, values) = split_series_line(l);
+            ev.series.push(SeriesDef {
+                labels: parse_labels(desc)?,
+                items: parse_items(values)?,
+            });
+        }
+    }
+    Ok(ev)
+}
+
+fn parse_directive(ev: &mut Eval, d: &str) -> Result<(), String> {
+    let (kind, rest) = d.split_once(char::is_whitespace).unwrap_or((d, ""));
+    let rest = rest.trim();
+    let target = match kind {
+        "fail" => {
+            ev.fail = true;
+            if let Some(m) = rest.strip_prefix("msg:") {
+                ev.fail_msg = Some(m.trim().to_string());
+            } else if let Some(r) = rest.strip_prefix("regex:") {
+                ev.fail_regex = Some(r.trim().to_string());
+            }
+            return Ok(());
+        }
+        "ordered" => {
+            ev.ordered = true;
+            return Ok(());
+        }
+        "no_warn" => {
+            ev.warn.none = true;
+            return Ok(());
+        }
+        "no_info" => {
+            ev.info.none = true;
+            return Ok(());
+        }
+        "string" => {
+            ev.string = Some(unquote(rest)?);
+            return Ok(());
+        }
+        "range" => {
+            // `range vector from A to B step S`
+            let r = rest
+                .strip_prefix("vector")
+                .ok_or("bad `expect range`")?
+                .trim();
+            let r = r
+                .strip_prefix("from")
+                .ok_or("bad `expect range vector`")?
+                .trim();
+            let (a, r) = r.split_once(" to ").ok_or("bad `expect range vector`")?;
+            let (b, s) = r.split_once(" step ").ok_or("bad `expect range vector`")?;
+            ev.range_vector = Some((
+                parse_duration(a.trim())?,
+                parse_duration(b.trim())?,
+                parse_duration(s.trim())?,
+            ));
+            return Ok(());
+        }
+        "warn" => &mut ev.warn,
+        "info" => &mut ev.info,
+        other => return Err(format!("unknown expectation {other:?}")),
+    };
+    target.any = true;
+    if let Some(m) = rest.strip_prefix("msg:") {
+        target.msgs.push(m.trim().to_string());
+    } else if let Some(r) = rest.strip_prefix("regex:") {
+        target.regexes.push(r.trim().to_string());
+    }
+    Ok(())
+}
+
+fn unquote(s: &str) -> Result<String, String> {
+    if s.len() >= 2 && s.starts_with('`') && s.ends_with('`') {
+        return Ok(s[1..s.len() - 1].to_string());
+    }
+    match parser::parse(s) {
+        Ok(Expr::StringLiteral(l)) => Ok(l.val),
+        _ => Err(format!("invalid string literal {s}")),
+    }
+}
+
+/// Splits `name{a="b c"} 1 2` into the descriptor and the values, respecting quotes.
+pub(crate) fn split_series_line(l: &str) -> (&str, &str) {
+    let mut depth = 0;
+    let mut in_quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in l.char_indices() {
+        if let Some(q) = in_quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                in_quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => in_quote = Some(c),
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            c if c.is_whitespace() && depth == 0 => return (&l[..i], l[i..].trim()),
+            _ => {}
+        }
+    }
+    (l, "")
+}
+
+/// A series descriptor (`name{a="b"}`, `{__name__="x"}`, `{}`) as a label set.
+pub(crate) fn parse_labels(desc: &str) -> Result<Labels, String> {
+    if desc.replace(char::is_whitespace, "") == "{}" {
+        return Ok(Labels::empty());
+    }
+    let expr = parser::parse(desc).map_err(|e| format!("invalid series {desc:?}: {e}"))?;
+    let Expr::VectorSelector(vs) = expr else {
+        return Err(format!("invalid series {desc:?}"));
+    };
+    let mut pairs = Vec::new();
+    if let Some(n) = vs.name {
+        pairs.push((METRIC_NAME.to_string(), n));
+    }
+    for m in vs.matchers.matchers {
+        if !matches!(m.op, ParserMatchOp::Equal) {
+            return Err(format!("series {desc:?} may only use `=` matchers"));
+        }
+        pairs.push((m.name, m.value));
+    }
+    Ok(Labels::from_pairs(pairs))
+}
+
+/// Splits a values string into items, keeping `{{…}}` histogram literals whole.
+fn tokenize_values(values: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let b = values.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut depth = 0;
+        while i < b.len() {
+            if b[i..].starts_with(b"{{") {
+                depth += 1;
+                i += 2;
+                continue;
+            }
+            if b[i..].starts_with(b"}}") {
+                depth -= 1;
+                i += 2;
+                continue;
+            }
+            if depth == 0 && b[i].is_ascii_whitespace() {
+                break;
+            }
+            i += 1;
+        }
+        out.push(&values[start..i]);
+    }
+    out
+}
+
+pub(crate) fn parse_items(values: &str) -> Result<Vec<Item>, String> {
+    let mut out = Vec::new();
+    for tok in tokenize_values(values) {
+        expand_item(tok, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn expand_item(tok: &str, out: &mut Vec<Item>) -> Result<(), String> {
+    if tok.starts_with("{{") {
+        let times = match tok.rfind("}}") {
+            Some(i) if i + 2 < tok.len() => {
+                let suffix = &tok[i + 2..];
+                let n = suffix
+                    .strip_prefix('x')
+                    .ok_or_else(|| format!("invalid histogram item {tok:?}"))?;
+                n.parse::<usize>()
+                    .map_err(|_| format!("invalid histogram item {tok:?}"))?
+                    + 1
+            }
+            _ => 1,
+        };
+        out.extend(std::iter::repeat_n(Item::Histogram, times));
+        return Ok(());
+    }
+    if tok == "_" {
+        out.push(Item::Gap);
+        return Ok(());
+    }
+    if tok == "stale" {
+        out.push(Item::Float(STALE_NAN));
+        return Ok(());
+    }
+    if let Some(v) = parse_number(tok) {
+        out.push(Item::Float(v));
+        return Ok(());
+    }
+    // `<base>x<N>` where base is `_`, `stale`, `a`, `a+b` or `a-b`.
+    let (base, n) = tok
+        .rsplit_once('x')
+        .ok_or_else(|| format!("invalid value {tok:?}"))?;
+    let n: usize = n.parse().map_err(|_| format!("invalid value {tok:?}"))?;
+    match base {
+        "_" => out.extend(std::iter::repeat_n(Item::Gap, n + 1)),
+        "stale" => out.extend(std::iter::repeat_n(Item::Float(STALE_NAN), n + 1)),
+        _ => {
+            let (a, delta) = split_step(base).ok_or_else(|| format!("invalid value {tok:?}"))?;
+            let mut v = a;
+            for _ in 0..=n {
+                out.push(Item::Float(v));
+                v += delta;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `a`, `a+b` or `a-b` as (a, ±b).
+fn split_step(base: &str) -> Option<(f64, f64)> {
+    if let Some(v) = parse_number(base) {
+        return Some((v, 0.0));
+    }
+    let bytes = base.as_bytes();
+    for i in (1..bytes.len()).rev() {
+        let c = bytes[i];
+        if (c == b'+' || c == b'-') && !matches!(bytes[i - 1], b'e' | b'E' | b'+' | b'-') {
+            let a = parse_number(&base[..i])?;
+            let b = parse_number(&base[i + 1..])?;
+            return Some((a, if c == b'+' { b } else { -b }));
+        }
+    }
+    None
+}
+
+/// A PromQL number: decimal, hex, `Inf`/`NaN` (any case, signed), or a duration in seconds.
+pub(crate) fn parse_number(s: &str) -> Option<f64> {
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let v = if body.eq_ignore_ascii_case("inf") {
+        f64::INFINITY
+    } else if body.eq_ignore_ascii_case("nan") {
+        f64::NAN
+    } else if let Some(h) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()? as f64
+    } else if body
+        .bytes()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        body.parse::<f64>().ok()?
+    } else {
+        parse_duration(body).ok()? as f64 / 1000.0
+    };
+    Some(if neg { -v } else { v })
+}
+
+/// A Prometheus duration (`1h30m`, `10s53ms`, `0`) in milliseconds; a leading `-` negates.
+pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
+    if let Some(rest) = s.strip_prefix('-') {
+        return parse_duration(rest).map(|v| -v);
+    }
+    if s == "0" {
+        return Ok(0);
+    }
+    let mut total: i64 = 0;
+    let b = s.as_bytes();
+    let mut i = 0;
+    if b.is_empty() {
+        return Err("empty duration".into());
+    }
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if start == i {
+            return Err(format!("invalid duration {s:?}"));
+        }
+        let n: i64 = s[start..i]
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}"))?;
+        let unit_start = i;
+        while i < b.len() && b[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let unit = match &s[unit_start..i] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            "y" => 31_536_000_000,
+            _ => return Err(format!("invalid duration {s:?}")),
+        };
+        total += n * unit;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn floats(values: &str) -> Vec<Option<f64>> {
+        parse_items(values)
+            .unwrap()
+            .into_iter()
+            .map(|i| match i {
+                Item::Float(v) => Some(v),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn expands_values() {
+        assert_eq!(
+            floats("0+10x2 _ 1e3 -2-1x1"),
+            vec![
+                Some(0.0),
+                Some(10.0),
+                Some(20.0),
+                None,
+                Some(1000.0),
+                Some(-2.0),
+                Some(-3.0)
+            ]
+        );
+        assert_eq!(floats("0x1f 1m"), vec![Some(31.0), Some(60.0)]);
+        assert_eq!(
+            floats("_x2 3x1"),
+            vec![None, None, None, Some(3.0), Some(3.0)]
+        );
+        assert_eq!(parse_items("1 {{schema:0 sum:1}}x2").unwrap().len(), 4);
+    }
+
+    #[test]
+    fn parses_durations_and_lines() {
+        assert_eq!(parse_duration("1h30m").unwrap(), 5_400_000);
+        assert_eq!(parse_duration("10s53ms").unwrap(), 10_053);
+        assert_eq!(
+            split_series_line(r#"a{b="c d"} 1 2"#),
+            (r#"a{b="c d"}"#, "1 2")
+        );
+        assert_eq!(
+            parse_labels(r#"a{b="c"}"#).unwrap().to_string(),
+            r#"{__name__="a", b="c"}"#
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! Runs Prometheus's PromQL test scripts (the shared conformance corpus) through the engine
+//! and fails when more cases fail than the ratchet allows.
+
+use std::path::PathBuf;
+
+use osprey_promql::promqltest::{run_paths, RunOptions};
+
+/// Failures measured on the corpus at the last change of the engine. Lower it whenever the
+/// engine gets better; a rise means a regression.
+const MAX_FAILURES: usize = 330;
+
+fn corpus_dir() -> PathBuf {
+    match std::env::var_os("OSPREY_CONFORMANCE_DIR") {
+        Some(d) => PathBuf::from(d).join("promql"),
+        None => {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/promql")
+        }
+    }
+}
+
+#[test]
+fn promql_corpus_does_not_regress() {
+    let dir = corpus_dir();
+    if !dir.is_dir() {
+        println!("skipped: conformance corpus not found at {}", dir.display());
+        return;
+    }
+    let mut out = Vec::new();
+    let summary = run_paths(&[dir], &RunOptions::default(), &mut out);
+    let text = String::from_utf8_lossy(&out);
+    // Set to a file path to keep the full report (failures included) for inspection.
+    if let Some(path) = std::env::var_os("OSPREY_CONFORMANCE_REPORT") {
+        std::fs::write(path, text.as_bytes()).expect("write conformance report");
+    }
+    let tail: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.contains(" passed, "))
+        .collect();
+    println!("{}", tail.join("\n"));
+    assert!(summary.passed > 0, "no case passed:\n{text}");
+    assert!(
+        summary.failed <= MAX_FAILURES,
+        "{} failures exceed the ratchet of {MAX_FAILURES}:\n{text}",
+        summary.failed
+    );
+}
