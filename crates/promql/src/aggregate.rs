@@ -6,7 +6,7 @@ use osprey_model::{is_valid_label_name, Labels, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, position_of, Collector, Evaluator, StepSeries, Val};
+use crate::eval::{arg_pos, by_step, Collector, Evaluator, StepSeries, Val};
 use crate::functions::{format_float, kahan_inc, quantile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,29 +102,45 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
             }
         }
         Agg::LimitRatio => {
+            if scalar_param.iter().any(|r| r.is_nan()) {
+                return Err(PromqlError::execution("Ratio value is NaN"));
+            }
+            let pos = arg_pos(ev.query, &name, 0);
+            let (min, max) = min_max(&scalar_param);
+            if max > 1.0 {
+                ev.warn(format!(
+                    "ratio value should be between -1 and 1, got {}, capping to 1 {pos}",
+                    format_float(max)
+                ));
+            }
+            if min < -1.0 {
+                ev.warn(format!(
+                    "ratio value should be between -1 and 1, got {}, capping to -1 {pos}",
+                    format_float(min)
+                ));
+            }
             for r in &mut scalar_param {
-                if r.is_nan() {
-                    return Err(PromqlError::execution("Ratio value is NaN"));
-                }
-                if *r < -1.0 || *r > 1.0 {
-                    let pos = position_of(ev.query, "limit_ratio");
-                    ev.warn(format!(
-                        "ratio value should be between -1 and 1, got {} {pos}",
-                        format_float(*r)
-                    ));
-                    *r = r.clamp(-1.0, 1.0);
-                }
+                *r = r.clamp(-1.0, 1.0);
             }
         }
         Agg::Quantile => {
-            if let Some(q) = scalar_param
-                .iter()
-                .find(|q| q.is_nan() || **q < 0.0 || **q > 1.0)
-            {
-                let pos = position_of(ev.query, "quantile");
+            let pos = arg_pos(ev.query, &name, 0);
+            let (min, max) = min_max(&scalar_param);
+            if scalar_param.iter().any(|q| q.is_nan()) {
+                ev.warn(format!(
+                    "quantile value should be between 0 and 1, got NaN {pos}"
+                ));
+            }
+            if max > 1.0 {
                 ev.warn(format!(
                     "quantile value should be between 0 and 1, got {} {pos}",
-                    format_float(*q)
+                    format_float(max)
+                ));
+            }
+            if min < 0.0 {
+                ev.warn(format!(
+                    "quantile value should be between 0 and 1, got {} {pos}",
+                    format_float(min)
                 ));
             }
         }
@@ -165,6 +181,15 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
         }
     }
     Ok(Val::Vector(out.out))
+}
+
+/// The smallest and largest non-NaN values.
+fn min_max(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .filter(|x| !x.is_nan())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
 }
 
 fn group_key(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
@@ -218,7 +243,7 @@ fn accumulate(op: Agg, g: &mut Group, j: usize, v: f64) {
         Agg::Stddev | Agg::Stdvar => {
             if first {
                 g.mean = v;
-                g.value = 0.0;
+                g.value = if v.is_finite() { 0.0 } else { f64::NAN };
                 return;
             }
             let delta = v - g.mean;

@@ -7,7 +7,7 @@ use osprey_model::{Labels, LabelsBuilder, METRIC_NAME};
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, Collector, Evaluator, StepSeries, Val};
+use crate::eval::{by_step, Collector, Evaluator, StepSeries, Val, METADATA_LABELS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -302,10 +302,13 @@ fn vector_vector(
         for &(j, v) in os {
             if let Some(&(dup, _)) = one_by_sig.get(&one_sig[j]) {
                 let side = if one_to_many { "left" } else { "right" };
+                // Sorted, so the message does not depend on the input order.
+                let mut pair = [one[j].labels.to_string(), one[dup].labels.to_string()];
+                pair.sort();
                 return Err(PromqlError::execution(format!(
                     "found duplicate series for the match group {} on the {side} hand-side of the operation: \
                      [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                    one_sig[j], one[j].labels, one[dup].labels
+                    one_sig[j], pair[0], pair[1]
                 )));
             }
             one_by_sig.insert(&one_sig[j], (j, v));
@@ -319,12 +322,16 @@ fn vector_vector(
             let (mut value, keep) = apply(op, l, r);
             if return_bool {
                 value = if keep { 1.0 } else { 0.0 };
-            } else if !keep {
-                continue;
             }
-            let labels = result_labels(&many[j].labels, &one[k].labels, matching, one_to_one);
-            let entry = matched.entry(&many_sig[j]);
-            match entry {
+            let labels = result_labels(
+                &many[j].labels,
+                &one[k].labels,
+                matching,
+                one_to_one,
+                op.drops_name(),
+            );
+            // Matching errors are raised before filtering, as Prometheus does.
+            match matched.entry(&many_sig[j]) {
                 std::collections::hash_map::Entry::Occupied(mut e) => {
                     if one_to_one {
                         return Err(PromqlError::execution(
@@ -341,22 +348,36 @@ fn vector_vector(
                     e.insert(HashSet::from([labels.clone()]));
                 }
             }
-            let drop_name = return_bool || op.drops_name() || many[j].drop_name;
-            out.push(labels, drop_name, t, value)?;
+            if keep || return_bool {
+                out.push(labels, return_bool, t, value)?;
+            }
         }
     }
     Ok(Val::Vector(out.out))
 }
 
-fn result_labels(many: &Labels, one: &Labels, matching: &Matching, one_to_one: bool) -> Labels {
+/// The labels of a vector-vector result: the "many" side's, reduced to the matching labels
+/// for one-to-one `on`, without the `ignoring` ones otherwise, plus `group_x` labels from the
+/// "one" side. Arithmetic drops the metric name and the other metadata labels at once.
+fn result_labels(
+    many: &Labels,
+    one: &Labels,
+    matching: &Matching,
+    one_to_one: bool,
+    drop_metadata: bool,
+) -> Labels {
     let names: Vec<&str> = matching.labels.iter().map(String::as_str).collect();
-    let base = if !one_to_one {
-        many.clone()
-    } else if matching.on {
-        many.only(&names)
-    } else {
-        many.without(&names)
-    };
+    let mut base = many.clone();
+    if drop_metadata {
+        base = base.without(&METADATA_LABELS);
+    }
+    if one_to_one {
+        base = if matching.on {
+            base.only(&names)
+        } else {
+            base.without(&names)
+        };
+    }
     if matching.include().is_empty() {
         return base;
     }

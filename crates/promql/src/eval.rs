@@ -167,9 +167,9 @@ pub(crate) struct Evaluator<'a> {
     ctx: &'a QueryContext,
     pub query: &'a str,
     pub range: EvalRange,
-    /// The outermost query's start and end, which `@ start()` / `@ end()` refer to.
-    query_start: i64,
-    query_end: i64,
+    /// The outermost query's range and step, which `@ start()` / `@ end()`, `start()`,
+    /// `end()`, `step()` and `range()` refer to (also inside subqueries).
+    pub query_range: EvalRange,
     stats: QueryStats,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
@@ -210,8 +210,7 @@ impl<'a> Evaluator<'a> {
             ctx,
             query,
             range,
-            query_start: range.start,
-            query_end: range.end,
+            query_range: range,
             stats: QueryStats::default(),
             warnings: Vec::new(),
             infos: Vec::new(),
@@ -312,10 +311,12 @@ impl<'a> Evaluator<'a> {
                     samples: s.points,
                 })
                 .collect(),
-            other => return Err(PromqlError::bad_data(format!(
+            other => {
+                return Err(PromqlError::bad_data(format!(
                 "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
                 other.type_name()
-            ))),
+            )))
+            }
         };
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(Value::Matrix(series))
@@ -404,8 +405,8 @@ impl<'a> Evaluator<'a> {
 
     fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
         at.as_ref().map(|a| match a {
-            AtModifier::Start => self.query_start,
-            AtModifier::End => self.query_end,
+            AtModifier::Start => self.query_range.start,
+            AtModifier::End => self.query_range.end,
             AtModifier::At(t) => system_time_ms(t),
         })
     }
@@ -579,26 +580,59 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-/// Applies delayed `__name__` removal and rejects label sets that collide afterwards.
+/// The labels removed together with the metric name (Prometheus's metadata labels).
+pub(crate) const METADATA_LABELS: [&str; 3] = [METRIC_NAME, "__type__", "__unit__"];
+
+/// Applies delayed `__name__` removal. Series that end up with the same labels are merged
+/// when their points do not overlap (a range result), and rejected otherwise.
 fn finalize_names(mut series: Vec<StepSeries>) -> Result<Vec<StepSeries>, PromqlError> {
     let mut any = false;
     for s in &mut series {
-        if s.drop_name && s.labels.get(METRIC_NAME).is_some() {
-            s.labels = s.labels.without(&[METRIC_NAME]);
+        if s.drop_name && METADATA_LABELS.iter().any(|n| s.labels.get(n).is_some()) {
+            s.labels = s.labels.without(&METADATA_LABELS);
             any = true;
         }
     }
-    if any {
-        let mut seen = std::collections::HashSet::new();
-        for s in &series {
-            if !seen.insert(&s.labels) {
-                return Err(PromqlError::execution(
-                    "vector cannot contain metrics with the same labelset",
-                ));
+    if !any {
+        return Ok(series);
+    }
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
+    for s in series {
+        match index.get(&s.labels) {
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+            Some(&i) => {
+                let target = &mut out[i];
+                let mut merged = Vec::with_capacity(target.points.len() + s.points.len());
+                let (mut a, mut b) = (target.points.iter().peekable(), s.points.iter().peekable());
+                loop {
+                    let next = match (a.peek(), b.peek()) {
+                        (Some(x), Some(y)) if x.t == y.t => {
+                            return Err(PromqlError::execution(
+                                "vector cannot contain metrics with the same labelset",
+                            ))
+                        }
+                        (Some(x), Some(y)) => {
+                            if x.t < y.t {
+                                a.next()
+                            } else {
+                                b.next()
+                            }
+                        }
+                        (Some(_), None) => a.next(),
+                        (None, Some(_)) => b.next(),
+                        (None, None) => break,
+                    };
+                    merged.extend(next.copied());
+                }
+                target.points = merged;
             }
         }
     }
-    Ok(series)
+    Ok(out)
 }
 
 /// The parser's matchers as storage matchers, with the metric name as a `__name__` matcher.
@@ -627,11 +661,120 @@ pub(crate) fn convert_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, Prom
     Ok(out)
 }
 
-/// `(line:col)` of the first occurrence of `needle` in the query, for annotation texts; the
-/// parser keeps no positions, so this is the best available approximation.
-pub(crate) fn position_of(query: &str, needle: &str) -> String {
-    let idx = query.find(needle).unwrap_or(0);
-    let line = query[..idx].matches('\n').count() + 1;
-    let col = idx - query[..idx].rfind('\n').map_or(0, |i| i + 1) + 1;
+/// `(line:col)` of a call or aggregation named `name` (its first occurrence), as
+/// annotation texts show it. The parser keeps no positions, so the query text is scanned.
+pub(crate) fn call_pos(query: &str, name: &str) -> String {
+    format_pos(query, find_call(query, name).unwrap_or(0))
+}
+
+/// `(line:col)` of argument `idx` of the first call or aggregation named `name`; for an
+/// aggregation, argument 0 is its parameter.
+pub(crate) fn arg_pos(query: &str, name: &str, idx: usize) -> String {
+    let pos = find_call(query, name)
+        .and_then(|start| find_arg(query, start + name.len(), idx))
+        .unwrap_or(0);
+    format_pos(query, pos)
+}
+
+fn format_pos(query: &str, pos: usize) -> String {
+    let before = &query[..pos];
+    let line = before.matches('\n').count() + 1;
+    let col = pos - before.rfind('\n').map_or(0, |i| i + 1) + 1;
     format!("({line}:{col})")
+}
+
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
+}
+
+/// Byte offset of `name` used as a call: an identifier followed by `(` or a grouping clause.
+fn find_call(query: &str, name: &str) -> Option<usize> {
+    let b = query.as_bytes();
+    query.match_indices(name).map(|(i, _)| i).find(|&i| {
+        let end = i + name.len();
+        let bounded = (i == 0 || !is_ident(b[i - 1])) && (end == b.len() || !is_ident(b[end]));
+        let rest = query[end..].trim_start();
+        bounded && (rest.starts_with('(') || rest.starts_with("by") || rest.starts_with("without"))
+    })
+}
+
+/// Start of argument `idx` in the argument list that follows byte `from` (skipping a
+/// `by (…)`/`without (…)` clause written before the arguments).
+fn find_arg(query: &str, from: usize, idx: usize) -> Option<usize> {
+    let b = query.as_bytes();
+    let mut i = skip_ws(b, from);
+    for kw in ["by", "without"] {
+        if query[i..].starts_with(kw) && !b.get(i + kw.len()).is_some_and(|c| is_ident(*c)) {
+            i = skip_ws(b, i + kw.len());
+            i = skip_group(b, i)?;
+            i = skip_ws(b, i);
+        }
+    }
+    if b.get(i) != Some(&b'(') {
+        return None;
+    }
+    i += 1;
+    let mut arg = 0;
+    let mut depth = 0;
+    let mut start = skip_ws(b, i);
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\'' | b'`' => i = skip_string(b, i),
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' if depth == 0 => break,
+            b')' | b']' | b'}' => depth -= 1,
+            b',' if depth == 0 => {
+                if arg == idx {
+                    return Some(start);
+                }
+                arg += 1;
+                start = skip_ws(b, i + 1);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    (arg == idx).then_some(start)
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// From an opening `(`, the index just past its matching `)`.
+fn skip_group(b: &[u8], mut i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'(') {
+        return None;
+    }
+    let mut depth = 0;
+    while i < b.len() {
+        match b[i] {
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// From an opening quote, the index of the closing one.
+fn skip_string(b: &[u8], mut i: usize) -> usize {
+    let q = b[i];
+    i += 1;
+    while i < b.len() && b[i] != q {
+        if b[i] == b'\\' && q != b'`' {
+            i += 1;
+        }
+        i += 1;
+    }
+    i
 }

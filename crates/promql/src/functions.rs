@@ -9,7 +9,7 @@ use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::{Call, Expr};
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, position_of, Collector, Evaluator, MatrixArg, StepSeries, Val};
+use crate::eval::{arg_pos, by_step, call_pos, Collector, Evaluator, MatrixArg, StepSeries, Val};
 
 /// Neumaier's improved Kahan summation step, as Prometheus's `kahanSumInc`.
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -105,6 +105,24 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
             (0..n).map(|i| ev.range.ts(i) as f64 / 1000.0).collect(),
         )),
         "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; n])),
+        "start" | "end" | "step" | "range" => {
+            let q = ev.query_range;
+            let ms = match name {
+                "start" => q.start,
+                "end" => q.end,
+                "step" => q.step,
+                _ => q.end - q.start,
+            };
+            Ok(Val::Scalar(vec![ms as f64 / 1000.0; n]))
+        }
+        "min_of" | "max_of" => {
+            let a = ev.eval_scalar(args[0])?;
+            let b = ev.eval_scalar(args[1])?;
+            let f = if name == "min_of" { go_min } else { go_max };
+            Ok(Val::Scalar(
+                a.iter().zip(&b).map(|(x, y)| f(*x, *y)).collect(),
+            ))
+        }
         "vector" => {
             let s = ev.eval_scalar(args[0])?;
             let points = s
@@ -174,9 +192,11 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => eval_sort(ev, name, &args),
         "label_replace" => eval_label_replace(ev, &args),
         "label_join" => eval_label_join(ev, &args),
-        "histogram_quantile" => crate::histogram::eval_histogram_quantile(ev, &args),
-        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_fraction"
-        | "histogram_stddev" | "histogram_stdvar" => {
+        "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
+            crate::histogram::eval_histogram_function(ev, name, &args)
+        }
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+        | "histogram_stdvar" => {
             // Classic (float) series are not native histograms; these functions ignore them.
             for a in &args {
                 ev.eval(a)?;
@@ -459,8 +479,8 @@ fn eval_label_join(ev: &mut Evaluator, args: &[&Expr]) -> Result<Val, PromqlErro
 
 fn eval_sort(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result<Val, PromqlError> {
     let mut v = ev.eval_vector(args[0])?;
-    if ev.range.step != 0 {
-        let pos = position_of(ev.query, name);
+    if ev.range.start != ev.range.end {
+        let pos = call_pos(ev.query, name);
         ev.warn(format!("sort is ineffective for range queries since results are always ordered by labels {pos}"));
         return Ok(Val::Vector(v));
     }
@@ -554,6 +574,8 @@ struct WindowCtx<'w> {
     samples: &'w [Sample],
     /// Right end of the window (step time after `@` and offset).
     end: i64,
+    /// The step's evaluation time.
+    ts: i64,
     range_ms: i64,
     /// First scalar argument at this step (e.g. quantile, predict_linear's duration).
     p0: f64,
@@ -578,7 +600,7 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
             0,
             |w| {
                 (w.samples.len() >= 2).then(|| {
-                    let (slope, intercept) = linear_regression(w.samples, w.end);
+                    let (slope, intercept) = linear_regression(w.samples, w.ts);
                     slope * w.p0 + intercept
                 })
             },
@@ -646,6 +668,9 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
             0,
             |w| {
                 let mut vals: Vec<f64> = w.samples.iter().map(|p| p.v).collect();
+                if vals.iter().any(|v| v.is_nan()) {
+                    return Some(f64::NAN);
+                }
                 let median = quantile(0.5, &mut vals);
                 let mut dev: Vec<f64> = vals.iter().map(|v| (v - median).abs()).collect();
                 Some(quantile(0.5, &mut dev))
@@ -689,6 +714,7 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
             let w = WindowCtx {
                 samples,
                 end: arg.window_end(ts),
+                ts,
                 range_ms: arg.range_ms,
                 p0: p0[i],
                 p1: p1[i],
@@ -717,7 +743,7 @@ fn validate_params(
     match name {
         "quantile_over_time" => {
             if let Some(q) = p0.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
-                let pos = position_of(ev.query, name);
+                let pos = arg_pos(ev.query, name, 0);
                 ev.warn(format!(
                     "quantile value should be between 0 and 1, got {} {pos}",
                     format_float(*q)
@@ -750,9 +776,10 @@ fn non_counter_info(ev: &mut Evaluator, arg: &MatrixArg, func: &str) {
             let counter_like = ["_total", "_sum", "_count", "_bucket"]
                 .iter()
                 .any(|suf| name.ends_with(suf));
-            let has_window = (0..ev.range.len()).any(|i| !arg.window(s, ev.range.ts(i)).is_empty());
+            // Only series that produce a result are noted (a rate needs two samples).
+            let has_window = (0..ev.range.len()).any(|i| arg.window(s, ev.range.ts(i)).len() >= 2);
             if !counter_like && has_window {
-                let pos = position_of(ev.query, func);
+                let pos = arg_pos(ev.query, func, 0);
                 ev.info(format!(
                     "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?} {pos}"
                 ));

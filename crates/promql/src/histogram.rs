@@ -6,7 +6,7 @@ use osprey_model::{Labels, METRIC_NAME};
 use promql_parser::parser::Expr;
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, position_of, Collector, Evaluator, Val};
+use crate::eval::{arg_pos, by_step, Collector, Evaluator, Val};
 use crate::functions::format_float;
 
 /// Bucket counts closer than this (relative) are treated as equal, hiding float noise.
@@ -18,69 +18,199 @@ struct Bucket {
     count: f64,
 }
 
-pub(crate) fn eval_histogram_quantile(
+/// Which classic-histogram function is evaluated.
+enum HistogramFn {
+    Quantile(Vec<f64>),
+    /// `histogram_quantiles`: the output label and one quantile per argument.
+    Quantiles(String, Vec<Vec<f64>>),
+    Fraction(Vec<f64>, Vec<f64>),
+}
+
+/// Monotonicity repairs seen for one metric name, merged over steps as Prometheus merges
+/// the annotation.
+struct MonotonicityFix {
+    min_ts: i64,
+    max_ts: i64,
+    min_bucket: f64,
+    max_bucket: f64,
+    max_diff: f64,
+    count: usize,
+}
+
+/// `histogram_quantile`, `histogram_quantiles` and `histogram_fraction` over classic
+/// histograms: series grouped by their labels without `le`.
+pub(crate) fn eval_histogram_function(
     ev: &mut Evaluator,
+    name: &str,
     args: &[&Expr],
 ) -> Result<Val, PromqlError> {
-    let q = ev.eval_scalar(args[0])?;
-    let input = ev.eval_vector(args[1])?;
-    let pos = position_of(ev.query, "histogram_quantile");
-    if let Some(bad) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
-        ev.warn(format!(
-            "quantile value should be between 0 and 1, got {} {pos}",
-            format_float(*bad)
-        ));
-    }
-    // Per input series: its group (labels without `le` and name) and its upper bound.
+    let (func, vec_arg) = match name {
+        "histogram_quantile" => {
+            let q = ev.eval_scalar(args[0])?;
+            warn_quantiles(ev, &q, arg_pos(ev.query, name, 0));
+            (HistogramFn::Quantile(q), 1)
+        }
+        "histogram_quantiles" => {
+            let label = ev.eval_string(args[1])?;
+            let mut qs = Vec::new();
+            for (i, a) in args.iter().enumerate().skip(2) {
+                let q = ev.eval_scalar(a)?;
+                warn_quantiles(ev, &q, arg_pos(ev.query, name, i));
+                qs.push(q);
+            }
+            (HistogramFn::Quantiles(label, qs), 0)
+        }
+        _ => (
+            HistogramFn::Fraction(ev.eval_scalar(args[0])?, ev.eval_scalar(args[1])?),
+            2,
+        ),
+    };
+    let input = ev.eval_vector(args[vec_arg])?;
+    let pos = arg_pos(ev.query, name, vec_arg);
+    // Per input series: its group (labels without `le`) and its upper bound.
     let mut keys = Vec::with_capacity(input.len());
     for s in &input {
         let le = s.labels.get("le");
         let upper = le.and_then(parse_le);
         if upper.is_none() {
-            let name = s.labels.get(METRIC_NAME).unwrap_or("");
+            let metric = s.labels.get(METRIC_NAME).unwrap_or("");
             ev.warn(format!(
-                "bucket label \"le\" is missing or has a malformed value of {:?} for metric name {name:?} {pos}",
+                "bucket label \"le\" is missing or has a malformed value of {:?} for metric name {metric:?} {pos}",
                 le.unwrap_or("")
             ));
         }
-        keys.push((s.labels.without(&[METRIC_NAME, "le"]), upper));
+        keys.push((s.labels.without(&["le"]), upper));
     }
     let range = ev.range;
     let mut out = Collector::new();
+    let mut fixes: Vec<(String, MonotonicityFix)> = Vec::new();
     for (i, step) in by_step(&input, &range).iter().enumerate() {
+        let t = range.ts(i);
         let mut order: Vec<&Labels> = Vec::new();
-        let mut groups: HashMap<&Labels, (Vec<Bucket>, String)> = HashMap::new();
+        let mut groups: HashMap<&Labels, Vec<Bucket>> = HashMap::new();
         for &(j, v) in step {
             let (key, upper) = &keys[j];
             let Some(upper) = upper else { continue };
-            let g = groups.entry(key).or_insert_with(|| {
-                order.push(key);
-                (
-                    Vec::new(),
-                    input[j].labels.get(METRIC_NAME).unwrap_or("").to_string(),
-                )
-            });
-            g.0.push(Bucket {
-                upper: *upper,
-                count: v,
-            });
+            groups
+                .entry(key)
+                .or_insert_with(|| {
+                    order.push(key);
+                    Vec::new()
+                })
+                .push(Bucket {
+                    upper: *upper,
+                    count: v,
+                });
         }
-        for key in order {
-            let Some((mut buckets, name)) = groups.remove(key) else {
-                continue;
+        let mut emit =
+            |key: &Labels, buckets: &[Bucket], q: f64, out: &mut Collector, label: Option<&str>| {
+                let mut buckets = buckets.to_vec();
+                let (v, fix) = bucket_quantile(q, &mut buckets);
+                if let Some((min_bucket, max_bucket, max_diff)) = fix {
+                    let metric = key.get(METRIC_NAME).unwrap_or("").to_string();
+                    match fixes.iter_mut().find(|(m, _)| *m == metric) {
+                        Some((_, f)) => {
+                            f.max_ts = t;
+                            f.min_bucket = f.min_bucket.min(min_bucket);
+                            f.max_bucket = f.max_bucket.max(max_bucket);
+                            f.max_diff = f.max_diff.max(max_diff);
+                            f.count += 1;
+                        }
+                        None => fixes.push((
+                            metric,
+                            MonotonicityFix {
+                                min_ts: t,
+                                max_ts: t,
+                                min_bucket,
+                                max_bucket,
+                                max_diff,
+                                count: 1,
+                            },
+                        )),
+                    }
+                }
+                let labels = match label {
+                    Some(l) => {
+                        let mut b = key.to_builder();
+                        b.set(l, format_openmetrics_float(q));
+                        b.build()
+                    }
+                    None => key.clone(),
+                };
+                out.push(labels, true, t, v)
             };
-            let (v, forced_monotonic) = bucket_quantile(q[i], &mut buckets);
-            if forced_monotonic {
-                ev.info(format!(
-                    "input to histogram_quantile needed to be fixed for monotonicity (see \
-                     https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) \
-                     for metric name {name:?} {pos}"
-                ));
+        match &func {
+            HistogramFn::Quantile(q) => {
+                for key in &order {
+                    emit(key, &groups[key], q[i], &mut out, None)?;
+                }
             }
-            out.push(key.clone(), false, range.ts(i), v)?;
+            HistogramFn::Quantiles(label, qs) => {
+                for q in qs {
+                    for key in &order {
+                        emit(key, &groups[key], q[i], &mut out, Some(label))?;
+                    }
+                }
+            }
+            HistogramFn::Fraction(lower, upper) => {
+                for key in &order {
+                    let mut buckets = groups[key].clone();
+                    out.push(
+                        (*key).clone(),
+                        true,
+                        t,
+                        bucket_fraction(lower[i], upper[i], &mut buckets),
+                    )?;
+                }
+            }
         }
     }
+    for (metric, f) in fixes {
+        let for_metric = if metric.is_empty() {
+            String::new()
+        } else {
+            format!(" for metric name {metric:?}")
+        };
+        ev.info(format!(
+            "input to histogram_quantile needed to be fixed for monotonicity (see \
+             https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile){for_metric}, \
+             from buckets {} to {}, with a max diff of {}, over {} samples from {} to {} {pos}",
+            format_float(f.min_bucket),
+            format_float(f.max_bucket),
+            format_float(f.max_diff),
+            f.count,
+            rfc3339(f.min_ts),
+            rfc3339(f.max_ts),
+        ));
+    }
     Ok(Val::Vector(out.out))
+}
+
+fn warn_quantiles(ev: &mut Evaluator, qs: &[f64], pos: String) {
+    for q in qs {
+        if q.is_nan() || *q < 0.0 || *q > 1.0 {
+            ev.warn(format!(
+                "quantile value should be between 0 and 1, got {} {pos}",
+                format_float(*q)
+            ));
+        }
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp(ms.div_euclid(1000), 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+/// Go's `FormatOpenMetricsFloat`: like the usual formatting, with `.0` added to integers.
+fn format_openmetrics_float(v: f64) -> String {
+    let s = format_float(v);
+    if s.contains(['.', 'e', 'I', 'N']) {
+        s
+    } else {
+        format!("{s}.0")
+    }
 }
 
 fn parse_le(s: &str) -> Option<f64> {
@@ -94,41 +224,38 @@ fn parse_le(s: &str) -> Option<f64> {
     }
 }
 
-/// Prometheus's `BucketQuantile`: the quantile and whether counts had to be made monotonic.
-fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool) {
+/// Prometheus's `BucketQuantile`: the quantile and, when counts had to be made monotonic,
+/// the lowest and highest repaired bucket and the largest repair.
+fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, Option<(f64, f64, f64)>) {
     if q.is_nan() {
-        return (f64::NAN, false);
+        return (f64::NAN, None);
     }
     if q < 0.0 {
-        return (f64::NEG_INFINITY, false);
+        return (f64::NEG_INFINITY, None);
     }
     if q > 1.0 {
-        return (f64::INFINITY, false);
+        return (f64::INFINITY, None);
     }
-    buckets.sort_by(|a, b| {
-        a.upper
-            .partial_cmp(&b.upper)
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    sort_buckets(buckets);
     if buckets.last().is_none_or(|b| b.upper != f64::INFINITY) {
-        return (f64::NAN, false);
+        return (f64::NAN, None);
     }
     coalesce(buckets);
-    let forced = ensure_monotonic(buckets);
+    let fix = ensure_monotonic(buckets);
     if buckets.len() < 2 {
-        return (f64::NAN, forced);
+        return (f64::NAN, fix);
     }
     let observations = buckets[buckets.len() - 1].count;
     if observations == 0.0 {
-        return (f64::NAN, forced);
+        return (f64::NAN, fix);
     }
     let mut rank = q * observations;
     let b = buckets[..buckets.len() - 1].partition_point(|x| x.count < rank);
     if b == buckets.len() - 1 {
-        return (buckets[buckets.len() - 2].upper, forced);
+        return (buckets[buckets.len() - 2].upper, fix);
     }
     if b == 0 && buckets[0].upper <= 0.0 {
-        return (buckets[0].upper, forced);
+        return (buckets[0].upper, fix);
     }
     let mut start = 0.0;
     let end = buckets[b].upper;
@@ -138,7 +265,83 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool) {
         count -= buckets[b - 1].count;
         rank -= buckets[b - 1].count;
     }
-    (start + (end - start) * (rank / count), forced)
+    (start + (end - start) * (rank / count), fix)
+}
+
+fn sort_buckets(buckets: &mut [Bucket]) {
+    buckets.sort_by(|a, b| {
+        a.upper
+            .partial_cmp(&b.upper)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+}
+
+/// Prometheus's `BucketFraction`: the share of observations between `lower` and `upper`,
+/// interpolating linearly inside buckets (the first bucket starts at 0 when its upper
+/// bound is positive).
+fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
+    sort_buckets(buckets);
+    if buckets.last().is_none_or(|b| b.upper != f64::INFINITY) {
+        return f64::NAN;
+    }
+    coalesce(buckets);
+    let count = buckets[buckets.len() - 1].count;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let mut lower_bound = if buckets[0].upper <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
+    for (i, b) in buckets.iter().enumerate() {
+        if i > 0 {
+            lower_bound = buckets[i - 1].upper;
+        }
+        let upper_bound = b.upper;
+        let interpolate = |v: f64| {
+            if lower_bound == f64::NEG_INFINITY {
+                b.count
+            } else {
+                rank + (b.count - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+            }
+        };
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && upper_bound > lower {
+            lower_rank = interpolate(lower);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && upper_bound > upper {
+            upper_rank = interpolate(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = b.count;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
 }
 
 fn coalesce(buckets: &mut Vec<Bucket>) {
@@ -152,7 +355,10 @@ fn coalesce(buckets: &mut Vec<Bucket>) {
     *buckets = out;
 }
 
-fn ensure_monotonic(buckets: &mut [Bucket]) -> bool {
+/// Removes decreases between successive buckets (ignoring float noise); returns the range
+/// of repaired buckets and the largest repair when one was needed.
+fn ensure_monotonic(buckets: &mut [Bucket]) -> Option<(f64, f64, f64)> {
+    let (mut min_bucket, mut max_bucket, mut max_diff) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
     let mut forced = false;
     let mut prev = buckets[0].count;
     for b in buckets.iter_mut().skip(1) {
@@ -167,11 +373,16 @@ fn ensure_monotonic(buckets: &mut [Bucket]) -> bool {
         if cur < prev {
             b.count = prev;
             forced = true;
+            min_bucket = min_bucket.min(b.upper);
+            max_bucket = max_bucket.max(b.upper);
+            if prev - cur > max_diff {
+                max_diff = prev - cur;
+            }
             continue;
         }
         prev = cur;
     }
-    forced
+    forced.then_some((min_bucket, max_bucket, max_diff))
 }
 
 /// Prometheus's `almost.Equal`.

@@ -86,7 +86,9 @@ pub(crate) fn parse_script(text: &str) -> Vec<Command> {
         }
         let start = i;
         i += 1;
-        while i < lines.len() && !lines[i].is_empty() && !lines[i].starts_with('#') {
+        // `clear` is a block of its own: a command may follow on the next line.
+        let is_clear = l.eq_ignore_ascii_case("clear");
+        while !is_clear && i < lines.len() && !lines[i].is_empty() && !lines[i].starts_with('#') {
             i += 1;
         }
         let block = &lines[start..i];
@@ -469,6 +471,11 @@ pub(crate) fn parse_number(s: &str) -> Option<f64> {
     } else if body.eq_ignore_ascii_case("nan") {
         f64::NAN
     } else if let Some(h) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        // Upstream's series lexer reads `0x59` as "0 repeated 59 times", so only a hex
+        // literal with a letter digit is a number here.
+        if h.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
         u64::from_str_radix(h, 16).ok()? as f64
     } else if body
         .bytes()
@@ -554,7 +561,10 @@ mod tests {
                 Some(-3.0)
             ]
         );
-        assert_eq!(floats("0x1f 1m"), vec![Some(31.0), Some(60.0)]);
+        assert_eq!(
+            floats("0x1f 1m 0x1"),
+            vec![Some(31.0), Some(60.0), Some(0.0), Some(0.0)]
+        );
         assert_eq!(
             floats("_x2 3x1"),
             vec![None, None, None, Some(3.0), Some(3.0)]
