@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use osprey_model::{Labels, MetricsQuerier, Series, TenantId};
 use promql_parser::parser::{self, Expr};
 
+use crate::durexpr::{self, DurationParams};
 use crate::error::{PromqlError, PromqlErrorKind};
 use crate::eval::{EvalRange, Evaluator};
 
@@ -135,7 +136,13 @@ impl Engine {
         time_ms: i64,
         ctx: &QueryContext,
     ) -> Result<QueryOutput, PromqlError> {
-        let expr = parse(query)?;
+        let expr = parse_with_params(
+            query,
+            DurationParams {
+                step_ms: 0,
+                range_ms: 0,
+            },
+        )?;
         let range = EvalRange {
             start: time_ms,
             end: time_ms,
@@ -169,7 +176,13 @@ impl Engine {
                 "end timestamp must not be before start time",
             ));
         }
-        let expr = parse(query)?;
+        let expr = parse_with_params(
+            query,
+            DurationParams {
+                step_ms,
+                range_ms: end_ms - start_ms,
+            },
+        )?;
         let range = EvalRange {
             start: start_ms,
             end: end_ms,
@@ -180,6 +193,12 @@ impl Engine {
         let value = ev.eval_range(&expr)?;
         Ok(ev.finish(value, started))
     }
+}
+
+/// Parses a query whose duration expressions (`[5m+step()]`) are evaluated with the
+/// query's step and range.
+fn parse_with_params(query: &str, params: DurationParams) -> Result<Expr, PromqlError> {
+    parse(&durexpr::rewrite(query, params)?)
 }
 
 /// Parses a query, mapping the parser's message to Prometheus's `parse error` form.

@@ -9,11 +9,12 @@
 //!   annotation texts (positions are approximated, the parser keeps none).
 //!
 //! Non-goals: native histograms (series are floats only), the experimental `info()`,
-//! duration expressions, `anchored`/`smoothed` selectors and `fill` modifiers; the
+//! `anchored`/`smoothed` selectors and `fill` modifiers; the
 //! [`promqltest`] runner reports the cases they affect as skipped or failed.
 
 mod aggregate;
 mod binary;
+mod durexpr;
 mod engine;
 mod error;
 mod eval;
