@@ -1,0 +1,330 @@
+//! Writing a block: chunks stream into zstd frames as series are added (in label order);
+//! `finish` writes the index and `meta.json` into a temporary directory, fsyncs, and renames
+//! it into place, so a crash never leaves a half-written block under a block name.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::hash::{BuildHasher, RandomState};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use osprey_codec::{encode_chunk, put_uvarint, put_varint};
+use osprey_model::{Labels, Sample};
+
+use crate::block::{
+    BlockCompaction, BlockMeta, BlockStats, ChunkRef, CHUNKS_MAGIC, FILE_HEADER_LEN,
+    FORMAT_VERSION, INDEX_MAGIC,
+};
+use crate::postings::Postings;
+use crate::wal::sync_dir;
+
+/// Samples per chunk in blocks: larger than the head's 120 because blocks are read in bulk
+/// and per-chunk headers cost bytes.
+const BLOCK_CHUNK_SAMPLES: usize = 240;
+/// Uncompressed bytes per zstd frame: large enough for zstd to find redundancy across
+/// neighbouring series, small enough that a query decompresses little it does not need.
+const FRAME_TARGET_BYTES: usize = 128 << 10;
+const ZSTD_LEVEL: i32 = 9;
+
+/// Suffix of a block directory still being written; such directories are deleted on open.
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
+
+pub(crate) struct BlockWriter {
+    blocks_dir: PathBuf,
+    id: String,
+    tmp: PathBuf,
+    chunks: BufWriter<File>,
+    /// Offset in the chunks file where the current frame will start.
+    frame_start: u64,
+    frame: Vec<u8>,
+    series: Vec<(Labels, Vec<ChunkRef>)>,
+    stats: BlockStats,
+}
+
+/// A ULID-shaped id: 48 bits of milliseconds then 80 random bits in Crockford base32, so ids
+/// sort by the time they carry (we pass the block's min time, not the wall clock).
+pub(crate) fn new_block_id(time_ms: i64) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let random = (u128::from(RandomState::new().hash_one(time_ms)) << 64)
+        | u128::from(RandomState::new().hash_one(1u8));
+    let value =
+        (u128::from(time_ms.clamp(0, (1 << 48) - 1) as u64) << 80) | (random & ((1u128 << 80) - 1));
+    (0..26)
+        .rev()
+        .map(|i| ALPHABET[((value >> (i * 5)) & 31) as usize] as char)
+        .collect()
+}
+
+impl BlockWriter {
+    pub(crate) fn new(blocks_dir: &Path, id_time_ms: i64) -> io::Result<BlockWriter> {
+        let id = new_block_id(id_time_ms);
+        let tmp = blocks_dir.join(format!("{id}{TMP_SUFFIX}"));
+        fs::create_dir_all(&tmp)?;
+        let mut chunks = BufWriter::new(File::create(tmp.join("chunks"))?);
+        chunks.write_all(&file_header(CHUNKS_MAGIC))?;
+        Ok(BlockWriter {
+            blocks_dir: blocks_dir.to_path_buf(),
+            id,
+            tmp,
+            chunks,
+            frame_start: FILE_HEADER_LEN,
+            frame: Vec::new(),
+            series: Vec::new(),
+            stats: BlockStats::default(),
+        })
+    }
+
+    /// Adds a series; calls must come in increasing label order. Empty series are skipped.
+    pub(crate) fn add_series(&mut self, labels: Labels, samples: &[Sample]) -> io::Result<()> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        debug_assert!(
+            self.series.last().is_none_or(|(l, _)| *l < labels),
+            "series out of order"
+        );
+        let mut refs = Vec::with_capacity(samples.len().div_ceil(BLOCK_CHUNK_SAMPLES));
+        for part in samples.chunks(BLOCK_CHUNK_SAMPLES) {
+            let bytes = encode_chunk(part);
+            refs.push(ChunkRef {
+                min_t: part[0].t,
+                max_t: part[part.len() - 1].t,
+                frame: self.frame_start,
+                offset: self.frame.len() as u32,
+                len: bytes.len() as u32,
+            });
+            self.frame.extend_from_slice(&bytes);
+        }
+        self.stats.num_samples += samples.len() as u64;
+        self.stats.num_chunks += refs.len() as u64;
+        self.stats.num_series += 1;
+        self.series.push((labels, refs));
+        if self.frame.len() >= FRAME_TARGET_BYTES {
+            self.flush_frame()?;
+        }
+        Ok(())
+    }
+
+    fn flush_frame(&mut self) -> io::Result<()> {
+        if self.frame.is_empty() {
+            return Ok(());
+        }
+        let compressed = zstd::bulk::compress(&self.frame, ZSTD_LEVEL)?;
+        let mut header = [0u8; 12];
+        header[0..4].copy_from_slice(&(compressed.len() as u32).to_be_bytes());
+        header[4..8].copy_from_slice(&(self.frame.len() as u32).to_be_bytes());
+        header[8..12].copy_from_slice(&crc32fast::hash(&compressed).to_be_bytes());
+        self.chunks.write_all(&header)?;
+        self.chunks.write_all(&compressed)?;
+        self.frame_start += (header.len() + compressed.len()) as u64;
+        self.frame.clear();
+        Ok(())
+    }
+
+    /// Completes the block covering `[min_time, max_time)`. Returns `None` (and removes the
+    /// temporary directory) when no series was added.
+    pub(crate) fn finish(
+        mut self,
+        min_time: i64,
+        max_time: i64,
+        compaction: BlockCompaction,
+    ) -> io::Result<Option<PathBuf>> {
+        if self.series.is_empty() {
+            drop(self.chunks);
+            fs::remove_dir_all(&self.tmp)?;
+            return Ok(None);
+        }
+        self.flush_frame()?;
+        let chunks = self.chunks.into_inner().map_err(|e| e.into_error())?;
+        chunks.sync_all()?;
+        write_index(&self.tmp.join("index"), &self.series)?;
+        let mut compaction = compaction;
+        if compaction.sources.is_empty() {
+            compaction.sources.push(self.id.clone());
+        }
+        let meta = BlockMeta {
+            ulid: self.id.clone(),
+            min_time,
+            max_time,
+            stats: self.stats,
+            compaction,
+            version: 1,
+        };
+        let json = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
+        let mut f = File::create(self.tmp.join("meta.json"))?;
+        f.write_all(&json)?;
+        f.sync_all()?;
+        sync_dir(&self.tmp)?;
+        let dir = self.blocks_dir.join(&self.id);
+        fs::rename(&self.tmp, &dir)?;
+        sync_dir(&self.blocks_dir)?;
+        Ok(Some(dir))
+    }
+}
+
+fn file_header(magic: u32) -> [u8; 8] {
+    let mut h = [0u8; 8];
+    h[0..4].copy_from_slice(&magic.to_be_bytes());
+    h[4] = FORMAT_VERSION;
+    h
+}
+
+fn write_section(out: &mut Vec<u8>, payload: &[u8]) -> u64 {
+    let offset = out.len() as u64;
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
+    offset
+}
+
+fn write_index(path: &Path, series: &[(Labels, Vec<ChunkRef>)]) -> io::Result<()> {
+    let mut postings = Postings::default();
+    for (i, (labels, _)) in series.iter().enumerate() {
+        postings.add(i as u64, labels);
+    }
+    let symbols: Vec<&str> = postings.symbols().into_iter().collect();
+    let sym_index: HashMap<&str, u64> = symbols
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (*s, i as u64))
+        .collect();
+    let sym = |s: &str| sym_index.get(s).copied().unwrap_or_default();
+
+    let mut out = file_header(INDEX_MAGIC).to_vec();
+    let mut payload = Vec::new();
+    put_uvarint(&mut payload, symbols.len() as u64);
+    for s in &symbols {
+        put_uvarint(&mut payload, s.len() as u64);
+        payload.extend_from_slice(s.as_bytes());
+    }
+    let sym_off = write_section(&mut out, &payload);
+
+    payload.clear();
+    put_uvarint(&mut payload, series.len() as u64);
+    for (labels, chunks) in series {
+        put_uvarint(&mut payload, labels.len() as u64);
+        for l in labels {
+            put_uvarint(&mut payload, sym(&l.name));
+            put_uvarint(&mut payload, sym(&l.value));
+        }
+        put_uvarint(&mut payload, chunks.len() as u64);
+        let mut prev_max = 0i64;
+        for c in chunks {
+            put_varint(&mut payload, c.min_t.wrapping_sub(prev_max));
+            put_uvarint(&mut payload, c.max_t.wrapping_sub(c.min_t) as u64);
+            put_uvarint(&mut payload, c.frame);
+            put_uvarint(&mut payload, u64::from(c.offset));
+            put_uvarint(&mut payload, u64::from(c.len));
+            prev_max = c.max_t;
+        }
+    }
+    let series_off = write_section(&mut out, &payload);
+
+    payload.clear();
+    let entries = postings.sorted_entries();
+    put_uvarint(&mut payload, entries.len() as u64);
+    for (name, value, ids) in entries {
+        put_uvarint(&mut payload, sym(name));
+        put_uvarint(&mut payload, sym(value));
+        put_uvarint(&mut payload, ids.len() as u64);
+        let mut prev = 0;
+        for &id in ids {
+            put_uvarint(&mut payload, id - prev);
+            prev = id;
+        }
+    }
+    let postings_off = write_section(&mut out, &payload);
+
+    let toc_start = out.len();
+    for off in [sym_off, series_off, postings_off] {
+        out.extend_from_slice(&off.to_be_bytes());
+    }
+    let crc = crc32fast::hash(&out[toc_start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out.extend_from_slice(&INDEX_MAGIC.to_be_bytes());
+    let mut f = File::create(path)?;
+    f.write_all(&out)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::Block;
+    use osprey_model::{Matcher, STALE_NAN};
+
+    fn write_block(dir: &Path, n: usize) -> PathBuf {
+        let mut w = BlockWriter::new(dir, 0).unwrap();
+        let mut series: Vec<Labels> = (0..n)
+            .map(|i| Labels::from_pairs([("__name__", "m"), ("i", &format!("{i:04}"))]))
+            .collect();
+        series.sort();
+        for (i, labels) in series.into_iter().enumerate() {
+            let mut samples: Vec<Sample> = (0..500)
+                .map(|t| Sample::new(t * 15_000, (t * i as i64) as f64))
+                .collect();
+            samples.push(Sample::new(500 * 15_000, STALE_NAN));
+            w.add_series(labels, &samples).unwrap();
+        }
+        w.finish(
+            0,
+            7_200_000,
+            BlockCompaction {
+                level: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    #[test]
+    fn block_round_trips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = write_block(tmp.path(), 300);
+        let b = Block::open(&dir).unwrap();
+        assert_eq!(b.meta.stats.num_series, 300);
+        assert_eq!(b.meta.stats.num_samples, 300 * 501);
+        let ids = b.select(&[Matcher::equal("i", "0007")], 0, i64::MAX);
+        assert_eq!(ids.len(), 1);
+        let s = b.samples(ids[0], 15_000, 30_000).unwrap();
+        assert_eq!(s, vec![Sample::new(15_000, 7.0), Sample::new(30_000, 14.0)]);
+        let last = b.samples(ids[0], 500 * 15_000, i64::MAX).unwrap();
+        assert_eq!(last[0].v.to_bits(), STALE_NAN.to_bits());
+        assert_eq!(
+            b.select(&[Matcher::equal("__name__", "m")], 0, 10).len(),
+            300
+        );
+    }
+
+    #[test]
+    fn corrupt_chunks_and_index_give_clear_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = write_block(tmp.path(), 10);
+        let chunks = dir.join("chunks");
+        let mut bytes = fs::read(&chunks).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        fs::write(&chunks, &bytes).unwrap();
+        let b = Block::open(&dir).unwrap();
+        let err = b.samples(0, 0, i64::MAX).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
+
+        let index = dir.join("index");
+        let mut bytes = fs::read(&index).unwrap();
+        bytes[20] ^= 0x01;
+        fs::write(&index, &bytes).unwrap();
+        let err = Block::open(&dir).err().unwrap().to_string();
+        assert!(
+            err.contains("corrupt block index") && err.contains("checksum mismatch"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ids_are_ulid_shaped_and_sort_by_time() {
+        let (a, b) = (new_block_id(1_000), new_block_id(2_000));
+        assert_eq!(a.len(), 26);
+        assert!(a < b);
+    }
+}

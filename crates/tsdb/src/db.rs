@@ -1,0 +1,373 @@
+//! [`Tsdb`]: the engine as other crates see it. Routes every call to the tenant's own
+//! [`TenantDb`], runs the background WAL fsync, and implements the model's storage traits.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use osprey_model::{
+    AppendSummary, Exemplar, Labels, Matcher, MetricMetadata, MetricsAppender, MetricsQuerier,
+    SelectRequest, Series, StorageError, TenantId, Timestamp, WriteRequest,
+};
+use parking_lot::RwLock;
+
+use crate::stats::{Counters, HeadStats, TsdbStats};
+use crate::tenant::TenantDb;
+use crate::wal::WalRepair;
+use crate::{TsdbError, TsdbOptions, WalSync};
+
+/// What [`Tsdb::open`] found and repaired.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    pub tenants: usize,
+    pub blocks_loaded: usize,
+    /// Block directories that could not be read; they are left on disk, not served.
+    pub blocks_skipped: Vec<(PathBuf, String)>,
+    pub wal_records_replayed: u64,
+    /// WAL files truncated at a damaged record, with what was lost.
+    pub wal_repairs: Vec<WalRepair>,
+    /// Replayed samples dropped because their series record was lost.
+    pub samples_without_series: u64,
+}
+
+/// What one [`Tsdb::run_maintenance`] pass did, summed over tenants.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    pub blocks_written: usize,
+    pub compactions: usize,
+    pub blocks_deleted: usize,
+}
+
+struct Inner {
+    opts: Arc<TsdbOptions>,
+    root: PathBuf,
+    tenants: RwLock<HashMap<TenantId, Arc<TenantDb>>>,
+    counters: Arc<Counters>,
+    closed: AtomicBool,
+}
+
+/// The metrics storage engine. `Send + Sync`: share it as `Arc<Tsdb>`.
+pub struct Tsdb {
+    inner: Arc<Inner>,
+    syncer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+}
+
+impl Tsdb {
+    /// Opens (or creates) the storage in `opts.dir`, replaying every tenant's WAL. Damaged WAL
+    /// tails are truncated and reported, never a reason to refuse to start.
+    pub fn open(opts: TsdbOptions) -> Result<(Tsdb, OpenReport), TsdbError> {
+        opts.validate()?;
+        let root = opts.dir.join("tenants");
+        fs::create_dir_all(&root).map_err(TsdbError::io(&root))?;
+        let opts = Arc::new(opts);
+        let counters = Arc::new(Counters::default());
+        let mut report = OpenReport::default();
+        let mut tenants = HashMap::new();
+        for entry in fs::read_dir(&root).map_err(TsdbError::io(&root))? {
+            let entry = entry.map_err(TsdbError::io(&root))?;
+            if !entry.path().is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(id) = TenantId::new(&name) else {
+                tracing::warn!(dir = %entry.path().display(), "ignoring directory that is not a valid tenant id");
+                continue;
+            };
+            let (db, t) = TenantDb::open(&root, id.clone(), opts.clone(), counters.clone())?;
+            report.blocks_loaded += t.blocks_loaded;
+            report.blocks_skipped.extend(t.blocks_skipped);
+            report.wal_records_replayed += t.wal_records;
+            report.wal_repairs.extend(t.wal_repairs);
+            report.samples_without_series += t.samples_without_series;
+            tenants.insert(id, Arc::new(db));
+        }
+        report.tenants = tenants.len();
+        let inner = Arc::new(Inner {
+            opts,
+            root,
+            tenants: RwLock::new(tenants),
+            counters,
+            closed: AtomicBool::new(false),
+        });
+        let syncer = match inner.opts.wal_sync {
+            WalSync::Always => None,
+            WalSync::Interval(every) => Some(spawn_syncer(inner.clone(), every)?),
+        };
+        Ok((Tsdb { inner, syncer }, report))
+    }
+
+    fn tenant(&self, tenant: &TenantId) -> Option<Arc<TenantDb>> {
+        self.inner.tenants.read().get(tenant).cloned()
+    }
+
+    fn tenant_or_create(&self, tenant: &TenantId) -> Result<Arc<TenantDb>, TsdbError> {
+        if let Some(t) = self.tenant(tenant) {
+            return Ok(t);
+        }
+        let mut tenants = self.inner.tenants.write();
+        if let Some(t) = tenants.get(tenant) {
+            return Ok(t.clone());
+        }
+        let (db, _) = TenantDb::open(
+            &self.inner.root,
+            tenant.clone(),
+            self.inner.opts.clone(),
+            self.inner.counters.clone(),
+        )?;
+        let db = Arc::new(db);
+        tenants.insert(tenant.clone(), db.clone());
+        Ok(db)
+    }
+
+    fn tenants(&self) -> Vec<Arc<TenantDb>> {
+        self.inner.tenants.read().values().cloned().collect()
+    }
+
+    fn check_open(&self) -> Result<(), TsdbError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(TsdbError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Appends a batch for one tenant; see [`MetricsAppender::append`].
+    pub fn append(
+        &self,
+        tenant: &TenantId,
+        request: WriteRequest,
+    ) -> Result<AppendSummary, TsdbError> {
+        self.check_open()?;
+        self.tenant_or_create(tenant)?.append(request)
+    }
+
+    pub fn select(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<Series>, TsdbError> {
+        match self.tenant(tenant) {
+            Some(t) => t.select(matchers, start, end),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Label sets of matching series with data in the range, sorted, from the index alone.
+    pub fn series(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<Labels> {
+        self.tenant(tenant)
+            .map(|t| t.series(matchers, start, end))
+            .unwrap_or_default()
+    }
+
+    pub fn label_names(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<String> {
+        self.tenant(tenant)
+            .map(|t| t.label_names(matchers, start, end).into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn label_values(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<String> {
+        self.tenant(tenant)
+            .map(|t| {
+                t.label_values(name, matchers, start, end)
+                    .into_iter()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn exemplars(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<(Labels, Vec<Exemplar>)> {
+        self.tenant(tenant)
+            .map(|t| t.exemplars(matchers, start, end))
+            .unwrap_or_default()
+    }
+
+    pub fn metadata(&self, tenant: &TenantId) -> Vec<MetricMetadata> {
+        self.tenant(tenant)
+            .map(|t| t.metadata())
+            .unwrap_or_default()
+    }
+
+    /// Cuts head data into blocks, compacts and applies retention, as of `now_ms` (the
+    /// caller's clock: the engine never reads the wall clock). Call it on a timer (every
+    /// minute is plenty).
+    pub fn run_maintenance(&self, now_ms: i64) -> Result<MaintenanceReport, TsdbError> {
+        let mut report = MaintenanceReport::default();
+        for t in self.tenants() {
+            let r = t.maintain(now_ms)?;
+            report.blocks_written += r.blocks_written;
+            report.compactions += r.compactions;
+            report.blocks_deleted += r.blocks_deleted;
+        }
+        Ok(report)
+    }
+
+    /// Persists every tenant's whole head into blocks (e.g. before measuring bytes on disk).
+    pub fn flush_head(&self) -> Result<usize, TsdbError> {
+        let mut written = 0;
+        for t in self.tenants() {
+            written += t.flush_head()?;
+        }
+        Ok(written)
+    }
+
+    /// Flushes and fsyncs every WAL; later appends fail with [`TsdbError::Closed`]. Queries
+    /// keep working. Call on graceful shutdown.
+    pub fn close(&self) -> Result<(), TsdbError> {
+        self.inner.closed.store(true, Ordering::Release);
+        for t in self.tenants() {
+            t.wal.sync().map_err(TsdbError::io(
+                self.inner.root.join(t.id.as_str()).join("wal"),
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Cardinality of one tenant's head (empty for an unknown tenant).
+    pub fn head_stats(&self, tenant: &TenantId) -> HeadStats {
+        self.tenant(tenant)
+            .map(|t| t.head_stats())
+            .unwrap_or_default()
+    }
+
+    /// Engine-wide counters and sizes.
+    pub fn stats(&self) -> TsdbStats {
+        let mut s = self.inner.counters.snapshot();
+        for t in self.tenants() {
+            s.tenants += 1;
+            s.head_series += t.head.num_series() as u64;
+            s.wal_bytes_written += t.wal.bytes_written();
+            s.wal_fsyncs += t.wal.fsyncs();
+            s.wal_bytes_on_disk += t.wal.disk_bytes();
+            let (blocks, bytes) = t.block_count_and_bytes();
+            s.blocks += blocks;
+            s.block_bytes += bytes;
+        }
+        s
+    }
+}
+
+fn spawn_syncer(
+    inner: Arc<Inner>,
+    every: Duration,
+) -> Result<(mpsc::Sender<()>, JoinHandle<()>), TsdbError> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let root = inner.root.clone();
+    let handle = std::thread::Builder::new()
+        .name("osprey-tsdb-wal-sync".into())
+        .spawn(move || loop {
+            match stopped.recv_timeout(every) {
+                Err(RecvTimeoutError::Timeout) => {
+                    let tenants: Vec<Arc<TenantDb>> = inner.tenants.read().values().cloned().collect();
+                    for t in tenants.iter().filter(|t| t.wal.needs_sync()) {
+                        if let Err(e) = t.wal.sync() {
+                            tracing::warn!(tenant = %t.id, error = %e, "wal fsync failed; will retry");
+                        }
+                    }
+                }
+                _ => return,
+            }
+        })
+        .map_err(TsdbError::io(root))?;
+    Ok((stop, handle))
+}
+
+impl Drop for Tsdb {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.syncer.take() {
+            drop(stop);
+            let _ = handle.join();
+        }
+    }
+}
+
+impl MetricsAppender for Tsdb {
+    fn append(
+        &self,
+        tenant: &TenantId,
+        request: WriteRequest,
+    ) -> Result<AppendSummary, StorageError> {
+        Ok(Tsdb::append(self, tenant, request)?)
+    }
+}
+
+impl MetricsQuerier for Tsdb {
+    fn select(
+        &self,
+        tenant: &TenantId,
+        request: &SelectRequest,
+    ) -> Result<Vec<Series>, StorageError> {
+        Ok(Tsdb::select(
+            self,
+            tenant,
+            &request.matchers,
+            request.start,
+            request.end,
+        )?)
+    }
+
+    fn label_names(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<String>, StorageError> {
+        Ok(Tsdb::label_names(self, tenant, matchers, start, end))
+    }
+
+    fn label_values(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<String>, StorageError> {
+        Ok(Tsdb::label_values(self, tenant, name, matchers, start, end))
+    }
+
+    fn exemplars(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<(Labels, Vec<Exemplar>)>, StorageError> {
+        Ok(Tsdb::exemplars(self, tenant, matchers, start, end))
+    }
+
+    fn metadata(&self, tenant: &TenantId) -> Result<Vec<MetricMetadata>, StorageError> {
+        Ok(Tsdb::metadata(self, tenant))
+    }
+}

@@ -1,0 +1,256 @@
+//! The in-memory head of one tenant: series in lock-striped maps (by label hash for
+//! appenders, by id for WAL replay and queries), the inverted index, and the head's time
+//! bounds. Sample storage per series lives in `series.rs`.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use osprey_model::{Labels, Matcher};
+use parking_lot::RwLock;
+
+use crate::postings::{matches_all, Postings};
+use crate::series::{AppendLimits, MemSeries};
+
+/// Stripes of the series maps. Appenders of different series rarely share a lock.
+const STRIPES: usize = 64;
+
+/// The maps are keyed by a hash or id that is already well mixed: hash it no further.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+/// Lock-striped maps: a key lives in stripe `key % STRIPES`.
+type Striped<V> = Box<[RwLock<IdMap<V>>]>;
+
+pub(crate) struct Head {
+    hasher: RandomState,
+    by_hash: Striped<Vec<Arc<MemSeries>>>,
+    by_id: Striped<Arc<MemSeries>>,
+    postings: RwLock<Postings>,
+    next_id: AtomicU64,
+    active: AtomicUsize,
+    /// Samples older than this were persisted to blocks; older appends are out of bounds.
+    boundary: AtomicI64,
+    min_t: AtomicI64,
+    max_t: AtomicI64,
+    block_range: i64,
+    ooo_window: i64,
+}
+
+fn stripe(key: u64) -> usize {
+    // Ids are sequential and hashes well mixed: the low bits spread both.
+    (key as usize) & (STRIPES - 1)
+}
+
+impl Head {
+    pub(crate) fn new(block_range: i64, ooo_window: i64) -> Head {
+        Head {
+            hasher: RandomState::new(),
+            by_hash: (0..STRIPES)
+                .map(|_| RwLock::new(IdMap::default()))
+                .collect(),
+            by_id: (0..STRIPES)
+                .map(|_| RwLock::new(IdMap::default()))
+                .collect(),
+            postings: RwLock::new(Postings::default()),
+            next_id: AtomicU64::new(1),
+            active: AtomicUsize::new(0),
+            boundary: AtomicI64::new(i64::MIN),
+            min_t: AtomicI64::new(i64::MAX),
+            max_t: AtomicI64::new(i64::MIN),
+            block_range,
+            ooo_window,
+        }
+    }
+
+    pub(crate) fn hash(&self, labels: &Labels) -> u64 {
+        self.hasher.hash_one(labels)
+    }
+
+    pub(crate) fn lookup(&self, hash: u64, labels: &Labels) -> Option<Arc<MemSeries>> {
+        let map = self.by_hash[stripe(hash)].read();
+        map.get(&hash)?
+            .iter()
+            .find(|s| s.labels == *labels)
+            .cloned()
+    }
+
+    /// Returns the series with these labels, creating it (with a fresh id) when absent; the
+    /// flag says whether it was created.
+    pub(crate) fn get_or_create(&self, hash: u64, labels: Labels) -> (Arc<MemSeries>, bool) {
+        let mut map = self.by_hash[stripe(hash)].write();
+        let list = map.entry(hash).or_default();
+        if let Some(s) = list.iter().find(|s| s.labels == labels) {
+            return (s.clone(), false);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let series = Arc::new(MemSeries::new(id, labels));
+        list.push(series.clone());
+        drop(map);
+        self.register(&series);
+        (series, true)
+    }
+
+    /// Recreates a series read from the WAL under its logged id (idempotent).
+    pub(crate) fn create_with_id(&self, id: u64, labels: Labels) -> Arc<MemSeries> {
+        if let Some(s) = self.by_id(id) {
+            return s;
+        }
+        let hash = self.hash(&labels);
+        let mut map = self.by_hash[stripe(hash)].write();
+        let list = map.entry(hash).or_default();
+        if let Some(s) = list.iter().find(|s| s.labels == labels) {
+            return s.clone();
+        }
+        self.next_id.fetch_max(id + 1, Ordering::Relaxed);
+        let series = Arc::new(MemSeries::new(id, labels));
+        list.push(series.clone());
+        drop(map);
+        self.register(&series);
+        series
+    }
+
+    fn register(&self, series: &Arc<MemSeries>) {
+        self.by_id[stripe(series.id)]
+            .write()
+            .insert(series.id, series.clone());
+        self.postings.write().add(series.id, &series.labels);
+        self.active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn by_id(&self, id: u64) -> Option<Arc<MemSeries>> {
+        self.by_id[stripe(id)].read().get(&id).cloned()
+    }
+
+    /// Reserves room for `n` new series under `limit`; false when it would be exceeded.
+    pub(crate) fn reserve_series(&self, n: usize, limit: Option<usize>) -> bool {
+        let Some(limit) = limit else { return true };
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                (cur + n <= limit).then_some(cur)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn num_series(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn limits(&self) -> AppendLimits {
+        let max_t = self.max_t.load(Ordering::Acquire);
+        let boundary = self.boundary.load(Ordering::Acquire);
+        let behind = (self.block_range / 2).max(self.ooo_window);
+        let min_valid_time = if max_t == i64::MIN {
+            boundary
+        } else {
+            boundary.max(max_t.saturating_sub(behind))
+        };
+        AppendLimits {
+            min_valid_time,
+            ooo_window: self.ooo_window,
+            block_range: self.block_range,
+        }
+    }
+
+    pub(crate) fn block_range(&self) -> i64 {
+        self.block_range
+    }
+
+    pub(crate) fn observe_times(&self, min_t: i64, max_t: i64) {
+        if min_t <= max_t {
+            self.min_t.fetch_min(min_t, Ordering::AcqRel);
+            self.max_t.fetch_max(max_t, Ordering::AcqRel);
+        }
+    }
+
+    /// `(min_t, max_t)` of the head's samples, or `None` when it holds none.
+    pub(crate) fn time_range(&self) -> Option<(i64, i64)> {
+        let (min, max) = (
+            self.min_t.load(Ordering::Acquire),
+            self.max_t.load(Ordering::Acquire),
+        );
+        (min <= max).then_some((min, max))
+    }
+
+    pub(crate) fn boundary(&self) -> i64 {
+        self.boundary.load(Ordering::Acquire)
+    }
+
+    /// From now on, samples older than `t` are refused (they are about to be persisted).
+    pub(crate) fn raise_boundary(&self, t: i64) {
+        self.boundary.fetch_max(t, Ordering::AcqRel);
+    }
+
+    pub(crate) fn all_series(&self) -> Vec<Arc<MemSeries>> {
+        let mut out = Vec::with_capacity(self.num_series());
+        for stripe in self.by_id.iter() {
+            out.extend(stripe.read().values().cloned());
+        }
+        out
+    }
+
+    /// Series matching every matcher (not yet filtered by time).
+    pub(crate) fn select(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
+        let ids = self.postings.read().candidates(matchers);
+        ids.into_iter()
+            .filter_map(|id| self.by_id(id))
+            .filter(|s| matches_all(&s.labels, matchers))
+            .collect()
+    }
+
+    pub(crate) fn postings(&self) -> parking_lot::RwLockReadGuard<'_, Postings> {
+        self.postings.read()
+    }
+
+    /// Drops samples older than `t` and then every series left empty; recomputes the head's
+    /// time bounds.
+    pub(crate) fn truncate(&self, t: i64) {
+        let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
+        for series in self.all_series() {
+            let mut data = series.data.lock();
+            data.truncate_before(t, self.block_range);
+            if data.is_empty() {
+                data.removed = true;
+                drop(data);
+                self.remove(&series);
+                continue;
+            }
+            min_t = min_t.min(data.min_t().unwrap_or(i64::MAX));
+            max_t = max_t.max(data.max_t);
+        }
+        self.min_t.store(min_t, Ordering::Release);
+        self.max_t.fetch_max(max_t, Ordering::AcqRel);
+    }
+
+    fn remove(&self, series: &Arc<MemSeries>) {
+        let hash = self.hash(&series.labels);
+        {
+            let mut map = self.by_hash[stripe(hash)].write();
+            if let Some(list) = map.get_mut(&hash) {
+                list.retain(|s| s.id != series.id);
+                if list.is_empty() {
+                    map.remove(&hash);
+                }
+            }
+        }
+        self.by_id[stripe(series.id)].write().remove(&series.id);
+        self.postings.write().remove(series.id, &series.labels);
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,42 @@
+//! Osprey's metrics storage engine: a per-tenant in-memory head backed by a write-ahead log,
+//! persisted into immutable, compressed, checksummed blocks that are compacted into larger
+//! ones and deleted by retention.
+//!
+//! Invariants:
+//! - Tenancy is structural: each tenant has its own head, WAL and blocks under
+//!   `<dir>/tenants/<tenant>/`; no code path reads across tenants.
+//! - An acknowledged append has been `write()`-n to the WAL (survives a killed process);
+//!   fsync follows [`WalSync`]. A damaged WAL tail is truncated and reported on open.
+//! - The engine reads no clock: time only enters through sample timestamps and the `now_ms`
+//!   argument of [`Tsdb::run_maintenance`].
+//! - Every on-disk structure has a magic number, a version and CRC32 checksums; layouts are
+//!   in `docs/format/`. Blocks are read through [`BlockReader`] byte ranges.
+//! - Block directories appear atomically (written under a temporary name, then renamed);
+//!   compaction deletes its sources only after the merged block is in place.
+//!
+//! Non-goals: native histograms; remote storage (the [`BlockReader`] seam is where it would
+//! plug in); query evaluation (PromQL lives in its own crate).
+
+mod block;
+mod block_writer;
+mod compactor;
+mod db;
+mod error;
+mod head;
+mod options;
+mod postings;
+mod record;
+mod series;
+mod stats;
+mod tenant;
+mod wal;
+
+pub use block::{BlockCompaction, BlockMeta, BlockReader, BlockStats, MmapReader};
+pub use db::{MaintenanceReport, OpenReport, Tsdb};
+pub use error::TsdbError;
+pub use options::{TsdbOptions, WalSync};
+pub use stats::{HeadStats, TsdbStats};
+pub use wal::WalRepair;
+
+#[cfg(test)]
+mod tests;

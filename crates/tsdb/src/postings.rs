@@ -1,0 +1,207 @@
+//! The in-memory inverted index (label name -> value -> sorted series ids) that head and
+//! blocks both select through.
+
+use std::collections::{BTreeSet, HashMap};
+
+use osprey_model::{Labels, Matcher};
+
+#[derive(Debug, Default)]
+pub(crate) struct Postings {
+    /// name -> value -> ids. Ids are kept sorted (appends are mostly in increasing order).
+    map: HashMap<String, HashMap<String, Vec<u64>>>,
+    all: Vec<u64>,
+}
+
+fn insert_sorted(list: &mut Vec<u64>, id: u64) {
+    match list.last() {
+        Some(&last) if last >= id => {
+            if let Err(pos) = list.binary_search(&id) {
+                list.insert(pos, id);
+            }
+        }
+        _ => list.push(id),
+    }
+}
+
+fn remove_sorted(list: &mut Vec<u64>, id: u64) {
+    if let Ok(pos) = list.binary_search(&id) {
+        list.remove(pos);
+    }
+}
+
+fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::with_capacity(a.len().min(b.len())));
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+impl Postings {
+    pub(crate) fn add(&mut self, id: u64, labels: &Labels) {
+        for l in labels {
+            let values = self.map.entry_ref_or_insert(&l.name);
+            match values.get_mut(l.value.as_str()) {
+                Some(list) => insert_sorted(list, id),
+                None => {
+                    values.insert(l.value.clone(), vec![id]);
+                }
+            }
+        }
+        insert_sorted(&mut self.all, id);
+    }
+
+    /// Builds from already sorted lists, as decoded from a block.
+    pub(crate) fn insert_list(&mut self, name: &str, value: &str, ids: Vec<u64>) {
+        self.map
+            .entry_ref_or_insert(name)
+            .insert(value.to_string(), ids);
+    }
+
+    pub(crate) fn set_all(&mut self, ids: Vec<u64>) {
+        self.all = ids;
+    }
+
+    pub(crate) fn remove(&mut self, id: u64, labels: &Labels) {
+        for l in labels {
+            if let Some(values) = self.map.get_mut(l.name.as_str()) {
+                if let Some(list) = values.get_mut(l.value.as_str()) {
+                    remove_sorted(list, id);
+                    if list.is_empty() {
+                        values.remove(l.value.as_str());
+                    }
+                }
+                if values.is_empty() {
+                    self.map.remove(l.name.as_str());
+                }
+            }
+        }
+        remove_sorted(&mut self.all, id);
+    }
+
+    /// Candidate ids for the matchers, sorted. Candidates still need a full label check when a
+    /// matcher also accepts an absent label (such matchers are not used to narrow).
+    pub(crate) fn candidates(&self, matchers: &[Matcher]) -> Vec<u64> {
+        let mut result: Option<Vec<u64>> = None;
+        for m in matchers.iter().filter(|m| !m.matches_empty()) {
+            let mut ids: Vec<u64> = match self.map.get(m.name.as_str()) {
+                None => Vec::new(),
+                Some(values) if m.op == osprey_model::MatchOp::Equal => {
+                    values.get(m.value.as_str()).cloned().unwrap_or_default()
+                }
+                Some(values) => {
+                    let mut ids = Vec::new();
+                    for (v, list) in values {
+                        if m.matches(v) {
+                            ids.extend_from_slice(list);
+                        }
+                    }
+                    ids.sort_unstable();
+                    ids.dedup();
+                    ids
+                }
+            };
+            if let Some(prev) = result.take() {
+                ids = intersect(&prev, &ids);
+            }
+            if ids.is_empty() {
+                return ids;
+            }
+            result = Some(ids);
+        }
+        result.unwrap_or_else(|| self.all.clone())
+    }
+
+    pub(crate) fn label_names(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+
+    pub(crate) fn values(&self, name: &str) -> impl Iterator<Item = (&str, &[u64])> {
+        self.map
+            .get(name)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(v, ids)| (v.as_str(), ids.as_slice())))
+    }
+
+    pub(crate) fn num_series(&self) -> usize {
+        self.all.len()
+    }
+
+    /// (name, value) pairs sorted, with their ids; what a block's postings section stores.
+    pub(crate) fn sorted_entries(&self) -> Vec<(&str, &str, &[u64])> {
+        let mut out: Vec<(&str, &str, &[u64])> = self
+            .map
+            .iter()
+            .flat_map(|(n, vs)| {
+                vs.iter()
+                    .map(move |(v, ids)| (n.as_str(), v.as_str(), ids.as_slice()))
+            })
+            .collect();
+        out.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        out
+    }
+
+    /// Every symbol (names and values).
+    pub(crate) fn symbols(&self) -> BTreeSet<&str> {
+        let mut s = BTreeSet::new();
+        for (n, vs) in &self.map {
+            s.insert(n.as_str());
+            s.extend(vs.keys().map(String::as_str));
+        }
+        s
+    }
+}
+
+/// Whether a label set satisfies every matcher (an absent label reads as "").
+pub(crate) fn matches_all(labels: &Labels, matchers: &[Matcher]) -> bool {
+    matchers
+        .iter()
+        .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+}
+
+trait EntryRef {
+    fn entry_ref_or_insert(&mut self, name: &str) -> &mut HashMap<String, Vec<u64>>;
+}
+
+impl EntryRef for HashMap<String, HashMap<String, Vec<u64>>> {
+    /// Looks up without allocating the key when it exists (the common case on ingest).
+    fn entry_ref_or_insert(&mut self, name: &str) -> &mut HashMap<String, Vec<u64>> {
+        if !self.contains_key(name) {
+            self.insert(name.to_string(), HashMap::new());
+        }
+        self.get_mut(name)
+            .unwrap_or_else(|| unreachable!("inserted above"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osprey_model::MatchOp;
+
+    #[test]
+    fn selects_by_equality_regex_and_absence() {
+        let mut p = Postings::default();
+        p.add(1, &Labels::from_pairs([("__name__", "up"), ("job", "a")]));
+        p.add(2, &Labels::from_pairs([("__name__", "up"), ("job", "b")]));
+        p.add(3, &Labels::from_pairs([("__name__", "down")]));
+        assert_eq!(
+            p.candidates(&[Matcher::equal("__name__", "up")]),
+            vec![1, 2]
+        );
+        let re = Matcher::new(MatchOp::RegexMatch, "job", "a|b").unwrap();
+        assert_eq!(p.candidates(&[re, Matcher::equal("job", "b")]), vec![2]);
+        assert_eq!(p.candidates(&[Matcher::equal("job", "")]), vec![1, 2, 3]);
+        p.remove(2, &Labels::from_pairs([("__name__", "up"), ("job", "b")]));
+        assert_eq!(p.candidates(&[Matcher::equal("__name__", "up")]), vec![1]);
+        assert_eq!(p.values("job").count(), 1);
+    }
+}

@@ -1,0 +1,769 @@
+//! Everything one tenant owns: its head, WAL and blocks under `<dir>/tenants/<tenant>/`.
+//! Nothing here can reach another tenant's data: each tenant is a separate `TenantDb`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use osprey_model::{
+    AppendSummary, Exemplar, Labels, Matcher, MetricMetadata, Sample, Series, TenantId, Timestamp,
+    WriteRequest, METRIC_NAME,
+};
+use parking_lot::{Mutex, RwLock};
+
+use crate::block::{Block, BlockCompaction};
+use crate::block_writer::{BlockWriter, TMP_SUFFIX};
+use crate::head::Head;
+use crate::postings::matches_all;
+use crate::record::{self, Record};
+use crate::series::{MemSeries, Outcome};
+use crate::stats::{top_n, Counters, HeadStats};
+use crate::wal::{Wal, WalRepair};
+use crate::{compactor, TsdbError, TsdbOptions, WalSync};
+
+/// Series per record in a checkpoint, bounding record size.
+const CHECKPOINT_BATCH: usize = 1000;
+
+pub(crate) struct TenantDb {
+    pub(crate) id: TenantId,
+    blocks_dir: PathBuf,
+    opts: Arc<TsdbOptions>,
+    counters: Arc<Counters>,
+    pub(crate) head: Head,
+    pub(crate) wal: Wal,
+    blocks: RwLock<Vec<Arc<Block>>>,
+    exemplars: Mutex<VecDeque<(Arc<MemSeries>, Exemplar)>>,
+    metadata: Mutex<HashMap<String, MetricMetadata>>,
+    /// Serialises head cuts, compaction and retention of this tenant.
+    maintenance: Mutex<()>,
+}
+
+/// What opening one tenant found.
+#[derive(Debug, Default)]
+pub(crate) struct TenantOpen {
+    pub(crate) wal_records: u64,
+    pub(crate) samples_without_series: u64,
+    pub(crate) wal_repairs: Vec<WalRepair>,
+    pub(crate) blocks_loaded: usize,
+    pub(crate) blocks_skipped: Vec<(PathBuf, String)>,
+}
+
+/// What one maintenance pass did for one tenant.
+#[derive(Debug, Default)]
+pub(crate) struct TenantMaintenance {
+    pub(crate) blocks_written: usize,
+    pub(crate) compactions: usize,
+    pub(crate) blocks_deleted: usize,
+}
+
+fn align_down(t: i64, range: i64) -> i64 {
+    t.div_euclid(range) * range
+}
+
+impl TenantDb {
+    pub(crate) fn open(
+        root: &Path,
+        id: TenantId,
+        opts: Arc<TsdbOptions>,
+        counters: Arc<Counters>,
+    ) -> Result<(TenantDb, TenantOpen), TsdbError> {
+        let dir = root.join(id.as_str());
+        let blocks_dir = dir.join("blocks");
+        fs::create_dir_all(&blocks_dir).map_err(TsdbError::io(&blocks_dir))?;
+        let mut report = TenantOpen::default();
+        let blocks = load_blocks(&blocks_dir, &mut report)?;
+        let head = Head::new(opts.block_range_ms(), opts.ooo_window_ms());
+        if let Some(boundary) = blocks.iter().map(|b| b.meta.max_time).max() {
+            head.raise_boundary(boundary);
+        }
+        let mut replay = Replay {
+            head: &head,
+            pending: HashMap::new(),
+            exemplars: Vec::new(),
+            metadata: HashMap::new(),
+        };
+        let wal_dir = dir.join("wal");
+        let (wal, records, repairs) =
+            Wal::open(&wal_dir, opts.wal_segment_bytes, &mut |r| replay.apply(r))
+                .map_err(TsdbError::io(&wal_dir))?;
+        report.wal_records = records;
+        report.wal_repairs = repairs;
+        report.samples_without_series = replay.pending.values().map(|v| v.len() as u64).sum();
+        let Replay {
+            exemplars,
+            metadata,
+            ..
+        } = replay;
+        let mut ring = VecDeque::with_capacity(exemplars.len().min(opts.max_exemplars_per_tenant));
+        for e in exemplars
+            .into_iter()
+            .rev()
+            .take(opts.max_exemplars_per_tenant)
+        {
+            ring.push_front(e);
+        }
+        report.blocks_loaded = blocks.len();
+        let db = TenantDb {
+            id,
+            blocks_dir,
+            opts,
+            counters,
+            head,
+            wal,
+            blocks: RwLock::new(blocks),
+            exemplars: Mutex::new(ring),
+            metadata: Mutex::new(metadata),
+            maintenance: Mutex::new(()),
+        };
+        Ok((db, report))
+    }
+
+    pub(crate) fn append(&self, mut request: WriteRequest) -> Result<AppendSummary, TsdbError> {
+        let head = &self.head;
+        let mut summary = AppendSummary::default();
+        let mut hashes = Vec::with_capacity(request.series.len());
+        let mut resolved: Vec<Option<Arc<MemSeries>>> = Vec::with_capacity(request.series.len());
+        for ts in &request.series {
+            if ts.labels.is_empty() {
+                return Err(TsdbError::InvalidSeries(
+                    "a series has no labels; every series needs at least a metric name".into(),
+                ));
+            }
+            let hash = head.hash(&ts.labels);
+            hashes.push(hash);
+            resolved.push(head.lookup(hash, &ts.labels));
+        }
+        let missing = resolved.iter().filter(|s| s.is_none()).count();
+        // Checked per batch: concurrent batches may overshoot the limit by at most one batch.
+        if missing > 0 && !head.reserve_series(missing, self.opts.max_series_per_tenant) {
+            return Err(TsdbError::SeriesLimit {
+                tenant: self.id.to_string(),
+                limit: self.opts.max_series_per_tenant.unwrap_or_default(),
+                new: missing,
+            });
+        }
+        let mut created: Vec<Arc<MemSeries>> = Vec::new();
+        let limits = head.limits();
+        let mut accepted: Vec<(u64, Sample)> = Vec::with_capacity(request.sample_count());
+        let mut exemplars: Vec<(Arc<MemSeries>, Exemplar)> = Vec::new();
+        let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
+        for (i, ts) in request.series.iter_mut().enumerate() {
+            let mut series = match resolved[i].take() {
+                Some(s) => s,
+                None => self.create(hashes[i], std::mem::take(&mut ts.labels), &mut created),
+            };
+            let mut data = series.data.lock();
+            if data.removed {
+                // Garbage-collected between lookup and lock: append to a fresh series.
+                drop(data);
+                series = self.create(hashes[i], series.labels.clone(), &mut created);
+                data = series.data.lock();
+            }
+            for &s in &ts.samples {
+                let outcome = data.append(s, &limits);
+                if outcome == Outcome::Appended {
+                    accepted.push((series.id, s));
+                    min_t = min_t.min(s.t);
+                    max_t = max_t.max(s.t);
+                    continue;
+                }
+                record_rejection(&mut summary, outcome, &series.labels, s);
+            }
+            drop(data);
+            for e in ts.exemplars.drain(..) {
+                exemplars.push((series.clone(), e));
+            }
+        }
+        summary.samples_appended = accepted.len() as u64;
+        summary.series_created = created.len() as u64;
+        summary.exemplars_appended = exemplars.len() as u64;
+
+        let mut buf = Vec::with_capacity(accepted.len() * 14 + 64);
+        if !created.is_empty() {
+            record::encode_series(&mut buf, created.iter().map(|s| (s.id, &s.labels)));
+        }
+        if !accepted.is_empty() {
+            record::encode_samples(&mut buf, &accepted);
+        }
+        if !exemplars.is_empty() {
+            record::encode_exemplars(&mut buf, exemplars.iter().map(|(s, e)| (s.id, e)));
+        }
+        if !request.metadata.is_empty() {
+            record::encode_metadata(&mut buf, request.metadata.iter());
+        }
+        if !buf.is_empty() {
+            let fsync = self.opts.wal_sync == WalSync::Always;
+            self.wal
+                .append(&buf, fsync)
+                .map_err(TsdbError::io(self.blocks_dir.with_file_name("wal")))?;
+        }
+        head.observe_times(min_t, max_t);
+        if !exemplars.is_empty() {
+            self.push_exemplars(exemplars);
+        }
+        if !request.metadata.is_empty() {
+            let mut meta = self.metadata.lock();
+            for m in request.metadata {
+                meta.insert(m.metric_family_name.clone(), m);
+            }
+        }
+        Counters::add(&self.counters.samples_appended, summary.samples_appended);
+        Counters::add(&self.counters.samples_rejected, summary.rejected());
+        Counters::add(&self.counters.series_created, summary.series_created);
+        Counters::add(
+            &self.counters.exemplars_appended,
+            summary.exemplars_appended,
+        );
+        Ok(summary)
+    }
+
+    fn create(
+        &self,
+        hash: u64,
+        labels: Labels,
+        created: &mut Vec<Arc<MemSeries>>,
+    ) -> Arc<MemSeries> {
+        let (series, is_new) = self.head.get_or_create(hash, labels);
+        if is_new {
+            created.push(series.clone());
+        }
+        series
+    }
+
+    fn push_exemplars(&self, new: Vec<(Arc<MemSeries>, Exemplar)>) {
+        let max = self.opts.max_exemplars_per_tenant;
+        let mut ring = self.exemplars.lock();
+        for e in new {
+            if ring.len() >= max {
+                ring.pop_front();
+            }
+            if max > 0 {
+                ring.push_back(e);
+            }
+        }
+    }
+
+    fn blocks_snapshot(&self) -> Vec<Arc<Block>> {
+        self.blocks.read().clone()
+    }
+
+    pub(crate) fn select(
+        &self,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<Series>, TsdbError> {
+        // Per series: samples and whether several sources contributed (then sort and dedup).
+        let mut merged: BTreeMap<Labels, (Vec<Sample>, bool)> = BTreeMap::new();
+        let mut add = |labels: &Labels, samples: Vec<Sample>| {
+            if samples.is_empty() {
+                return;
+            }
+            match merged.get_mut(labels) {
+                Some((existing, several)) => {
+                    existing.extend(samples);
+                    *several = true;
+                }
+                None => {
+                    merged.insert(labels.clone(), (samples, false));
+                }
+            }
+        };
+        for block in self
+            .blocks_snapshot()
+            .iter()
+            .filter(|b| b.overlaps(start, end))
+        {
+            for i in block.select(matchers, start, end) {
+                add(&block.series[i].labels, block.samples(i, start, end)?);
+            }
+        }
+        for series in self.head.select(matchers) {
+            let samples = series.data.lock().samples(start, end);
+            add(&series.labels, samples);
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(labels, (mut samples, several))| {
+                if several {
+                    samples.sort_by_key(|s| s.t);
+                    samples.dedup_by_key(|s| s.t);
+                }
+                Series { labels, samples }
+            })
+            .collect())
+    }
+
+    /// Calls `visit` with the labels of every matching series that has data overlapping
+    /// `[start, end]` (by chunk time ranges, without decoding samples).
+    fn visit_series(
+        &self,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+        visit: &mut dyn FnMut(&Labels),
+    ) {
+        for block in self
+            .blocks_snapshot()
+            .iter()
+            .filter(|b| b.overlaps(start, end))
+        {
+            for i in block.select(matchers, start, end) {
+                visit(&block.series[i].labels);
+            }
+        }
+        for series in self.head.select(matchers) {
+            let data = series.data.lock();
+            let in_range = data.min_t().is_some_and(|min| min <= end) && data.max_t >= start;
+            drop(data);
+            if in_range {
+                visit(&series.labels);
+            }
+        }
+    }
+
+    pub(crate) fn series(
+        &self,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<Labels> {
+        let mut out = BTreeSet::new();
+        self.visit_series(matchers, start, end, &mut |l| {
+            if !out.contains(l) {
+                out.insert(l.clone());
+            }
+        });
+        out.into_iter().collect()
+    }
+
+    pub(crate) fn label_names(
+        &self,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        self.visit_series(matchers, start, end, &mut |l| {
+            for label in l {
+                if !out.contains(label.name.as_str()) {
+                    out.insert(label.name.clone());
+                }
+            }
+        });
+        out
+    }
+
+    pub(crate) fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        self.visit_series(matchers, start, end, &mut |l| {
+            if let Some(v) = l.get(name) {
+                if !out.contains(v) {
+                    out.insert(v.to_string());
+                }
+            }
+        });
+        out
+    }
+
+    pub(crate) fn exemplars(
+        &self,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Vec<(Labels, Vec<Exemplar>)> {
+        let mut out: BTreeMap<Labels, Vec<Exemplar>> = BTreeMap::new();
+        for (series, e) in self.exemplars.lock().iter() {
+            if e.t >= start && e.t <= end && matches_all(&series.labels, matchers) {
+                out.entry(series.labels.clone())
+                    .or_default()
+                    .push(e.clone());
+            }
+        }
+        out.into_iter()
+            .map(|(l, mut v)| {
+                v.sort_by_key(|e| e.t);
+                (l, v)
+            })
+            .collect()
+    }
+
+    pub(crate) fn metadata(&self) -> Vec<MetricMetadata> {
+        let mut v: Vec<MetricMetadata> = self.metadata.lock().values().cloned().collect();
+        v.sort_by(|a, b| a.metric_family_name.cmp(&b.metric_family_name));
+        v
+    }
+
+    /// Cuts head data into blocks once the head spans 1.5 block ranges, compacts, applies
+    /// retention as of `now_ms`.
+    pub(crate) fn maintain(&self, now_ms: i64) -> Result<TenantMaintenance, TsdbError> {
+        let _guard = self.maintenance.lock();
+        let mut report = TenantMaintenance::default();
+        let range = self.head.block_range();
+        while let Some((min_t, max_t)) = self.head.time_range() {
+            let end = align_down(min_t.max(self.head.boundary()), range) + range;
+            if max_t.saturating_sub(end) < range / 2 {
+                break;
+            }
+            report.blocks_written += self.persist_head_before(end)?;
+        }
+        self.compact(&mut report)?;
+        self.apply_retention(now_ms, &mut report)?;
+        Ok(report)
+    }
+
+    /// Persists the whole head into blocks.
+    pub(crate) fn flush_head(&self) -> Result<usize, TsdbError> {
+        let _guard = self.maintenance.lock();
+        match self.head.time_range() {
+            Some((_, max_t)) => self.persist_head_before(max_t.saturating_add(1)),
+            None => Ok(0),
+        }
+    }
+
+    /// Writes head samples older than `before` into one block per block-range window, then
+    /// drops them from the head and checkpoints the WAL. Returns the blocks written.
+    fn persist_head_before(&self, before: i64) -> Result<usize, TsdbError> {
+        let range = self.head.block_range();
+        self.head.raise_boundary(before);
+        let Some((min_t, _)) = self.head.time_range() else {
+            return Ok(0);
+        };
+        let mut series = self.head.all_series();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let mut written = 0;
+        let mut window = align_down(min_t, range);
+        while window < before {
+            let window_end = window.saturating_add(range).min(before);
+            let io = TsdbError::io(&self.blocks_dir);
+            let mut writer = BlockWriter::new(&self.blocks_dir, window).map_err(io)?;
+            for s in &series {
+                let samples = s.data.lock().samples(window, window_end - 1);
+                writer
+                    .add_series(s.labels.clone(), &samples)
+                    .map_err(TsdbError::io(&self.blocks_dir))?;
+            }
+            let compaction = BlockCompaction {
+                level: 1,
+                ..Default::default()
+            };
+            if let Some(dir) = writer
+                .finish(window, window_end, compaction)
+                .map_err(TsdbError::io(&self.blocks_dir))?
+            {
+                self.add_block(Arc::new(Block::open(&dir)?));
+                written += 1;
+            }
+            window = window_end;
+        }
+        self.head.truncate(before);
+        self.checkpoint_wal()?;
+        Counters::add(&self.counters.head_cuts, 1);
+        Ok(written)
+    }
+
+    fn add_block(&self, block: Arc<Block>) {
+        let mut blocks = self.blocks.write();
+        blocks.push(block);
+        blocks.sort_by(|a, b| {
+            (a.meta.min_time, a.meta.max_time).cmp(&(b.meta.min_time, b.meta.max_time))
+        });
+    }
+
+    /// Replaces the WAL written so far by a checkpoint of what the head still holds.
+    fn checkpoint_wal(&self) -> Result<(), TsdbError> {
+        let wal_dir = self.blocks_dir.with_file_name("wal");
+        let first_kept = self.wal.rotate().map_err(TsdbError::io(&wal_dir))?;
+        // Taken after the rotation: anything appended to the head before it is included.
+        let mut series = self.head.all_series();
+        series.sort_by_key(|s| s.id);
+        let mut body = Vec::new();
+        for batch in series.chunks(CHECKPOINT_BATCH) {
+            record::encode_series(&mut body, batch.iter().map(|s| (s.id, &s.labels)));
+            let mut chunks = Vec::new();
+            for s in batch {
+                chunks.extend(
+                    s.data
+                        .lock()
+                        .encoded_chunks()
+                        .into_iter()
+                        .map(|c| (s.id, c)),
+                );
+            }
+            record::encode_chunks(&mut body, chunks.iter().map(|(id, c)| (*id, c.as_slice())));
+        }
+        let exemplars = self.exemplars.lock();
+        if !exemplars.is_empty() {
+            // Exemplars can outlive their series' samples; log those series so replay can
+            // attach the exemplars again.
+            let live: HashSet<u64> = series.iter().map(|s| s.id).collect();
+            let mut gone: Vec<&Arc<MemSeries>> = exemplars
+                .iter()
+                .map(|(s, _)| s)
+                .filter(|s| !live.contains(&s.id))
+                .collect();
+            gone.sort_by_key(|s| s.id);
+            gone.dedup_by_key(|s| s.id);
+            if !gone.is_empty() {
+                record::encode_series(&mut body, gone.iter().map(|s| (s.id, &s.labels)));
+            }
+            record::encode_exemplars(&mut body, exemplars.iter().map(|(s, e)| (s.id, e)));
+        }
+        drop(exemplars);
+        let metadata = self.metadata();
+        if !metadata.is_empty() {
+            record::encode_metadata(&mut body, metadata.iter());
+        }
+        self.wal
+            .checkpoint(first_kept, &body)
+            .map_err(TsdbError::io(&wal_dir))
+    }
+
+    fn compact(&self, report: &mut TenantMaintenance) -> Result<(), TsdbError> {
+        let ranges = self.opts.compaction_ranges();
+        while let Some(sources) = compactor::plan(&self.blocks_snapshot(), &ranges) {
+            let started = Instant::now();
+            let dir = compactor::compact(&self.blocks_dir, &sources)?;
+            let new_block = dir.map(|d| Block::open(&d)).transpose()?.map(Arc::new);
+            {
+                let mut blocks = self.blocks.write();
+                blocks.retain(|b| !sources.iter().any(|s| s.id() == b.id()));
+                blocks.extend(new_block);
+                blocks.sort_by(|a, b| {
+                    (a.meta.min_time, a.meta.max_time).cmp(&(b.meta.min_time, b.meta.max_time))
+                });
+            }
+            for s in &sources {
+                fs::remove_dir_all(&s.dir).map_err(TsdbError::io(&s.dir))?;
+            }
+            let nanos = started.elapsed().as_nanos() as u64;
+            Counters::add(&self.counters.compactions, 1);
+            Counters::add(&self.counters.compaction_nanos_total, nanos);
+            self.counters
+                .last_compaction_nanos
+                .store(nanos, std::sync::atomic::Ordering::Relaxed);
+            report.compactions += 1;
+        }
+        Ok(())
+    }
+
+    fn apply_retention(
+        &self,
+        now_ms: i64,
+        report: &mut TenantMaintenance,
+    ) -> Result<(), TsdbError> {
+        let cutoff = now_ms.saturating_sub(self.opts.retention_ms());
+        let blocks = self.blocks_snapshot();
+        let mut total: u64 = blocks.iter().map(|b| b.disk_bytes).sum();
+        let mut doomed = Vec::new();
+        // Oldest first: blocks are sorted by min time.
+        for b in &blocks {
+            let expired = b.meta.max_time <= cutoff;
+            let over_size = self.opts.max_bytes.is_some_and(|max| total > max);
+            if expired || over_size {
+                total -= b.disk_bytes;
+                doomed.push(b.clone());
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        self.blocks
+            .write()
+            .retain(|b| !doomed.iter().any(|d| d.id() == b.id()));
+        for b in &doomed {
+            tracing::info!(tenant = %self.id, block = b.id(), min_time = b.meta.min_time, max_time = b.meta.max_time, "retention deleted block");
+            fs::remove_dir_all(&b.dir).map_err(TsdbError::io(&b.dir))?;
+        }
+        Counters::add(
+            &self.counters.blocks_deleted_by_retention,
+            doomed.len() as u64,
+        );
+        report.blocks_deleted += doomed.len();
+        Ok(())
+    }
+
+    pub(crate) fn block_count_and_bytes(&self) -> (u64, u64) {
+        let blocks = self.blocks.read();
+        (
+            blocks.len() as u64,
+            blocks.iter().map(|b| b.disk_bytes).sum(),
+        )
+    }
+
+    pub(crate) fn head_stats(&self) -> HeadStats {
+        let mut stats = HeadStats::default();
+        for s in self.head.all_series() {
+            let data = s.data.lock();
+            stats.num_chunks += data.num_chunks() as u64;
+            stats.chunk_bytes += data.chunk_bytes() as u64;
+        }
+        let postings = self.head.postings();
+        stats.num_series = postings.num_series() as u64;
+        stats.series_count_by_metric_name = top_n(
+            postings
+                .values(METRIC_NAME)
+                .map(|(v, ids)| (v.to_string(), ids.len() as u64)),
+            10,
+        );
+        let mut value_counts = Vec::new();
+        let mut memory = Vec::new();
+        let mut pairs = Vec::new();
+        for name in postings.label_names() {
+            let (mut count, mut bytes) = (0u64, 0u64);
+            for (value, ids) in postings.values(name) {
+                count += 1;
+                bytes += value.len() as u64;
+                pairs.push((format!("{name}={value}"), ids.len() as u64));
+            }
+            stats.num_label_pairs += count;
+            value_counts.push((name.to_string(), count));
+            memory.push((name.to_string(), bytes));
+        }
+        stats.label_value_count_by_label_name = top_n(value_counts, 10);
+        stats.memory_in_bytes_by_label_name = top_n(memory, 10);
+        stats.series_count_by_label_value_pair = top_n(pairs, 10);
+        if let Some((min, max)) = self.head.time_range() {
+            stats.min_time = Some(min);
+            stats.max_time = Some(max);
+        }
+        stats
+    }
+}
+
+fn record_rejection(summary: &mut AppendSummary, outcome: Outcome, labels: &Labels, s: Sample) {
+    let what = match outcome {
+        Outcome::Appended | Outcome::Duplicate => return,
+        Outcome::OutOfOrder => {
+            summary.out_of_order += 1;
+            "out of order sample"
+        }
+        Outcome::TooOld => {
+            summary.too_old += 1;
+            "out of bounds: sample is too old for the head and older data is already persisted"
+        }
+        Outcome::DuplicateDifferentValue => {
+            summary.duplicate_with_different_value += 1;
+            "duplicate sample for timestamp"
+        }
+    };
+    if summary.first_rejection.is_none() {
+        summary.first_rejection = Some(format!("{what}: series {labels}, timestamp {}", s.t));
+    }
+}
+
+/// Opens every block directory, removing leftovers of interrupted writes and compactions.
+fn load_blocks(dir: &Path, report: &mut TenantOpen) -> Result<Vec<Arc<Block>>, TsdbError> {
+    let mut blocks = Vec::new();
+    for entry in fs::read_dir(dir).map_err(TsdbError::io(dir))? {
+        let path = entry.map_err(TsdbError::io(dir))?.path();
+        if !path.is_dir() {
+            continue;
+        }
+        if path.to_string_lossy().ends_with(TMP_SUFFIX) {
+            fs::remove_dir_all(&path).map_err(TsdbError::io(&path))?;
+            continue;
+        }
+        match Block::open(&path) {
+            Ok(b) => blocks.push(Arc::new(b)),
+            Err(e) => {
+                tracing::warn!(block = %path.display(), error = %e, "skipping unreadable block");
+                report.blocks_skipped.push((path, e.to_string()));
+            }
+        }
+    }
+    // A crash between writing a compacted block and deleting its parents leaves both.
+    let superseded: BTreeSet<String> = blocks
+        .iter()
+        .flat_map(|b| b.meta.compaction.parents.iter().cloned())
+        .collect();
+    let (stale, mut live): (Vec<_>, Vec<_>) = blocks
+        .into_iter()
+        .partition(|b| superseded.contains(b.id()));
+    for b in stale {
+        fs::remove_dir_all(&b.dir).map_err(TsdbError::io(&b.dir))?;
+    }
+    live.sort_by(|a, b| {
+        (a.meta.min_time, a.meta.max_time).cmp(&(b.meta.min_time, b.meta.max_time))
+    });
+    Ok(live)
+}
+
+/// Applies WAL records to a head being rebuilt.
+struct Replay<'a> {
+    head: &'a Head,
+    /// Samples whose series record comes later in the log (concurrent appenders may log
+    /// samples of a series before its creator logs the series).
+    pending: HashMap<u64, Vec<Sample>>,
+    exemplars: Vec<(Arc<MemSeries>, Exemplar)>,
+    metadata: HashMap<String, MetricMetadata>,
+}
+
+impl Replay<'_> {
+    fn add_samples(&self, series: &MemSeries, samples: impl IntoIterator<Item = Sample>) {
+        let boundary = self.head.boundary();
+        let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
+        let mut data = series.data.lock();
+        for s in samples.into_iter().filter(|s| s.t >= boundary) {
+            data.append_replayed(s, self.head.block_range());
+            min_t = min_t.min(s.t);
+            max_t = max_t.max(s.t);
+        }
+        drop(data);
+        self.head.observe_times(min_t, max_t);
+    }
+
+    fn apply(&mut self, record: Record) {
+        match record {
+            Record::Series(list) => {
+                for (id, labels) in list {
+                    let series = self.head.create_with_id(id, labels);
+                    if let Some(samples) = self.pending.remove(&id) {
+                        self.add_samples(&series, samples);
+                    }
+                }
+            }
+            Record::Samples(list) => {
+                for (id, s) in list {
+                    match self.head.by_id(id) {
+                        Some(series) => self.add_samples(&series, [s]),
+                        None => self.pending.entry(id).or_default().push(s),
+                    }
+                }
+            }
+            Record::Chunks(list) => {
+                for (id, bytes) in list {
+                    let mut samples = Vec::new();
+                    if osprey_codec::decode_chunk(&bytes, &mut samples).is_err() {
+                        tracing::warn!(series = id, "skipping undecodable chunk in wal checkpoint");
+                        continue;
+                    }
+                    match self.head.by_id(id) {
+                        Some(series) => self.add_samples(&series, samples),
+                        None => self.pending.entry(id).or_default().extend(samples),
+                    }
+                }
+            }
+            Record::Exemplars(list) => {
+                for (id, e) in list {
+                    if let Some(series) = self.head.by_id(id) {
+                        self.exemplars.push((series, e));
+                    }
+                }
+            }
+            Record::Metadata(list) => {
+                for m in list {
+                    self.metadata.insert(m.metric_family_name.clone(), m);
+                }
+            }
+        }
+    }
+}
