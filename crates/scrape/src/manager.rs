@@ -355,3 +355,6 @@ async fn poll_files(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
