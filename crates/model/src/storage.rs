@@ -76,6 +76,19 @@ pub trait MetricsQuerier: Send + Sync {
     /// sorted by labels.
     fn select(&self, tenant: &TenantId, request: &SelectRequest) -> Result<Vec<Series>, StorageError>;
 
+    /// Label sets of series matching every matcher with samples in `[start, end]`, sorted.
+    /// Engines should override this to answer from their index without reading samples.
+    fn series(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<Labels>, StorageError> {
+        let request = SelectRequest { matchers: matchers.to_vec(), start, end };
+        Ok(self.select(tenant, &request)?.into_iter().map(|s| s.labels).collect())
+    }
+
     /// Label names of series matching the matchers (all series when empty) with samples in
     /// the range, sorted, unique.
     fn label_names(

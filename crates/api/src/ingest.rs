@@ -1,0 +1,136 @@
+//! Write endpoints: Prometheus remote_write 1.0 and OTLP/HTTP metrics.
+//!
+//! Both decode on the async worker (pure CPU, bounded by the body limit), then append on a
+//! blocking thread. A write is acknowledged only after the store has logged it.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use osprey_model::{AppendSummary, WriteRequest};
+
+use crate::response::{ApiError, ErrorType};
+use crate::telemetry::Protocol;
+use crate::tenant::RequestTenant;
+use crate::{blocking, storage_err, ApiState};
+
+/// `POST /api/v1/write`: snappy-compressed `prometheus.WriteRequest`. 204 when stored; 400
+/// naming the first rejected sample when some were rejected (the rest is kept, as Prometheus
+/// does); 429 with `Retry-After` when over a limit.
+pub async fn remote_write(
+    State(state): State<Arc<ApiState>>,
+    RequestTenant(tenant): RequestTenant,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let _budget = reserve_write_budget(&state, body.len())?;
+        let request = osprey_wire::remote_write::decode_write_request(&body)
+            .map_err(|e| ApiError::bad_data(e.to_string()))?;
+        append(&state, tenant, request, Protocol::RemoteWrite).await
+    }
+    .await;
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            state
+                .metrics
+                .write_failed(Protocol::RemoteWrite, e.status());
+            e.into_response()
+        }
+    }
+}
+
+/// `POST /v1/metrics`: OTLP `ExportMetricsServiceRequest` as protobuf or JSON.
+pub async fn otlp_metrics(
+    State(state): State<Arc<ApiState>>,
+    RequestTenant(tenant): RequestTenant,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let is_json = content_type.starts_with("application/json");
+    let result = async {
+        if !is_json && !content_type.starts_with("application/x-protobuf") {
+            return Err(ApiError::new(
+                ErrorType::BadData,
+                format!("unsupported content type {content_type:?} for OTLP: send application/x-protobuf or application/json"),
+            ));
+        }
+        let _budget = reserve_write_budget(&state, body.len())?;
+        let export = if is_json {
+            osprey_wire::otlp::decode_metrics_json(&body)
+        } else {
+            osprey_wire::otlp::decode_metrics_protobuf(&body)
+        }
+        .map_err(|e| ApiError::bad_data(e.to_string()))?;
+        let request = osprey_wire::otlp::metrics_to_write_request(&export, &osprey_wire::otlp::OtlpOptions::default())
+            .map_err(|e| ApiError::bad_data(e.to_string()))?;
+        append(&state, tenant, request, Protocol::Otlp).await
+    }
+    .await;
+    match result {
+        // An empty ExportMetricsServiceResponse: zero bytes in protobuf, `{}` in JSON.
+        Ok(()) if is_json => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            "{}",
+        )
+            .into_response(),
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-protobuf"),
+            )],
+            Bytes::new(),
+        )
+            .into_response(),
+        Err(e) => {
+            state.metrics.write_failed(Protocol::Otlp, e.status());
+            e.into_response()
+        }
+    }
+}
+
+/// Holds part of the in-flight write budget for the life of a request. The decompressed size is
+/// not known before decoding, so the budget is charged at a typical protobuf/snappy ratio.
+fn reserve_write_budget(
+    state: &ApiState,
+    compressed_len: usize,
+) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    const ASSUMED_COMPRESSION_RATIO: usize = 8;
+    let want = (compressed_len.max(1) * ASSUMED_COMPRESSION_RATIO)
+        .min(state.limits.max_inflight_write_bytes);
+    let permits = u32::try_from(want).unwrap_or(u32::MAX);
+    state.inflight_write_bytes.try_acquire_many(permits).map_err(|_| {
+        ApiError::new(
+            ErrorType::TooManyRequests,
+            "too many writes in flight: the server is at its memory budget for writes; retry after a short wait",
+        )
+    })
+}
+
+async fn append(
+    state: &Arc<ApiState>,
+    tenant: osprey_model::TenantId,
+    request: WriteRequest,
+    protocol: Protocol,
+) -> Result<(), ApiError> {
+    let appender = state.appender.clone();
+    let summary: AppendSummary =
+        blocking(move || appender.append(&tenant, request).map_err(storage_err)).await?;
+    state.metrics.write_succeeded(protocol, &summary);
+    let rejected = summary.rejected();
+    match summary.first_rejection {
+        Some(first) if rejected > 0 => Err(ApiError::bad_data(format!(
+            "{rejected} of the samples were rejected and the rest stored; first: {first}"
+        ))),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,16 @@
+//! Validation and per-tenant limits, applied to every metrics write whatever protocol brought
+//! it (remote_write, OTLP, scrape) before it reaches storage.
+//!
+//! [`LimitedAppender`] wraps any [`MetricsAppender`] and is one itself, so the protocols do not
+//! know limits exist. A batch over a limit is refused whole, before anything is stored, with a
+//! message that names the limit and how to raise it; nothing already stored is affected.
+//!
+//! Time comes from a [`Clock`] so the rate limiter is tested without sleeping.
+
+mod limits;
+mod rate;
+
+pub use limits::{LimitedAppender, Limits};
+pub use rate::{Clock, SystemClock};
+
+pub use osprey_model::MetricsAppender;
