@@ -181,6 +181,10 @@ struct Matching {
     card: VectorMatchCardinality,
     on: bool,
     labels: Vec<String>,
+    /// Value for a missing "one"-side sample (`fill_right`, or `fill_left` with group_right).
+    fill_one: Option<f64>,
+    /// Value for a missing "many"-side sample.
+    fill_many: Option<f64>,
 }
 
 impl Matching {
@@ -195,6 +199,8 @@ impl Matching {
                 card: default_card,
                 on: false,
                 labels: Vec::new(),
+                fill_one: None,
+                fill_many: None,
             },
             Some(m) => {
                 let (on, labels) = match &m.matching {
@@ -207,7 +213,13 @@ impl Matching {
                 } else {
                     m.card.clone()
                 };
-                Matching { card, on, labels }
+                Matching {
+                    card,
+                    on,
+                    labels,
+                    fill_one: m.fill_values.rhs,
+                    fill_many: m.fill_values.lhs,
+                }
             }
         }
     }
@@ -284,7 +296,8 @@ fn vector_vector(
 ) -> Result<Val, PromqlError> {
     let range = ev.range;
     let one_to_many = matches!(matching.card, VectorMatchCardinality::OneToMany(_));
-    // The "one" side is always called `one` below; for group_right the sides are swapped.
+    // The "one" side is always called `one` below; for group_right the sides are swapped
+    // (and so are the fill values, as in Prometheus).
     let (many, one) = if one_to_many {
         (&rhs, &lhs)
     } else {
@@ -294,10 +307,13 @@ fn vector_vector(
     let one_sig: Vec<Labels> = one.iter().map(|s| matching.signature(&s.labels)).collect();
     let many_steps = by_step(many, &range);
     let one_steps = by_step(one, &range);
-    let one_to_one = matches!(matching.card, VectorMatchCardinality::OneToOne);
+    let no_fill = matching.fill_one.is_none() && matching.fill_many.is_none();
     let mut out = Collector::new();
     for (i, (ms, os)) in many_steps.iter().zip(&one_steps).enumerate() {
         let t = range.ts(i);
+        if (ms.is_empty() && os.is_empty()) || ((ms.is_empty() || os.is_empty()) && no_fill) {
+            continue;
+        }
         let mut one_by_sig: HashMap<&Labels, (usize, f64)> = HashMap::new();
         for &(j, v) in os {
             if let Some(&(dup, _)) = one_by_sig.get(&one_sig[j]) {
@@ -313,47 +329,95 @@ fn vector_vector(
             }
             one_by_sig.insert(&one_sig[j], (j, v));
         }
-        let mut matched: HashMap<&Labels, HashSet<Labels>> = HashMap::new();
+        let mut step = StepMatch {
+            op,
+            matching,
+            return_bool,
+            one_to_many,
+            t,
+            matched: HashMap::new(),
+        };
         for &(j, v) in ms {
-            let Some(&(k, ov)) = one_by_sig.get(&many_sig[j]) else {
-                continue;
-            };
-            let (l, r) = if one_to_many { (ov, v) } else { (v, ov) };
-            let (mut value, keep) = apply(op, l, r);
-            if return_bool {
-                value = if keep { 1.0 } else { 0.0 };
-            }
-            let labels = result_labels(
-                &many[j].labels,
-                &one[k].labels,
-                matching,
-                one_to_one,
-                op.drops_name(),
-            );
-            // Matching errors are raised before filtering, as Prometheus does.
-            match matched.entry(&many_sig[j]) {
-                std::collections::hash_map::Entry::Occupied(mut e) => {
-                    if one_to_one {
-                        return Err(PromqlError::execution(
-                            "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
-                        ));
-                    }
-                    if !e.get_mut().insert(labels.clone()) {
-                        return Err(PromqlError::execution(
-                            "multiple matches for labels: grouping labels must ensure unique matches",
-                        ));
+            match one_by_sig.get(&many_sig[j]) {
+                Some(&(k, ov)) => step.apply(
+                    &many[j].labels,
+                    v,
+                    &one[k].labels,
+                    ov,
+                    &many_sig[j],
+                    &mut out,
+                )?,
+                None => {
+                    if let Some(fill) = matching.fill_one {
+                        step.apply(
+                            &many[j].labels,
+                            v,
+                            &many_sig[j],
+                            fill,
+                            &many_sig[j],
+                            &mut out,
+                        )?;
                     }
                 }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(HashSet::from([labels.clone()]));
-                }
             }
-            if keep || return_bool {
-                out.push(labels, return_bool, t, value)?;
+        }
+        if let Some(fill) = matching.fill_many {
+            for &(k, ov) in os {
+                if !step.matched.contains_key(&one_sig[k]) {
+                    step.apply(&one_sig[k], fill, &one[k].labels, ov, &one_sig[k], &mut out)?;
+                }
             }
         }
     }
     Ok(Val::Vector(out.out))
+}
+
+/// One step of a vector-vector operation: applies the operator to matched (or filled)
+/// pairs and enforces the matching rules.
+struct StepMatch<'m> {
+    op: Op,
+    matching: &'m Matching,
+    return_bool: bool,
+    one_to_many: bool,
+    t: i64,
+    /// Result label sets per match group, to reject ambiguous matches.
+    matched: HashMap<Labels, HashSet<Labels>>,
+}
+
+impl StepMatch<'_> {
+    fn apply(
+        &mut self,
+        many: &Labels,
+        mv: f64,
+        one: &Labels,
+        ov: f64,
+        sig: &Labels,
+        out: &mut Collector,
+    ) -> Result<(), PromqlError> {
+        let one_to_one = matches!(self.matching.card, VectorMatchCardinality::OneToOne);
+        let (l, r) = if self.one_to_many { (ov, mv) } else { (mv, ov) };
+        let (mut value, keep) = apply(self.op, l, r);
+        if self.return_bool {
+            value = if keep { 1.0 } else { 0.0 };
+        }
+        let labels = result_labels(many, one, self.matching, one_to_one, self.op.drops_name());
+        // Matching errors are raised before filtering, as Prometheus does.
+        let group = self.matched.entry(sig.clone()).or_default();
+        if one_to_one && !group.is_empty() {
+            return Err(PromqlError::execution(
+                "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+            ));
+        }
+        if !group.insert(labels.clone()) {
+            return Err(PromqlError::execution(
+                "multiple matches for labels: grouping labels must ensure unique matches",
+            ));
+        }
+        if keep || self.return_bool {
+            out.push(labels, self.return_bool, self.t, value)?;
+        }
+        Ok(())
+    }
 }
 
 /// The labels of a vector-vector result: the "many" side's, reduced to the matching labels

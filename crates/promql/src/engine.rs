@@ -198,7 +198,9 @@ impl Engine {
 /// Parses a query whose duration expressions (`[5m+step()]`) are evaluated with the
 /// query's step and range.
 fn parse_with_params(query: &str, params: DurationParams) -> Result<Expr, PromqlError> {
-    parse(&durexpr::rewrite(query, params)?)
+    parse(&crate::info::rewrite_selectors(&durexpr::rewrite(
+        query, params,
+    )?))
 }
 
 /// Parses a query, mapping the parser's message to Prometheus's `parse error` form.

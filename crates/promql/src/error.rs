@@ -50,6 +50,10 @@ impl PromqlError {
         PromqlError::new(PromqlErrorKind::Execution, message)
     }
 
+    pub(crate) fn internal(message: impl Into<String>) -> PromqlError {
+        PromqlError::new(PromqlErrorKind::Internal, message)
+    }
+
     pub(crate) fn too_many_samples() -> PromqlError {
         PromqlError::new(PromqlErrorKind::TooManySamples, TOO_MANY_SAMPLES)
     }

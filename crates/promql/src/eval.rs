@@ -403,7 +403,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+    pub fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
         at.as_ref().map(|a| match a {
             AtModifier::Start => self.query_range.start,
             AtModifier::End => self.query_range.end,
@@ -425,7 +425,16 @@ impl<'a> Evaluator<'a> {
         start: i64,
         end: i64,
     ) -> Result<Vec<Series>, PromqlError> {
-        let matchers = convert_matchers(vs)?;
+        self.select_matchers(convert_matchers(vs)?, start, end)
+    }
+
+    /// Reads the series matching `matchers` with samples in `[start, end]`.
+    pub fn select_matchers(
+        &mut self,
+        matchers: Vec<Matcher>,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Series>, PromqlError> {
         let series = self.storage.select(
             self.tenant,
             &SelectRequest {
@@ -437,6 +446,21 @@ impl<'a> Evaluator<'a> {
         let loaded: usize = series.iter().map(|s| s.samples.len()).sum();
         self.account(loaded)?;
         Ok(series)
+    }
+
+    /// The sample an instant selector sees at step time `ts`: the latest one in
+    /// `(t - lookback, t]` (t after `@` and offset), unless it is a staleness marker.
+    pub fn sample_at(
+        &self,
+        samples: &[Sample],
+        at: Option<i64>,
+        offset: i64,
+        ts: i64,
+    ) -> Option<Sample> {
+        let rt = at.unwrap_or(ts) - offset;
+        let idx = samples.partition_point(|x| x.t <= rt);
+        let sample = *samples.get(idx.checked_sub(1)?)?;
+        (sample.t > rt - self.opts.lookback_delta_ms && !is_stale_nan(sample.v)).then_some(sample)
     }
 
     /// An instant selector: per step, the latest sample in `(t - lookback, t]` unless it is a
@@ -458,21 +482,14 @@ impl<'a> Evaluator<'a> {
             let mut points = Vec::new();
             for i in 0..self.range.len() {
                 let ts = self.range.ts(i);
-                let rt = at.unwrap_or(ts) - offset;
-                let idx = s.samples.partition_point(|x| x.t <= rt);
-                if idx == 0 {
-                    continue;
+                if let Some(sample) = self.sample_at(&s.samples, at, offset, ts) {
+                    let v = if sample_time {
+                        sample.t as f64 / 1000.0
+                    } else {
+                        sample.v
+                    };
+                    points.push(Sample::new(ts, v));
                 }
-                let sample = s.samples[idx - 1];
-                if sample.t <= rt - lookback || is_stale_nan(sample.v) {
-                    continue;
-                }
-                let v = if sample_time {
-                    sample.t as f64 / 1000.0
-                } else {
-                    sample.v
-                };
-                points.push(Sample::new(ts, v));
             }
             total += points.len();
             if !points.is_empty() {
@@ -688,7 +705,7 @@ fn is_ident(c: u8) -> bool {
 }
 
 /// Byte offset of `name` used as a call: an identifier followed by `(` or a grouping clause.
-fn find_call(query: &str, name: &str) -> Option<usize> {
+pub(crate) fn find_call(query: &str, name: &str) -> Option<usize> {
     let b = query.as_bytes();
     query.match_indices(name).map(|(i, _)| i).find(|&i| {
         let end = i + name.len();
@@ -700,7 +717,7 @@ fn find_call(query: &str, name: &str) -> Option<usize> {
 
 /// Start of argument `idx` in the argument list that follows byte `from` (skipping a
 /// `by (…)`/`without (…)` clause written before the arguments).
-fn find_arg(query: &str, from: usize, idx: usize) -> Option<usize> {
+pub(crate) fn find_arg(query: &str, from: usize, idx: usize) -> Option<usize> {
     let b = query.as_bytes();
     let mut i = skip_ws(b, from);
     for kw in ["by", "without"] {

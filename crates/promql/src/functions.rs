@@ -191,6 +191,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
         }
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => eval_sort(ev, name, &args),
         "label_replace" => eval_label_replace(ev, &args),
+        "info" => crate::info::eval_info(ev, &args),
         "label_join" => eval_label_join(ev, &args),
         "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
             crate::histogram::eval_histogram_function(ev, name, &args)

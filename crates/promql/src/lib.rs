@@ -8,8 +8,7 @@
 //!   markers, left-open ranges `(t - r, t]`, delayed `__name__` removal, error texts,
 //!   annotation texts (positions are approximated, the parser keeps none).
 //!
-//! Non-goals: native histograms (series are floats only), the experimental `info()`,
-//! `anchored`/`smoothed` selectors and `fill` modifiers; the
+//! Non-goals: native histograms (series are floats only), `anchored`/`smoothed` selectors and `fill` modifiers; the
 //! [`promqltest`] runner reports the cases they affect as skipped or failed.
 
 mod aggregate;
@@ -20,6 +19,7 @@ mod error;
 mod eval;
 mod functions;
 mod histogram;
+mod info;
 pub mod memstore;
 pub mod promqltest;
 

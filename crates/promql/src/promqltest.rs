@@ -233,12 +233,6 @@ fn skip_reason(st: &State, ev: &Eval) -> Option<&'static str> {
     if has_word(q, "anchored") || has_word(q, "smoothed") {
         return Some("anchored/smoothed range selectors not supported");
     }
-    if has_word(q, "fill") || has_word(q, "fill_left") || has_word(q, "fill_right") {
-        return Some("fill binary-operator modifiers not supported");
-    }
-    if q.contains("info(") && has_word(q, "info") {
-        return Some("info() not supported");
-    }
     if !st.histogram_metrics.is_empty() {
         let by_name = st.histogram_metrics.iter().any(|m| has_word(q, m));
         if by_name || q.contains(METRIC_NAME) || has_bare_selector(q) {
