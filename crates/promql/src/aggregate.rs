@@ -93,7 +93,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
                 if k.is_nan() {
                     return Err(PromqlError::execution("Parameter value is NaN"));
                 }
-                if k >= 9.223_372_036_854_776e18 || k < -9.223_372_036_854_776e18 {
+                if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&k) {
                     return Err(PromqlError::execution(format!(
                         "Scalar value {} overflows int64",
                         format_float(k)

@@ -222,3 +222,10 @@ fn parse_error_message(e: &str) -> String {
 pub fn format_query(query: &str) -> Result<String, PromqlError> {
     Ok(parse(query)?.prettify())
 }
+
+/// The parsed query as JSON, in the shape of Prometheus's `/api/v1/parse_query` answer
+/// (`{"type": "vectorSelector", …}`).
+pub fn parse_query_json(query: &str) -> Result<serde_json::Value, PromqlError> {
+    serde_json::to_value(parse(query)?)
+        .map_err(|e| PromqlError::internal(format!("cannot render the parsed query: {e}")))
+}

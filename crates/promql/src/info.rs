@@ -215,24 +215,6 @@ fn signature(name: &str, labels: &Labels) -> Labels {
     b.build()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn marks_info_selectors() {
-        assert_eq!(
-            rewrite_selectors(r#"info(m, {a=~".*"})"#),
-            r#"info(m, {__osprey_info_selector__="1", a=~".*"})"#
-        );
-        assert_eq!(rewrite_selectors("info(m)"), "info(m)");
-        assert_eq!(
-            rewrite_selectors("info(m, {})"),
-            r#"info(m, {__osprey_info_selector__="1"})"#
-        );
-    }
-}
-
 fn combine(
     ev: &mut Evaluator,
     base: &[StepSeries],
@@ -317,4 +299,22 @@ fn combine(
         }
     }
     Ok(Val::Vector(out.out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_info_selectors() {
+        assert_eq!(
+            rewrite_selectors(r#"info(m, {a=~".*"})"#),
+            r#"info(m, {__osprey_info_selector__="1", a=~".*"})"#
+        );
+        assert_eq!(rewrite_selectors("info(m)"), "info(m)");
+        assert_eq!(
+            rewrite_selectors("info(m, {})"),
+            r#"info(m, {__osprey_info_selector__="1"})"#
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! rules are documented in the conformance corpus's README; this module is self-contained so
 //! the CLI (`osprey promql-test PATH...`) can call [`run_paths`] directly.
 
-mod script;
+pub(crate) mod script;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use osprey_promql::promqltest::{run_paths, RunOptions};
 
-/// Failures measured on the corpus at the last change of the engine. Lower it whenever the
-/// engine gets better; a rise means a regression.
+/// Failures measured on the corpus at the last change of the engine (1047 passed, 0 failed,
+/// 1001 skipped: native histograms, anchored/smoothed selectors, start timestamps). Lower it
+/// whenever the engine gets better; a rise means a regression.
 const MAX_FAILURES: usize = 0;
 
 fn corpus_dir() -> PathBuf {
@@ -19,6 +20,8 @@ fn corpus_dir() -> PathBuf {
 }
 
 #[test]
+// The ratchet is 0 today; the comparison stays general for when the corpus grows.
+#[allow(clippy::absurd_extreme_comparisons)]
 fn promql_corpus_does_not_regress() {
     let dir = corpus_dir();
     if !dir.is_dir() {

@@ -1,0 +1,387 @@
+//! Engine tests through data: load series in the test-script syntax, run a query, compare
+//! a rendering of the result. The conformance corpus covers breadth; these pin the cases
+//! Osprey depends on and each bug fixed.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use osprey_model::{Sample, TenantId};
+
+use crate::memstore::MemStore;
+use crate::promqltest::script::{parse_script, Command, Item};
+use crate::{Engine, EngineOptions, PromqlErrorKind, QueryContext, Value};
+
+/// A store from `load <step>` blocks (the test-script syntax).
+fn db(script: &str) -> MemStore {
+    let store = MemStore::new();
+    for cmd in parse_script(script) {
+        let Command::Load { step, series, .. } = cmd else {
+            panic!("only load blocks in test data")
+        };
+        for s in series {
+            let samples = s
+                .items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| match item {
+                    Item::Float(v) => Some(Sample::new(i as i64 * step, *v)),
+                    _ => None,
+                })
+                .collect();
+            store.set(s.labels, samples);
+        }
+    }
+    store
+}
+
+fn engine() -> Engine {
+    Engine::new(EngineOptions {
+        max_samples: 10_000,
+        ..EngineOptions::default()
+    })
+}
+
+/// Results as sorted text lines: `labels value` (vector), `labels v@t …` (matrix),
+/// `scalar v`, `string "s"`, or `error(kind): message`.
+fn render(res: Result<crate::QueryOutput, crate::PromqlError>) -> String {
+    let out = match res {
+        Ok(o) => o,
+        Err(e) => return format!("error({:?}): {}", e.kind, e.message),
+    };
+    let mut lines = match out.value {
+        Value::Scalar { v, .. } => vec![format!("scalar {v}")],
+        Value::String { v, .. } => vec![format!("string {v:?}")],
+        Value::Vector(samples) => samples
+            .iter()
+            .map(|s| format!("{} {}", s.labels, s.v))
+            .collect(),
+        Value::Matrix(series) => series
+            .iter()
+            .map(|s| {
+                let points: Vec<String> = s
+                    .samples
+                    .iter()
+                    .map(|p| format!("{}@{}", p.v, p.t / 1000))
+                    .collect();
+                format!("{} {}", s.labels, points.join(" "))
+            })
+            .collect(),
+    };
+    lines.sort();
+    lines.extend(out.warnings);
+    lines.extend(out.infos);
+    lines.join("\n")
+}
+
+/// Instant query at `at_s` seconds.
+fn check(store: &MemStore, query: &str, at_s: i64, expected: &str) {
+    let ctx = QueryContext::new(Duration::from_secs(10));
+    let got = render(engine().instant_query(
+        store,
+        &TenantId::default_tenant(),
+        query,
+        at_s * 1000,
+        &ctx,
+    ));
+    assert_eq!(got, expected.trim(), "query: {query}");
+}
+
+/// Range query from `start_s` to `end_s` seconds.
+fn check_range(
+    store: &MemStore,
+    query: &str,
+    (start_s, end_s, step_s): (i64, i64, i64),
+    expected: &str,
+) {
+    let ctx = QueryContext::new(Duration::from_secs(10));
+    let tenant = TenantId::default_tenant();
+    let got = render(engine().range_query(
+        store,
+        &tenant,
+        query,
+        start_s * 1000,
+        end_s * 1000,
+        step_s * 1000,
+        &ctx,
+    ));
+    assert_eq!(got, expected.trim(), "query: {query}");
+}
+
+fn requests() -> MemStore {
+    db(r#"
+load 1m
+    http_requests_total{job="api", instance="a"} 0+10x10
+    http_requests_total{job="api", instance="b"} 0+20x10
+    http_requests_total{job="db", instance="a"} 5 stale 7
+"#)
+}
+
+#[test]
+fn selectors_use_lookback_and_staleness() {
+    let s = requests();
+    check(
+        &s,
+        "http_requests_total",
+        120,
+        r#"
+{__name__="http_requests_total", instance="a", job="api"} 20
+{__name__="http_requests_total", instance="a", job="db"} 7
+{__name__="http_requests_total", instance="b", job="api"} 40
+"#,
+    );
+    // A staleness marker ends the series until the next sample.
+    check(&s, r#"http_requests_total{job="db"}"#, 60, "");
+    // The lookback delta (5m) runs out after the last sample.
+    check(&s, r#"http_requests_total{job="db"}"#, 120 + 300, "");
+    check(
+        &s,
+        r#"http_requests_total{job="db"}"#,
+        120 + 299,
+        r#"{__name__="http_requests_total", instance="a", job="db"} 7"#,
+    );
+    check(
+        &s,
+        r#"http_requests_total{job="db"} offset 2m"#,
+        120,
+        r#"{__name__="http_requests_total", instance="a", job="db"} 5"#,
+    );
+    check(
+        &s,
+        r#"http_requests_total{instance="b"} @ 60"#,
+        600,
+        r#"{__name__="http_requests_total", instance="b", job="api"} 20"#,
+    );
+}
+
+#[test]
+fn matrix_ranges_are_left_open() {
+    let s = requests();
+    check(
+        &s,
+        r#"http_requests_total{instance="b"}[2m]"#,
+        180,
+        r#"{__name__="http_requests_total", instance="b", job="api"} 40@120 60@180"#,
+    );
+    check(
+        &s,
+        r#"count_over_time(http_requests_total{instance="b"}[2m])"#,
+        180,
+        r#"{instance="b", job="api"} 2"#,
+    );
+}
+
+#[test]
+fn rates_extrapolate_like_prometheus() {
+    let s = requests();
+    check(&s, r#"rate(http_requests_total{job="api"}[5m])"#, 300, "{instance=\"a\", job=\"api\"} 0.16666666666666666\n{instance=\"b\", job=\"api\"} 0.3333333333333333");
+    check(
+        &s,
+        r#"increase(http_requests_total{instance="a",job="api"}[5m])"#,
+        300,
+        r#"{instance="a", job="api"} 50"#,
+    );
+    check(
+        &s,
+        r#"irate(http_requests_total{instance="a",job="api"}[5m])"#,
+        300,
+        r#"{instance="a", job="api"} 0.16666666666666666"#,
+    );
+}
+
+#[test]
+fn aggregations_group_and_select() {
+    let s = requests();
+    check(
+        &s,
+        "sum by (job) (http_requests_total)",
+        120,
+        "{job=\"api\"} 60\n{job=\"db\"} 7",
+    );
+    check(
+        &s,
+        "count without (instance) (http_requests_total)",
+        120,
+        "{job=\"api\"} 2\n{job=\"db\"} 1",
+    );
+    check(
+        &s,
+        "topk(1, http_requests_total)",
+        120,
+        r#"{__name__="http_requests_total", instance="b", job="api"} 40"#,
+    );
+    check(&s, "quantile(0.5, http_requests_total)", 120, "{} 20");
+    check(
+        &s,
+        "count_values(\"v\", http_requests_total)",
+        120,
+        "{v=\"20\"} 1\n{v=\"40\"} 1\n{v=\"7\"} 1",
+    );
+}
+
+#[test]
+fn binary_operators_match_and_drop_names() {
+    let s = requests();
+    check(
+        &s,
+        r#"http_requests_total{job="api"} / on(instance) group_left http_requests_total{job="db"}"#,
+        120,
+        "{instance=\"a\", job=\"api\"} 2.857142857142857",
+    );
+    check(
+        &s,
+        "http_requests_total > 30",
+        120,
+        r#"{__name__="http_requests_total", instance="b", job="api"} 40"#,
+    );
+    check(
+        &s,
+        r#"http_requests_total{job="db"} > bool 30"#,
+        120,
+        r#"{instance="a", job="db"} 0"#,
+    );
+    check(&s, "1 + 2 * 3 ^ 2", 0, "scalar 19");
+    check(
+        &s,
+        r#"http_requests_total{job="api"} + on(instance) http_requests_total"#,
+        120,
+        r#"error(Execution): found duplicate series for the match group {instance="a"} on the right hand-side of the operation: [{__name__="http_requests_total", instance="a", job="api"}, {__name__="http_requests_total", instance="a", job="db"}];many-to-many matching not allowed: matching labels must be unique on one side"#,
+    );
+    check(&s, r#"http_requests_total{job="db"} or http_requests_total{instance="a"}"#, 120, "{__name__=\"http_requests_total\", instance=\"a\", job=\"api\"} 20\n{__name__=\"http_requests_total\", instance=\"a\", job=\"db\"} 7");
+}
+
+#[test]
+fn delayed_name_removal_keeps_name_for_label_replace() {
+    let s = requests();
+    check(
+        &s,
+        r#"label_replace(rate(http_requests_total{instance="b"}[5m]), "__name__", "rate_$1", "job", "(.*)")"#,
+        300,
+        r#"{__name__="rate_api", instance="b", job="api"} 0.3333333333333333"#,
+    );
+}
+
+#[test]
+fn subqueries_align_to_their_step() {
+    let s = requests();
+    check(
+        &s,
+        r#"max_over_time(http_requests_total{instance="b"}[3m:1m])"#,
+        300,
+        r#"{instance="b", job="api"} 100"#,
+    );
+    check(
+        &s,
+        r#"count_over_time(http_requests_total{instance="b"}[3m:1m])"#,
+        300,
+        r#"{instance="b", job="api"} 3"#,
+    );
+}
+
+#[test]
+fn range_queries_sort_and_fill_steps() {
+    let s = requests();
+    check_range(
+        &s,
+        r#"http_requests_total{job="db"}"#,
+        (0, 180, 60),
+        r#"{__name__="http_requests_total", instance="a", job="db"} 5@0 7@120 7@180"#,
+    );
+    check_range(&s, "time()", (0, 120, 60), "{} 0@0 60@60 120@120");
+    check_range(
+        &s,
+        "sort(http_requests_total{job=\"db\"})",
+        (0, 0, 60),
+        r#"{__name__="http_requests_total", instance="a", job="db"} 5@0"#,
+    );
+}
+
+#[test]
+fn histogram_quantile_over_classic_buckets() {
+    let s = db(r#"
+load 1m
+    lat_bucket{le="0.1"} 0+1x5
+    lat_bucket{le="1"} 0+3x5
+    lat_bucket{le="+Inf"} 0+4x5
+"#);
+    check(
+        &s,
+        "histogram_quantile(0.5, rate(lat_bucket[5m]))",
+        300,
+        "{} 0.5499999999999999",
+    );
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let s = requests();
+    check(
+        &s,
+        "sum(",
+        0,
+        "error(BadData): 1:1: parse error: unclosed left parenthesis",
+    );
+    check(
+        &s,
+        "http_requests_total{job=\"db\"}[5m]",
+        0,
+        r#"{__name__="http_requests_total", instance="a", job="db"} 5@0"#,
+    );
+    let ctx = QueryContext::new(Duration::from_secs(10));
+    let tenant = TenantId::default_tenant();
+    let err = engine()
+        .range_query(
+            &s,
+            &tenant,
+            "http_requests_total[5m]",
+            0,
+            60_000,
+            60_000,
+            &ctx,
+        )
+        .unwrap_err();
+    assert_eq!(err.kind, PromqlErrorKind::BadData);
+    assert_eq!(
+        err.message,
+        r#"invalid expression type "range vector" for range query, must be Scalar or instant Vector"#
+    );
+}
+
+#[test]
+fn sample_limit_and_cancellation_stop_the_query() {
+    let s = requests();
+    let small = Engine::new(EngineOptions {
+        max_samples: 5,
+        ..EngineOptions::default()
+    });
+    let ctx = QueryContext::new(Duration::from_secs(10));
+    let tenant = TenantId::default_tenant();
+    let err = small
+        .instant_query(&s, &tenant, "http_requests_total[10m]", 600_000, &ctx)
+        .unwrap_err();
+    assert_eq!(err.kind, PromqlErrorKind::TooManySamples);
+    assert_eq!(
+        err.message,
+        "query processing would load too many samples into memory in query execution"
+    );
+
+    let ctx = QueryContext::new(Duration::from_secs(10));
+    ctx.cancel_handle().store(true, Ordering::Relaxed);
+    let err = engine()
+        .instant_query(&s, &tenant, "http_requests_total", 0, &ctx)
+        .unwrap_err();
+    assert_eq!(err.kind, PromqlErrorKind::Canceled);
+}
+
+#[test]
+fn format_and_parse_query() {
+    assert_eq!(
+        crate::format_query("sum(rate(x[5m]))by(job)").unwrap(),
+        "sum by (job) (rate(x[5m]))"
+    );
+    let json = crate::parse_query_json("up").unwrap();
+    assert_eq!(json["type"], "vectorSelector");
+    assert_eq!(
+        crate::format_query("sum(").unwrap_err().kind,
+        PromqlErrorKind::BadData
+    );
+}
