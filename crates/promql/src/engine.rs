@@ -198,9 +198,10 @@ impl Engine {
 /// Parses a query whose duration expressions (`[5m+step()]`) are evaluated with the
 /// query's step and range.
 fn parse_with_params(query: &str, params: DurationParams) -> Result<Expr, PromqlError> {
-    parse(&crate::info::rewrite_selectors(&durexpr::rewrite(
-        query, params,
-    )?))
+    let query = durexpr::rewrite(query, params)?;
+    parse(&crate::info::rewrite_selectors(&crate::extended::rewrite(
+        &query,
+    )))
 }
 
 /// Parses a query, mapping the parser's message to Prometheus's `parse error` form.

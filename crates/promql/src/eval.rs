@@ -16,6 +16,7 @@ use promql_parser::parser::{
 
 use crate::engine::{EngineOptions, QueryContext, QueryOutput, QueryStats, Value, VectorSample};
 use crate::error::PromqlError;
+use crate::extended::{extend_floats, modifier_of, smoothed_value, take_modifier, Modifier};
 
 /// The steps a node is evaluated at: `start, start+step, …, end`. `step == 0` means one step.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +88,10 @@ pub(crate) struct MatrixArg {
     pub range_ms: i64,
     offset_ms: i64,
     at_ms: Option<i64>,
+    /// `anchored` windows also hold the lookback delta before the range; `smoothed` ones
+    /// the lookback delta on both sides.
+    pub modifier: Modifier,
+    lookback_ms: i64,
 }
 
 impl MatrixArg {
@@ -97,10 +102,15 @@ impl MatrixArg {
 
     pub fn window<'s>(&self, series: &'s StepSeries, ts: i64) -> &'s [Sample] {
         let end = self.window_end(ts);
+        let (before, after) = match self.modifier {
+            Modifier::None => (0, 0),
+            Modifier::Anchored => (self.lookback_ms, 0),
+            Modifier::Smoothed => (self.lookback_ms, self.lookback_ms),
+        };
         let lo = series
             .points
-            .partition_point(|s| s.t <= end - self.range_ms);
-        let hi = series.points.partition_point(|s| s.t <= end);
+            .partition_point(|s| s.t <= end - self.range_ms - before);
+        let hi = series.points.partition_point(|s| s.t <= end + after);
         &series.points[lo..hi]
     }
 }
@@ -354,10 +364,17 @@ impl<'a> Evaluator<'a> {
                     .iter()
                     .filter_map(|s| {
                         let w = arg.window(s, ts);
-                        (!w.is_empty()).then(|| StepSeries {
+                        let points = match arg.modifier {
+                            Modifier::None => w.to_vec(),
+                            m => {
+                                let end = arg.window_end(ts);
+                                extend_floats(w, end - arg.range_ms, end, m == Modifier::Smoothed)
+                            }
+                        };
+                        (!points.is_empty()).then(|| StepSeries {
                             labels: s.labels.clone(),
                             drop_name: s.drop_name,
-                            points: w.to_vec(),
+                            points,
                         })
                     })
                     .collect();
@@ -474,15 +491,28 @@ impl<'a> Evaluator<'a> {
         let at = self.at_ms(&vs.at);
         let offset = offset_ms(&vs.offset);
         let lookback = self.opts.lookback_delta_ms;
+        let smoothed = modifier_of(vs) == Modifier::Smoothed;
         let (min_ref, max_ref) = self.ref_times(at, offset);
-        let raw = self.select(vs, min_ref - lookback + 1, max_ref)?;
+        let ahead = if smoothed { lookback } else { 0 };
+        let raw = self.select(vs, min_ref - lookback + 1, max_ref + ahead)?;
         let mut out = Vec::with_capacity(raw.len());
         let mut total = 0;
-        for s in raw {
+        for mut s in raw {
             let mut points = Vec::new();
+            if smoothed {
+                s.samples.retain(|x| !is_stale_nan(x.v));
+            }
             for i in 0..self.range.len() {
                 let ts = self.range.ts(i);
-                if let Some(sample) = self.sample_at(&s.samples, at, offset, ts) {
+                let sample = if smoothed {
+                    let t = at.unwrap_or(ts) - offset;
+                    let lo = s.samples.partition_point(|x| x.t <= t - lookback);
+                    let hi = s.samples.partition_point(|x| x.t <= t + lookback);
+                    smoothed_value(&s.samples[lo..hi], t).map(|v| Sample::new(t, v))
+                } else {
+                    self.sample_at(&s.samples, at, offset, ts)
+                };
+                if let Some(sample) = sample {
                     let v = if sample_time {
                         sample.t as f64 / 1000.0
                     } else {
@@ -523,7 +553,14 @@ impl<'a> Evaluator<'a> {
         let offset = offset_ms(&vs.offset);
         let range_ms = duration_ms(&ms.range);
         let (min_ref, max_ref) = self.ref_times(at, offset);
-        let raw = self.select(vs, min_ref - range_ms + 1, max_ref)?;
+        let modifier = modifier_of(vs);
+        let lookback_ms = self.opts.lookback_delta_ms;
+        let (before, after) = match modifier {
+            Modifier::None => (0, 0),
+            Modifier::Anchored => (lookback_ms, 0),
+            Modifier::Smoothed => (lookback_ms, lookback_ms),
+        };
+        let raw = self.select(vs, min_ref - range_ms - before + 1, max_ref + after)?;
         let series = raw
             .into_iter()
             .map(|s| StepSeries {
@@ -541,6 +578,8 @@ impl<'a> Evaluator<'a> {
             range_ms,
             offset_ms: offset,
             at_ms: at,
+            modifier,
+            lookback_ms,
         };
         self.account_windows(&arg)?;
         Ok(arg)
@@ -591,6 +630,8 @@ impl<'a> Evaluator<'a> {
             range_ms,
             offset_ms: offset,
             at_ms: at,
+            modifier: Modifier::None,
+            lookback_ms: self.opts.lookback_delta_ms,
         };
         self.account_windows(&arg)?;
         Ok(arg)
@@ -675,6 +716,7 @@ pub(crate) fn convert_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, Prom
                 .map_err(|e| PromqlError::bad_data(e.to_string()))?,
         );
     }
+    take_modifier(&mut out);
     Ok(out)
 }
 

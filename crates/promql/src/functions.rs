@@ -10,6 +10,7 @@ use promql_parser::parser::{Call, Expr};
 
 use crate::error::PromqlError;
 use crate::eval::{arg_pos, by_step, call_pos, Collector, Evaluator, MatrixArg, StepSeries, Val};
+use crate::extended::{anchored_samples, extended_rate, Modifier};
 
 /// Neumaier's improved Kahan summation step, as Prometheus's `kahanSumInc`.
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -578,6 +579,8 @@ struct WindowCtx<'w> {
     /// The step's evaluation time.
     ts: i64,
     range_ms: i64,
+    /// The selector's `anchored`/`smoothed` modifier.
+    modifier: Modifier,
     /// First scalar argument at this step (e.g. quantile, predict_linear's duration).
     p0: f64,
     p1: f64,
@@ -587,9 +590,9 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
     type F = fn(&WindowCtx) -> Option<f64>;
     let n = ev.range.len();
     let (matrix_idx, f, keep_name): (usize, F, bool) = match name {
-        "rate" => (0, |w| extrapolated_rate(w, true, true), false),
-        "increase" => (0, |w| extrapolated_rate(w, true, false), false),
-        "delta" => (0, |w| extrapolated_rate(w, false, false), false),
+        "rate" => (0, |w| rate_like(w, true, true), false),
+        "increase" => (0, |w| rate_like(w, true, false), false),
+        "delta" => (0, |w| rate_like(w, false, false), false),
         "irate" => (0, |w| instant_value(w, true), false),
         "idelta" => (0, |w| instant_value(w, false), false),
         "deriv" => (
@@ -611,7 +614,7 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
             0,
             |w| {
                 let mut c = 0.0;
-                for p in w.samples.windows(2) {
+                for p in anchored_or_all(w)?.windows(2) {
                     if p[0].v != p[1].v && !(p[0].v.is_nan() && p[1].v.is_nan()) {
                         c += 1.0;
                     }
@@ -622,7 +625,14 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
         ),
         "resets" => (
             0,
-            |w| Some(w.samples.windows(2).filter(|p| p[1].v < p[0].v).count() as f64),
+            |w| {
+                Some(
+                    anchored_or_all(w)?
+                        .windows(2)
+                        .filter(|p| p[1].v < p[0].v)
+                        .count() as f64,
+                )
+            },
             false,
         ),
         "avg_over_time" => (0, |w| Some(avg_over_time(w.samples)), false),
@@ -700,6 +710,7 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
     let p1 = params.get(1).cloned().unwrap_or_else(|| vec![0.0; n]);
     validate_params(ev, name, &p0, &p1)?;
     let arg: MatrixArg = ev.eval_matrix_arg(args[matrix_idx])?;
+    arg.modifier.check_function(name)?;
     if matches!(name, "rate" | "increase") {
         non_counter_info(ev, &arg, name);
     }
@@ -716,6 +727,7 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
                 samples,
                 end: arg.window_end(ts),
                 ts,
+                modifier: arg.modifier,
                 range_ms: arg.range_ms,
                 p0: p0[i],
                 p1: p1[i],
@@ -786,6 +798,31 @@ fn non_counter_info(ev: &mut Evaluator, arg: &MatrixArg, func: &str) {
                 ));
             }
         }
+    }
+}
+
+/// `rate`, `increase` and `delta`: extrapolated, or from the edges of an anchored or
+/// smoothed window.
+fn rate_like(w: &WindowCtx, is_counter: bool, is_rate: bool) -> Option<f64> {
+    match w.modifier {
+        Modifier::None => extrapolated_rate(w, is_counter, is_rate),
+        m => extended_rate(
+            w.samples,
+            w.end - w.range_ms,
+            w.end,
+            m == Modifier::Smoothed,
+            is_counter,
+            is_rate,
+        ),
+    }
+}
+
+/// The samples `changes` and `resets` compare: for an anchored window, from the last sample
+/// at or before the window start on.
+fn anchored_or_all<'w>(w: &WindowCtx<'w>) -> Option<&'w [Sample]> {
+    match w.modifier {
+        Modifier::Anchored => anchored_samples(w.samples, w.end - w.range_ms),
+        _ => Some(w.samples),
     }
 }
 

@@ -8,7 +8,7 @@
 //!   markers, left-open ranges `(t - r, t]`, delayed `__name__` removal, error texts,
 //!   annotation texts (positions are approximated, the parser keeps none).
 //!
-//! Non-goals: native histograms (series are floats only), `anchored`/`smoothed` selectors and `fill` modifiers; the
+//! Non-goals: native histograms (series are floats only) and start timestamps; the
 //! [`promqltest`] runner reports the cases they affect as skipped or failed.
 
 mod aggregate;
@@ -17,6 +17,7 @@ mod durexpr;
 mod engine;
 mod error;
 mod eval;
+mod extended;
 mod functions;
 mod histogram;
 mod info;

@@ -230,9 +230,6 @@ fn skip_reason(st: &State, ev: &Eval) -> Option<&'static str> {
     if st.start_timestamps {
         return Some("start timestamps not supported");
     }
-    if has_word(q, "anchored") || has_word(q, "smoothed") {
-        return Some("anchored/smoothed range selectors not supported");
-    }
     if !st.histogram_metrics.is_empty() {
         let by_name = st.histogram_metrics.iter().any(|m| has_word(q, m));
         if by_name || q.contains(METRIC_NAME) || has_bare_selector(q) {
