@@ -1,0 +1,124 @@
+//! Known, documented differences between Prometheus 2.42 (the reference installed here) and
+//! Prometheus 3.x (what Osprey follows). Sources: the Prometheus 3.0 migration guide
+//! (docs/migration.md) and the 2.43..3.x CHANGELOG. Anything that differs and is NOT on this
+//! list is an Osprey bug and counts as a mismatch.
+//!
+//! Most differences are avoided by how the data and queries are built (`avoided_by`); the
+//! rest are recognised per query (`applies`) and counted as excluded, not compared.
+
+pub struct Exclusion {
+    pub name: &'static str,
+    pub reason: &'static str,
+    /// How the generator keeps clear of it, when it does.
+    pub avoided_by: &'static str,
+    /// Whether a query falls under it (checked on the query text before running it).
+    pub applies: fn(&str) -> bool,
+}
+
+fn never(_: &str) -> bool {
+    false
+}
+
+fn uses_holt_winters(q: &str) -> bool {
+    q.contains("holt_winters") || q.contains("double_exponential_smoothing")
+}
+
+pub const EXCLUSIONS: &[Exclusion] = &[
+    Exclusion {
+        name: "left-open ranges and lookback",
+        reason: "3.0 (#13904, #15431): range selectors, subqueries and the lookback delta exclude a sample on the \
+                 left boundary; 2.x included it",
+        avoided_by: "samples lie 7..=993 ms past whole seconds; query times are whole seconds ≡ 2 (mod 5 s) and all \
+                     ranges, offsets and subquery/range steps are multiples of 5 s, so no sample or subquery step \
+                     lies on a boundary",
+        applies: never,
+    },
+    Exclusion {
+        name: "holt_winters renamed",
+        reason: "3.0 (#14930): holt_winters is double_exponential_smoothing behind a feature flag",
+        avoided_by: "queries using either name are excluded",
+        applies: uses_holt_winters,
+    },
+    Exclusion {
+        name: "regex dot matches newline",
+        reason: "3.0 (#14505): `.` in regex matchers and label_replace matches `\\n`",
+        avoided_by: "no label value contains a newline",
+        applies: never,
+    },
+    Exclusion {
+        name: "rate() extrapolation order",
+        reason: "2.52 (#13725): the zero-point cap of counter extrapolation is applied after the 1.1×-interval \
+                 threshold, not before; results differ when a counter starts inside the range with a small value",
+        avoided_by: "counters start ≥ 10 000, and only targets without gaps reset",
+        applies: never,
+    },
+    Exclusion {
+        name: "histogram_quantile small-delta fix-up",
+        reason: "2.48 (#13153): buckets that are non-monotonic or increase by a tiny relative amount (< 1e-12) are \
+                 treated as equal; 2.x only forced monotonicity",
+        avoided_by: "bucket counts are integers, so their rates differ by far more than 1e-12 or not at all",
+        applies: never,
+    },
+    Exclusion {
+        name: "stddev/stdvar of infinities",
+        reason: "3.0 (#14941): stddev and stdvar treat ±Inf inputs consistently (NaN); 2.x could return other values",
+        avoided_by: "stddev/stdvar are only applied to expressions that cannot produce ±Inf",
+        applies: never,
+    },
+    Exclusion {
+        name: "label collisions across non-overlapping series",
+        reason: "3.x (#17703, #17708): label_replace, label_join and unary minus no longer fail when two series \
+                 map to the same labels but never share a timestamp",
+        avoided_by: "label_replace is only generated in forms that are injective on the data",
+        applies: never,
+    },
+    Exclusion {
+        name: "many-to-one checks in filter operators",
+        reason: "3.x (#17668): comparison filters check many-to-one matching more consistently",
+        avoided_by: "group_left is only generated with a right side that is unique per (job, instance)",
+        applies: never,
+    },
+    Exclusion {
+        name: "float literals as durations",
+        reason: "3.0 (#15111): `foo[5]` and `offset 5` are valid in 3.x and parse errors in 2.x",
+        avoided_by: "durations are always written with units",
+        applies: never,
+    },
+    Exclusion {
+        name: "numeric summation",
+        reason: "2.5x/3.x (#16569, #16773, #16895): sum, avg, *_over_time and linear regression use Kahan sums and \
+                 sum/count instead of an incremental mean; results differ in the last bits",
+        avoided_by: "values are compared within 1e-9 relative (or 1e-12 absolute near zero) and gauges are exact \
+                     binary fractions",
+        applies: never,
+    },
+    Exclusion {
+        name: "topk/bottomk ties",
+        reason: "which of several equal values topk/bottomk keep is unspecified in both versions",
+        avoided_by: "a topk/bottomk query whose results differ only in labels, with the same values at every \
+                     timestamp, is counted as excluded rather than mismatched",
+        applies: never,
+    },
+];
+
+/// The first exclusion that applies to a query, if any.
+pub fn excluded(query: &str) -> Option<&'static Exclusion> {
+    EXCLUSIONS.iter().find(|e| (e.applies)(query))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_exclusion_has_a_reason_and_holt_winters_is_recognised() {
+        assert!(EXCLUSIONS
+            .iter()
+            .all(|e| !e.reason.is_empty() && !e.avoided_by.is_empty()));
+        assert_eq!(
+            excluded("holt_winters(x[5m], 0.5, 0.5)").map(|e| e.name),
+            Some("holt_winters renamed")
+        );
+        assert!(excluded("rate(x[5m])").is_none());
+    }
+}

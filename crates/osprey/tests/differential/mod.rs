@@ -1,0 +1,158 @@
+//! Helpers of `promql_differential.rs`: seeded data and queries, the exclusion list of known
+//! Prometheus 2.x → 3.x differences, answer comparison, the two servers' endpoints, and
+//! `run`, which loads both servers and compares every answer.
+
+pub mod compare;
+pub mod data;
+pub mod exclusions;
+pub mod peer;
+pub mod prng;
+pub mod queries;
+
+use std::time::{Duration, Instant};
+
+use compare::{compare, parse, Verdict};
+use peer::Endpoint;
+
+use crate::common::{eventually, now_ms};
+
+/// Mismatches printed in full.
+const SHOW_MISMATCHES: usize = 20;
+
+pub struct Options {
+    pub data_seed: u64,
+    pub query_seed: u64,
+    pub queries: usize,
+}
+
+pub struct Summary {
+    pub queries: usize,
+    pub matched: usize,
+    pub mismatched: usize,
+    pub excluded: usize,
+}
+
+fn shorten(v: &serde_json::Value) -> String {
+    let s = v.to_string();
+    match s.char_indices().nth(700) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], s.len()),
+        None => s,
+    }
+}
+
+/// Waits (bounded) until `endpoint` holds at least `want` series live at `time_s`.
+fn wait_for_data(endpoint: &Endpoint, time_s: i64, want: usize) -> bool {
+    let q = queries::Query {
+        expr: "count({__name__=~\".+\"})".into(),
+        when: queries::When::Instant { time_s },
+    };
+    eventually(Duration::from_secs(20), || {
+        let (_, body) = endpoint.query(&q);
+        let n = body["data"]["result"][0]["value"][1]
+            .as_str()?
+            .parse::<usize>()
+            .ok()?;
+        (n >= want).then_some(())
+    })
+    .is_some()
+}
+
+/// Writes the same data to both servers, runs every query on both and compares the answers
+/// of `candidate` with those of `reference`; prints the summary line and the first
+/// mismatches.
+pub fn run(reference: &Endpoint, candidate: &Endpoint, opts: &Options) -> Summary {
+    let started = Instant::now();
+    // Data ends about two minutes ago, on a whole minute.
+    let end_s = now_ms() / 1000 / 60 * 60 - 120;
+    let start_s = end_s - data::ROUNDS * data::INTERVAL_MS / 1000;
+    let dataset = data::generate(opts.data_seed, start_s * 1000);
+    std::thread::scope(|s| {
+        for ep in [reference, candidate] {
+            let rounds = &dataset.rounds;
+            s.spawn(move || rounds.iter().for_each(|r| ep.write(r)));
+        }
+    });
+    // Every series but the one that ended early is live at the end of the data.
+    let live = dataset.series - 1;
+    assert!(
+        wait_for_data(reference, end_s + 30, live),
+        "{} does not show the written series",
+        reference.name
+    );
+    if !wait_for_data(candidate, end_s + 30, live) {
+        eprintln!(
+            "warning: {} does not show all {live} written series after 20s; comparing anyway",
+            candidate.name
+        );
+    }
+    let loaded = Instant::now();
+
+    let all = queries::generate(opts.query_seed, start_s, opts.queries);
+    let (excluded, to_run): (Vec<_>, Vec<_>) = all
+        .iter()
+        .partition(|q| exclusions::excluded(&q.expr).is_some());
+    // Both servers answer in parallel; each gets the queries one at a time, in the same order.
+    let (want, got) = std::thread::scope(|s| {
+        let r = s.spawn(|| {
+            to_run
+                .iter()
+                .map(|q| reference.query(q))
+                .collect::<Vec<_>>()
+        });
+        let c = s.spawn(|| {
+            to_run
+                .iter()
+                .map(|q| candidate.query(q))
+                .collect::<Vec<_>>()
+        });
+        (r.join().unwrap(), c.join().unwrap())
+    });
+
+    let (mut matched, mut ties, mut mismatched) = (0, 0, Vec::new());
+    for ((q, w), g) in to_run.iter().zip(&want).zip(&got) {
+        let ranks = q.expr.contains("topk") || q.expr.contains("bottomk");
+        match compare(&parse(w.0, &w.1), &parse(g.0, &g.1), q.ordered(), ranks) {
+            Verdict::Match => matched += 1,
+            Verdict::Tie => ties += 1,
+            Verdict::Mismatch(why) => mismatched.push((q, why, w, g)),
+        }
+    }
+    for (q, why, w, g) in mismatched.iter().take(SHOW_MISMATCHES) {
+        eprintln!(
+            "MISMATCH {}\n  why:   {why}\n  {}: {}\n  {}: {}",
+            q.describe(),
+            reference.name,
+            shorten(&w.1),
+            candidate.name,
+            shorten(&g.1)
+        );
+    }
+    let errors = want.iter().filter(|(_, b)| b["status"] == "error").count();
+    let empty = want
+        .iter()
+        .filter(|(_, b)| b["data"]["result"].as_array().is_some_and(|r| r.is_empty()))
+        .count();
+    let summary = Summary {
+        queries: all.len(),
+        matched,
+        mismatched: mismatched.len(),
+        excluded: excluded.len() + ties,
+    };
+    println!(
+        "promql differential: {} queries, {} matched, {} mismatched, {} excluded ({} by rule, {} topk/bottomk ties); \
+         {} series, {} samples; {} reference answers were errors, {} empty; load {:.1}s, queries {:.1}s",
+        summary.queries,
+        summary.matched,
+        summary.mismatched,
+        summary.excluded,
+        excluded.len(),
+        ties,
+        dataset.series,
+        dataset.samples,
+        errors,
+        empty,
+        (loaded - started).as_secs_f64(),
+        loaded.elapsed().as_secs_f64(),
+    );
+    summary
+}

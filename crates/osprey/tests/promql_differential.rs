@@ -1,0 +1,55 @@
+//! Differential test of Osprey's PromQL against a real Prometheus (the Debian 2.42 build):
+//! the same seeded data is remote-written to both, then several hundred seeded random
+//! queries (instant at several times, and range) run on both and their JSON answers are
+//! compared. Known 2.x → 3.x differences are listed, with reasons, in
+//! `differential/exclusions.rs`; every other difference is an Osprey bug.
+//!
+//! Sizes: `OSPREY_DIFF_QUERIES` sets the number of queries (CI: `CI_QUERIES`; e.g. 5000 for
+//! a long run from `bench/`) and `OSPREY_DIFF_SEED` the query seed.
+
+mod common;
+mod differential;
+
+use common::*;
+use differential::peer::{start_prometheus, Endpoint};
+
+/// Queries run in CI (the whole test stays well under a minute).
+const CI_QUERIES: usize = 600;
+const DATA_SEED: u64 = 0x05b2_e7d1;
+const QUERY_SEED: u64 = 42;
+/// Mismatches tolerated before the test fails: a ratchet set from the measured count. The
+/// target is 0; lower it whenever the engine improves, never raise it to hide a regression.
+const MAX_MISMATCHES: usize = 0;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn promql_answers_match_prometheus() {
+    if !require("prometheus") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (_prometheus_proc, prometheus) = start_prometheus(tmp.path());
+    let osprey = Osprey::start(&[]);
+    let candidate = Endpoint::new("osprey", osprey.url(""));
+    let opts = differential::Options {
+        data_seed: DATA_SEED,
+        query_seed: env_number("OSPREY_DIFF_SEED", QUERY_SEED),
+        queries: env_number("OSPREY_DIFF_QUERIES", CI_QUERIES as u64) as usize,
+    };
+    let summary = differential::run(&prometheus, &candidate, &opts);
+    assert_eq!(
+        summary.matched + summary.mismatched + summary.excluded,
+        summary.queries
+    );
+    assert!(
+        summary.mismatched <= MAX_MISMATCHES,
+        "{} PromQL answers differ from Prometheus (allowed: {MAX_MISMATCHES}); see the MISMATCH lines above",
+        summary.mismatched
+    );
+}
