@@ -3,10 +3,12 @@
 //! Layout (byte by byte in `docs/format/chunks.md`): one encoding byte, the sample count as a
 //! big-endian `u16`, then a bit stream. Timestamps are delta-of-delta encoded in both encodings;
 //! values are either Gorilla XOR floats ([`ChunkEncoding::Xor`], appendable, any float) or
-//! delta-of-delta integers ([`ChunkEncoding::IntDod`], chosen when every value is an integer
-//! and it comes out smaller: counters and constant gauges cost about 2 bits per sample).
+//! scaled decimals ([`ChunkEncoding::IntDod`]: every value is `m / 10^k` for integers `m` and
+//! `k <= 9`, stored as deltas or delta-of-deltas of `m` with a bit width chosen per chunk),
+//! whichever is smaller. Sealing picks; constant series and steady counters cost about 2 bits
+//! per sample, two-decimal gauges far less than their XOR form.
 
-use osprey_model::Sample;
+use osprey_model::{is_stale_nan, Sample, STALE_NAN};
 
 use crate::{BitReader, BitWriter, CodecError};
 
@@ -26,8 +28,6 @@ pub enum ChunkEncoding {
 /// Delta-of-delta buckets for timestamps: (prefix bits, prefix length, payload bits). Sized for
 /// scrape jitter: a few milliseconds fit the 8-bit bucket.
 const TS_BUCKETS: [(u64, u32, u32); 3] = [(0b10, 2, 8), (0b110, 3, 14), (0b1110, 4, 20)];
-/// The same for integer values: steady counters land in the small buckets.
-const INT_BUCKETS: [(u64, u32, u32); 3] = [(0b10, 2, 8), (0b110, 3, 16), (0b1110, 4, 32)];
 
 fn fits(v: i64, bits: u32) -> bool {
     let half = 1i64 << (bits - 1);
@@ -129,7 +129,8 @@ pub struct XorAppender {
     v: u64,
     leading: u32,
     trailing: u32,
-    all_int: bool,
+    /// Whether every value is finite, so a decimal encoding may apply.
+    all_finite: bool,
 }
 
 impl Default for XorAppender {
@@ -148,7 +149,7 @@ impl XorAppender {
             v: 0,
             leading: u32::MAX,
             trailing: 0,
-            all_int: true,
+            all_finite: true,
         }
     }
 
@@ -169,7 +170,7 @@ impl XorAppender {
     pub fn append(&mut self, t: i64, v: f64) {
         debug_assert!(!self.is_full());
         let bits = v.to_bits();
-        self.all_int &= as_exact_int(v).is_some();
+        self.all_finite &= v.is_finite() || is_stale_nan(v);
         self.time.write(&mut self.w, self.count, t);
         if self.count == 0 {
             self.w.write_bits(bits, 64);
@@ -215,7 +216,7 @@ impl XorAppender {
     /// Seals the chunk into its smallest encoding.
     pub fn finish(self) -> Vec<u8> {
         let xor = self.w.into_bytes();
-        if !self.all_int || self.count < 2 {
+        if !self.all_finite || self.count < 2 {
             return xor;
         }
         let mut samples = Vec::with_capacity(self.count);
@@ -223,11 +224,9 @@ impl XorAppender {
             debug_assert!(false, "own chunk failed to decode");
             return xor;
         }
-        let int = encode_int(&samples);
-        if int.len() < xor.len() {
-            int
-        } else {
-            xor
+        match encode_int(&samples) {
+            Some(int) if int.len() < xor.len() => int,
+            _ => xor,
         }
     }
 }
@@ -243,29 +242,164 @@ pub fn encode_chunk(samples: &[Sample]) -> Vec<u8> {
     a.finish()
 }
 
-fn encode_int(samples: &[Sample]) -> Vec<u8> {
+const FLAG_DOD: u8 = 0x10;
+const FLAG_STALE: u8 = 0x20;
+
+/// Powers of ten a decimal chunk may scale by: values with up to this many decimals.
+const MAX_SCALE: u32 = 9;
+
+/// The smallest decimal scale `k` such that every value is exactly `m / 10^k` for an integer
+/// `|m| <= 2^53` (so that decoding `m as f64 / 10^k` gives back the same bits).
+fn decimal_scale(samples: &[Sample]) -> Option<u32> {
+    (0..=MAX_SCALE).find(|&k| samples.iter().all(|s| to_scaled(s.v, k).is_some()))
+}
+
+fn pow10(k: u32) -> f64 {
+    10f64.powi(k as i32)
+}
+
+fn to_scaled(v: f64, k: u32) -> Option<i64> {
+    if k == 0 {
+        return as_exact_int(v);
+    }
+    let m = (v * pow10(k)).round();
+    if !m.is_finite() || m.abs() > (1u64 << 53) as f64 {
+        return None;
+    }
+    let m = m as i64;
+    (from_scaled(m, k).to_bits() == v.to_bits()).then_some(m)
+}
+
+fn from_scaled(m: i64, k: u32) -> f64 {
+    if k == 0 {
+        m as f64
+    } else {
+        m as f64 / pow10(k)
+    }
+}
+
+/// Bits the adaptive code of [`write_adaptive`] spends on `x` with payload width `w`.
+fn adaptive_cost(x: i64, w: u32) -> u64 {
+    if x == 0 {
+        1
+    } else if fits(x, w) {
+        2 + u64::from(w)
+    } else if 2 * w < 64 && fits(x, 2 * w) {
+        3 + 2 * u64::from(w)
+    } else {
+        3 + 64
+    }
+}
+
+/// The payload width (1..=31) that codes `xs` in the fewest bits, and that many bits.
+fn best_width(xs: &[i64]) -> (u32, u64) {
+    (1..=31u32)
+        .map(|w| (w, xs.iter().map(|&x| adaptive_cost(x, w)).sum::<u64>()))
+        .min_by_key(|&(_, c)| c)
+        .unwrap_or((1, 0))
+}
+
+/// `0` for zero, `10` + w bits, `110` + 2w bits, `111` + 64 bits; payloads two's complement.
+fn write_adaptive(w: &mut BitWriter, x: i64, width: u32) {
+    if x == 0 {
+        w.write_bit(false);
+    } else if fits(x, width) {
+        w.write_bits(0b10, 2);
+        w.write_bits(x as u64, width);
+    } else if 2 * width < 64 && fits(x, 2 * width) {
+        w.write_bits(0b110, 3);
+        w.write_bits(x as u64, 2 * width);
+    } else {
+        w.write_bits(0b111, 3);
+        w.write_bits(x as u64, 64);
+    }
+}
+
+fn read_adaptive(r: &mut BitReader<'_>, width: u32) -> Result<i64, CodecError> {
+    let bits = if !r.read_bit()? {
+        return Ok(0);
+    } else if !r.read_bit()? {
+        width
+    } else if !r.read_bit()? {
+        2 * width
+    } else {
+        64
+    };
+    let raw = r.read_bits(bits)?;
+    let shift = 64 - bits;
+    Ok(((raw << shift) as i64) >> shift)
+}
+
+fn deltas(xs: &[i64]) -> Vec<i64> {
+    xs.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect()
+}
+
+/// Decimal chunk: values as scaled integers, each value and timestamp coded with the
+/// adaptive code at the width that suits this chunk best. Staleness markers are listed by
+/// position and skipped in the value sequence, so a series' last chunk stays compact.
+fn encode_int(samples: &[Sample]) -> Option<Vec<u8>> {
+    let stale: Vec<usize> = (0..samples.len())
+        .filter(|&i| is_stale_nan(samples[i].v))
+        .collect();
+    let values: Vec<Sample> = samples
+        .iter()
+        .filter(|s| !is_stale_nan(s.v))
+        .copied()
+        .collect();
+    let scale = decimal_scale(&values)?;
+    let ms: Vec<i64> = values
+        .iter()
+        .map(|s| to_scaled(s.v, scale).unwrap_or_default())
+        .collect();
+    let ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
+    let t_dods = deltas(&deltas(&ts));
+    let v_deltas = deltas(&ms);
+    let v_dods = deltas(&v_deltas);
+    let (t_width, _) = best_width(&t_dods);
+    let (delta_width, delta_cost) = best_width(&v_deltas);
+    let (dod_width, dod_cost) = best_width(&v_dods);
+    let use_dod = dod_cost + 8 < delta_cost;
+    let v_width = if use_dod { dod_width } else { delta_width };
+
     let mut w = BitWriter::from_bytes(vec![ChunkEncoding::IntDod as u8]);
     w.write_bits(samples.len() as u64, 16);
-    let mut time = TimeEncoder::default();
-    let (mut prev, mut delta) = (0i64, 0i64);
-    for (i, s) in samples.iter().enumerate() {
-        time.write(&mut w, i, s.t);
-        let v = as_exact_int(s.v).unwrap_or_default();
-        match i {
-            0 => w.write_uvarint(crate::zigzag_encode(v)),
-            1 => {
-                delta = v.wrapping_sub(prev);
-                w.write_uvarint(crate::zigzag_encode(delta));
-            }
-            _ => {
-                let d = v.wrapping_sub(prev);
-                write_dod(&mut w, d.wrapping_sub(delta), &INT_BUCKETS);
-                delta = d;
-            }
+    let flags = scale as u8
+        | if use_dod { FLAG_DOD } else { 0 }
+        | if stale.is_empty() { 0 } else { FLAG_STALE };
+    w.write_byte(flags);
+    w.write_byte(t_width as u8);
+    w.write_byte(v_width as u8);
+    if !stale.is_empty() {
+        w.write_uvarint(stale.len() as u64);
+        let mut prev = 0;
+        for &i in &stale {
+            w.write_uvarint((i - prev) as u64);
+            prev = i;
         }
-        prev = v;
     }
-    w.into_bytes()
+    if let Some(&t0) = ts.first() {
+        w.write_uvarint(crate::zigzag_encode(t0));
+    }
+    if ts.len() > 1 {
+        w.write_uvarint(crate::zigzag_encode(ts[1].wrapping_sub(ts[0])));
+    }
+    for &d in &t_dods {
+        write_adaptive(&mut w, d, t_width);
+    }
+    if let Some(&m0) = ms.first() {
+        w.write_uvarint(crate::zigzag_encode(m0));
+    }
+    if use_dod {
+        w.write_uvarint(crate::zigzag_encode(v_deltas[0]));
+        for &d in &v_dods {
+            write_adaptive(&mut w, d, v_width);
+        }
+    } else {
+        for &d in &v_deltas {
+            write_adaptive(&mut w, d, v_width);
+        }
+    }
+    Some(w.into_bytes())
 }
 
 /// Decodes a chunk, appending its samples to `out` (which the caller may reuse). On error
@@ -330,22 +464,64 @@ fn decode_int(
     count: usize,
     out: &mut Vec<Sample>,
 ) -> Result<(), CodecError> {
-    let mut time = TimeEncoder::default();
-    let (mut v, mut delta) = (0i64, 0i64);
+    let flags = r.read_byte()?;
+    let scale = u32::from(flags & 0x0f);
+    let (t_width, v_width) = (u32::from(r.read_byte()?), u32::from(r.read_byte()?));
+    let known = 0x0f | FLAG_DOD | FLAG_STALE;
+    if scale > MAX_SCALE
+        || flags & !known != 0
+        || !(1..=31).contains(&t_width)
+        || !(1..=31).contains(&v_width)
+    {
+        return Err(CodecError::Corrupt("bad decimal chunk header"));
+    }
+    let mut stale = vec![false; count];
+    if flags & FLAG_STALE != 0 {
+        let n = r.read_uvarint()?;
+        let mut i = 0u64;
+        for _ in 0..n.min(count as u64 + 1) {
+            i = i.saturating_add(r.read_uvarint()?);
+            *stale
+                .get_mut(i as usize)
+                .ok_or(CodecError::Corrupt("staleness marker index beyond count"))? = true;
+        }
+    }
+    let start = out.len();
+    let mut t = 0i64;
+    let mut delta = 0i64;
     for i in 0..count {
-        let t = time.read(r, i)?;
         match i {
-            0 => v = crate::zigzag_decode(r.read_uvarint()?),
+            0 => t = crate::zigzag_decode(r.read_uvarint()?),
             1 => {
                 delta = crate::zigzag_decode(r.read_uvarint()?);
-                v = v.wrapping_add(delta);
+                t = t.wrapping_add(delta);
             }
             _ => {
-                delta = delta.wrapping_add(read_dod(r, &INT_BUCKETS)?);
-                v = v.wrapping_add(delta);
+                delta = delta.wrapping_add(read_adaptive(r, t_width)?);
+                t = t.wrapping_add(delta);
             }
         }
-        out.push(Sample { t, v: v as f64 });
+        out.push(Sample { t, v: STALE_NAN });
+    }
+    let (mut m, mut delta, mut seen) = (0i64, 0i64, 0usize);
+    for (i, s) in out[start..].iter_mut().enumerate() {
+        if stale[i] {
+            continue;
+        }
+        match (flags & FLAG_DOD != 0, seen) {
+            (_, 0) => m = crate::zigzag_decode(r.read_uvarint()?),
+            (true, 1) => {
+                delta = crate::zigzag_decode(r.read_uvarint()?);
+                m = m.wrapping_add(delta);
+            }
+            (true, _) => {
+                delta = delta.wrapping_add(read_adaptive(r, v_width)?);
+                m = m.wrapping_add(delta);
+            }
+            (false, _) => m = m.wrapping_add(read_adaptive(r, v_width)?),
+        }
+        seen += 1;
+        s.v = from_scaled(m, scale);
     }
     Ok(())
 }
@@ -353,7 +529,7 @@ fn decode_int(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use osprey_model::STALE_NAN;
+
     use proptest::prelude::*;
 
     fn round_trip(samples: &[Sample]) -> Vec<u8> {
@@ -394,6 +570,30 @@ mod tests {
         let bytes = round_trip(&samples);
         assert_eq!(bytes[0], ChunkEncoding::IntDod as u8);
         assert!(bytes.len() < 50, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn two_decimal_gauges_beat_xor() {
+        let samples: Vec<Sample> = (0..120)
+            .map(|i| {
+                Sample::new(
+                    i * 15_000 + (i * 7919) % 50,
+                    (2000 + (i * 37) % 500) as f64 / 100.0,
+                )
+            })
+            .collect();
+        let mut xor = XorAppender::new();
+        for s in &samples {
+            xor.append(s.t, s.v);
+        }
+        let bytes = round_trip(&samples);
+        assert_eq!(bytes[0], ChunkEncoding::IntDod as u8);
+        assert!(
+            bytes.len() * 2 < xor.bytes().len(),
+            "{} vs {}",
+            bytes.len(),
+            xor.bytes().len()
+        );
     }
 
     #[test]
@@ -449,6 +649,22 @@ mod tests {
         fn integer_chunks_round_trip(ts in proptest::collection::vec(any::<i64>(), 0..200),
                                      vs in proptest::collection::vec(-(1i64 << 53)..(1i64 << 53), 200)) {
             let samples: Vec<Sample> = ts.iter().zip(&vs).map(|(&t, &v)| Sample::new(t, v as f64)).collect();
+            round_trip(&samples);
+        }
+
+        #[test]
+        fn decimal_chunks_round_trip(ms in proptest::collection::vec(-1_000_000i64..1_000_000, 2..240), scale in 0u32..4) {
+            let samples: Vec<Sample> = ms.iter().enumerate()
+                .map(|(i, &m)| Sample::new(i as i64 * 15_000 + m % 7, m as f64 / 10f64.powi(scale as i32)))
+                .collect();
+            round_trip(&samples);
+        }
+
+        #[test]
+        fn decimal_chunks_with_staleness_markers_round_trip(ms in proptest::collection::vec((-1000i64..1000, any::<bool>()), 2..240)) {
+            let samples: Vec<Sample> = ms.iter().enumerate()
+                .map(|(i, &(m, stale))| Sample::new(i as i64 * 1000, if stale { STALE_NAN } else { m as f64 / 10.0 }))
+                .collect();
             round_trip(&samples);
         }
 

@@ -1,0 +1,130 @@
+//! Ingest throughput and bytes per sample on disk, on synthetic scrape-like data.
+//!
+//! `cargo run --release -p osprey-tsdb --example ingest_bench -- [series] [scrapes] [threads]`
+//!
+//! Series are a mix like node_exporter's: integer counters with irregular increments, float
+//! gauges with two decimals, and constants; scrapes are 15s apart with +-25ms jitter. Each
+//! append carries one scrape of a slice of the series, as a remote-write batch would.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use osprey_model::{Labels, Sample, TenantId, TimeSeries, WriteRequest};
+use osprey_tsdb::{Tsdb, TsdbOptions, WalSync};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let series = args.first().copied().unwrap_or(20_000);
+    let scrapes = args.get(1).copied().unwrap_or(480);
+    let threads = args.get(2).copied().unwrap_or(2).max(1);
+    let batch_series = 2_000;
+
+    let labels: Vec<Labels> = (0..series)
+        .map(|i| {
+            Labels::from_pairs([
+                ("__name__", format!("metric_{}", i % 200)),
+                ("instance", format!("host-{}.example.org:9100", i / 200)),
+                ("job", "node".to_string()),
+                ("cpu", format!("{}", i % 8)),
+            ])
+        })
+        .collect();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut values: Vec<f64> = (0..series).map(|i| (i % 1000) as f64).collect();
+    // Pre-build the batches so the timing covers only the engine.
+    let mut batches = Vec::new();
+    let start_ms = 1_700_000_000_000i64;
+    for scrape in 0..scrapes {
+        for chunk_start in (0..series).step_by(batch_series) {
+            let mut req = WriteRequest::default();
+            for i in chunk_start..(chunk_start + batch_series).min(series) {
+                let jitter = rng.below(51) as i64 - 25;
+                let t = start_ms + scrape as i64 * 15_000 + jitter;
+                values[i] = match i % 10 {
+                    0..=4 => values[i] + rng.below(10_000) as f64,
+                    5..=7 => {
+                        ((values[i] + (rng.below(200) as f64 - 100.0) / 100.0) * 100.0).round()
+                            / 100.0
+                    }
+                    _ => values[i],
+                };
+                req.series.push(TimeSeries {
+                    labels: labels[i].clone(),
+                    samples: vec![Sample::new(t, values[i])],
+                    exemplars: Vec::new(),
+                });
+            }
+            batches.push(req);
+        }
+    }
+    let total_samples = (series * scrapes) as f64;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opts = TsdbOptions {
+        wal_sync: WalSync::Interval(std::time::Duration::from_secs(1)),
+        ..TsdbOptions::new(dir.path())
+    };
+    let (db, _) = Tsdb::open(opts).expect("open");
+    let db = Arc::new(db);
+    let tenant = TenantId::default_tenant();
+    // Scrape rounds must stay in order per series: threads take alternate series slices.
+    let per_round = series.div_ceil(batch_series);
+    let mut per_thread: Vec<Vec<WriteRequest>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, b) in batches.into_iter().enumerate() {
+        per_thread[(i % per_round) % threads].push(b);
+    }
+    let started = Instant::now();
+    let handles: Vec<_> = per_thread
+        .into_iter()
+        .map(|reqs| {
+            let (db, tenant) = (db.clone(), tenant.clone());
+            std::thread::spawn(move || {
+                for r in reqs {
+                    db.append(&tenant, r).expect("append");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let stats = db.stats();
+    let head = db.head_stats(&tenant);
+    println!(
+        "ingest: {} samples in {:.2}s = {:.0} samples/s ({} threads); head chunk bytes {:.2} B/sample; wal {:.2} B/sample",
+        stats.samples_appended,
+        secs,
+        total_samples / secs,
+        threads,
+        head.chunk_bytes as f64 / total_samples,
+        stats.wal_bytes_written as f64 / total_samples,
+    );
+    let started = Instant::now();
+    db.flush_head().expect("flush");
+    let flushed = db.stats();
+    println!(
+        "flush: {:.2}s; blocks {} bytes {} = {:.3} B/sample on disk",
+        started.elapsed().as_secs_f64(),
+        flushed.blocks,
+        flushed.block_bytes,
+        flushed.block_bytes as f64 / total_samples
+    );
+}
