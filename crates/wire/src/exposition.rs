@@ -379,7 +379,8 @@ impl Parser<'_> {
             ExpositionFormat::PrometheusText => token.parse::<i64>().ok(),
             ExpositionFormat::OpenMetrics => float::parse(token)
                 .filter(|s| s.is_finite())
-                .map(|seconds| (seconds * 1000.0).round() as i64),
+                // Truncating, as Prometheus does (`int64(ts * 1000)`).
+                .map(|seconds| (seconds * 1000.0) as i64),
         };
         parsed.ok_or_else(|| {
             let unit = match self.format {

@@ -1,12 +1,21 @@
 //! Floats as Go's `strconv` reads and writes them, so values and normalised `le`/`quantile`
 //! labels agree with Prometheus.
 
+/// The NaN Prometheus stores for every NaN it parses (`value.NormalNaN`), distinct from the
+/// staleness marker, so a page can never produce a marker.
+const NORMAL_NAN_BITS: u64 = 0x7ff8_0000_0000_0001;
+
 /// Reads a float the way Go's `strconv.ParseFloat` does for exposition values: decimal and
 /// exponent forms, `NaN`, `Inf`, `+Inf`, `-Inf` (any case).
 pub(super) fn parse(token: &str) -> Option<f64> {
     // Rust's parser accepts the same decimal, exponent, `inf`/`infinity`/`nan` spellings (any
     // case, optional sign); only Go's rarely used hex floats are not read.
-    token.parse::<f64>().ok()
+    let v = token.parse::<f64>().ok()?;
+    Some(if v.is_nan() {
+        f64::from_bits(NORMAL_NAN_BITS)
+    } else {
+        v
+    })
 }
 
 /// Prometheus's `formatOpenMetricsFloat`: Go's shortest `'g'` formatting, with `.0` added to
@@ -100,7 +109,8 @@ mod tests {
     fn parses_special_values() {
         assert_eq!(parse("+Inf"), Some(f64::INFINITY));
         assert_eq!(parse("-Inf"), Some(f64::NEG_INFINITY));
-        assert!(parse("NaN").is_some_and(f64::is_nan));
+        assert_eq!(parse("NaN").map(f64::to_bits), Some(NORMAL_NAN_BITS));
+        assert_eq!(parse("-nan").map(f64::to_bits), Some(NORMAL_NAN_BITS));
         assert_eq!(parse("1.5e3"), Some(1500.0));
         assert_eq!(parse("abc"), None);
         assert_eq!(parse(""), None);

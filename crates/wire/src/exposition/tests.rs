@@ -309,7 +309,7 @@ fn content_types() {
 }
 
 /// A node_exporter-like page of about 2000 lines.
-pub(super) fn big_page() -> String {
+fn big_page() -> String {
     let mut s = String::new();
     for family in 0..200 {
         s.push_str(&format!(
@@ -356,6 +356,66 @@ fn never_panics_on_truncations_of_valid_input() {
         for end in 0..=body.len() {
             let (mut out, mut meta) = (Vec::new(), Vec::new());
             let _ = parse(&body.as_bytes()[..end], format, &mut out, &mut meta);
+        }
+    }
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Lines built from the format's own pieces, so the parser's deeper states are reached.
+    fn fragment() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "a",
+            "b_total",
+            "_created",
+            "{",
+            "}",
+            "=",
+            "\"",
+            "\\",
+            "\\n",
+            ",",
+            " ",
+            "\t",
+            "# ",
+            "HELP ",
+            "TYPE ",
+            "UNIT ",
+            "EOF",
+            "counter",
+            "histogram",
+            "le",
+            "1",
+            "-Inf",
+            "NaN",
+            "1.5e9",
+            "\n",
+            "\r\n",
+            "é",
+            "#",
+        ])
+        .prop_map(str::to_string)
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_and_samples_always_have_names(pieces in prop::collection::vec(fragment(), 0..40)) {
+            let body = pieces.concat();
+            for format in [ExpositionFormat::PrometheusText, ExpositionFormat::OpenMetrics] {
+                let (mut out, mut meta) = (Vec::new(), Vec::new());
+                if parse(body.as_bytes(), format, &mut out, &mut meta).is_ok() {
+                    prop_assert!(out.iter().all(|s| s.labels.metric_name().is_some()));
+                }
+            }
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            for format in [ExpositionFormat::PrometheusText, ExpositionFormat::OpenMetrics] {
+                let _ = parse(&bytes, format, &mut Vec::new(), &mut Vec::new());
+            }
         }
     }
 }
