@@ -83,21 +83,33 @@ struct Server {
 }
 
 impl Server {
-    async fn start(body: &'static str) -> Server {
+    /// Serves `body` as the classic text format, gzip-compressed when `gzip`.
+    async fn start(body: &'static str, gzip: bool) -> Server {
         let headers = Arc::new(Mutex::new(None));
         let seen = Arc::clone(&headers);
+        let encoded = if gzip {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut encoder, body.as_bytes()).unwrap();
+            encoder.finish().unwrap()
+        } else {
+            body.as_bytes().to_vec()
+        };
+        let encoding = if gzip { "gzip" } else { "identity" };
         let app = axum::Router::new().route(
             "/metrics",
             get(move |h: HeaderMap| {
                 *seen.lock() = Some(h);
+                let encoded = encoded.clone();
                 async move {
-                    (
-                        [(
+                    let headers = [
+                        (
                             header::CONTENT_TYPE,
                             "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        body,
-                    )
+                        ),
+                        (header::CONTENT_ENCODING, encoding),
+                    ];
+                    (headers, encoded)
                 }
             }),
         );
@@ -131,14 +143,24 @@ fn configs(yaml: &str) -> Vec<ScrapeConfig> {
     serde_norway::from_str(yaml).unwrap()
 }
 
+/// A clock that moves one second forward every time it is read.
+struct SteppingClock(std::sync::atomic::AtomicI64);
+
+impl Clock for SteppingClock {
+    fn now(&self) -> osprey_model::Timestamp {
+        self.0.fetch_add(1000, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 fn manager(recorder: &Arc<Recorder>) -> ScrapeManager {
     let appender: Arc<dyn MetricsAppender> = Arc::clone(recorder) as Arc<dyn MetricsAppender>;
-    ScrapeManager::new(appender, TenantId::default_tenant()).unwrap()
+    let clock = Arc::new(SteppingClock(std::sync::atomic::AtomicI64::new(1_000_000)));
+    ScrapeManager::with_clock(appender, TenantId::default_tenant(), clock).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrapes_a_target_then_marks_everything_stale_when_it_dies_and_goes_away() {
-    let server = Server::start("# TYPE a gauge\na 1\nb{x=\"y\"} 2\n").await;
+    let server = Server::start("# TYPE a gauge\na 1\nb{x=\"y\"} 2\n", false).await;
     let recorder = Arc::new(Recorder::default());
     let scraper = manager(&recorder);
     let address = server.address.clone();
@@ -196,6 +218,24 @@ async fn scrapes_a_target_then_marks_everything_stale_when_it_dies_and_goes_away
     server.stop().await;
     let down = format!(r#"{{__name__="up", env="dev", instance="{address}", job="test"}} 0"#);
     let failed = recorder.wait_for(first, |b| b.contains(&down)).await;
+    {
+        // Every series of the failed scrape, markers included, has that scrape's timestamp,
+        // which is later than the samples it marks stale.
+        let batches = recorder.batches.lock();
+        let times: Vec<i64> = batches[failed]
+            .1
+            .series
+            .iter()
+            .map(|s| s.samples[0].t)
+            .collect();
+        assert!(times.iter().all(|&t| t == times[0]), "{times:?}");
+        assert!(times[0] > batches[first].1.series[0].samples[0].t);
+        assert!(
+            times[0] < 10_000_000,
+            "timestamps come from the injected clock: {}",
+            times[0]
+        );
+    }
     let lines = recorder.batch(failed);
     assert!(
         lines.contains(&format!(
@@ -322,4 +362,30 @@ async fn reload_diffs_jobs_and_rejects_bad_configs_without_change() {
         scraper.targets().is_empty(),
         "a shut-down manager stays down"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_gzip_pages_with_basic_auth_from_a_file() {
+    let server = Server::start("zipped 42\n", true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("pw");
+    std::fs::write(&password_file, "s3cret\n").unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let scraper = manager(&recorder);
+    let yaml = format!(
+        "- job_name: gz\n  scrape_interval: 100ms\n  basic_auth: {{username: me, password_file: '{}'}}\n  static_configs: [{{targets: ['{}']}}]\n",
+        password_file.display(),
+        server.address
+    );
+    scraper.apply_config(configs(&yaml)).await.unwrap();
+    let want = format!(
+        r#"{{__name__="zipped", instance="{}", job="gz"}} 42"#,
+        server.address
+    );
+    recorder.wait_for(0, |b| b.contains(&want)).await;
+    let headers = server.headers.lock().clone().unwrap();
+    // base64("me:s3cret"): the file's trailing newline is not part of the password.
+    assert_eq!(headers[header::AUTHORIZATION], "Basic bWU6czNjcmV0");
+    scraper.shutdown().await;
+    server.stop().await;
 }
