@@ -136,13 +136,7 @@ impl Engine {
         time_ms: i64,
         ctx: &QueryContext,
     ) -> Result<QueryOutput, PromqlError> {
-        let expr = parse_with_params(
-            query,
-            DurationParams {
-                step_ms: 0,
-                range_ms: 0,
-            },
-        )?;
+        let expr = parse_instant(query)?;
         let range = EvalRange {
             start: time_ms,
             end: time_ms,
@@ -195,6 +189,17 @@ impl Engine {
     }
 }
 
+/// Parses a query as an instant query would (duration expressions with `step()` = 0).
+pub(crate) fn parse_instant(query: &str) -> Result<Expr, PromqlError> {
+    parse_with_params(
+        query,
+        DurationParams {
+            step_ms: 0,
+            range_ms: 0,
+        },
+    )
+}
+
 /// Parses a query whose duration expressions (`[5m+step()]`) are evaluated with the
 /// query's step and range.
 fn parse_with_params(query: &str, params: DurationParams) -> Result<Expr, PromqlError> {
@@ -206,16 +211,36 @@ fn parse_with_params(query: &str, params: DurationParams) -> Result<Expr, Promql
 
 /// Parses a query, mapping the parser's message to Prometheus's `parse error` form.
 pub(crate) fn parse(query: &str) -> Result<Expr, PromqlError> {
-    parser::parse(query).map_err(|e| PromqlError::bad_data(parse_error_message(&e)))
+    parser::parse(query).map_err(|e| PromqlError::bad_data(parse_error_message(query, &e)))
 }
 
-fn parse_error_message(e: &str) -> String {
-    // promql-parser does not report positions for every error; Prometheus prefixes
-    // `line:col: parse error:`, which we keep when the parser gives it.
-    if e.contains("parse error") {
-        e.to_string()
-    } else {
-        format!("1:1: parse error: {e}")
+/// Prometheus's `line:col: parse error: …` form. promql-parser reports no positions, so
+/// the position is the start of the query unless the message names a function, and its
+/// wording is translated where it differs from Prometheus's.
+fn parse_error_message(query: &str, e: &str) -> String {
+    if let Some(rest) = e.strip_prefix("expected type ") {
+        // "expected type matrix in call to function 'rate', got vector"
+        let parts: Vec<&str> = rest.splitn(2, " in call to function '").collect();
+        if let [want, tail] = parts.as_slice() {
+            if let Some((func, got)) = tail.split_once("', got ") {
+                let pos = crate::eval::arg_pos(query, func, 0);
+                let pos = pos.trim_matches(|c| c == '(' || c == ')');
+                return format!(
+                    "{pos}: parse error: expected type {} in call to function \"{func}\", got {}",
+                    type_name(want),
+                    type_name(got)
+                );
+            }
+        }
+    }
+    format!("1:1: parse error: {e}")
+}
+
+fn type_name(parser_name: &str) -> &str {
+    match parser_name {
+        "matrix" => "range vector",
+        "vector" => "instant vector",
+        other => other,
     }
 }
 

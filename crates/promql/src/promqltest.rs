@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use osprey_model::{is_stale_nan, Labels, Sample, TenantId, METRIC_NAME};
+use promql_parser::parser::{AtModifier, Expr};
+use std::time::UNIX_EPOCH;
 
 use crate::engine::{Engine, EngineOptions, QueryContext, QueryOutput, Value};
 use crate::histogram::almost_equal;
@@ -258,35 +260,43 @@ fn has_bare_selector(q: &str) -> bool {
 }
 
 fn run_eval(engine: &Engine, store: &MemStore, ev: &Eval, opts: &RunOptions) -> Result<(), String> {
+    let EvalKind::Instant { at } = ev.kind else {
+        return run_case(engine, store, ev, &ev.query, None, false);
+    };
+    run_case(engine, store, ev, &ev.query, Some(at), opts.strict)?;
+    if opts.strict {
+        if let Some((query, times)) = at_variants(&ev.query, at) {
+            for t in times {
+                run_case(engine, store, ev, &query, Some(t), true)
+                    .map_err(|e| format!("strict: {query} evaluated at {t}ms: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs one query against the eval's expectations: as an instant query at `at`, or as the
+/// eval's range query. `strict` adds the range-consistency check to instant queries.
+/// Annotations are checked for the original query only (a rewritten one has other positions).
+fn run_case(
+    engine: &Engine,
+    store: &MemStore,
+    ev: &Eval,
+    query: &str,
+    at: Option<i64>,
+    strict: bool,
+) -> Result<(), String> {
     let tenant = TenantId::default_tenant();
     let ctx = QueryContext::new(Duration::from_secs(60));
-    let res = match ev.kind {
-        EvalKind::Instant { at } => engine.instant_query(store, &tenant, &ev.query, at, &ctx),
-        EvalKind::Range { start, end, step } => {
-            engine.range_query(store, &tenant, &ev.query, start, end, step, &ctx)
+    let res = match (at, &ev.kind) {
+        (Some(at), _) => engine.instant_query(store, &tenant, query, at, &ctx),
+        (None, EvalKind::Range { start, end, step }) => {
+            engine.range_query(store, &tenant, query, *start, *end, *step, &ctx)
         }
+        (None, EvalKind::Instant { at }) => engine.instant_query(store, &tenant, query, *at, &ctx),
     };
     let output = match res {
-        Err(e) => {
-            if !ev.fail {
-                return Err(format!("unexpected error: {}", e.message));
-            }
-            if let Some(m) = &ev.fail_msg {
-                if &e.message != m {
-                    return Err(format!("expected error {m:?}, got {:?}", e.message));
-                }
-            }
-            if let Some(r) = &ev.fail_regex {
-                let re = regex::Regex::new(r).map_err(|e| format!("bad regex in test: {e}"))?;
-                if !re.is_match(&e.message) {
-                    return Err(format!(
-                        "expected error matching {r:?}, got {:?}",
-                        e.message
-                    ));
-                }
-            }
-            return Ok(());
-        }
+        Err(e) => return check_failure(ev, &e.message),
         Ok(o) => o,
     };
     if ev.fail {
@@ -295,15 +305,103 @@ fn run_eval(engine: &Engine, store: &MemStore, ev: &Eval, opts: &RunOptions) -> 
             show_value(&output.value)
         ));
     }
-    check_annotations("warning", &output.warnings, &ev.warn)?;
-    check_annotations("info", &output.infos, &ev.info)?;
+    if query == ev.query {
+        check_annotations("warning", &output.warnings, &ev.warn)?;
+        check_annotations("info", &output.infos, &ev.info)?;
+    }
     check_value(ev, &output)?;
-    if opts.strict {
-        if let EvalKind::Instant { at } = ev.kind {
-            check_range_consistency(engine, store, ev, at, &output)?;
+    if let (true, Some(at)) = (strict, at) {
+        check_range_consistency(engine, store, ev, query, at, &output)?;
+    }
+    Ok(())
+}
+
+fn check_failure(ev: &Eval, message: &str) -> Result<(), String> {
+    if !ev.fail {
+        return Err(format!("unexpected error: {message}"));
+    }
+    if let Some(m) = &ev.fail_msg {
+        if m != message {
+            return Err(format!("expected error {m:?}, got {message:?}"));
+        }
+    }
+    if let Some(r) = &ev.fail_regex {
+        let re = regex::Regex::new(r).map_err(|e| format!("bad regex in test: {e}"))?;
+        if !re.is_match(message) {
+            return Err(format!("expected error matching {r:?}, got {message:?}"));
         }
     }
     Ok(())
+}
+
+/// Functions whose result depends on the evaluation time even with step-invariant
+/// arguments (Prometheus's `AtModifierUnsafeFunctions`).
+const AT_UNSAFE_FUNCTIONS: [&str; 15] = [
+    "days_in_month",
+    "end",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "range",
+    "start",
+    "step",
+    "time",
+    "timestamp",
+];
+
+/// Upstream's step-invariance check: the query with `@ <t>` on every selector and subquery
+/// that lacks one, and the other times to evaluate it at.
+fn at_variants(query: &str, t: i64) -> Option<(String, Vec<i64>)> {
+    let mut expr = crate::engine::parse_instant(query).ok()?;
+    let mut unsafe_call = false;
+    set_at(&mut expr, t, &mut unsafe_call);
+    if unsafe_call || t < 0 {
+        return None;
+    }
+    let times = if t == 0 {
+        vec![-1000, 0, 1000]
+    } else {
+        vec![-10 * t, 0, t / 5, t, 10 * t]
+    };
+    Some((expr.to_string(), times))
+}
+
+fn set_at(e: &mut Expr, t: i64, unsafe_call: &mut bool) {
+    let at = || {
+        Some(AtModifier::At(
+            UNIX_EPOCH + std::time::Duration::from_millis(t as u64),
+        ))
+    };
+    match e {
+        Expr::VectorSelector(vs) if vs.at.is_none() => vs.at = at(),
+        Expr::MatrixSelector(ms) if ms.vs.at.is_none() => ms.vs.at = at(),
+        // A subquery gets the `@`; selectors inside it keep evaluating relative to it.
+        Expr::Subquery(sq) if sq.at.is_none() => sq.at = at(),
+        Expr::Paren(p) => set_at(&mut p.expr, t, unsafe_call),
+        Expr::Unary(u) => set_at(&mut u.expr, t, unsafe_call),
+        Expr::Binary(b) => {
+            set_at(&mut b.lhs, t, unsafe_call);
+            set_at(&mut b.rhs, t, unsafe_call);
+        }
+        Expr::Aggregate(a) => {
+            set_at(&mut a.expr, t, unsafe_call);
+            if let Some(p) = &mut a.param {
+                set_at(p, t, unsafe_call);
+            }
+        }
+        Expr::Call(c) => {
+            *unsafe_call |= AT_UNSAFE_FUNCTIONS.contains(&c.func.name);
+            for a in &mut c.args.args {
+                set_at(a, t, unsafe_call);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn check_annotations(
@@ -544,10 +642,10 @@ fn check_range_consistency(
     engine: &Engine,
     store: &MemStore,
     ev: &Eval,
+    q: &str,
     at: i64,
     instant: &QueryOutput,
 ) -> Result<(), String> {
-    let q = &ev.query;
     if ev.string.is_some() || ev.range_vector.is_some() {
         return Ok(());
     }

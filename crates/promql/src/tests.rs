@@ -326,6 +326,12 @@ fn errors_name_the_problem() {
         0,
         r#"{__name__="http_requests_total", instance="a", job="db"} 5@0"#,
     );
+    check(
+        &s,
+        "sum(rate(http_requests_total))",
+        0,
+        r#"error(BadData): 1:10: parse error: expected type range vector in call to function "rate", got instant vector"#,
+    );
     let ctx = QueryContext::new(Duration::from_secs(10));
     let tenant = TenantId::default_tenant();
     let err = engine()

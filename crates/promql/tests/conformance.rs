@@ -12,7 +12,9 @@ const MAX_FAILURES: usize = 0;
 
 fn corpus_dir() -> PathBuf {
     match std::env::var_os("OSPREY_CONFORMANCE_DIR") {
-        Some(d) => PathBuf::from(d).join("promql"),
+        // Either the corpus root (with `promql/` inside) or the PromQL directory itself.
+        Some(d) if PathBuf::from(&d).join("promql").is_dir() => PathBuf::from(d).join("promql"),
+        Some(d) => PathBuf::from(d),
         None => {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/promql")
         }
@@ -29,7 +31,8 @@ fn promql_corpus_does_not_regress() {
         return;
     }
     let mut out = Vec::new();
-    let summary = run_paths(&[dir], &RunOptions::default(), &mut out);
+    // Strict, as upstream's harness: also step invariance under `@` and range consistency.
+    let summary = run_paths(&[dir], &RunOptions { strict: true }, &mut out);
     let text = String::from_utf8_lossy(&out);
     // Set to a file path to keep the full report (failures included) for inspection.
     if let Some(path) = std::env::var_os("OSPREY_CONFORMANCE_REPORT") {
