@@ -39,6 +39,7 @@ impl Default for EngineOptions {
 /// Deadline and cancellation for one query. The deadline is the only clock the engine reads.
 #[derive(Debug, Clone)]
 pub struct QueryContext {
+    started: Instant,
     deadline: Instant,
     cancelled: Arc<AtomicBool>,
 }
@@ -46,6 +47,7 @@ pub struct QueryContext {
 impl QueryContext {
     pub fn new(timeout: Duration) -> QueryContext {
         QueryContext {
+            started: Instant::now(),
             deadline: Instant::now() + timeout,
             cancelled: Arc::new(AtomicBool::new(false)),
         }
@@ -54,6 +56,11 @@ impl QueryContext {
     /// A flag that cancels the query when set to `true`.
     pub fn cancel_handle(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.cancelled)
+    }
+
+    /// Time since the context was created (for query statistics only).
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
     }
 
     pub(crate) fn check(&self) -> Result<(), PromqlError> {
@@ -97,7 +104,8 @@ pub struct QueryStats {
     pub total_samples: u64,
     /// The most samples held at once.
     pub peak_samples: u64,
-    /// Time spent evaluating (measured with the deadline clock, not used for results).
+    /// Time from the query context's creation to the result (read from the context's
+    /// clock, never used for results).
     pub eval_time: Duration,
 }
 
@@ -142,10 +150,9 @@ impl Engine {
             end: time_ms,
             step: 0,
         };
-        let started = Instant::now();
         let mut ev = Evaluator::new(storage, tenant, &self.opts, ctx, query, range);
         let value = ev.eval_instant(&expr)?;
-        Ok(ev.finish(value, started))
+        Ok(ev.finish(value))
     }
 
     /// Evaluates `query` at every step from `start_ms` to `end_ms` inclusive.
@@ -182,10 +189,9 @@ impl Engine {
             end: end_ms,
             step: step_ms,
         };
-        let started = Instant::now();
         let mut ev = Evaluator::new(storage, tenant, &self.opts, ctx, query, range);
         let value = ev.eval_range(&expr)?;
-        Ok(ev.finish(value, started))
+        Ok(ev.finish(value))
     }
 }
 
@@ -211,7 +217,15 @@ fn parse_with_params(query: &str, params: DurationParams) -> Result<Expr, Promql
 
 /// Parses a query, mapping the parser's message to Prometheus's `parse error` form.
 pub(crate) fn parse(query: &str) -> Result<Expr, PromqlError> {
-    parser::parse(query).map_err(|e| PromqlError::bad_data(parse_error_message(query, &e)))
+    // promql-parser panics on some out-of-range literals (e.g. `x offset 1e400`); a query
+    // must never take the process down, so such a panic becomes a parse error.
+    match std::panic::catch_unwind(|| parser::parse(query)) {
+        Ok(Ok(expr)) => Ok(expr),
+        Ok(Err(e)) => Err(PromqlError::bad_data(parse_error_message(query, &e))),
+        Err(_) => Err(PromqlError::bad_data(
+            "1:1: parse error: number or duration out of range",
+        )),
+    }
 }
 
 /// Prometheus's `line:col: parse error: …` form. promql-parser reports no positions, so

@@ -3,7 +3,7 @@
 //! query is a range of one step.
 
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use osprey_model::{
     is_stale_nan, Labels, MatchOp, Matcher, MetricsQuerier, Sample, SelectRequest, Series,
@@ -227,9 +227,9 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    pub fn finish(self, value: Value, started: Instant) -> QueryOutput {
+    pub fn finish(self, value: Value) -> QueryOutput {
         let mut stats = self.stats;
-        stats.eval_time = started.elapsed();
+        stats.eval_time = self.ctx.elapsed();
         let mut warnings = self.warnings;
         let mut infos = self.infos;
         warnings.dedup();

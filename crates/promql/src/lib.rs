@@ -3,7 +3,7 @@
 //!
 //! Invariants:
 //! - Evaluation does no I/O and reads no clock: the evaluation time is a parameter, and the
-//!   only `Instant` read is the deadline check in [`QueryContext`].
+//!   only `Instant` reads are in [`QueryContext`] (its deadline, and elapsed time for stats).
 //! - Results follow Prometheus exactly where it is observable: lookback delta and staleness
 //!   markers, left-open ranges `(t - r, t]`, delayed `__name__` removal, error texts,
 //!   annotation texts (positions are approximated, the parser keeps none).

@@ -391,3 +391,96 @@ fn format_and_parse_query() {
         PromqlErrorKind::BadData
     );
 }
+
+/// Malformed and odd queries must come back as errors or results, never as panics.
+#[test]
+fn hostile_queries_do_not_panic() {
+    let s = requests();
+    let fixed = [
+        "",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        "\"",
+        "`",
+        "x[",
+        "x offset",
+        "x offset (",
+        "x[5m:",
+        "x[5m+",
+        "x[step(]",
+        "x @",
+        "info(",
+        "info(x, {",
+        "rate(x[5m] anchored",
+        "x smoothed smoothed",
+        "anchored",
+        "smoothed",
+        "x[1h/0]",
+        "x offset 1e400",
+        "x[99999999999999999y]",
+        "label_replace(x, \"é\", \"\", \"a\", \"(\")",
+        "histogram_quantile(0.5, x)",
+        "topk(1e30, x)",
+        "limit_ratio(2, x)",
+        "sum(x) by (é)",
+        "x{a=~\"[\"}",
+        "min_of(step(), x)",
+        "x[-5m]",
+        "x offset -(-(-5m))",
+        "sort_by_label(x, \"\")",
+        "{__name__=~\".*\"}",
+    ];
+    // A deterministic pseudo-random mix of PromQL fragments.
+    let pieces = [
+        "x",
+        "(",
+        ")",
+        "[5m]",
+        "[5m:1m]",
+        "{a=\"b\"}",
+        " offset 1m",
+        " @ 10",
+        "+",
+        " and ",
+        " or ",
+        "rate(",
+        "sum by (a) (",
+        ",",
+        "1",
+        "\"s\"",
+        " anchored",
+        " smoothed",
+        "step()",
+        "[",
+        "]",
+        "info(",
+        "topk(",
+        "-",
+        "^",
+        " bool ",
+        "==",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut random = Vec::new();
+    for _ in 0..400 {
+        let mut q = String::new();
+        for _ in 0..(seed % 7 + 1) {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            q.push_str(pieces[(seed >> 33) as usize % pieces.len()]);
+        }
+        random.push(q);
+    }
+    let tenant = TenantId::default_tenant();
+    for q in fixed.iter().map(|q| q.to_string()).chain(random) {
+        let ctx = QueryContext::new(Duration::from_secs(10));
+        let _ = engine().instant_query(&s, &tenant, &q, 60_000, &ctx);
+        let _ = engine().range_query(&s, &tenant, &q, 0, 120_000, 60_000, &ctx);
+        let _ = crate::format_query(&q);
+    }
+}
