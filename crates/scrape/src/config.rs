@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use osprey_model::TenantId;
 use osprey_relabel::RelabelConfig;
+use osprey_wire::exposition::ExpositionFormat;
 use serde::Deserialize;
 
 use crate::{duration, ConfigError};
@@ -61,6 +62,35 @@ pub struct ScrapeConfig {
     /// no limit.
     #[serde(default)]
     pub sample_limit: u64,
+    /// Fail the scrape when a series has more labels than this (0: no limit).
+    #[serde(default)]
+    pub label_limit: u64,
+    /// Fail the scrape when a label name is longer than this many bytes (0: no limit).
+    #[serde(default)]
+    pub label_name_length_limit: u64,
+    /// Fail the scrape when a label value is longer than this many bytes (0: no limit).
+    #[serde(default)]
+    pub label_value_length_limit: u64,
+    /// Fail the scrape when the uncompressed page is larger, e.g. `10MB` (base 2; 0 or
+    /// unset: no limit).
+    #[serde(default, deserialize_with = "deserialize_size")]
+    pub body_size_limit: u64,
+    /// Also write staleness markers for series that carried their own timestamps.
+    #[serde(default)]
+    pub track_timestamps_staleness: bool,
+    /// Ask for gzip-compressed pages (default true).
+    #[serde(default = "default_true")]
+    pub enable_compression: bool,
+    /// How to read a page whose `Content-Type` is missing or not a text format:
+    /// `PrometheusText0.0.4` (the default here), `PrometheusText1.0.0`, `OpenMetricsText0.0.1`
+    /// or `OpenMetricsText1.0.0`.
+    #[serde(default)]
+    pub fallback_scrape_protocol: Option<String>,
+    /// Follow HTTP redirects (default true).
+    #[serde(default = "default_true")]
+    pub follow_redirects: bool,
+    #[serde(default)]
+    pub tls_config: Option<TlsConfig>,
     #[serde(default)]
     pub basic_auth: Option<BasicAuth>,
     #[serde(default)]
@@ -115,6 +145,23 @@ impl FileSdConfig {
     }
 }
 
+/// Client TLS settings. Files are read when the configuration is applied.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM bundle of CAs to trust in addition to the built-in roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// PEM client certificate, for targets that require one; needs `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// Accept any server certificate. For tests and trusted networks only.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
@@ -151,17 +198,48 @@ fn default_true() -> bool {
     true
 }
 
+/// Byte sizes as Prometheus writes them (`512KB`, `10MiB`, `1GB`), all base 2.
+fn deserialize_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_size(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "not a valid size: {text:?}; write a number and unit, e.g. 512KB or 10MB"
+        ))
+    })
+}
+
+fn parse_size(text: &str) -> Option<u64> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let number: u64 = text[..digits].parse().ok()?;
+    let shift = match &text[digits..] {
+        "" | "B" => 0,
+        "KB" | "KiB" => 10,
+        "MB" | "MiB" => 20,
+        "GB" | "GiB" => 30,
+        "TB" | "TiB" => 40,
+        "PB" | "PiB" => 50,
+        "EB" | "EiB" => 60,
+        _ => return None,
+    };
+    number.checked_mul(1u64 << shift)
+}
+
 fn default_auth_type() -> String {
     "Bearer".to_string()
 }
 
 /// A scrape config with defaults resolved and validated: what the scrape loops run with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct JobConfig {
     pub(crate) config: ScrapeConfig,
     pub(crate) interval: Duration,
     pub(crate) timeout: Duration,
     pub(crate) tenant: TenantId,
+    /// For pages without a recognised `Content-Type`.
+    pub(crate) fallback_format: ExpositionFormat,
+    /// A client of the job's own when its TLS or redirect settings differ from the
+    /// defaults; set when the configuration is applied (building one reads files).
+    pub(crate) client: Option<reqwest::Client>,
 }
 
 impl JobConfig {
@@ -245,6 +323,25 @@ fn resolve_one(
             });
         }
     }
+    let fallback_format = match config.fallback_scrape_protocol.as_deref() {
+        None | Some("PrometheusText0.0.4") | Some("PrometheusText1.0.0") => {
+            ExpositionFormat::PrometheusText
+        }
+        Some("OpenMetricsText0.0.1") | Some("OpenMetricsText1.0.0") => {
+            ExpositionFormat::OpenMetrics
+        }
+        Some(other) => {
+            return Err(ConfigError::BadFallbackProtocol {
+                job,
+                protocol: other.to_string(),
+            })
+        }
+    };
+    if let Some(tls) = &config.tls_config {
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            return Err(ConfigError::CertWithoutKey(job));
+        }
+    }
     let tenant = match &config.tenant {
         Some(id) => TenantId::new(id).map_err(|source| ConfigError::BadTenant {
             job: job.clone(),
@@ -257,6 +354,8 @@ fn resolve_one(
         interval,
         timeout,
         tenant,
+        fallback_format,
+        client: None,
     })
 }
 
@@ -314,6 +413,9 @@ mod tests {
   honor_labels: true
   honor_timestamps: false
   sample_limit: 1000
+  body_size_limit: 10MB
+  fallback_scrape_protocol: OpenMetricsText1.0.0
+  enable_compression: false
   basic_auth: {username: u, password_file: /etc/pw}
   static_configs:
     - targets: ['a:1', 'b:2']
@@ -340,6 +442,9 @@ mod tests {
         );
         assert_eq!(job.tenant.as_str(), "team-a");
         assert_eq!(job.config.metric_relabel_configs.len(), 1);
+        assert_eq!(job.config.body_size_limit, 10 << 20);
+        assert_eq!(job.fallback_format, ExpositionFormat::OpenMetrics);
+        assert!(!job.config.enable_compression);
     }
 
     #[test]
@@ -383,8 +488,17 @@ mod tests {
                 "contains the character '/'",
             ),
             (
-                "- job_name: a\n  tls_config: {}",
-                "unknown field `tls_config`",
+                "- job_name: a\n  tls_config: {server_name: x}",
+                "unknown field `server_name`",
+            ),
+            ("- job_name: a\n  body_size_limit: 10XB", "not a valid size"),
+            (
+                "- job_name: a\n  fallback_scrape_protocol: PrometheusProto",
+                "fallback_scrape_protocol \"PrometheusProto\" is not supported",
+            ),
+            (
+                "- job_name: a\n  tls_config: {cert_file: c.pem}",
+                "cert_file and key_file must be given together",
             ),
             (
                 "- job_name: a\n  scrape_interval: 1x",

@@ -30,6 +30,12 @@ pub enum ConfigError {
     BadFileSdPattern { job: String, pattern: String },
     #[error("job {job:?}: {source}")]
     BadTenant { job: String, source: TenantError },
+    #[error("job {job:?}: fallback_scrape_protocol {protocol:?} is not supported; use PrometheusText0.0.4, PrometheusText1.0.0, OpenMetricsText0.0.1 or OpenMetricsText1.0.0")]
+    BadFallbackProtocol { job: String, protocol: String },
+    #[error("job {0:?}: tls_config cert_file and key_file must be given together")]
+    CertWithoutKey(String),
     #[error("cannot create the HTTP client for scraping: {0}")]
-    HttpClient(String),
+    SharedHttpClient(String),
+    #[error("job {job:?}: cannot set up the HTTP client: {reason}")]
+    HttpClient { job: String, reason: String },
 }

@@ -14,9 +14,12 @@
 //! - Timestamps come from an injectable [`Clock`].
 //!
 //! Deliberate differences and non-goals: no service discovery besides static and file; no
-//! TLS client settings, OAuth2, proxies or protobuf scraping; a page without a recognised
-//! `Content-Type` is read as the classic text format; when a target goes away its markers
-//! are written at once rather than at its next scheduled scrape.
+//! OAuth2, proxies, HTTP/2, protobuf scraping, `scrape_protocols` or `target_limit`;
+//! `tls_config` knows only `ca_file`, `cert_file`, `key_file` and `insecure_skip_verify`
+//! (other options are rejected as unknown fields); a page without a recognised
+//! `Content-Type` is read as `fallback_scrape_protocol` (default: the classic text format)
+//! where Prometheus 3 fails it; when a target goes away its markers are written at once
+//! rather than at its next scheduled scrape.
 
 mod clock;
 mod config;

@@ -76,7 +76,7 @@ impl ScrapeManager {
         let client = reqwest::Client::builder()
             .no_proxy()
             .build()
-            .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+            .map_err(|e| ConfigError::SharedHttpClient(e.to_string()))?;
         let deps = Arc::new(ScrapeDeps {
             appender,
             clock,
@@ -105,7 +105,18 @@ impl ScrapeManager {
         globals: &ScrapeGlobals,
         configs: Vec<ScrapeConfig>,
     ) -> Result<(), ConfigError> {
-        let jobs = resolve(globals, configs, &self.inner.default_tenant)?;
+        let mut jobs = resolve(globals, configs, &self.inner.default_tenant)?;
+        for job in &mut jobs {
+            let config = job.config.clone();
+            job.client = tokio::task::spawn_blocking(move || scrape_loop::job_client(&config))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|built| built)
+                .map_err(|reason| ConfigError::HttpClient {
+                    job: job.name().to_string(),
+                    reason,
+                })?;
+        }
         let mut discoveries = Vec::with_capacity(jobs.len());
         for job in &jobs {
             let mut files = Vec::new();

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use osprey_model::{MetricsAppender, Timestamp};
 use osprey_wire::exposition::{ExpositionFormat, SCRAPE_ACCEPT_HEADER};
 use parking_lot::Mutex;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use reqwest::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::config::{JobConfig, ScrapeConfig};
+use crate::config::{JobConfig, ScrapeConfig, TlsConfig};
 use crate::series::{build_write, end_of_run, Fetched, SeriesCache};
 use crate::target::{Target, TargetHealth};
 
@@ -98,7 +98,7 @@ async fn scrape_once(
 ) {
     let ts = deps.clock.now();
     let started = Instant::now();
-    let fetched = fetch(&deps.client, target, &job.config).await;
+    let fetched = fetch(job.client.as_ref().unwrap_or(&deps.client), target, job).await;
     let duration = started.elapsed();
     let mut taken = std::mem::take(cache);
     let (deps2, target2, job2) = (Arc::clone(deps), Arc::clone(target), Arc::clone(job));
@@ -151,8 +151,9 @@ async fn write_end_of_run(
     }
 }
 
-async fn fetch(client: &reqwest::Client, target: &Target, config: &ScrapeConfig) -> Fetched {
-    let request = client
+async fn fetch(client: &reqwest::Client, target: &Target, job: &JobConfig) -> Fetched {
+    let config = &job.config;
+    let mut request = client
         .get(&target.url)
         .header(ACCEPT, SCRAPE_ACCEPT_HEADER)
         .header(USER_AGENT, concat!("Osprey/", env!("CARGO_PKG_VERSION")))
@@ -161,21 +162,77 @@ async fn fetch(client: &reqwest::Client, target: &Target, config: &ScrapeConfig)
             target.timeout.as_secs_f64().to_string(),
         )
         .timeout(target.timeout);
+    if !config.enable_compression {
+        request = request.header(ACCEPT_ENCODING, "identity");
+    }
     let request = authorize(request, config).await?;
-    let response = request.send().await.map_err(|e| describe(target, &e))?;
+    let mut response = request.send().await.map_err(|e| describe(target, &e))?;
     if response.status() != reqwest::StatusCode::OK {
         return Err(format!("server returned HTTP status {}", response.status()));
     }
-    // Prometheus 3 refuses a page without a known Content-Type unless told a fallback;
-    // Osprey falls back to the classic text format, which is what such pages nearly always are.
     let format = response
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(ExpositionFormat::from_content_type)
-        .unwrap_or(ExpositionFormat::PrometheusText);
-    let body = response.bytes().await.map_err(|e| describe(target, &e))?;
-    Ok((body.to_vec(), format))
+        .unwrap_or(job.fallback_format);
+    // Read in chunks so an oversized page is refused without being held in full.
+    let limit = config.body_size_limit;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe(target, &e))? {
+        body.extend_from_slice(&chunk);
+        if limit > 0 && body.len() as u64 > limit {
+            return Err(format!(
+                "body size limit exceeded: the page is larger than body_size_limit ({limit} bytes)"
+            ));
+        }
+    }
+    Ok((body, format))
+}
+
+/// The job's own HTTP client, when its settings differ from the shared client's. Reads the
+/// TLS files: run it off the async runtime.
+pub(crate) fn job_client(config: &ScrapeConfig) -> Result<Option<reqwest::Client>, String> {
+    if config.follow_redirects && config.tls_config.is_none() {
+        return Ok(None);
+    }
+    let mut builder = reqwest::Client::builder().no_proxy();
+    if !config.follow_redirects {
+        builder = builder.redirect(reqwest::redirect::Policy::none());
+    }
+    if let Some(tls) = &config.tls_config {
+        builder = with_tls(builder, tls)?;
+    }
+    builder.build().map(Some).map_err(|e| e.to_string())
+}
+
+fn with_tls(
+    mut builder: reqwest::ClientBuilder,
+    tls: &TlsConfig,
+) -> Result<reqwest::ClientBuilder, String> {
+    let read = |path: &str| std::fs::read(path).map_err(|e| format!("cannot read {path:?}: {e}"));
+    if tls.insecure_skip_verify {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    if let Some(ca_file) = &tls.ca_file {
+        let certificates = reqwest::Certificate::from_pem_bundle(&read(ca_file)?)
+            .map_err(|e| format!("ca_file {ca_file:?} is not a PEM bundle: {e}"))?;
+        if certificates.is_empty() {
+            return Err(format!("ca_file {ca_file:?} holds no PEM certificate"));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    if let (Some(cert_file), Some(key_file)) = (&tls.cert_file, &tls.key_file) {
+        let mut pem = read(cert_file)?;
+        pem.push(b'\n');
+        pem.extend(read(key_file)?);
+        let identity = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| format!("cert_file {cert_file:?} and key_file {key_file:?} are not a PEM certificate and key: {e}"))?;
+        builder = builder.identity(identity);
+    }
+    Ok(builder)
 }
 
 /// Adds the configured credentials; secrets in files are read at every scrape so that

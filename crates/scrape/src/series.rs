@@ -62,12 +62,13 @@ pub(crate) fn build_write(
     match outcome {
         Ok(metadata) => {
             report.samples_scraped = cache.parsed.len();
-            append_samples(&mut request, &mut current, cache, job, target, ts);
+            let appended = append_samples(&mut request, &mut current, cache, job, target, ts);
             report.samples_post_relabel = request.series.len();
             let limit = job.config.sample_limit;
-            if limit > 0 && request.series.len() as u64 > limit {
-                request.series.clear();
-                current.clear();
+            let within_sample_limit = limit == 0 || request.series.len() as u64 <= limit;
+            if let Err(error) = appended {
+                report.error = Some(error);
+            } else if !within_sample_limit {
                 report.error = Some(format!(
                     "sample limit exceeded: {} samples after metric relabelling, sample_limit is {limit}",
                     report.samples_post_relabel
@@ -80,6 +81,9 @@ pub(crate) fn build_write(
         Err(error) => report.error = Some(error),
     }
     if report.error.is_some() {
+        // A failed scrape stores nothing but markers and the synthetic series.
+        request.series.clear();
+        current.clear();
         report.samples_post_relabel = 0;
     }
     report.series_added = current.difference(&cache.series).count();
@@ -114,6 +118,8 @@ fn stale(labels: Labels, ts: Timestamp) -> TimeSeries {
     }
 }
 
+/// Adds the page's samples; fails (as the whole scrape then fails) on a series over the
+/// label limits.
 fn append_samples(
     request: &mut WriteRequest,
     current: &mut HashSet<Labels>,
@@ -121,7 +127,7 @@ fn append_samples(
     job: &JobConfig,
     target: &Target,
     ts: Timestamp,
-) {
+) -> Result<(), String> {
     let config = &job.config;
     let mut written = HashSet::with_capacity(cache.parsed.len());
     for parsed in &cache.parsed {
@@ -133,9 +139,10 @@ fn append_samples(
         if labels.is_empty() || !written.insert(labels.clone()) {
             continue;
         }
+        check_label_limits(&labels, config)?;
         let own_timestamp = parsed.timestamp.filter(|_| config.honor_timestamps);
         let t = own_timestamp.unwrap_or(ts);
-        if own_timestamp.is_none() {
+        if own_timestamp.is_none() || config.track_timestamps_staleness {
             current.insert(labels.clone());
         }
         let exemplars = parsed
@@ -153,6 +160,45 @@ fn append_samples(
             exemplars,
         });
     }
+    Ok(())
+}
+
+/// Prometheus's `verifyLabelLimits`, with its messages.
+fn check_label_limits(labels: &Labels, config: &crate::ScrapeConfig) -> Result<(), String> {
+    let metric: String = labels
+        .metric_name()
+        .unwrap_or("")
+        .chars()
+        .take(50)
+        .collect();
+    let count = config.label_limit;
+    if count > 0 && labels.len() as u64 > count {
+        return Err(format!(
+            "label_limit exceeded (metric: {metric}, number of labels: {}, limit: {count})",
+            labels.len()
+        ));
+    }
+    let (name_limit, value_limit) = (
+        config.label_name_length_limit,
+        config.label_value_length_limit,
+    );
+    for l in labels.iter() {
+        let name: String = l.name.chars().take(50).collect();
+        if name_limit > 0 && l.name.len() as u64 > name_limit {
+            return Err(format!(
+                "label_name_length_limit exceeded (metric: {metric}, label name: {name}, length: {}, limit: {name_limit})",
+                l.name.len()
+            ));
+        }
+        if value_limit > 0 && l.value.len() as u64 > value_limit {
+            let value: String = l.value.chars().take(50).collect();
+            return Err(format!(
+                "label_value_length_limit exceeded (metric: {metric}, label name: {name}, value: {value:?}, length: {}, limit: {value_limit})",
+                l.value.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Prometheus's `mutateSampleLabels` before metric relabelling: with `honor_labels` the page
@@ -436,6 +482,39 @@ mod tests {
             "{lines:?}"
         );
         assert!(lines.contains(&r#"{__name__="up", instance="h:1", job="j"} 0@2000"#.to_string()));
+    }
+
+    #[test]
+    fn label_limits_fail_the_scrape() {
+        for (limit, want) in [
+            ("label_limit: 3", "label_limit exceeded (metric: a, number of labels: 4, limit: 3)"),
+            (
+                "label_name_length_limit: 4",
+                "label_name_length_limit exceeded (metric: a, label name: __name__, length: 8, limit: 4)",
+            ),
+            (
+                "label_value_length_limit: 4",
+                "label_value_length_limit exceeded (metric: a, label name: x, value: \"long value\", length: 10, limit: 4)",
+            ),
+        ] {
+            let (job, target) = setup(&format!("  {limit}\n"));
+            let mut cache = SeriesCache::default();
+            let (req, report) = build_write(page("a{x=\"long value\"} 1\n"), &job, &target, &mut cache, 1000, D);
+            assert_eq!(report.error.as_deref(), Some(want));
+            assert_eq!(req.series.len(), 5, "only the synthetic series");
+        }
+    }
+
+    #[test]
+    fn series_with_own_timestamps_are_marked_stale_only_when_tracked() {
+        for (extra, want_marker) in [("", false), ("  track_timestamps_staleness: true\n", true)] {
+            let (job, target) = setup(extra);
+            let mut cache = SeriesCache::default();
+            build_write(page("a 1 500\n"), &job, &target, &mut cache, 1000, D);
+            let (req, _) = build_write(page(""), &job, &target, &mut cache, 2000, D);
+            let marker = r#"{__name__="a", instance="h:1", job="j"} STALE@2000"#.to_string();
+            assert_eq!(render(&req).contains(&marker), want_marker, "{extra}");
+        }
     }
 
     #[test]

@@ -389,3 +389,107 @@ async fn reads_gzip_pages_with_basic_auth_from_a_file() {
     scraper.shutdown().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_files_are_checked_when_the_config_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("ca.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let scraper = manager(&Arc::new(Recorder::default()));
+    for (tls, want) in [
+        (
+            format!("{{ca_file: '{}'}}", missing.display()),
+            "cannot read",
+        ),
+        (
+            format!("{{ca_file: '{}'}}", garbage.display()),
+            "holds no PEM certificate",
+        ),
+        (
+            format!(
+                "{{cert_file: '{}', key_file: '{}'}}",
+                garbage.display(),
+                garbage.display()
+            ),
+            "are not a PEM certificate and key",
+        ),
+    ] {
+        let yaml = format!("- job_name: tls\n  scheme: https\n  tls_config: {tls}\n");
+        let err = scraper
+            .apply_config(configs(&yaml))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("job \"tls\": cannot set up the HTTP client: "),
+            "{err}"
+        );
+        assert!(err.contains(want), "{err}");
+    }
+    let yaml = "- job_name: tls\n  scheme: https\n  tls_config: {insecure_skip_verify: true}\n  follow_redirects: false\n";
+    scraper.apply_config(configs(yaml)).await.unwrap();
+    scraper.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_followed_unless_disabled() {
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(|| async { axum::response::Redirect::temporary("/real") }),
+        )
+        .route("/real", get(|| async { "redirected 1\n" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let recorder = Arc::new(Recorder::default());
+    let scraper = manager(&recorder);
+    let job = |follow: bool| {
+        format!(
+            "- job_name: r\n  scrape_interval: 100ms\n  follow_redirects: {follow}\n  static_configs: [{{targets: ['{address}']}}]\n"
+        )
+    };
+    scraper.apply_config(configs(&job(true))).await.unwrap();
+    let want = format!(r#"{{__name__="redirected", instance="{address}", job="r"}} 1"#);
+    recorder.wait_for(0, |b| b.contains(&want)).await;
+
+    scraper.apply_config(configs(&job(false))).await.unwrap();
+    for _ in 0..200 {
+        if scraper.targets()[0].last_error.contains("307") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        scraper.targets()[0].last_error,
+        "server returned HTTP status 307 Temporary Redirect"
+    );
+    scraper.shutdown().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_pages_fail_the_scrape() {
+    let server = Server::start("a_metric_line_that_is_long 1\n", true).await;
+    let recorder = Arc::new(Recorder::default());
+    let scraper = manager(&recorder);
+    let yaml = format!(
+        "- job_name: big\n  scrape_interval: 100ms\n  body_size_limit: 16B\n  static_configs: [{{targets: ['{}']}}]\n",
+        server.address
+    );
+    scraper.apply_config(configs(&yaml)).await.unwrap();
+    let down = format!(
+        r#"{{__name__="up", instance="{}", job="big"}} 0"#,
+        server.address
+    );
+    recorder.wait_for(0, |b| b.contains(&down)).await;
+    assert_eq!(
+        scraper.targets()[0].last_error,
+        "body size limit exceeded: the page is larger than body_size_limit (16 bytes)"
+    );
+    scraper.shutdown().await;
+    server.stop().await;
+}
