@@ -115,10 +115,10 @@ pub(crate) fn metric_name(
     kind: NameKind,
     strategy: TranslationStrategy,
 ) -> Result<String, String> {
-    let tokens = name.split(|c: char| !is_metric_char(c)).filter(|t| !t.is_empty());
     let mut normalized = match strategy {
         TranslationStrategy::UnderscoreEscapingWithSuffixes => {
-            let mut tokens: Vec<&str> = tokens.collect();
+            // Every character outside [a-zA-Z0-9:], underscores included, separates words.
+            let mut tokens: Vec<&str> = name.split(|c: char| !is_metric_char(c)).filter(|t| !t.is_empty()).collect();
             let (main, per) = unit_suffixes(unit);
             let (mut main, per) = (clean_up_unit(&main), clean_up_unit(&per));
             // `addUnitTokens`: a suffix already among the tokens is not repeated.
@@ -146,7 +146,11 @@ pub(crate) fn metric_name(
             }
             tokens.join("_")
         }
-        TranslationStrategy::UnderscoreEscapingWithoutSuffixes => tokens.collect::<Vec<_>>().join("_"),
+        // Here underscores are kept as they are rather than collapsed, as in Prometheus.
+        TranslationStrategy::UnderscoreEscapingWithoutSuffixes => {
+            let valid = |c: char| is_metric_char(c) || c == '_';
+            name.split(|c: char| !valid(c)).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("_")
+        }
     };
     if normalized.starts_with(|c: char| c.is_ascii_digit()) {
         normalized.insert(0, '_');
@@ -314,6 +318,10 @@ mod tests {
             )
             .unwrap(),
             "http_requests"
+        );
+        assert_eq!(
+            metric_name("a__b.c", "", NameKind::Gauge, TranslationStrategy::UnderscoreEscapingWithoutSuffixes).unwrap(),
+            "a__b_c"
         );
         assert!(metric_name("...", "", NameKind::Gauge, TranslationStrategy::UnderscoreEscapingWithSuffixes).is_err());
     }

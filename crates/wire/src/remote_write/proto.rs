@@ -1,6 +1,7 @@
-//! The Prometheus remote_write 1.0 messages, hand-written from Prometheus's `prompb/remote.proto`
-//! and `prompb/types.proto` (package `prometheus`). Only the fields Osprey reads or writes are
-//! declared; protobuf skips the rest.
+//! The Prometheus remote_write 1.0 messages for encoding, hand-written from Prometheus's
+//! `prompb/remote.proto` and `prompb/types.proto` (package `prometheus`). Only the fields Osprey
+//! writes are declared: no native histograms (field 4 of `TimeSeries`), which Osprey does not
+//! store. Decoding uses `decode.rs`.
 
 /// `prometheus.WriteRequest`. Field 2 is reserved upstream.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -20,10 +21,6 @@ pub(crate) struct TimeSeries {
     pub samples: Vec<Sample>,
     #[prost(message, repeated, tag = "3")]
     pub exemplars: Vec<Exemplar>,
-    /// Native histograms. Osprey stores float samples only, so their contents are not
-    /// declared: decoding them just counts them so the request can be refused by name.
-    #[prost(message, repeated, tag = "4")]
-    pub histograms: Vec<Histogram>,
 }
 
 /// `prometheus.Label`.
@@ -52,13 +49,6 @@ pub(crate) struct Exemplar {
     #[prost(double, tag = "2")]
     pub value: f64,
     #[prost(int64, tag = "3")]
-    pub timestamp: i64,
-}
-
-/// `prometheus.Histogram`, reduced to its timestamp (field 15), which is enough to name it.
-#[derive(Clone, Copy, PartialEq, prost::Message)]
-pub(crate) struct Histogram {
-    #[prost(int64, tag = "15")]
     pub timestamp: i64,
 }
 

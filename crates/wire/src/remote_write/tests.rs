@@ -1,4 +1,5 @@
 use super::*;
+use osprey_model::{Exemplar, MetricMetadata, Sample, TimeSeries};
 use proptest::prelude::*;
 
 fn snappy(raw: &[u8]) -> Vec<u8> {
@@ -226,11 +227,94 @@ fn enforces_the_decompressed_size_limit_before_allocating() {
     assert!(matches!(decode_write_request(&huge), Err(WireError::BodyTooLarge { .. }) | Err(WireError::Snappy(_))));
 }
 
+#[test]
+fn skips_unknown_fields_of_every_wire_type() {
+    let unknown = |field: u32, out: &mut Vec<u8>| {
+        varint(u64::from(field << 3), out); // varint
+        varint(300, out);
+        varint(u64::from((field + 1) << 3 | 1), out); // fixed64
+        out.extend_from_slice(&[0; 8]);
+        len_field(field + 2, b"skipped", out); // length-delimited
+        varint(u64::from((field + 3) << 3 | 5), out); // fixed32
+        out.extend_from_slice(&[0; 4]);
+    };
+    let mut l = label("__name__", "up");
+    unknown(10, &mut l);
+    let mut sample = Vec::new();
+    unknown(10, &mut sample);
+    sample.push(1 << 3 | 1);
+    sample.extend_from_slice(&7.0f64.to_le_bytes());
+    let mut ts = Vec::new();
+    unknown(10, &mut ts);
+    len_field(1, &l, &mut ts);
+    len_field(2, &sample, &mut ts);
+    let mut req = Vec::new();
+    unknown(10, &mut req);
+    len_field(1, &ts, &mut req);
+    let got = decode_write_request(&snappy(&req)).unwrap();
+    assert_eq!(got.series[0].labels.to_string(), r#"{__name__="up"}"#);
+    assert_eq!(got.series[0].samples, vec![Sample::new(0, 7.0)]);
+}
+
+#[test]
+fn rejects_known_fields_with_the_wrong_wire_type_giving_the_offset() {
+    let mut req = Vec::new();
+    varint(1 << 3, &mut req); // timeseries as a varint
+    varint(5, &mut req);
+    let err = decode_write_request(&snappy(&req)).unwrap_err().to_string();
+    assert!(err.contains("wrong wire type") && err.contains("at byte"), "{err}");
+    let err = decode_write_request(&snappy(&[0x0a, 0x05, 0x0a])).unwrap_err().to_string();
+    assert!(err.contains("runs past the end"), "{err}");
+    let mut bad_utf8 = Vec::new();
+    len_field(1, &[0x0a, 0x02, 0xff, 0xfe], &mut bad_utf8);
+    let mut req = Vec::new();
+    len_field(1, &bad_utf8, &mut req);
+    let err = decode_write_request(&snappy(&req)).unwrap_err().to_string();
+    assert!(err.contains("not valid UTF-8"), "{err}");
+}
+
+fn arb_request() -> impl Strategy<Value = WriteRequest> {
+    let name = prop::sample::select(vec!["job", "instance", "a", "le", "_x", "zz9"]);
+    let labels = ("[a-zA-Z_:][a-zA-Z0-9_:]{0,12}", proptest::collection::btree_map(name, "\\PC{0,8}", 0..5)).prop_map(
+        |(metric, rest)| {
+            let mut pairs: Vec<(String, String)> = rest.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            pairs.push(("__name__".to_string(), metric));
+            Labels::from_pairs(pairs)
+        },
+    );
+    let samples = proptest::collection::vec((any::<i64>(), any::<u64>()), 0..4)
+        .prop_map(|v| v.into_iter().map(|(t, bits)| Sample::new(t, f64::from_bits(bits))).collect::<Vec<_>>());
+    let exemplars = proptest::collection::vec((any::<i64>(), any::<f64>(), "[0-9a-f]{0,32}"), 0..2).prop_map(|v| {
+        v.into_iter()
+            .map(|(t, v, id)| Exemplar { labels: Labels::from_pairs([("trace_id", id)]), t, v })
+            .collect::<Vec<_>>()
+    });
+    let series =
+        (labels, samples, exemplars).prop_map(|(labels, samples, exemplars)| TimeSeries { labels, samples, exemplars });
+    proptest::collection::vec(series, 0..6).prop_map(|series| WriteRequest { series, metadata: Vec::new() })
+}
+
 proptest! {
     #[test]
     fn never_panics_on_arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode_write_request(&body);
         let _ = decode_write_request(&snappy(&body));
+    }
+
+    /// Values compare by bit pattern (NaN payloads such as the staleness marker must survive),
+    /// except that -0.0 becomes 0.0: proto3 omits fields equal to zero, as Prometheus's encoder does.
+    #[test]
+    fn round_trips_arbitrary_valid_requests(req in arb_request()) {
+        let bits = |v: f64| if v == 0.0 { 0 } else { v.to_bits() };
+        let back = decode_write_request(&encode_write_request(&req)).unwrap();
+        prop_assert_eq!(back.series.len(), req.series.len());
+        for (a, b) in back.series.iter().zip(&req.series) {
+            prop_assert_eq!(&a.labels, &b.labels);
+            let exemplars = |s: &TimeSeries| s.exemplars.iter().map(|e| (e.labels.clone(), e.t, bits(e.v))).collect::<Vec<_>>();
+            let samples = |s: &TimeSeries| s.samples.iter().map(|x| (x.t, bits(x.v))).collect::<Vec<_>>();
+            prop_assert_eq!(exemplars(a), exemplars(b));
+            prop_assert_eq!(samples(a), samples(b));
+        }
     }
 
     #[test]
