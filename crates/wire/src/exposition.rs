@@ -20,6 +20,8 @@ mod line;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
+
 use osprey_model::{Label, Labels, MetricMetadata, MetricType, Timestamp, METRIC_NAME};
 
 use line::Cursor;
@@ -142,7 +144,8 @@ pub enum Problem {
 }
 
 /// Parses `body` in `format`, appending its samples to `out` and one entry per metric family
-/// that has a `# TYPE`, `# HELP` or `# UNIT` line to `meta`.
+/// that has a `# TYPE`, `# HELP` or `# UNIT` line to `meta` (entries already in `meta` are
+/// left alone, even for the same family).
 ///
 /// Fails on the first malformed line; `out` and `meta` then hold what came before it, which a
 /// scraper discards (Prometheus fails the whole scrape).
@@ -162,6 +165,7 @@ pub fn parse(
     let mut parser = Parser {
         format,
         family: Family::default(),
+        family_index: HashMap::new(),
         meta,
         out,
     };
@@ -241,6 +245,8 @@ impl Family {
 struct Parser<'a> {
     format: ExpositionFormat,
     family: Family,
+    /// Where each family this parse added sits in `meta`.
+    family_index: HashMap<String, usize>,
     meta: &'a mut Vec<MetricMetadata>,
     out: &'a mut Vec<ParsedSample>,
 }
@@ -292,23 +298,25 @@ impl Parser<'_> {
 
     /// The metadata entry of family `name`, created when new; switches the current family.
     fn family_meta(&mut self, name: &str) -> &mut MetricMetadata {
-        if self.family.name != name {
-            self.family = Family {
-                name: name.to_string(),
-                metric_type: MetricType::Unknown,
-            };
-        }
-        // Families are contiguous in well-formed pages, so the last entry is almost always it.
-        let index = match self.meta.iter().rposition(|m| m.metric_family_name == name) {
+        let index = match self.family_index.get(name).copied() {
             Some(i) => i,
             None => {
                 self.meta.push(MetricMetadata {
                     metric_family_name: name.to_string(),
                     ..Default::default()
                 });
+                self.family_index
+                    .insert(name.to_string(), self.meta.len() - 1);
                 self.meta.len() - 1
             }
         };
+        if self.family.name != name {
+            // Returning to a family seen earlier keeps the type its TYPE line gave.
+            self.family = Family {
+                name: name.to_string(),
+                metric_type: self.meta[index].metric_type,
+            };
+        }
         &mut self.meta[index]
     }
 

@@ -120,6 +120,31 @@ fn collects_metadata_per_family() {
 }
 
 #[test]
+fn merges_metadata_lines_of_one_family_wherever_they_are() {
+    let body = "# TYPE a histogram\n# TYPE b counter\n# HELP a Ays.\na_bucket{le=\"1\"} 1\n";
+    let (_, meta) = render(body, ExpositionFormat::PrometheusText).unwrap();
+    let summary: Vec<_> = meta
+        .iter()
+        .map(|m| {
+            (
+                m.metric_family_name.as_str(),
+                m.metric_type,
+                m.help.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("a", MetricType::Histogram, "Ays."),
+            ("b", MetricType::Counter, "")
+        ]
+    );
+    // The HELP line switched back to the histogram family, so its buckets are normalised.
+    check_text(body, "{__name__=\"a_bucket\", le=\"1.0\"} 1\n");
+}
+
+#[test]
 fn normalises_le_of_histograms_only() {
     let body = "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_bucket{le=\"1e6\"} 2\n# TYPE g gauge\ng{le=\"1\"} 1\n";
     check_text(
