@@ -2,6 +2,7 @@
 //! (`storage/remote/otlptranslator/prometheusremotewrite`: `FromMetrics`, `createAttributes`,
 //! `addHistogramDataPoints`, `addSummaryDataPoints`, `addResourceTargetInfo`).
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -11,7 +12,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
     NumberDataPoint, SummaryDataPoint,
 };
 use osprey_model::{
-    Exemplar, Labels, MetricMetadata, MetricType, Sample, TimeSeries, Timestamp, WriteRequest, METRIC_NAME, STALE_NAN,
+    Exemplar, Label, Labels, MetricMetadata, MetricType, Sample, TimeSeries, Timestamp, WriteRequest, METRIC_NAME,
+    STALE_NAN,
 };
 
 use super::names::{format_float, label_name, metric_name, value_string, NameKind};
@@ -72,35 +74,35 @@ impl Context<'_> {
     fn labels(&self, attributes: &[KeyValue], extras: &[(&str, &str)]) -> Result<Labels, String> {
         let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
         sorted.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut pairs: Vec<(String, String)> =
-            Vec::with_capacity(sorted.len() + self.resource_labels.len() + extras.len());
+        // A map rather than the model's builder, whose linear lookups would make a point with
+        // many attributes cost quadratic time.
+        let mut map: HashMap<String, String> = HashMap::with_capacity(sorted.len() + self.resource_labels.len() + 2);
         for kv in sorted {
-            let name = label_name(&kv.key)?;
             let value = value_string(kv.value.as_ref());
-            match pairs.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, existing)) => {
+            match map.entry(label_name(&kv.key)?) {
+                Entry::Occupied(mut e) => {
+                    let existing = e.get_mut();
                     existing.push(';');
                     existing.push_str(&value);
                 }
-                None => pairs.push((name, value)),
+                Entry::Vacant(e) => {
+                    e.insert(value);
+                }
             }
         }
         for (name, value) in &self.resource_labels {
             let is_identifying = name == "job" || name == "instance";
-            match pairs.iter_mut().find(|(n, _)| n == name) {
-                Some((_, existing)) if is_identifying => existing.clone_from(value),
-                Some(_) => {}
-                None => pairs.push((name.clone(), value.clone())),
+            if is_identifying || !map.contains_key(name) {
+                map.insert(name.clone(), value.clone());
             }
         }
-        let mut b = osprey_model::LabelsBuilder::new();
-        for (n, v) in pairs {
-            b.set(n, v);
+        for (name, value) in extras {
+            map.insert(name.to_string(), value.to_string());
         }
-        for (n, v) in extras {
-            b.set(*n, *v);
-        }
-        Ok(b.build())
+        let mut labels: Vec<Label> =
+            map.into_iter().filter(|(_, value)| !value.is_empty()).map(|(name, value)| Label { name, value }).collect();
+        labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        Ok(Labels::from_sorted(labels))
     }
 }
 

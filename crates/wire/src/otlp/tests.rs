@@ -308,6 +308,16 @@ fn delta_and_exponential_histograms_are_refused_by_name() {
     assert!(err.contains("exponential histograms"), "{err}");
 }
 
+#[test]
+fn many_attributes_convert_in_near_linear_time() {
+    // 20k attributes on one point: a quadratic label builder would take minutes here.
+    let attrs: Vec<KeyValue> = (0..20_000).map(|i| kv(&format!("attr.{i}"), "v")).collect();
+    let gauge = Gauge { data_points: vec![number(attrs, number_data_point::Value::AsDouble(1.0))] };
+    let got = convert(&request(vec![], vec![metric("wide", "", metric::Data::Gauge(gauge))]));
+    assert_eq!(got.series[0].labels.len(), 20_001);
+    assert_eq!(got.series[0].labels.get("attr_19999"), Some("v"));
+}
+
 /// One request exercising every metric kind, written once as a struct and once as OTLP/JSON.
 fn kitchen_sink() -> ExportMetricsServiceRequest {
     let mut req = request(

@@ -329,10 +329,16 @@ fn exemplar(bytes: &[u8], base: usize, series: &Labels) -> Result<Exemplar, Wire
     if let Some((bad, _)) = pairs.iter().find(|(n, _)| !is_valid_label_name(n)) {
         return Err(WireError::InvalidExemplarLabelName { name: bad.to_string(), series: series.to_string() });
     }
-    if let Some(dup) = Labels::has_duplicate_names(pairs.iter().map(|(n, _)| *n)) {
-        return Err(WireError::DuplicateExemplarLabelName { name: dup.to_string(), series: series.to_string() });
+    pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(WireError::DuplicateExemplarLabelName { name: w[0].0.to_string(), series: series.to_string() });
     }
-    Ok(Exemplar { labels: Labels::from_pairs(pairs), t, v })
+    let labels = pairs
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| Label { name: name.to_string(), value: value.to_string() })
+        .collect();
+    Ok(Exemplar { labels: Labels::from_sorted(labels), t, v })
 }
 
 /// `MetricMetadata { type = 1; metric_family_name = 2; help = 4; unit = 5 }`.
@@ -364,7 +370,7 @@ fn metadata(bytes: &[u8], base: usize) -> Result<MetricMetadata, WireError> {
 }
 
 /// `MetricMetadata.MetricType`; values this version does not know read as unknown.
-pub(super) fn metric_type(t: i32) -> MetricType {
+fn metric_type(t: i32) -> MetricType {
     match t {
         1 => MetricType::Counter,
         2 => MetricType::Gauge,

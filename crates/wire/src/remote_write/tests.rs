@@ -273,6 +273,31 @@ fn rejects_known_fields_with_the_wrong_wire_type_giving_the_offset() {
     assert!(err.contains("not valid UTF-8"), "{err}");
 }
 
+#[test]
+fn exemplar_labels_are_validated_and_many_of_them_decode_quickly() {
+    let exemplar_with = |labels: &[(String, String)]| {
+        let mut e = Vec::new();
+        for (n, v) in labels {
+            len_field(1, &label(n, v), &mut e);
+        }
+        let mut ts = series_raw(&[("__name__", "up")], &[(1.0, 1)]);
+        len_field(3, &e, &mut ts);
+        snappy(&request_raw(&[ts]))
+    };
+    // 20k labels: a quadratic label builder would take minutes here.
+    let many: Vec<(String, String)> = (0..20_000).rev().map(|i| (format!("l{i}"), "v".to_string())).collect();
+    let got = decode_write_request(&exemplar_with(&many)).unwrap();
+    assert_eq!(got.series[0].exemplars[0].labels.len(), 20_000);
+    assert_eq!(got.series[0].exemplars[0].labels.as_slice()[0].name, "l0");
+
+    let dup = [("a".to_string(), "1".to_string()), ("a".to_string(), "2".to_string())];
+    let err = decode_write_request(&exemplar_with(&dup)).unwrap_err().to_string();
+    assert!(err.starts_with(r#"duplicate exemplar label name "a""#), "{err}");
+    let bad = [("trace-id".to_string(), "1".to_string())];
+    let err = decode_write_request(&exemplar_with(&bad)).unwrap_err().to_string();
+    assert!(err.starts_with(r#"invalid exemplar label name "trace-id""#), "{err}");
+}
+
 fn arb_request() -> impl Strategy<Value = WriteRequest> {
     let name = prop::sample::select(vec!["job", "instance", "a", "le", "_x", "zz9"]);
     let labels = ("[a-zA-Z_:][a-zA-Z0-9_:]{0,12}", proptest::collection::btree_map(name, "\\PC{0,8}", 0..5)).prop_map(
