@@ -301,10 +301,27 @@ pub(crate) fn convert(req: &ExportMetricsServiceRequest, opts: &OtlpOptions) -> 
     }
 }
 
+/// Every attribute key of every point, checked before any series is touched so that a
+/// refused metric leaves nothing half-converted behind.
+fn check_attribute_keys(data: &metric::Data) -> Result<(), String> {
+    let keys: Box<dyn Iterator<Item = &KeyValue>> = match data {
+        metric::Data::Gauge(g) => Box::new(g.data_points.iter().flat_map(|p| &p.attributes)),
+        metric::Data::Sum(s) => Box::new(s.data_points.iter().flat_map(|p| &p.attributes)),
+        metric::Data::Histogram(h) => Box::new(h.data_points.iter().flat_map(|p| &p.attributes)),
+        metric::Data::ExponentialHistogram(h) => Box::new(h.data_points.iter().flat_map(|p| &p.attributes)),
+        metric::Data::Summary(s) => Box::new(s.data_points.iter().flat_map(|p| &p.attributes)),
+    };
+    for kv in keys {
+        label_name(&kv.key)?;
+    }
+    Ok(())
+}
+
 fn convert_metric(b: &mut Builder, ctx: &Context, m: &Metric, data: &metric::Data) -> Result<(), String> {
     check_supported(data)?;
     let Some(kind) = name_kind(data) else { return Ok(()) };
     let family = metric_name(&m.name, &m.unit, kind, ctx.opts.translation)?;
+    check_attribute_keys(data)?;
     match data {
         metric::Data::Gauge(g) => {
             for p in &g.data_points {

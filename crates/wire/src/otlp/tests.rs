@@ -309,6 +309,22 @@ fn delta_and_exponential_histograms_are_refused_by_name() {
 }
 
 #[test]
+fn a_metric_with_an_unusable_attribute_key_is_refused_whole() {
+    let gauge = Gauge {
+        data_points: vec![
+            number(vec![kv("ok", "1")], number_data_point::Value::AsDouble(1.0)),
+            number(vec![kv("...", "2")], number_data_point::Value::AsDouble(2.0)),
+        ],
+    };
+    let req = request(vec![], vec![metric("g", "", metric::Data::Gauge(gauge))]);
+    let partial = metrics_to_write_request_partial(&req, &OtlpOptions::default());
+    assert!(partial.request.series.is_empty(), "{:?}", partial.request.series);
+    assert_eq!(partial.rejected_data_points, 2);
+    let err = partial.first_rejection.unwrap().to_string();
+    assert!(err.contains(r#"attribute "..." becomes the invalid label name "___""#), "{err}");
+}
+
+#[test]
 fn many_attributes_convert_in_near_linear_time() {
     // 20k attributes on one point: a quadratic label builder would take minutes here.
     let attrs: Vec<KeyValue> = (0..20_000).map(|i| kv(&format!("attr.{i}"), "v")).collect();
