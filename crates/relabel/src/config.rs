@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::RelabelError;
+use crate::{go_regex, RelabelError};
 
 const DEFAULT_REGEX: &str = "(.*)";
 const DEFAULT_SEPARATOR: &str = ";";
@@ -87,7 +87,8 @@ impl fmt::Display for Action {
     }
 }
 
-/// A regular expression anchored at both ends (`^(?:...)$`), as relabelling uses them.
+/// A regular expression in Go's syntax, anchored at both ends (`^(?:...)$`), as relabelling
+/// uses them.
 #[derive(Debug, Clone)]
 pub struct RelabelRegex {
     source: String,
@@ -96,8 +97,10 @@ pub struct RelabelRegex {
 
 impl RelabelRegex {
     pub fn new(source: &str) -> Result<RelabelRegex, RelabelError> {
-        let anchored =
-            regex::Regex::new(&format!("^(?:{source})$")).map_err(|e| RelabelError::BadRegex {
+        let anchored = regex::RegexBuilder::new(&format!("^(?:{})$", go_regex::translate(source)))
+            .octal(true)
+            .build()
+            .map_err(|e| RelabelError::BadRegex {
                 regex: source.to_string(),
                 reason: e.to_string(),
             })?;
@@ -180,6 +183,13 @@ impl RelabelConfig {
     /// The rules Prometheus's `relabel.Config.Validate` applies, with its messages.
     pub fn validate(&self) -> Result<(), RelabelError> {
         use Action::*;
+        if let Some(name) = self
+            .source_labels
+            .iter()
+            .find(|n| !osprey_model::is_valid_label_name(n))
+        {
+            return Err(RelabelError::InvalidSourceLabel(name.clone()));
+        }
         let action = self.action;
         let target = self.target_label.as_str();
         if action == HashMod && self.modulus == 0 {
@@ -348,6 +358,7 @@ mod tests {
             ("action: labeldrop\nregex: a\nsource_labels: [x]", "labeldrop action requires only 'regex', and no other fields"),
             ("action: labelkeep\nregex: a\ntarget_label: x", "labelkeep action requires only 'regex', and no other fields"),
             ("regex: '('\ntarget_label: x", "invalid relabel regex \"(\""),
+            ("source_labels: [a-b]\ntarget_label: x", "\"a-b\" is not a valid label name"),
             ("target_label: x\nbogus: 1", "unknown field `bogus`"),
         ] {
             let err = load(yaml).unwrap_err();

@@ -8,6 +8,8 @@ pub enum RelabelError {
     UnknownAction(String),
     #[error("invalid relabel regex {regex:?}: {reason}")]
     BadRegex { regex: String, reason: String },
+    #[error("{0:?} is not a valid label name in source_labels")]
+    InvalidSourceLabel(String),
     #[error("relabel configuration for hashmod requires non-zero modulus")]
     ZeroModulus,
     #[error("relabel configuration for {0} action requires 'target_label' value")]

@@ -9,12 +9,17 @@
 //! Invariants: a [`RelabelConfig`] obtained by deserialising has been validated; [`process`]
 //! never panics, whatever the configs.
 //!
+//! Regexes are Go (RE2) syntax, as in Prometheus: the few places where the `regex` crate
+//! reads a pattern differently (ASCII-only `\d\w\s\b`, `[` inside classes, `\Q...\E`) are
+//! rewritten before compiling.
+//!
 //! Not done here: Prometheus 3's UTF-8 label names (names are checked with the legacy
 //! `[a-zA-Z_][a-zA-Z0-9_]*` rule), and the regex literal-prefix optimisations.
 
 mod builder;
 mod config;
 mod error;
+mod go_regex;
 mod process;
 
 pub use config::{Action, RelabelConfig, RelabelRegex};
