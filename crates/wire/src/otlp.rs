@@ -90,5 +90,32 @@ pub fn metrics_to_write_request_partial(request: &ExportMetricsServiceRequest, o
     convert::convert(request, opts)
 }
 
+/// The body answering an OTLP/HTTP protobuf export: an `ExportMetricsServiceResponse`, with
+/// `partial_success` set when some data points were refused, as the OTLP spec asks.
+pub fn export_response_protobuf(conversion: &OtlpConversion) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
+    };
+    let partial_success = conversion.first_rejection.as_ref().map(|e| ExportMetricsPartialSuccess {
+        rejected_data_points: i64::try_from(conversion.rejected_data_points).unwrap_or(i64::MAX),
+        error_message: e.to_string(),
+    });
+    ExportMetricsServiceResponse { partial_success }.encode_to_vec()
+}
+
+/// The same answer for an OTLP/HTTP JSON export (64-bit counts as strings, per OTLP/JSON).
+pub fn export_response_json(conversion: &OtlpConversion) -> Vec<u8> {
+    let body = match &conversion.first_rejection {
+        Some(e) => serde_json::json!({
+            "partialSuccess": {
+                "rejectedDataPoints": conversion.rejected_data_points.to_string(),
+                "errorMessage": e.to_string(),
+            }
+        }),
+        None => serde_json::json!({}),
+    };
+    body.to_string().into_bytes()
+}
+
 #[cfg(test)]
 mod tests;

@@ -303,6 +303,19 @@ fn delta_and_exponential_histograms_are_refused_by_name() {
     assert_eq!(partial.rejected_data_points, 2);
     assert_eq!(render(&partial.request.series), vec![format!(r#"{{__name__="fine"}} => [({T0_MS}, 1.0)]"#)]);
 
+    let response = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse::decode(
+        export_response_protobuf(&partial).as_slice(),
+    )
+    .unwrap();
+    let partial_success = response.partial_success.unwrap();
+    assert_eq!(partial_success.rejected_data_points, 2);
+    assert!(partial_success.error_message.contains("deltas"));
+    let json: serde_json::Value = serde_json::from_slice(&export_response_json(&partial)).unwrap();
+    assert_eq!(json["partialSuccess"]["rejectedDataPoints"], "2");
+    let all_fine = metrics_to_write_request_partial(&request(vec![], vec![]), &OtlpOptions::default());
+    assert_eq!(export_response_json(&all_fine), b"{}");
+    assert!(export_response_protobuf(&all_fine).is_empty());
+
     let only_exp = request(vec![], vec![req.resource_metrics[0].scope_metrics[0].metrics[1].clone()]);
     let err = metrics_to_write_request(&only_exp, &OtlpOptions::default()).unwrap_err().to_string();
     assert!(err.contains("exponential histograms"), "{err}");
