@@ -273,16 +273,19 @@ fn resolve_one(
     if job.is_empty() {
         return Err(ConfigError::EmptyJobName);
     }
-    let interval = config.scrape_interval.unwrap_or(globals.scrape_interval);
+    // As in Prometheus, a zero duration is the same as leaving the field out.
+    let set = |d: Option<Duration>| d.filter(|d| !d.is_zero());
+    let interval = set(config.scrape_interval).unwrap_or(globals.scrape_interval);
     if interval.is_zero() {
         return Err(ConfigError::ZeroInterval(job));
     }
-    // As Prometheus: an unset timeout is the global one, but never longer than the interval.
-    let timeout = config
-        .scrape_timeout
-        .unwrap_or(globals.scrape_timeout.min(interval));
-    if timeout > interval || timeout.is_zero() {
+    // An unset timeout is the global one, but never longer than the interval.
+    let timeout = set(config.scrape_timeout).unwrap_or(globals.scrape_timeout.min(interval));
+    if timeout > interval {
         return Err(ConfigError::TimeoutOverInterval(job));
+    }
+    if timeout.is_zero() {
+        return Err(ConfigError::ZeroTimeout(job));
     }
     if config.scheme != "http" && config.scheme != "https" {
         return Err(ConfigError::BadScheme {
@@ -399,6 +402,12 @@ mod tests {
         // A short interval caps the inherited timeout.
         let jobs = load("- job_name: fast\n  scrape_interval: 5s").unwrap();
         assert_eq!(jobs[0].timeout, Duration::from_secs(5));
+        // Zero means unset.
+        let jobs = load("- job_name: z\n  scrape_interval: 0\n  scrape_timeout: 0s").unwrap();
+        assert_eq!(
+            (jobs[0].interval, jobs[0].timeout),
+            (Duration::from_secs(60), Duration::from_secs(10))
+        );
     }
 
     #[test]

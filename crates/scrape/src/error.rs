@@ -10,6 +10,8 @@ pub enum ConfigError {
     DuplicateJob(String),
     #[error("scrape interval of job {0:?} is zero; set scrape_interval to a positive duration such as 15s")]
     ZeroInterval(String),
+    #[error("scrape timeout of job {0:?} is zero; set scrape_timeout to a positive duration such as 10s")]
+    ZeroTimeout(String),
     #[error("scrape timeout greater than scrape interval for scrape config with job name {0:?}")]
     TimeoutOverInterval(String),
     #[error("job {job:?}: scheme must be \"http\" or \"https\", got {scheme:?}")]
