@@ -10,7 +10,9 @@
 //!   histograms classic `_bucket{le}` (cumulative, ending in `+Inf`), `_sum` and `_count`
 //!   series, summaries `{quantile}`, `_sum` and `_count` series;
 //! - `job` is `service.namespace/service.name` (or `service.name`), `instance` is
-//!   `service.instance.id`, and the other resource attributes go to a `target_info` series;
+//!   `service.instance.id`, and the other resource attributes go to a `target_info` series
+//!   (value 1, every 2.5 minutes from the resource's earliest to its latest point, at most 1000
+//!   samples);
 //! - timestamps go from nanoseconds to milliseconds; points flagged "no recorded value" become
 //!   staleness markers; exemplars keep trace and span ids in hex; metadata carries the type, the
 //!   description as help, and the OTLP unit.
@@ -21,7 +23,9 @@
 //! data, and names or attribute keys with no usable character. [`metrics_to_write_request_partial`]
 //! keeps the rest and counts what it refused, as OTLP's partial success reports it;
 //! [`metrics_to_write_request`] refuses the whole request instead. Metrics with no data points
-//! produce nothing and are not errors.
+//! produce only their metadata and are not errors. Scope metadata is not turned into labels
+//! (Prometheus's `promote_scope_metadata` is off by default), and `_created` series are not
+//! produced.
 
 mod convert;
 mod json;
