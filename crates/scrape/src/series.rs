@@ -129,7 +129,10 @@ fn append_samples(
     ts: Timestamp,
 ) -> Result<(), String> {
     let config = &job.config;
+    // Every series written, for de-duplication; minus those with their own timestamps
+    // (unless tracked) it becomes the set that staleness is judged against.
     let mut written = HashSet::with_capacity(cache.parsed.len());
+    let mut untracked = Vec::new();
     for parsed in &cache.parsed {
         let labels = merge_target_labels(&parsed.labels, target, config.honor_labels);
         let Some(labels) = osprey_relabel::process(labels, &config.metric_relabel_configs) else {
@@ -142,8 +145,8 @@ fn append_samples(
         check_label_limits(&labels, config)?;
         let own_timestamp = parsed.timestamp.filter(|_| config.honor_timestamps);
         let t = own_timestamp.unwrap_or(ts);
-        if own_timestamp.is_none() || config.track_timestamps_staleness {
-            current.insert(labels.clone());
+        if own_timestamp.is_some() && !config.track_timestamps_staleness {
+            untracked.push(labels.clone());
         }
         let exemplars = parsed
             .exemplar
@@ -160,6 +163,10 @@ fn append_samples(
             exemplars,
         });
     }
+    for labels in &untracked {
+        written.remove(labels);
+    }
+    *current = written;
     Ok(())
 }
 
