@@ -6,7 +6,10 @@ use libfuzzer_sys::fuzz_target;
 use osprey_wire::exposition::{parse, ExpositionFormat};
 
 fuzz_target!(|data: &[u8]| {
-    for format in [ExpositionFormat::PrometheusText, ExpositionFormat::OpenMetrics] {
+    for format in [
+        ExpositionFormat::PrometheusText,
+        ExpositionFormat::OpenMetrics,
+    ] {
         let (mut samples, mut metadata) = (Vec::new(), Vec::new());
         if parse(data, format, &mut samples, &mut metadata).is_ok() {
             assert!(samples.iter().all(|s| s.labels.metric_name().is_some()));
