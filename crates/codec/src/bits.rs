@@ -24,21 +24,38 @@ impl BitWriter {
         self.write_bits(u64::from(bit), 1);
     }
 
-    /// Writes the low `n` bits of `v` (`n <= 64`), most significant first.
+    /// Writes the low `n` bits of `v` (`n <= 64`), most significant first: tops up the
+    /// partly used last byte, then whole bytes, then a partial one.
     pub fn write_bits(&mut self, v: u64, mut n: u32) {
         debug_assert!(n <= 64);
-        while n > 0 {
-            if self.free == 0 {
-                self.buf.push(0);
-                self.free = 8;
+        if n == 0 {
+            return;
+        }
+        let v = if n == 64 { v } else { v & ((1u64 << n) - 1) };
+        if n <= self.free {
+            // Fits in the partly used last byte: the common case for control bits.
+            if let Some(last) = self.buf.last_mut() {
+                *last |= (v as u8) << (self.free - n);
             }
+            self.free -= n;
+            return;
+        }
+        if self.free > 0 {
             let take = n.min(self.free);
-            let shift = n - take;
-            let bits = ((v >> shift) & ((1u64 << take) - 1)) as u8;
-            let last = self.buf.len() - 1;
-            self.buf[last] |= bits << (self.free - take);
+            let bits = (v >> (n - take)) as u8 & ((1u16 << take) - 1) as u8;
+            if let Some(last) = self.buf.last_mut() {
+                *last |= bits << (self.free - take);
+            }
             self.free -= take;
             n -= take;
+        }
+        while n >= 8 {
+            n -= 8;
+            self.buf.push((v >> n) as u8);
+        }
+        if n > 0 {
+            self.buf.push((v << (8 - n)) as u8);
+            self.free = 8 - n;
         }
     }
 

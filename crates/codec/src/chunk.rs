@@ -141,7 +141,11 @@ impl Default for XorAppender {
 
 impl XorAppender {
     pub fn new() -> XorAppender {
-        let w = BitWriter::from_bytes(vec![ChunkEncoding::Xor as u8, 0, 0]);
+        // Room for ~120 typical samples up front: growing by doubling from a few bytes
+        // showed up as allocator time on the ingest path.
+        let mut header = Vec::with_capacity(256);
+        header.extend_from_slice(&[ChunkEncoding::Xor as u8, 0, 0]);
+        let w = BitWriter::from_bytes(header);
         XorAppender {
             w,
             count: 0,
@@ -278,23 +282,41 @@ fn from_scaled(m: i64, k: u32) -> f64 {
     }
 }
 
-/// Bits the adaptive code of [`write_adaptive`] spends on `x` with payload width `w`.
-fn adaptive_cost(x: i64, w: u32) -> u64 {
-    if x == 0 {
-        1
-    } else if fits(x, w) {
-        2 + u64::from(w)
-    } else if 2 * w < 64 && fits(x, 2 * w) {
-        3 + 2 * u64::from(w)
-    } else {
-        3 + 64
-    }
+/// Bits needed to hold `x` in two's complement.
+fn signed_bits(x: i64) -> u32 {
+    let magnitude = if x < 0 { !x } else { x };
+    65 - magnitude.leading_zeros()
 }
 
-/// The payload width (1..=31) that codes `xs` in the fewest bits, and that many bits.
+/// The payload width (1..=31) that codes `xs` in the fewest bits with [`write_adaptive`].
+/// Works from a histogram of needed widths, so the cost is one pass over `xs`.
 fn best_width(xs: &[i64]) -> (u32, u64) {
+    let mut zeros = 0u64;
+    let mut needed = [0u64; 65];
+    for &x in xs {
+        if x == 0 {
+            zeros += 1;
+        } else {
+            needed[signed_bits(x) as usize] += 1;
+        }
+    }
+    let cost = |w: u32| {
+        let mut bits = zeros;
+        for (n, &count) in needed.iter().enumerate().filter(|(_, &c)| c > 0) {
+            let n = n as u32;
+            let each = if n <= w {
+                2 + w
+            } else if 2 * w < 64 && n <= 2 * w {
+                3 + 2 * w
+            } else {
+                3 + 64
+            };
+            bits += count * u64::from(each);
+        }
+        bits
+    };
     (1..=31u32)
-        .map(|w| (w, xs.iter().map(|&x| adaptive_cost(x, w)).sum::<u64>()))
+        .map(|w| (w, cost(w)))
         .min_by_key(|&(_, c)| c)
         .unwrap_or((1, 0))
 }
@@ -307,6 +329,7 @@ fn write_adaptive(w: &mut BitWriter, x: i64, width: u32) {
         w.write_bits(0b10, 2);
         w.write_bits(x as u64, width);
     } else if 2 * width < 64 && fits(x, 2 * width) {
+        debug_assert!(signed_bits(x) <= 2 * width);
         w.write_bits(0b110, 3);
         w.write_bits(x as u64, 2 * width);
     } else {

@@ -26,6 +26,25 @@ impl Rng {
     }
 }
 
+/// CPU seconds this process has used (user + system), from `/proc/self/stat`; the machine may
+/// be shared, so throughput per CPU second is the steadier figure.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
@@ -91,6 +110,7 @@ fn main() {
         per_thread[(i % per_round) % threads].push(b);
     }
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let handles: Vec<_> = per_thread
         .into_iter()
         .map(|reqs| {
@@ -106,14 +126,18 @@ fn main() {
         h.join().expect("thread");
     }
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_started;
     let stats = db.stats();
     let head = db.head_stats(&tenant);
     println!(
-        "ingest: {} samples in {:.2}s = {:.0} samples/s ({} threads); head chunk bytes {:.2} B/sample; wal {:.2} B/sample",
+        "ingest: {} samples in {:.2}s = {:.0} samples/s ({} threads), {:.2} CPU s = {:.0} samples per CPU second; \
+         head chunk bytes {:.2} B/sample; wal {:.2} B/sample",
         stats.samples_appended,
         secs,
         total_samples / secs,
         threads,
+        cpu,
+        total_samples / cpu,
         head.chunk_bytes as f64 / total_samples,
         stats.wal_bytes_written as f64 / total_samples,
     );

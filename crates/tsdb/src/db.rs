@@ -336,6 +336,16 @@ impl MetricsQuerier for Tsdb {
         )?)
     }
 
+    fn series(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<Labels>, StorageError> {
+        Ok(Tsdb::series(self, tenant, matchers, start, end))
+    }
+
     fn label_names(
         &self,
         tenant: &TenantId,

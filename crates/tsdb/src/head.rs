@@ -38,9 +38,59 @@ type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 /// Lock-striped maps: a key lives in stripe `key % STRIPES`.
 type Striped<V> = Box<[RwLock<IdMap<V>>]>;
 
+/// Series by label hash. Almost every hash has one series, kept directly in `first` so that a
+/// lookup is one probe and one label comparison; further series with the same hash go to
+/// `collisions`.
+#[derive(Default)]
+struct HashStripe {
+    first: IdMap<Arc<MemSeries>>,
+    collisions: IdMap<Vec<Arc<MemSeries>>>,
+}
+
+impl HashStripe {
+    fn find(&self, hash: u64, labels: &Labels) -> Option<&Arc<MemSeries>> {
+        match self.first.get(&hash) {
+            Some(s) if s.labels == *labels => Some(s),
+            Some(_) if !self.collisions.is_empty() => self
+                .collisions
+                .get(&hash)?
+                .iter()
+                .find(|s| s.labels == *labels),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, hash: u64, series: Arc<MemSeries>) {
+        if let Some(series) = self.first.insert(hash, series) {
+            // Keep the earlier series first; the new one is the collision.
+            let newer = self.first.insert(hash, series);
+            self.collisions.entry(hash).or_default().extend(newer);
+        }
+    }
+
+    fn remove(&mut self, hash: u64, id: u64) {
+        if self.first.get(&hash).is_some_and(|s| s.id == id) {
+            self.first.remove(&hash);
+            if let Some(list) = self.collisions.get_mut(&hash) {
+                if let Some(promoted) = list.pop() {
+                    self.first.insert(hash, promoted);
+                }
+                if list.is_empty() {
+                    self.collisions.remove(&hash);
+                }
+            }
+        } else if let Some(list) = self.collisions.get_mut(&hash) {
+            list.retain(|s| s.id != id);
+            if list.is_empty() {
+                self.collisions.remove(&hash);
+            }
+        }
+    }
+}
+
 pub(crate) struct Head {
     hasher: RandomState,
-    by_hash: Striped<Vec<Arc<MemSeries>>>,
+    by_hash: Box<[RwLock<HashStripe>]>,
     by_id: Striped<Arc<MemSeries>>,
     postings: RwLock<Postings>,
     next_id: AtomicU64,
@@ -63,7 +113,7 @@ impl Head {
         Head {
             hasher: RandomState::new(),
             by_hash: (0..STRIPES)
-                .map(|_| RwLock::new(IdMap::default()))
+                .map(|_| RwLock::new(HashStripe::default()))
                 .collect(),
             by_id: (0..STRIPES)
                 .map(|_| RwLock::new(IdMap::default()))
@@ -84,10 +134,9 @@ impl Head {
     }
 
     pub(crate) fn lookup(&self, hash: u64, labels: &Labels) -> Option<Arc<MemSeries>> {
-        let map = self.by_hash[stripe(hash)].read();
-        map.get(&hash)?
-            .iter()
-            .find(|s| s.labels == *labels)
+        self.by_hash[stripe(hash)]
+            .read()
+            .find(hash, labels)
             .cloned()
     }
 
@@ -95,13 +144,12 @@ impl Head {
     /// flag says whether it was created.
     pub(crate) fn get_or_create(&self, hash: u64, labels: Labels) -> (Arc<MemSeries>, bool) {
         let mut map = self.by_hash[stripe(hash)].write();
-        let list = map.entry(hash).or_default();
-        if let Some(s) = list.iter().find(|s| s.labels == labels) {
+        if let Some(s) = map.find(hash, &labels) {
             return (s.clone(), false);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let series = Arc::new(MemSeries::new(id, labels));
-        list.push(series.clone());
+        map.insert(hash, series.clone());
         drop(map);
         self.register(&series);
         (series, true)
@@ -114,13 +162,12 @@ impl Head {
         }
         let hash = self.hash(&labels);
         let mut map = self.by_hash[stripe(hash)].write();
-        let list = map.entry(hash).or_default();
-        if let Some(s) = list.iter().find(|s| s.labels == labels) {
+        if let Some(s) = map.find(hash, &labels) {
             return s.clone();
         }
         self.next_id.fetch_max(id + 1, Ordering::Relaxed);
         let series = Arc::new(MemSeries::new(id, labels));
-        list.push(series.clone());
+        map.insert(hash, series.clone());
         drop(map);
         self.register(&series);
         series
@@ -240,17 +287,33 @@ impl Head {
 
     fn remove(&self, series: &Arc<MemSeries>) {
         let hash = self.hash(&series.labels);
-        {
-            let mut map = self.by_hash[stripe(hash)].write();
-            if let Some(list) = map.get_mut(&hash) {
-                list.retain(|s| s.id != series.id);
-                if list.is_empty() {
-                    map.remove(&hash);
-                }
-            }
-        }
+        self.by_hash[stripe(hash)].write().remove(hash, series.id);
         self.by_id[stripe(series.id)].write().remove(&series.id);
         self.postings.write().remove(series.id, &series.labels);
         self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_collisions_keep_series_apart() {
+        let mut stripe = HashStripe::default();
+        let (a, b) = (
+            Labels::from_pairs([("a", "1")]),
+            Labels::from_pairs([("a", "2")]),
+        );
+        stripe.insert(7, Arc::new(MemSeries::new(1, a.clone())));
+        stripe.insert(7, Arc::new(MemSeries::new(2, b.clone())));
+        assert_eq!(stripe.find(7, &a).map(|s| s.id), Some(1));
+        assert_eq!(stripe.find(7, &b).map(|s| s.id), Some(2));
+        stripe.remove(7, 1);
+        assert!(stripe.find(7, &a).is_none());
+        assert_eq!(stripe.find(7, &b).map(|s| s.id), Some(2));
+        assert!(stripe.collisions.is_empty());
+        stripe.remove(7, 2);
+        assert!(stripe.first.is_empty());
     }
 }

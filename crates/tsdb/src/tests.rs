@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use osprey_model::{
-    ErrorKind, Exemplar, Labels, MatchOp, Matcher, MetricMetadata, MetricType, Sample, Series,
-    TenantId, TimeSeries, WriteRequest, STALE_NAN,
+    ErrorKind, Exemplar, Labels, MatchOp, Matcher, MetricMetadata, MetricType, MetricsQuerier,
+    Sample, Series, TenantId, TimeSeries, WriteRequest, STALE_NAN,
 };
 
 use crate::{Tsdb, TsdbOptions, WalSync};
@@ -114,6 +114,8 @@ fn select_returns_sorted_series_with_samples_in_range() {
         vec!["up"]
     );
     assert!(db.label_names(&t, &[], 10_000, 20_000).is_empty());
+    let names = MetricsQuerier::series(&db, &t, &[Matcher::equal("job", "a")], 0, 5000).unwrap();
+    assert_eq!(names, vec![labels(&[("__name__", "up"), ("job", "a")])]);
 }
 
 #[test]
