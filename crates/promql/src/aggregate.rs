@@ -6,7 +6,7 @@ use osprey_model::{is_valid_label_name, Labels, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use crate::error::PromqlError;
-use crate::eval::{arg_pos, by_step, Collector, Evaluator, StepSeries, Val};
+use crate::eval::{arg_pos, by_step, intern, Collector, Evaluator, StepSeries, Val};
 use crate::functions::{format_float, kahan_inc, quantile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +50,7 @@ impl Agg {
 
     /// Whether the result keeps the input series (and their labels) rather than one per group.
     fn selects_series(self) -> bool {
-        matches!(
-            self,
-            Agg::Topk | Agg::Bottomk | Agg::Limitk | Agg::LimitRatio
-        )
+        matches!(self, Agg::Topk | Agg::Bottomk | Agg::Limitk | Agg::LimitRatio)
     }
 }
 
@@ -70,8 +67,7 @@ struct Group {
 
 pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<Val, PromqlError> {
     let name = agg.op.to_string();
-    let op = Agg::parse(&name)
-        .ok_or_else(|| PromqlError::bad_data(format!("unknown aggregation {name:?}")))?;
+    let op = Agg::parse(&name).ok_or_else(|| PromqlError::bad_data(format!("unknown aggregation {name:?}")))?;
     let n = ev.range.len();
     let mut scalar_param = vec![0.0; n];
     let mut string_param = String::new();
@@ -79,9 +75,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
         if op == Agg::CountValues {
             string_param = ev.eval_string(p)?;
             if !is_valid_label_name(&string_param) {
-                return Err(PromqlError::execution(format!(
-                    "invalid label name {string_param:?}"
-                )));
+                return Err(PromqlError::execution(format!("invalid label name {string_param:?}")));
             }
         } else {
             scalar_param = ev.eval_scalar(p)?;
@@ -94,10 +88,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
                     return Err(PromqlError::execution("Parameter value is NaN"));
                 }
                 if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&k) {
-                    return Err(PromqlError::execution(format!(
-                        "Scalar value {} overflows int64",
-                        format_float(k)
-                    )));
+                    return Err(PromqlError::execution(format!("Scalar value {} overflows int64", format_float(k))));
                 }
             }
         }
@@ -127,69 +118,57 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
             let pos = arg_pos(ev.query, &name, 0);
             let (min, max) = min_max(&scalar_param);
             if scalar_param.iter().any(|q| q.is_nan()) {
-                ev.warn(format!(
-                    "quantile value should be between 0 and 1, got NaN {pos}"
-                ));
+                ev.warn(format!("quantile value should be between 0 and 1, got NaN {pos}"));
             }
             if max > 1.0 {
-                ev.warn(format!(
-                    "quantile value should be between 0 and 1, got {} {pos}",
-                    format_float(max)
-                ));
+                ev.warn(format!("quantile value should be between 0 and 1, got {} {pos}", format_float(max)));
             }
             if min < 0.0 {
-                ev.warn(format!(
-                    "quantile value should be between 0 and 1, got {} {pos}",
-                    format_float(min)
-                ));
+                ev.warn(format!("quantile value should be between 0 and 1, got {} {pos}", format_float(min)));
             }
         }
         _ => {}
     }
     let input = ev.eval_vector(&agg.expr)?;
     let range = ev.range;
-    let keys: Vec<Labels> = input
-        .iter()
-        .map(|s| group_key(&s.labels, agg.modifier.as_ref()))
-        .collect();
+    let keys: Vec<Labels> = input.iter().map(|s| group_key(&s.labels, agg.modifier.as_ref())).collect();
+    let mut ids = HashMap::new();
+    let group_of = intern(keys.iter(), &mut ids);
+    // Ids are handed out in order of first appearance.
+    let mut group_keys: Vec<&Labels> = Vec::with_capacity(ids.len());
+    for (j, &g) in group_of.iter().enumerate() {
+        if g == group_keys.len() {
+            group_keys.push(&keys[j]);
+        }
+    }
+    // Output slot per group, found once rather than by hashing labels at every step.
+    let mut slots: Vec<Option<usize>> = vec![None; ids.len()];
+    let mut groups: Vec<Option<Group>> = (0..ids.len()).map(|_| None).collect();
     let steps = by_step(&input, &range);
     let mut out = Collector::new();
     for (i, step) in steps.iter().enumerate() {
         let t = range.ts(i);
-        let mut order: Vec<&Labels> = Vec::new();
-        let mut groups: HashMap<&Labels, Group> = HashMap::new();
+        let mut order: Vec<usize> = Vec::new();
         for &(j, v) in step {
-            let key = &keys[j];
-            let g = groups.entry(key).or_insert_with(|| {
-                order.push(key);
+            let g = group_of[j];
+            let group = groups[g].get_or_insert_with(|| {
+                order.push(g);
                 Group::default()
             });
-            accumulate(op, g, j, v);
+            accumulate(op, group, j, v);
         }
-        for key in order {
-            let g = groups.remove(key).unwrap_or_default();
-            emit(
-                op,
-                g,
-                key,
-                &input,
-                scalar_param[i],
-                &string_param,
-                t,
-                &mut out,
-            )?;
+        for g in order {
+            let group = groups[g].take().unwrap_or_default();
+            let target = Target { key: group_keys[g], slot: &mut slots[g] };
+            emit(op, group, target, &input, scalar_param[i], &string_param, t, &mut out)?;
         }
     }
-    Ok(Val::Vector(out.out))
+    Ok(Val::Vector(out.finish()))
 }
 
 /// The smallest and largest non-NaN values.
 fn min_max(v: &[f64]) -> (f64, f64) {
-    v.iter()
-        .filter(|x| !x.is_nan())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
-            (lo.min(x), hi.max(x))
-        })
+    v.iter().filter(|x| !x.is_nan()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
 }
 
 fn group_key(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
@@ -251,20 +230,23 @@ fn accumulate(op: Agg, g: &mut Group, j: usize, v: f64) {
             g.value += delta * (v - g.mean);
         }
         Agg::Count | Agg::Group => {}
-        Agg::Topk
-        | Agg::Bottomk
-        | Agg::Limitk
-        | Agg::LimitRatio
-        | Agg::Quantile
-        | Agg::CountValues => g.values.push((j, v)),
+        Agg::Topk | Agg::Bottomk | Agg::Limitk | Agg::LimitRatio | Agg::Quantile | Agg::CountValues => {
+            g.values.push((j, v))
+        }
     }
+}
+
+/// Where a group's result goes: its labels, and its output slot once known.
+struct Target<'a> {
+    key: &'a Labels,
+    slot: &'a mut Option<usize>,
 }
 
 #[allow(clippy::too_many_arguments)]
 fn emit(
     op: Agg,
     mut g: Group,
-    key: &Labels,
+    target: Target,
     input: &[StepSeries],
     param: f64,
     label: &str,
@@ -294,7 +276,7 @@ fn emit(
                 }
             }
             for (s, c) in counts {
-                let mut b = key.to_builder();
+                let mut b = target.key.to_builder();
                 b.set(label, s);
                 out.push(b.build(), false, t, c)?;
             }
@@ -309,15 +291,11 @@ fn emit(
         }
     };
     debug_assert!(!op.selects_series());
-    out.push(key.clone(), false, t, value)
+    let slot = *target.slot.get_or_insert_with(|| out.slot(target.key.clone(), false));
+    out.push_at(slot, t, value)
 }
 
-fn select_series(
-    op: Agg,
-    values: &mut [(usize, f64)],
-    input: &[StepSeries],
-    param: f64,
-) -> Vec<(usize, f64)> {
+fn select_series(op: Agg, values: &mut [(usize, f64)], input: &[StepSeries], param: f64) -> Vec<(usize, f64)> {
     match op {
         Agg::LimitRatio => values
             .iter()

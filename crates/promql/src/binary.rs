@@ -1,13 +1,13 @@
 //! Binary operators: arithmetic, comparison (filtering or `bool`), `atan2`, and the set
 //! operators, with `on`/`ignoring` matching and `group_left`/`group_right`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use osprey_model::{Labels, LabelsBuilder, METRIC_NAME};
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, Collector, Evaluator, StepSeries, Val, METADATA_LABELS};
+use crate::eval::{by_step, intern, Collector, Evaluator, StepSeries, Val, METADATA_LABELS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -88,8 +88,8 @@ fn apply(op: Op, l: f64, r: f64) -> (f64, bool) {
 
 pub(crate) fn eval_binary(ev: &mut Evaluator, b: &BinaryExpr) -> Result<Val, PromqlError> {
     let op_text = b.op.to_string();
-    let op = Op::parse(&op_text)
-        .ok_or_else(|| PromqlError::bad_data(format!("unsupported binary operator {op_text:?}")))?;
+    let op =
+        Op::parse(&op_text).ok_or_else(|| PromqlError::bad_data(format!("unsupported binary operator {op_text:?}")))?;
     let return_bool = b.return_bool();
     let lhs = ev.eval(&b.lhs)?;
     let rhs = ev.eval(&b.rhs)?;
@@ -111,17 +111,8 @@ pub(crate) fn eval_binary(ev: &mut Evaluator, b: &BinaryExpr) -> Result<Val, Pro
                 })
                 .collect(),
         )),
-        (Val::Vector(v), Val::Scalar(s)) => Ok(Val::Vector(vector_scalar(
-            op,
-            v,
-            &s,
-            false,
-            return_bool,
-            ev,
-        ))),
-        (Val::Scalar(s), Val::Vector(v)) => {
-            Ok(Val::Vector(vector_scalar(op, v, &s, true, return_bool, ev)))
-        }
+        (Val::Vector(v), Val::Scalar(s)) => Ok(Val::Vector(vector_scalar(op, v, &s, false, return_bool, ev))),
+        (Val::Scalar(s), Val::Vector(v)) => Ok(Val::Vector(vector_scalar(op, v, &s, true, return_bool, ev))),
         (Val::Vector(l), Val::Vector(r)) => {
             let matching = Matching::from_expr(b, op);
             if op.is_set() {
@@ -189,37 +180,18 @@ struct Matching {
 
 impl Matching {
     fn from_expr(b: &BinaryExpr, op: Op) -> Matching {
-        let default_card = if op.is_set() {
-            VectorMatchCardinality::ManyToMany
-        } else {
-            VectorMatchCardinality::OneToOne
-        };
+        let default_card =
+            if op.is_set() { VectorMatchCardinality::ManyToMany } else { VectorMatchCardinality::OneToOne };
         match &b.modifier {
-            None => Matching {
-                card: default_card,
-                on: false,
-                labels: Vec::new(),
-                fill_one: None,
-                fill_many: None,
-            },
+            None => Matching { card: default_card, on: false, labels: Vec::new(), fill_one: None, fill_many: None },
             Some(m) => {
                 let (on, labels) = match &m.matching {
                     Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
                     Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
                     None => (false, Vec::new()),
                 };
-                let card = if op.is_set() {
-                    VectorMatchCardinality::ManyToMany
-                } else {
-                    m.card.clone()
-                };
-                Matching {
-                    card,
-                    on,
-                    labels,
-                    fill_one: m.fill_values.rhs,
-                    fill_many: m.fill_values.lhs,
-                }
+                let card = if op.is_set() { VectorMatchCardinality::ManyToMany } else { m.card.clone() };
+                Matching { card, on, labels, fill_one: m.fill_values.rhs, fill_many: m.fill_values.lhs }
             }
         }
     }
@@ -238,9 +210,7 @@ impl Matching {
 
     fn include(&self) -> &[String] {
         match &self.card {
-            VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => {
-                &l.labels
-            }
+            VectorMatchCardinality::ManyToOne(l) | VectorMatchCardinality::OneToMany(l) => &l.labels,
             _ => &[],
         }
     }
@@ -254,36 +224,46 @@ fn set_op(
     rhs: Vec<StepSeries>,
 ) -> Result<Val, PromqlError> {
     let range = ev.range;
-    let lsig: Vec<Labels> = lhs.iter().map(|s| matching.signature(&s.labels)).collect();
-    let rsig: Vec<Labels> = rhs.iter().map(|s| matching.signature(&s.labels)).collect();
+    let lsig_labels: Vec<Labels> = lhs.iter().map(|s| matching.signature(&s.labels)).collect();
+    let rsig_labels: Vec<Labels> = rhs.iter().map(|s| matching.signature(&s.labels)).collect();
+    let mut ids = HashMap::new();
+    let lsig = intern(lsig_labels.iter(), &mut ids);
+    let rsig = intern(rsig_labels.iter(), &mut ids);
     let lsteps = by_step(&lhs, &range);
     let rsteps = by_step(&rhs, &range);
     let mut out = Collector::new();
+    let lslots: Vec<usize> = lhs.iter().map(|s| out.slot(s.labels.clone(), s.drop_name)).collect();
+    let rslots: Vec<usize> = rhs.iter().map(|s| out.slot(s.labels.clone(), s.drop_name)).collect();
+    // Per signature: the last step at which the other side had it (a stamp, so the vector
+    // needs no clearing between steps).
+    let mut seen = vec![usize::MAX; ids.len()];
     for (i, (ls, rs)) in lsteps.iter().zip(&rsteps).enumerate() {
         let t = range.ts(i);
         match op {
             Op::And | Op::Unless => {
-                let right: HashSet<&Labels> = rs.iter().map(|&(j, _)| &rsig[j]).collect();
+                for &(j, _) in rs {
+                    seen[rsig[j]] = i;
+                }
                 for &(j, v) in ls {
-                    if right.contains(&lsig[j]) == (op == Op::And) {
-                        out.push(lhs[j].labels.clone(), lhs[j].drop_name, t, v)?;
+                    if (seen[lsig[j]] == i) == (op == Op::And) {
+                        out.push_at(lslots[j], t, v)?;
                     }
                 }
             }
             _ => {
-                let left: HashSet<&Labels> = ls.iter().map(|&(j, _)| &lsig[j]).collect();
                 for &(j, v) in ls {
-                    out.push(lhs[j].labels.clone(), lhs[j].drop_name, t, v)?;
+                    seen[lsig[j]] = i;
+                    out.push_at(lslots[j], t, v)?;
                 }
                 for &(j, v) in rs {
-                    if !left.contains(&rsig[j]) {
-                        out.push(rhs[j].labels.clone(), rhs[j].drop_name, t, v)?;
+                    if seen[rsig[j]] != i {
+                        out.push_at(rslots[j], t, v)?;
                     }
                 }
             }
         }
     }
-    Ok(Val::Vector(out.out))
+    Ok(Val::Vector(out.finish()))
 }
 
 fn vector_vector(
@@ -298,25 +278,36 @@ fn vector_vector(
     let one_to_many = matches!(matching.card, VectorMatchCardinality::OneToMany(_));
     // The "one" side is always called `one` below; for group_right the sides are swapped
     // (and so are the fill values, as in Prometheus).
-    let (many, one) = if one_to_many {
-        (&rhs, &lhs)
-    } else {
-        (&lhs, &rhs)
-    };
-    let many_sig: Vec<Labels> = many.iter().map(|s| matching.signature(&s.labels)).collect();
-    let one_sig: Vec<Labels> = one.iter().map(|s| matching.signature(&s.labels)).collect();
+    let (many, one) = if one_to_many { (&rhs, &lhs) } else { (&lhs, &rhs) };
+    let many_sig_labels: Vec<Labels> = many.iter().map(|s| matching.signature(&s.labels)).collect();
+    let one_sig_labels: Vec<Labels> = one.iter().map(|s| matching.signature(&s.labels)).collect();
+    let mut ids = HashMap::new();
+    let many_sig = intern(many_sig_labels.iter(), &mut ids);
+    let one_sig = intern(one_sig_labels.iter(), &mut ids);
+    let sig_count = ids.len();
     let many_steps = by_step(many, &range);
     let one_steps = by_step(one, &range);
     let no_fill = matching.fill_one.is_none() && matching.fill_many.is_none();
-    let mut out = Collector::new();
+    let mut step = StepMatch {
+        op,
+        matching,
+        return_bool,
+        one_to_many,
+        one_to_one: matches!(matching.card, VectorMatchCardinality::OneToOne),
+        results: HashMap::new(),
+        matched: vec![(usize::MAX, Vec::new()); sig_count],
+        out: Collector::new(),
+    };
+    // Per signature at the current step: the "one"-side series and value (stamped).
+    let mut one_by_sig: Vec<(usize, usize, f64)> = vec![(usize::MAX, 0, 0.0); sig_count];
     for (i, (ms, os)) in many_steps.iter().zip(&one_steps).enumerate() {
         let t = range.ts(i);
         if (ms.is_empty() && os.is_empty()) || ((ms.is_empty() || os.is_empty()) && no_fill) {
             continue;
         }
-        let mut one_by_sig: HashMap<&Labels, (usize, f64)> = HashMap::new();
         for &(j, v) in os {
-            if let Some(&(dup, _)) = one_by_sig.get(&one_sig[j]) {
+            let (stamp, dup, _) = one_by_sig[one_sig[j]];
+            if stamp == i {
                 let side = if one_to_many { "left" } else { "right" };
                 // Sorted, so the message does not depend on the input order.
                 let mut pair = [one[j].labels.to_string(), one[dup].labels.to_string()];
@@ -324,97 +315,117 @@ fn vector_vector(
                 return Err(PromqlError::execution(format!(
                     "found duplicate series for the match group {} on the {side} hand-side of the operation: \
                      [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                    one_sig[j], pair[0], pair[1]
+                    one_sig_labels[j], pair[0], pair[1]
                 )));
             }
-            one_by_sig.insert(&one_sig[j], (j, v));
+            one_by_sig[one_sig[j]] = (i, j, v);
         }
-        let mut step = StepMatch {
-            op,
-            matching,
-            return_bool,
-            one_to_many,
-            t,
-            matched: HashMap::new(),
-        };
         for &(j, v) in ms {
-            match one_by_sig.get(&many_sig[j]) {
-                Some(&(k, ov)) => step.apply(
-                    &many[j].labels,
-                    v,
-                    &one[k].labels,
-                    ov,
-                    &many_sig[j],
-                    &mut out,
-                )?,
-                None => {
+            let sig = many_sig[j];
+            match one_by_sig[sig] {
+                (stamp, k, ov) if stamp == i => {
+                    step.apply(i, t, Side::Series(j), v, Side::Series(k), ov, sig, many, one)?;
+                }
+                _ => {
                     if let Some(fill) = matching.fill_one {
-                        step.apply(
-                            &many[j].labels,
-                            v,
-                            &many_sig[j],
-                            fill,
-                            &many_sig[j],
-                            &mut out,
-                        )?;
+                        step.apply(i, t, Side::Series(j), v, Side::Filled(j), fill, sig, many, one)?;
                     }
                 }
             }
         }
         if let Some(fill) = matching.fill_many {
             for &(k, ov) in os {
-                if !step.matched.contains_key(&one_sig[k]) {
-                    step.apply(&one_sig[k], fill, &one[k].labels, ov, &one_sig[k], &mut out)?;
+                let sig = one_sig[k];
+                if step.matched[sig].0 != i {
+                    step.apply(i, t, Side::Filled(k), fill, Side::Series(k), ov, sig, one, one)?;
                 }
             }
         }
     }
-    Ok(Val::Vector(out.out))
+    Ok(Val::Vector(step.out.finish()))
 }
 
-/// One step of a vector-vector operation: applies the operator to matched (or filled)
-/// pairs and enforces the matching rules.
+/// One operand of a vector-vector pair: a series of that side, or a fill value standing in
+/// for a missing one (labelled with the matching labels of the series at that index).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Side {
+    Series(usize),
+    Filled(usize),
+}
+
+/// Applies the operator to matched (or filled) pairs, enforces the matching rules and
+/// caches each pair's result labels and output slot across steps.
 struct StepMatch<'m> {
     op: Op,
     matching: &'m Matching,
     return_bool: bool,
     one_to_many: bool,
-    t: i64,
-    /// Result label sets per match group, to reject ambiguous matches.
-    matched: HashMap<Labels, HashSet<Labels>>,
+    one_to_one: bool,
+    /// Output slot per (many, one) pair.
+    results: HashMap<(Side, Side), usize>,
+    /// Per signature: the step it was last matched at and the output slots produced then.
+    matched: Vec<(usize, Vec<usize>)>,
+    out: Collector,
 }
 
 impl StepMatch<'_> {
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
-        many: &Labels,
+        step: usize,
+        t: i64,
+        many_side: Side,
         mv: f64,
-        one: &Labels,
+        one_side: Side,
         ov: f64,
-        sig: &Labels,
-        out: &mut Collector,
+        sig: usize,
+        many_series: &[StepSeries],
+        one_series: &[StepSeries],
     ) -> Result<(), PromqlError> {
-        let one_to_one = matches!(self.matching.card, VectorMatchCardinality::OneToOne);
         let (l, r) = if self.one_to_many { (ov, mv) } else { (mv, ov) };
         let (mut value, keep) = apply(self.op, l, r);
         if self.return_bool {
             value = if keep { 1.0 } else { 0.0 };
         }
-        let labels = result_labels(many, one, self.matching, one_to_one, self.op.drops_name());
+        let slot = match self.results.get(&(many_side, one_side)) {
+            Some(&slot) => slot,
+            None => {
+                let labels_of = |side: Side, series: &[StepSeries]| match side {
+                    Side::Series(i) => series[i].labels.clone(),
+                    Side::Filled(i) => self.matching.signature(&series[i].labels),
+                };
+                // A filled "many" side is labelled from the "one" series it stands in for.
+                let many_labels = match many_side {
+                    Side::Filled(_) => labels_of(many_side, one_series),
+                    Side::Series(_) => labels_of(many_side, many_series),
+                };
+                let one_labels = match one_side {
+                    Side::Filled(_) => labels_of(one_side, many_series),
+                    Side::Series(_) => labels_of(one_side, one_series),
+                };
+                let labels =
+                    result_labels(&many_labels, &one_labels, self.matching, self.one_to_one, self.op.drops_name());
+                let slot = self.out.slot(labels, self.return_bool);
+                self.results.insert((many_side, one_side), slot);
+                slot
+            }
+        };
         // Matching errors are raised before filtering, as Prometheus does.
-        let group = self.matched.entry(sig.clone()).or_default();
-        if one_to_one && !group.is_empty() {
+        let group = &mut self.matched[sig];
+        if group.0 != step {
+            *group = (step, Vec::new());
+        } else if self.one_to_one {
             return Err(PromqlError::execution(
                 "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
             ));
-        }
-        if !group.insert(labels.clone()) {
+        } else if group.1.contains(&slot) {
             return Err(PromqlError::execution(
                 "multiple matches for labels: grouping labels must ensure unique matches",
             ));
         }
+        group.1.push(slot);
         if keep || self.return_bool {
-            out.push(labels, self.return_bool, self.t, value)?;
+            self.out.push_at(slot, t, value)?;
         }
         Ok(())
     }
@@ -423,24 +434,14 @@ impl StepMatch<'_> {
 /// The labels of a vector-vector result: the "many" side's, reduced to the matching labels
 /// for one-to-one `on`, without the `ignoring` ones otherwise, plus `group_x` labels from the
 /// "one" side. Arithmetic drops the metric name and the other metadata labels at once.
-fn result_labels(
-    many: &Labels,
-    one: &Labels,
-    matching: &Matching,
-    one_to_one: bool,
-    drop_metadata: bool,
-) -> Labels {
+fn result_labels(many: &Labels, one: &Labels, matching: &Matching, one_to_one: bool, drop_metadata: bool) -> Labels {
     let names: Vec<&str> = matching.labels.iter().map(String::as_str).collect();
     let mut base = many.clone();
     if drop_metadata {
         base = base.without(&METADATA_LABELS);
     }
     if one_to_one {
-        base = if matching.on {
-            base.only(&names)
-        } else {
-            base.without(&names)
-        };
+        base = if matching.on { base.only(&names) } else { base.without(&names) };
     }
     if matching.include().is_empty() {
         return base;

@@ -23,8 +23,7 @@ pub(crate) fn rewrite(query: &str, params: DurationParams) -> Result<String, Pro
         match b[i] {
             b'"' | b'\'' | b'`' => i = skip_string(b, i),
             b'[' => {
-                let end =
-                    match_bracket(b, i).ok_or_else(|| parse_error("unclosed left bracket"))?;
+                let end = match_bracket(b, i).ok_or_else(|| parse_error("unclosed left bracket"))?;
                 let inner = &query[i + 1..end];
                 let rewritten = rewrite_range(inner, params)?;
                 if rewritten != inner {
@@ -89,16 +88,10 @@ fn rewrite_part(part: &str, params: DurationParams) -> Result<String, PromqlErro
     if t.is_empty() || is_plain_duration(t) {
         return Ok(part.to_string());
     }
-    let mut p = Parser {
-        toks: tokenize(t)?,
-        pos: 0,
-        params,
-    };
+    let mut p = Parser { toks: tokenize(t)?, pos: 0, params };
     let v = p.expr(0)?;
     if p.pos != p.toks.len() {
-        return Err(parse_error(&format!(
-            "unexpected token in duration expression {t:?}"
-        )));
+        return Err(parse_error(&format!("unexpected token in duration expression {t:?}")));
     }
     Ok(format_ms(to_ms(v)?))
 }
@@ -106,18 +99,10 @@ fn rewrite_part(part: &str, params: DurationParams) -> Result<String, PromqlErro
 /// The atom after `offset`: an optionally signed literal, `step()`/`range()`, a
 /// `min_of`/`max_of` call or a parenthesised expression (Prometheus binds `offset` tighter
 /// than any operator, so `x offset 1m * 2` is `(x offset 1m) * 2`).
-fn offset_atom(
-    query: &str,
-    start: usize,
-    params: DurationParams,
-) -> Result<(usize, i64), PromqlError> {
+fn offset_atom(query: &str, start: usize, params: DurationParams) -> Result<(usize, i64), PromqlError> {
     let rest = &query[start..];
     let toks = tokenize_prefix(rest);
-    let mut p = Parser {
-        toks,
-        pos: 0,
-        params,
-    };
+    let mut p = Parser { toks, pos: 0, params };
     let neg = match p.peek() {
         Some(Tok::Op(b'-')) => {
             p.pos += 1;
@@ -250,9 +235,7 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, PromqlError> {
     let consumed = toks.iter().map(Tok::end).max().unwrap_or(0);
     let trailing = s[consumed..].trim();
     if !trailing.is_empty() && !toks.last().is_some_and(|t| matches!(t, Tok::Op(_))) {
-        return Err(parse_error(&format!(
-            "unexpected character in duration expression: {trailing:?}"
-        )));
+        return Err(parse_error(&format!("unexpected character in duration expression: {trailing:?}")));
     }
     Ok(toks)
 }
@@ -347,10 +330,7 @@ impl Parser {
                 self.pos += 1;
                 Ok(())
             }
-            _ => Err(parse_error(&format!(
-                "expected {:?} in duration expression",
-                c as char
-            ))),
+            _ => Err(parse_error(&format!("expected {:?} in duration expression", c as char))),
         }
     }
 
@@ -398,10 +378,7 @@ impl Parser {
     }
 
     fn primary(&mut self) -> Result<f64, PromqlError> {
-        let tok = self
-            .peek()
-            .cloned()
-            .ok_or_else(|| parse_error("unexpected end of duration expression"))?;
+        let tok = self.peek().cloned().ok_or_else(|| parse_error("unexpected end of duration expression"))?;
         self.pos += 1;
         match tok {
             Tok::Num(v, _) => Ok(v),
@@ -414,11 +391,7 @@ impl Parser {
                 "step" | "range" => {
                     self.expect_punct(b'(')?;
                     self.expect_punct(b')')?;
-                    let ms = if name == "step" {
-                        self.params.step_ms
-                    } else {
-                        self.params.range_ms
-                    };
+                    let ms = if name == "step" { self.params.step_ms } else { self.params.range_ms };
                     Ok(ms as f64 / 1000.0)
                 }
                 "min_of" | "max_of" => {
@@ -429,13 +402,9 @@ impl Parser {
                     self.expect_punct(b')')?;
                     Ok(if name == "min_of" { a.min(b) } else { a.max(b) })
                 }
-                other => Err(parse_error(&format!(
-                    "unexpected {other:?} in duration expression"
-                ))),
+                other => Err(parse_error(&format!("unexpected {other:?} in duration expression"))),
             },
-            other => Err(parse_error(&format!(
-                "unexpected {other:?} in duration expression"
-            ))),
+            other => Err(parse_error(&format!("unexpected {other:?} in duration expression"))),
         }
     }
 }
@@ -445,10 +414,7 @@ mod tests {
     use super::*;
 
     fn check(query: &str, expected: &str) {
-        let params = DurationParams {
-            step_ms: 5_000,
-            range_ms: 10_000,
-        };
+        let params = DurationParams { step_ms: 5_000, range_ms: 10_000 };
         assert_eq!(rewrite(query, params).unwrap(), expected, "{query}");
     }
 
@@ -457,10 +423,7 @@ mod tests {
         check("rate(x[5m])", "rate(x[5m])");
         check("changes(x[26m+4m])", "changes(x[1800000ms])");
         check("changes(x[2m*(10+5)])", "changes(x[1800000ms])");
-        check(
-            "sum_over_time(x[29s+1s:5s+5s])",
-            "sum_over_time(x[30000ms:10000ms])",
-        );
+        check("sum_over_time(x[29s+1s:5s+5s])", "sum_over_time(x[30000ms:10000ms])");
         check("x[step()+1ms]", "x[5001ms]");
         check("x offset 100 + 2", "x offset 100000ms + 2");
         check("x offset -2 ^ 2", "x offset -2000ms ^ 2");

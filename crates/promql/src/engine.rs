@@ -65,16 +65,10 @@ impl QueryContext {
 
     pub(crate) fn check(&self) -> Result<(), PromqlError> {
         if self.cancelled.load(Ordering::Relaxed) {
-            return Err(PromqlError::new(
-                PromqlErrorKind::Canceled,
-                "query was canceled",
-            ));
+            return Err(PromqlError::new(PromqlErrorKind::Canceled, "query was canceled"));
         }
         if Instant::now() >= self.deadline {
-            return Err(PromqlError::new(
-                PromqlErrorKind::Timeout,
-                "query timed out in query execution",
-            ));
+            return Err(PromqlError::new(PromqlErrorKind::Timeout, "query timed out in query execution"));
         }
         Ok(())
     }
@@ -145,11 +139,7 @@ impl Engine {
         ctx: &QueryContext,
     ) -> Result<QueryOutput, PromqlError> {
         let expr = parse_instant(query)?;
-        let range = EvalRange {
-            start: time_ms,
-            end: time_ms,
-            step: 0,
-        };
+        let range = EvalRange { start: time_ms, end: time_ms, step: 0 };
         let mut ev = Evaluator::new(storage, tenant, &self.opts, ctx, query, range);
         let value = ev.eval_instant(&expr)?;
         Ok(ev.finish(value))
@@ -173,22 +163,10 @@ impl Engine {
             ));
         }
         if end_ms < start_ms {
-            return Err(PromqlError::bad_data(
-                "end timestamp must not be before start time",
-            ));
+            return Err(PromqlError::bad_data("end timestamp must not be before start time"));
         }
-        let expr = parse_with_params(
-            query,
-            DurationParams {
-                step_ms,
-                range_ms: end_ms - start_ms,
-            },
-        )?;
-        let range = EvalRange {
-            start: start_ms,
-            end: end_ms,
-            step: step_ms,
-        };
+        let expr = parse_with_params(query, DurationParams { step_ms, range_ms: end_ms - start_ms })?;
+        let range = EvalRange { start: start_ms, end: end_ms, step: step_ms };
         let mut ev = Evaluator::new(storage, tenant, &self.opts, ctx, query, range);
         let value = ev.eval_range(&expr)?;
         Ok(ev.finish(value))
@@ -197,22 +175,14 @@ impl Engine {
 
 /// Parses a query as an instant query would (duration expressions with `step()` = 0).
 pub(crate) fn parse_instant(query: &str) -> Result<Expr, PromqlError> {
-    parse_with_params(
-        query,
-        DurationParams {
-            step_ms: 0,
-            range_ms: 0,
-        },
-    )
+    parse_with_params(query, DurationParams { step_ms: 0, range_ms: 0 })
 }
 
 /// Parses a query whose duration expressions (`[5m+step()]`) are evaluated with the
 /// query's step and range.
 fn parse_with_params(query: &str, params: DurationParams) -> Result<Expr, PromqlError> {
     let query = durexpr::rewrite(query, params)?;
-    parse(&crate::info::rewrite_selectors(&crate::extended::rewrite(
-        &query,
-    )))
+    parse(&crate::info::rewrite_selectors(&crate::extended::rewrite(&query)))
 }
 
 /// Parses a query, mapping the parser's message to Prometheus's `parse error` form.
@@ -222,9 +192,7 @@ pub(crate) fn parse(query: &str) -> Result<Expr, PromqlError> {
     match std::panic::catch_unwind(|| parser::parse(query)) {
         Ok(Ok(expr)) => Ok(expr),
         Ok(Err(e)) => Err(PromqlError::bad_data(parse_error_message(query, &e))),
-        Err(_) => Err(PromqlError::bad_data(
-            "1:1: parse error: number or duration out of range",
-        )),
+        Err(_) => Err(PromqlError::bad_data("1:1: parse error: number or duration out of range")),
     }
 }
 

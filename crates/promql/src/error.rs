@@ -31,15 +31,11 @@ pub struct PromqlError {
 }
 
 /// Prometheus's exact text, which clients match on.
-pub(crate) const TOO_MANY_SAMPLES: &str =
-    "query processing would load too many samples into memory in query execution";
+pub(crate) const TOO_MANY_SAMPLES: &str = "query processing would load too many samples into memory in query execution";
 
 impl PromqlError {
     pub fn new(kind: PromqlErrorKind, message: impl Into<String>) -> PromqlError {
-        PromqlError {
-            kind,
-            message: message.into(),
-        }
+        PromqlError { kind, message: message.into() }
     }
 
     pub(crate) fn bad_data(message: impl Into<String>) -> PromqlError {

@@ -6,13 +6,10 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use osprey_model::{
-    is_stale_nan, Labels, MatchOp, Matcher, MetricsQuerier, Sample, SelectRequest, Series,
-    TenantId, METRIC_NAME,
+    is_stale_nan, Labels, MatchOp, Matcher, MetricsQuerier, Sample, SelectRequest, Series, TenantId, METRIC_NAME,
 };
 use promql_parser::label::MatchOp as ParserMatchOp;
-use promql_parser::parser::{
-    AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
-};
+use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
 
 use crate::engine::{EngineOptions, QueryContext, QueryOutput, QueryStats, Value, VectorSample};
 use crate::error::PromqlError;
@@ -107,9 +104,7 @@ impl MatrixArg {
             Modifier::Anchored => (self.lookback_ms, 0),
             Modifier::Smoothed => (self.lookback_ms, self.lookback_ms),
         };
-        let lo = series
-            .points
-            .partition_point(|s| s.t <= end - self.range_ms - before);
+        let lo = series.points.partition_point(|s| s.t <= end - self.range_ms - before);
         let hi = series.points.partition_point(|s| s.t <= end + after);
         &series.points[lo..hi]
     }
@@ -118,45 +113,56 @@ impl MatrixArg {
 /// Collects per-step outputs into series keyed by label set, as Prometheus does.
 pub(crate) struct Collector {
     index: HashMap<Labels, usize>,
-    pub out: Vec<StepSeries>,
+    out: Vec<StepSeries>,
 }
 
 impl Collector {
     pub fn new() -> Collector {
-        Collector {
-            index: HashMap::new(),
-            out: Vec::new(),
-        }
+        Collector { index: HashMap::new(), out: Vec::new() }
     }
 
-    pub fn push(
-        &mut self,
-        labels: Labels,
-        drop_name: bool,
-        t: i64,
-        v: f64,
-    ) -> Result<(), PromqlError> {
-        match self.index.get(&labels) {
-            Some(&i) => {
-                let s = &mut self.out[i];
-                if s.points.last().is_some_and(|p| p.t == t) {
-                    return Err(PromqlError::execution(
-                        "vector cannot contain metrics with the same labelset",
-                    ));
-                }
-                s.points.push(Sample::new(t, v));
-            }
-            None => {
-                self.index.insert(labels.clone(), self.out.len());
-                self.out.push(StepSeries {
-                    labels,
-                    drop_name,
-                    points: vec![Sample::new(t, v)],
-                });
-            }
+    pub fn push(&mut self, labels: Labels, drop_name: bool, t: i64, v: f64) -> Result<(), PromqlError> {
+        let slot = self.slot(labels, drop_name);
+        self.push_at(slot, t, v)
+    }
+
+    /// The output series for a label set, created on first use; callers that produce the
+    /// same label set at every step cache the slot instead of hashing labels each time.
+    pub fn slot(&mut self, labels: Labels, drop_name: bool) -> usize {
+        if let Some(&i) = self.index.get(&labels) {
+            return i;
         }
+        self.index.insert(labels.clone(), self.out.len());
+        self.out.push(StepSeries { labels, drop_name, points: Vec::new() });
+        self.out.len() - 1
+    }
+
+    /// Adds a point to an output series; two points at one step mean two inputs produced
+    /// the same label set.
+    pub fn push_at(&mut self, slot: usize, t: i64, v: f64) -> Result<(), PromqlError> {
+        let s = &mut self.out[slot];
+        if s.points.last().is_some_and(|p| p.t == t) {
+            return Err(PromqlError::execution("vector cannot contain metrics with the same labelset"));
+        }
+        s.points.push(Sample::new(t, v));
         Ok(())
     }
+
+    /// The output, without series that never received a point.
+    pub fn finish(mut self) -> Vec<StepSeries> {
+        self.out.retain(|s| !s.points.is_empty());
+        self.out
+    }
+}
+
+/// Numbers each distinct label set (e.g. matching signatures) so that per-step work
+/// indexes vectors instead of hashing labels.
+pub(crate) fn intern<'l>(sets: impl Iterator<Item = &'l Labels>, ids: &mut HashMap<&'l Labels, usize>) -> Vec<usize> {
+    sets.map(|l| {
+        let next = ids.len();
+        *ids.entry(l).or_insert(next)
+    })
+    .collect()
 }
 
 /// For each step, the (series index, value) pairs of the series that have a point there.
@@ -235,12 +241,7 @@ impl<'a> Evaluator<'a> {
         warnings.dedup();
         infos.sort();
         infos.dedup();
-        QueryOutput {
-            value,
-            warnings,
-            infos,
-            stats,
-        }
+        QueryOutput { value, warnings, infos, stats }
     }
 
     pub fn warn(&mut self, text: String) {
@@ -277,27 +278,13 @@ impl<'a> Evaluator<'a> {
                 Value::Vector(
                     series
                         .into_iter()
-                        .filter_map(|s| {
-                            s.points.first().map(|p| VectorSample {
-                                labels: s.labels.clone(),
-                                t,
-                                v: p.v,
-                            })
-                        })
+                        .filter_map(|s| s.points.first().map(|p| VectorSample { labels: s.labels.clone(), t, v: p.v }))
                         .collect(),
                 )
             }
             Val::Matrix(series) => {
                 let series = finalize_names(series)?;
-                Value::Matrix(
-                    series
-                        .into_iter()
-                        .map(|s| Series {
-                            labels: s.labels,
-                            samples: s.points,
-                        })
-                        .collect(),
-                )
+                Value::Matrix(series.into_iter().map(|s| Series { labels: s.labels, samples: s.points }).collect())
             }
         })
     }
@@ -307,25 +294,18 @@ impl<'a> Evaluator<'a> {
         let mut series = match val {
             Val::Scalar(v) => vec![Series {
                 labels: Labels::empty(),
-                samples: v
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| Sample::new(self.range.ts(i), *v))
-                    .collect(),
+                samples: v.iter().enumerate().map(|(i, v)| Sample::new(self.range.ts(i), *v)).collect(),
             }],
             Val::Vector(series) => finalize_names(series)?
                 .into_iter()
                 .filter(|s| !s.points.is_empty())
-                .map(|s| Series {
-                    labels: s.labels,
-                    samples: s.points,
-                })
+                .map(|s| Series { labels: s.labels, samples: s.points })
                 .collect(),
             other => {
                 return Err(PromqlError::bad_data(format!(
-                "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
-                other.type_name()
-            )))
+                    "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                    other.type_name()
+                )))
             }
         };
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -350,10 +330,7 @@ impl<'a> Evaluator<'a> {
                     }
                     Ok(Val::Vector(series))
                 }
-                other => Err(PromqlError::execution(format!(
-                    "unary minus on {}",
-                    other.type_name()
-                ))),
+                other => Err(PromqlError::execution(format!("unary minus on {}", other.type_name()))),
             },
             Expr::VectorSelector(vs) => Ok(Val::Vector(self.eval_vector_selector(vs, false)?)),
             Expr::MatrixSelector(_) | Expr::Subquery(_) => {
@@ -383,9 +360,7 @@ impl<'a> Evaluator<'a> {
             Expr::Call(call) => crate::functions::eval_call(self, call),
             Expr::Aggregate(agg) => crate::aggregate::eval_aggregate(self, agg),
             Expr::Binary(b) => crate::binary::eval_binary(self, b),
-            Expr::Extension(_) => Err(PromqlError::bad_data(
-                "extension expressions are not supported",
-            )),
+            Expr::Extension(_) => Err(PromqlError::bad_data("extension expressions are not supported")),
         }
     }
 
@@ -393,30 +368,21 @@ impl<'a> Evaluator<'a> {
     pub fn eval_scalar(&mut self, expr: &Expr) -> Result<Vec<f64>, PromqlError> {
         match self.eval(expr)? {
             Val::Scalar(v) => Ok(v),
-            other => Err(PromqlError::bad_data(format!(
-                "expected scalar, got {}",
-                other.type_name()
-            ))),
+            other => Err(PromqlError::bad_data(format!("expected scalar, got {}", other.type_name()))),
         }
     }
 
     pub fn eval_vector(&mut self, expr: &Expr) -> Result<Vec<StepSeries>, PromqlError> {
         match self.eval(expr)? {
             Val::Vector(v) => Ok(v),
-            other => Err(PromqlError::bad_data(format!(
-                "expected instant vector, got {}",
-                other.type_name()
-            ))),
+            other => Err(PromqlError::bad_data(format!("expected instant vector, got {}", other.type_name()))),
         }
     }
 
     pub fn eval_string(&mut self, expr: &Expr) -> Result<String, PromqlError> {
         match self.eval(expr)? {
             Val::String(s) => Ok(s),
-            other => Err(PromqlError::bad_data(format!(
-                "expected string, got {}",
-                other.type_name()
-            ))),
+            other => Err(PromqlError::bad_data(format!("expected string, got {}", other.type_name()))),
         }
     }
 
@@ -436,12 +402,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn select(
-        &mut self,
-        vs: &VectorSelector,
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<Series>, PromqlError> {
+    fn select(&mut self, vs: &VectorSelector, start: i64, end: i64) -> Result<Vec<Series>, PromqlError> {
         self.select_matchers(convert_matchers(vs)?, start, end)
     }
 
@@ -452,14 +413,7 @@ impl<'a> Evaluator<'a> {
         start: i64,
         end: i64,
     ) -> Result<Vec<Series>, PromqlError> {
-        let series = self.storage.select(
-            self.tenant,
-            &SelectRequest {
-                matchers,
-                start,
-                end,
-            },
-        )?;
+        let series = self.storage.select(self.tenant, &SelectRequest { matchers, start, end })?;
         let loaded: usize = series.iter().map(|s| s.samples.len()).sum();
         self.account(loaded)?;
         Ok(series)
@@ -467,13 +421,7 @@ impl<'a> Evaluator<'a> {
 
     /// The sample an instant selector sees at step time `ts`: the latest one in
     /// `(t - lookback, t]` (t after `@` and offset), unless it is a staleness marker.
-    pub fn sample_at(
-        &self,
-        samples: &[Sample],
-        at: Option<i64>,
-        offset: i64,
-        ts: i64,
-    ) -> Option<Sample> {
+    pub fn sample_at(&self, samples: &[Sample], at: Option<i64>, offset: i64, ts: i64) -> Option<Sample> {
         let rt = at.unwrap_or(ts) - offset;
         let idx = samples.partition_point(|x| x.t <= rt);
         let sample = *samples.get(idx.checked_sub(1)?)?;
@@ -513,21 +461,13 @@ impl<'a> Evaluator<'a> {
                     self.sample_at(&s.samples, at, offset, ts)
                 };
                 if let Some(sample) = sample {
-                    let v = if sample_time {
-                        sample.t as f64 / 1000.0
-                    } else {
-                        sample.v
-                    };
+                    let v = if sample_time { sample.t as f64 / 1000.0 } else { sample.v };
                     points.push(Sample::new(ts, v));
                 }
             }
             total += points.len();
             if !points.is_empty() {
-                out.push(StepSeries {
-                    labels: s.labels,
-                    drop_name: false,
-                    points,
-                });
+                out.push(StepSeries { labels: s.labels, drop_name: false, points });
             }
         }
         self.account(total)?;
@@ -566,21 +506,10 @@ impl<'a> Evaluator<'a> {
             .map(|s| StepSeries {
                 labels: s.labels,
                 drop_name: false,
-                points: s
-                    .samples
-                    .into_iter()
-                    .filter(|x| !is_stale_nan(x.v))
-                    .collect(),
+                points: s.samples.into_iter().filter(|x| !is_stale_nan(x.v)).collect(),
             })
             .collect();
-        let arg = MatrixArg {
-            series,
-            range_ms,
-            offset_ms: offset,
-            at_ms: at,
-            modifier,
-            lookback_ms,
-        };
+        let arg = MatrixArg { series, range_ms, offset_ms: offset, at_ms: at, modifier, lookback_ms };
         self.account_windows(&arg)?;
         Ok(arg)
     }
@@ -611,11 +540,7 @@ impl<'a> Evaluator<'a> {
         if start <= lower {
             start += step;
         }
-        let inner_range = EvalRange {
-            start,
-            end: max_ref.max(start),
-            step,
-        };
+        let inner_range = EvalRange { start, end: max_ref.max(start), step };
         let series = if start > max_ref {
             Vec::new()
         } else {
@@ -669,9 +594,7 @@ fn finalize_names(mut series: Vec<StepSeries>) -> Result<Vec<StepSeries>, Promql
                 loop {
                     let next = match (a.peek(), b.peek()) {
                         (Some(x), Some(y)) if x.t == y.t => {
-                            return Err(PromqlError::execution(
-                                "vector cannot contain metrics with the same labelset",
-                            ))
+                            return Err(PromqlError::execution("vector cannot contain metrics with the same labelset"))
                         }
                         (Some(x), Some(y)) => {
                             if x.t < y.t {
@@ -696,9 +619,7 @@ fn finalize_names(mut series: Vec<StepSeries>) -> Result<Vec<StepSeries>, Promql
 /// The parser's matchers as storage matchers, with the metric name as a `__name__` matcher.
 pub(crate) fn convert_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, PromqlError> {
     if !vs.matchers.or_matchers.is_empty() {
-        return Err(PromqlError::bad_data(
-            "1:1: parse error: unexpected \"or\" in label matching",
-        ));
+        return Err(PromqlError::bad_data("1:1: parse error: unexpected \"or\" in label matching"));
     }
     let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
     if let Some(name) = &vs.name {
@@ -711,10 +632,7 @@ pub(crate) fn convert_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, Prom
             ParserMatchOp::Re(_) => MatchOp::RegexMatch,
             ParserMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
         };
-        out.push(
-            Matcher::new(op, m.name.clone(), m.value.clone())
-                .map_err(|e| PromqlError::bad_data(e.to_string()))?,
-        );
+        out.push(Matcher::new(op, m.name.clone(), m.value.clone()).map_err(|e| PromqlError::bad_data(e.to_string()))?);
     }
     take_modifier(&mut out);
     Ok(out)
@@ -729,9 +647,7 @@ pub(crate) fn call_pos(query: &str, name: &str) -> String {
 /// `(line:col)` of argument `idx` of the first call or aggregation named `name`; for an
 /// aggregation, argument 0 is its parameter.
 pub(crate) fn arg_pos(query: &str, name: &str, idx: usize) -> String {
-    let pos = find_call(query, name)
-        .and_then(|start| find_arg(query, start + name.len(), idx))
-        .unwrap_or(0);
+    let pos = find_call(query, name).and_then(|start| find_arg(query, start + name.len(), idx)).unwrap_or(0);
     format_pos(query, pos)
 }
 

@@ -62,11 +62,7 @@ pub(crate) fn take_modifier(matchers: &mut Vec<Matcher>) -> Modifier {
         if x.name != SENTINEL {
             return true;
         }
-        m = if x.value == "smoothed" {
-            Modifier::Smoothed
-        } else {
-            Modifier::Anchored
-        };
+        m = if x.value == "smoothed" { Modifier::Smoothed } else { Modifier::Anchored };
         false
     });
     m
@@ -149,20 +145,13 @@ pub(crate) fn rewrite(query: &str) -> String {
             let next = skip_ws(b, i);
             if lower == "anchored" || lower == "smoothed" {
                 if let Some(sel) = last_selector {
-                    let m = if lower == "smoothed" {
-                        Modifier::Smoothed
-                    } else {
-                        Modifier::Anchored
-                    };
+                    let m = if lower == "smoothed" { Modifier::Smoothed } else { Modifier::Anchored };
                     edits.push((sel, m));
                     removals.push((start, i));
                 }
             } else if b.get(next) == Some(&b'(') {
                 // A function call or a grouping/matching clause: skip label lists.
-                if matches!(
-                    lower.as_str(),
-                    "by" | "without" | "on" | "ignoring" | "group_left" | "group_right"
-                ) {
+                if matches!(lower.as_str(), "by" | "without" | "on" | "ignoring" | "group_left" | "group_right") {
                     i = skip_until(b, next, b')') + 1;
                 }
             } else if !KEYWORDS.contains(&lower.as_str()) {
@@ -186,42 +175,25 @@ fn apply_edits(query: &str, edits: &[(usize, Modifier)], removals: &[(usize, usi
         let matcher = format!("{SENTINEL}=\"{}\"", m.name());
         if b[start] == b'{' {
             let empty = query[start + 1..].trim_start().starts_with('}');
-            inserts.push((
-                start + 1,
-                if empty {
-                    matcher
-                } else {
-                    format!("{matcher}, ")
-                },
-            ));
+            inserts.push((start + 1, if empty { matcher } else { format!("{matcher}, ") }));
             continue;
         }
         let mut end = start;
-        while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_' || b[end] == b':')
-        {
+        while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_' || b[end] == b':') {
             end += 1;
         }
         let next = skip_ws(b, end);
         if b.get(next) == Some(&b'{') {
             let empty = query[next + 1..].trim_start().starts_with('}');
-            inserts.push((
-                next + 1,
-                if empty {
-                    matcher
-                } else {
-                    format!("{matcher}, ")
-                },
-            ));
+            inserts.push((next + 1, if empty { matcher } else { format!("{matcher}, ") }));
         } else {
             inserts.push((end, format!("{{{matcher}}}")));
         }
     }
     let mut out = String::with_capacity(query.len() + inserts.len() * 40);
     let mut pos = 0;
-    let mut points: Vec<(usize, Option<&str>, usize)> = inserts
-        .iter()
-        .map(|(p, s)| (*p, Some(s.as_str()), *p))
-        .collect();
+    let mut points: Vec<(usize, Option<&str>, usize)> =
+        inserts.iter().map(|(p, s)| (*p, Some(s.as_str()), *p)).collect();
     points.extend(removals.iter().map(|&(s, e)| (s, None, e)));
     points.sort_by_key(|p| p.0);
     for (at, insert, end) in points {
@@ -290,9 +262,7 @@ pub(crate) fn extended_rate(
     is_rate: bool,
 ) -> Option<f64> {
     let mut last = f.len().checked_sub(1)?;
-    let mut first = f[..last]
-        .partition_point(|s| s.t <= range_start)
-        .saturating_sub(1);
+    let mut first = f[..last].partition_point(|s| s.t <= range_start).saturating_sub(1);
     if smoothed {
         last = f[..last].partition_point(|s| s.t < range_end);
     }
@@ -314,11 +284,7 @@ pub(crate) fn extended_rate(
         if f[first].t <= range_start {
             first += 1;
         }
-        let end = if f[last].t >= range_end {
-            last
-        } else {
-            last + 1
-        };
+        let end = if f[last].t >= range_end { last } else { last + 1 };
         let inner = if first < end { &f[first..end] } else { &[] };
         let mut prev = left;
         for p in inner {
@@ -372,11 +338,8 @@ pub(crate) fn extend_floats(f: &[Sample], mint: i64, maxt: i64, smoothed: bool) 
     if f[last].t <= mint {
         return Vec::new();
     }
-    let left = if smoothed && f[first].t < mint {
-        interpolate(f[first], f[first + 1], mint, false)
-    } else {
-        f[first].v
-    };
+    let left =
+        if smoothed && f[first].t < mint { interpolate(f[first], f[first + 1], mint, false) } else { f[first].v };
     let right = if smoothed && last > 0 && f[last].t > maxt {
         interpolate(f[last - 1], f[last], maxt, false)
     } else {
@@ -405,18 +368,9 @@ mod tests {
     #[test]
     fn rewrites_modifiers_into_sentinels() {
         check("rate(x[5m])", "rate(x[5m])");
-        check(
-            "rate(x[5m] anchored)",
-            r#"rate(x{__osprey_range_modifier__="anchored"}[5m] )"#,
-        );
-        check(
-            r#"increase(x{a="b"}[1m] smoothed)"#,
-            r#"increase(x{__osprey_range_modifier__="smoothed", a="b"}[1m] )"#,
-        );
-        check(
-            "x @ 100 smoothed + 0",
-            r#"x{__osprey_range_modifier__="smoothed"} @ 100  + 0"#,
-        );
+        check("rate(x[5m] anchored)", r#"rate(x{__osprey_range_modifier__="anchored"}[5m] )"#);
+        check(r#"increase(x{a="b"}[1m] smoothed)"#, r#"increase(x{__osprey_range_modifier__="smoothed", a="b"}[1m] )"#);
+        check("x @ 100 smoothed + 0", r#"x{__osprey_range_modifier__="smoothed"} @ 100  + 0"#);
         check(
             "sum by (job) (x offset -100 smoothed)",
             r#"sum by (job) (x{__osprey_range_modifier__="smoothed"} offset -100 )"#,
@@ -425,19 +379,10 @@ mod tests {
 
     #[test]
     fn extended_rate_uses_edge_values() {
-        let f: Vec<Sample> = [(0, 1.0), (15_000, 2.0), (30_000, 3.0)]
-            .iter()
-            .map(|&(t, v)| Sample::new(t, v))
-            .collect();
+        let f: Vec<Sample> = [(0, 1.0), (15_000, 2.0), (30_000, 3.0)].iter().map(|&(t, v)| Sample::new(t, v)).collect();
         // Anchored: from the sample at or before the start to the last in the window.
-        assert_eq!(
-            extended_rate(&f[..2], -40_000, 20_000, false, true, false),
-            Some(1.0)
-        );
+        assert_eq!(extended_rate(&f[..2], -40_000, 20_000, false, true, false), Some(1.0));
         // Smoothed: interpolated at both edges.
-        assert_eq!(
-            extended_rate(&f, 7_500, 22_500, true, true, false),
-            Some(1.0)
-        );
+        assert_eq!(extended_rate(&f, 7_500, 22_500, true, true, false), Some(1.0));
     }
 }

@@ -102,9 +102,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
     let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
     let n = ev.range.len();
     match name {
-        "time" => Ok(Val::Scalar(
-            (0..n).map(|i| ev.range.ts(i) as f64 / 1000.0).collect(),
-        )),
+        "time" => Ok(Val::Scalar((0..n).map(|i| ev.range.ts(i) as f64 / 1000.0).collect())),
         "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; n])),
         "start" | "end" | "step" | "range" => {
             let q = ev.query_range;
@@ -120,22 +118,12 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
             let a = ev.eval_scalar(args[0])?;
             let b = ev.eval_scalar(args[1])?;
             let f = if name == "min_of" { go_min } else { go_max };
-            Ok(Val::Scalar(
-                a.iter().zip(&b).map(|(x, y)| f(*x, *y)).collect(),
-            ))
+            Ok(Val::Scalar(a.iter().zip(&b).map(|(x, y)| f(*x, *y)).collect()))
         }
         "vector" => {
             let s = ev.eval_scalar(args[0])?;
-            let points = s
-                .iter()
-                .enumerate()
-                .map(|(i, v)| Sample::new(ev.range.ts(i), *v))
-                .collect();
-            Ok(Val::Vector(vec![StepSeries {
-                labels: Labels::empty(),
-                drop_name: false,
-                points,
-            }]))
+            let points = s.iter().enumerate().map(|(i, v)| Sample::new(ev.range.ts(i), *v)).collect();
+            Ok(Val::Vector(vec![StepSeries { labels: Labels::empty(), drop_name: false, points }]))
         }
         "scalar" => {
             let v = ev.eval_vector(args[0])?;
@@ -166,15 +154,8 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
             let v = ev.eval_vector(args[0])?;
             let labels = absent_labels(args[0]);
             let steps = by_step(&v, &ev.range);
-            let points = (0..n)
-                .filter(|&i| steps[i].is_empty())
-                .map(|i| Sample::new(ev.range.ts(i), 1.0))
-                .collect();
-            Ok(non_empty(StepSeries {
-                labels,
-                drop_name: false,
-                points,
-            }))
+            let points = (0..n).filter(|&i| steps[i].is_empty()).map(|i| Sample::new(ev.range.ts(i), 1.0)).collect();
+            Ok(non_empty(StepSeries { labels, drop_name: false, points }))
         }
         "absent_over_time" => {
             let arg = ev.eval_matrix_arg(args[0])?;
@@ -184,11 +165,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
                 .filter(|&ts| arg.series.iter().all(|s| arg.window(s, ts).is_empty()))
                 .map(|ts| Sample::new(ts, 1.0))
                 .collect();
-            Ok(non_empty(StepSeries {
-                labels,
-                drop_name: false,
-                points,
-            }))
+            Ok(non_empty(StepSeries { labels, drop_name: false, points }))
         }
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => eval_sort(ev, name, &args),
         "label_replace" => eval_label_replace(ev, &args),
@@ -197,8 +174,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
         "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
             crate::histogram::eval_histogram_function(ev, name, &args)
         }
-        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
-        | "histogram_stdvar" => {
+        "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
             // Classic (float) series are not native histograms; these functions ignore them.
             for a in &args {
                 ev.eval(a)?;
@@ -209,21 +185,13 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
             let v = ev.eval_vector(args[0])?;
             let lo = ev.eval_scalar(args[1])?;
             let hi = ev.eval_scalar(args[2])?;
-            Ok(Val::Vector(map_points(ev, v, |i, x| {
-                (lo[i] <= hi[i]).then(|| go_max(lo[i], go_min(hi[i], x)))
-            })))
+            Ok(Val::Vector(map_points(ev, v, |i, x| (lo[i] <= hi[i]).then(|| go_max(lo[i], go_min(hi[i], x))))))
         }
         "clamp_min" | "clamp_max" => {
             let v = ev.eval_vector(args[0])?;
             let b = ev.eval_scalar(args[1])?;
             let is_min = name == "clamp_min";
-            Ok(Val::Vector(map_points(ev, v, |i, x| {
-                Some(if is_min {
-                    go_max(b[i], x)
-                } else {
-                    go_min(b[i], x)
-                })
-            })))
+            Ok(Val::Vector(map_points(ev, v, |i, x| Some(if is_min { go_max(b[i], x) } else { go_min(b[i], x) }))))
         }
         "round" => {
             let v = ev.eval_vector(args[0])?;
@@ -236,19 +204,12 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
                 Some((x * inv + 0.5).floor() / inv)
             })))
         }
-        "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month"
-        | "month" | "year" => {
+        "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month" | "month" | "year" => {
             let v = match args.first() {
                 Some(a) => ev.eval_vector(a)?,
                 None => {
-                    let points = (0..n)
-                        .map(|i| Sample::new(ev.range.ts(i), ev.range.ts(i) as f64 / 1000.0))
-                        .collect();
-                    vec![StepSeries {
-                        labels: Labels::empty(),
-                        drop_name: false,
-                        points,
-                    }]
+                    let points = (0..n).map(|i| Sample::new(ev.range.ts(i), ev.range.ts(i) as f64 / 1000.0)).collect();
+                    vec![StepSeries { labels: Labels::empty(), drop_name: false, points }]
                 }
             };
             Ok(Val::Vector(map_points(ev, v, |_, x| date_part(name, x))))
@@ -271,11 +232,7 @@ fn strip_parens(e: &Expr) -> &Expr {
 }
 
 fn non_empty(s: StepSeries) -> Val {
-    Val::Vector(if s.points.is_empty() {
-        Vec::new()
-    } else {
-        vec![s]
-    })
+    Val::Vector(if s.points.is_empty() { Vec::new() } else { vec![s] })
 }
 
 fn drop_names(mut v: Vec<StepSeries>) -> Vec<StepSeries> {
@@ -286,11 +243,7 @@ fn drop_names(mut v: Vec<StepSeries>) -> Vec<StepSeries> {
 }
 
 /// Applies `f(step index, value)` to every point; `None` drops the point. Drops the name.
-fn map_points(
-    ev: &Evaluator,
-    mut v: Vec<StepSeries>,
-    f: impl Fn(usize, f64) -> Option<f64>,
-) -> Vec<StepSeries> {
+fn map_points(ev: &Evaluator, mut v: Vec<StepSeries>, f: impl Fn(usize, f64) -> Option<f64>) -> Vec<StepSeries> {
     let range = ev.range;
     for s in &mut v {
         s.drop_name = true;
@@ -298,11 +251,7 @@ fn map_points(
             .points
             .iter()
             .filter_map(|p| {
-                let i = if range.step == 0 {
-                    0
-                } else {
-                    ((p.t - range.start) / range.step) as usize
-                };
+                let i = if range.step == 0 { 0 } else { ((p.t - range.start) / range.step) as usize };
                 f(i, p.v).map(|v| Sample::new(p.t, v))
             })
             .collect();
@@ -400,15 +349,10 @@ fn recollect(ev: &Evaluator, series: Vec<StepSeries>) -> Result<Vec<StepSeries>,
     let mut out = Collector::new();
     for (i, step) in by_step(&series, &ev.range).iter().enumerate() {
         for &(j, v) in step {
-            out.push(
-                series[j].labels.clone(),
-                series[j].drop_name,
-                ev.range.ts(i),
-                v,
-            )?;
+            out.push(series[j].labels.clone(), series[j].drop_name, ev.range.ts(i), v)?;
         }
     }
-    Ok(out.out)
+    Ok(out.finish())
 }
 
 fn eval_label_replace(ev: &mut Evaluator, args: &[&Expr]) -> Result<Val, PromqlError> {
@@ -418,14 +362,10 @@ fn eval_label_replace(ev: &mut Evaluator, args: &[&Expr]) -> Result<Val, PromqlE
     let src = ev.eval_string(args[3])?;
     let re_text = ev.eval_string(args[4])?;
     let re = regex::Regex::new(&format!("^(?s:{re_text})$")).map_err(|e| {
-        PromqlError::execution(format!(
-            "invalid regular expression in label_replace(): {re_text}: {e}"
-        ))
+        PromqlError::execution(format!("invalid regular expression in label_replace(): {re_text}: {e}"))
     })?;
     if !is_valid_label_name(&dst) {
-        return Err(PromqlError::execution(format!(
-            "invalid destination label name in label_replace(): {dst}"
-        )));
+        return Err(PromqlError::execution(format!("invalid destination label name in label_replace(): {dst}")));
     }
     let mut out = Vec::with_capacity(v.len());
     for mut s in v {
@@ -453,16 +393,12 @@ fn eval_label_join(ev: &mut Evaluator, args: &[&Expr]) -> Result<Val, PromqlErro
     for a in &args[3..] {
         let s = ev.eval_string(a)?;
         if !is_valid_label_name(&s) {
-            return Err(PromqlError::execution(format!(
-                "invalid source label name in label_join(): {s}"
-            )));
+            return Err(PromqlError::execution(format!("invalid source label name in label_join(): {s}")));
         }
         srcs.push(s);
     }
     if !is_valid_label_name(&dst) {
-        return Err(PromqlError::execution(format!(
-            "invalid destination label name in label_join(): {dst}"
-        )));
+        return Err(PromqlError::execution(format!("invalid destination label name in label_join(): {dst}")));
     }
     let mut out = Vec::with_capacity(v.len());
     for mut s in v {
@@ -544,11 +480,7 @@ fn natural_cmp(a: &str, b: &str) -> Ordering {
                 let (da, db) = (&a[..la], &b[..lb]);
                 let ta = trim_zeros(da);
                 let tb = trim_zeros(db);
-                let o = ta
-                    .len()
-                    .cmp(&tb.len())
-                    .then_with(|| ta.cmp(tb))
-                    .then_with(|| la.cmp(&lb));
+                let o = ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb)).then_with(|| la.cmp(&lb));
                 if o != Ordering::Equal {
                     return o;
                 }
@@ -595,11 +527,7 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
         "delta" => (0, |w| rate_like(w, false, false), false),
         "irate" => (0, |w| instant_value(w, true), false),
         "idelta" => (0, |w| instant_value(w, false), false),
-        "deriv" => (
-            0,
-            |w| (w.samples.len() >= 2).then(|| linear_regression(w.samples, w.samples[0].t).0),
-            false,
-        ),
+        "deriv" => (0, |w| (w.samples.len() >= 2).then(|| linear_regression(w.samples, w.samples[0].t).0), false),
         "predict_linear" => (
             0,
             |w| {
@@ -623,41 +551,19 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
             },
             false,
         ),
-        "resets" => (
-            0,
-            |w| {
-                Some(
-                    anchored_or_all(w)?
-                        .windows(2)
-                        .filter(|p| p[1].v < p[0].v)
-                        .count() as f64,
-                )
-            },
-            false,
-        ),
+        "resets" => (0, |w| Some(anchored_or_all(w)?.windows(2).filter(|p| p[1].v < p[0].v).count() as f64), false),
         "avg_over_time" => (0, |w| Some(avg_over_time(w.samples)), false),
         "sum_over_time" => (
             0,
             |w| {
-                let (s, c) = w
-                    .samples
-                    .iter()
-                    .fold((0.0, 0.0), |(s, c), p| kahan_inc(p.v, s, c));
+                let (s, c) = w.samples.iter().fold((0.0, 0.0), |(s, c), p| kahan_inc(p.v, s, c));
                 Some(s + c)
             },
             false,
         ),
         "count_over_time" => (0, |w| Some(w.samples.len() as f64), false),
-        "min_over_time" => (
-            0,
-            |w| Some(fold_extreme(w.samples, |cur, v| v < cur)),
-            false,
-        ),
-        "max_over_time" => (
-            0,
-            |w| Some(fold_extreme(w.samples, |cur, v| v > cur)),
-            false,
-        ),
+        "min_over_time" => (0, |w| Some(fold_extreme(w.samples, |cur, v| v < cur)), false),
+        "max_over_time" => (0, |w| Some(fold_extreme(w.samples, |cur, v| v > cur)), false),
         "stddev_over_time" => (0, |w| Some(variance_over_time(w.samples).sqrt()), false),
         "stdvar_over_time" => (0, |w| Some(variance_over_time(w.samples)), false),
         "last_over_time" => (0, |w| w.samples.last().map(|p| p.v), true),
@@ -690,18 +596,11 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
         ),
         "double_exponential_smoothing" => (0, double_exponential_smoothing, false),
         _ => {
-            return Err(PromqlError::bad_data(format!(
-                "function {name:?} is not supported by this engine"
-            )));
+            return Err(PromqlError::bad_data(format!("function {name:?} is not supported by this engine")));
         }
     };
     // Scalar parameters come before (quantile_over_time) or after the range argument.
-    let scalar_args: Vec<&Expr> = args
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != matrix_idx)
-        .map(|(_, a)| *a)
-        .collect();
+    let scalar_args: Vec<&Expr> = args.iter().enumerate().filter(|(i, _)| *i != matrix_idx).map(|(_, a)| *a).collect();
     let mut params = Vec::new();
     for a in &scalar_args {
         params.push(ev.eval_scalar(a)?);
@@ -737,30 +636,18 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
             }
         }
         if !points.is_empty() {
-            out.push(StepSeries {
-                labels: s.labels.clone(),
-                drop_name: s.drop_name || !keep_name,
-                points,
-            });
+            out.push(StepSeries { labels: s.labels.clone(), drop_name: s.drop_name || !keep_name, points });
         }
     }
     Ok(Val::Vector(out))
 }
 
-fn validate_params(
-    ev: &mut Evaluator,
-    name: &str,
-    p0: &[f64],
-    p1: &[f64],
-) -> Result<(), PromqlError> {
+fn validate_params(ev: &mut Evaluator, name: &str, p0: &[f64], p1: &[f64]) -> Result<(), PromqlError> {
     match name {
         "quantile_over_time" => {
             if let Some(q) = p0.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
                 let pos = arg_pos(ev.query, name, 0);
-                ev.warn(format!(
-                    "quantile value should be between 0 and 1, got {} {pos}",
-                    format_float(*q)
-                ));
+                ev.warn(format!("quantile value should be between 0 and 1, got {} {pos}", format_float(*q)));
             }
         }
         "double_exponential_smoothing" => {
@@ -786,9 +673,7 @@ fn validate_params(
 fn non_counter_info(ev: &mut Evaluator, arg: &MatrixArg, func: &str) {
     for s in &arg.series {
         if let Some(name) = s.labels.get(METRIC_NAME) {
-            let counter_like = ["_total", "_sum", "_count", "_bucket"]
-                .iter()
-                .any(|suf| name.ends_with(suf));
+            let counter_like = ["_total", "_sum", "_count", "_bucket"].iter().any(|suf| name.ends_with(suf));
             // Only series that produce a result are noted (a rate needs two samples).
             let has_window = (0..ev.range.len()).any(|i| arg.window(s, ev.range.ts(i)).len() >= 2);
             if !counter_like && has_window {
@@ -806,14 +691,7 @@ fn non_counter_info(ev: &mut Evaluator, arg: &MatrixArg, func: &str) {
 fn rate_like(w: &WindowCtx, is_counter: bool, is_rate: bool) -> Option<f64> {
     match w.modifier {
         Modifier::None => extrapolated_rate(w, is_counter, is_rate),
-        m => extended_rate(
-            w.samples,
-            w.end - w.range_ms,
-            w.end,
-            m == Modifier::Smoothed,
-            is_counter,
-            is_rate,
-        ),
+        m => extended_rate(w.samples, w.end - w.range_ms, w.end, m == Modifier::Smoothed, is_counter, is_rate),
     }
 }
 

@@ -39,11 +39,7 @@ struct MonotonicityFix {
 
 /// `histogram_quantile`, `histogram_quantiles` and `histogram_fraction` over classic
 /// histograms: series grouped by their labels without `le`.
-pub(crate) fn eval_histogram_function(
-    ev: &mut Evaluator,
-    name: &str,
-    args: &[&Expr],
-) -> Result<Val, PromqlError> {
+pub(crate) fn eval_histogram_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result<Val, PromqlError> {
     let (func, vec_arg) = match name {
         "histogram_quantile" => {
             let q = ev.eval_scalar(args[0])?;
@@ -60,10 +56,7 @@ pub(crate) fn eval_histogram_function(
             }
             (HistogramFn::Quantiles(label, qs), 0)
         }
-        _ => (
-            HistogramFn::Fraction(ev.eval_scalar(args[0])?, ev.eval_scalar(args[1])?),
-            2,
-        ),
+        _ => (HistogramFn::Fraction(ev.eval_scalar(args[0])?, ev.eval_scalar(args[1])?), 2),
     };
     let input = ev.eval_vector(args[vec_arg])?;
     let pos = arg_pos(ev.query, name, vec_arg);
@@ -97,48 +90,37 @@ pub(crate) fn eval_histogram_function(
                     order.push(key);
                     Vec::new()
                 })
-                .push(Bucket {
-                    upper: *upper,
-                    count: v,
-                });
+                .push(Bucket { upper: *upper, count: v });
         }
-        let mut emit =
-            |key: &Labels, buckets: &[Bucket], q: f64, out: &mut Collector, label: Option<&str>| {
-                let mut buckets = buckets.to_vec();
-                let (v, fix) = bucket_quantile(q, &mut buckets);
-                if let Some((min_bucket, max_bucket, max_diff)) = fix {
-                    let metric = key.get(METRIC_NAME).unwrap_or("").to_string();
-                    match fixes.iter_mut().find(|(m, _)| *m == metric) {
-                        Some((_, f)) => {
-                            f.max_ts = t;
-                            f.min_bucket = f.min_bucket.min(min_bucket);
-                            f.max_bucket = f.max_bucket.max(max_bucket);
-                            f.max_diff = f.max_diff.max(max_diff);
-                            f.count += 1;
-                        }
-                        None => fixes.push((
-                            metric,
-                            MonotonicityFix {
-                                min_ts: t,
-                                max_ts: t,
-                                min_bucket,
-                                max_bucket,
-                                max_diff,
-                                count: 1,
-                            },
-                        )),
+        let mut emit = |key: &Labels, buckets: &[Bucket], q: f64, out: &mut Collector, label: Option<&str>| {
+            let mut buckets = buckets.to_vec();
+            let (v, fix) = bucket_quantile(q, &mut buckets);
+            if let Some((min_bucket, max_bucket, max_diff)) = fix {
+                let metric = key.get(METRIC_NAME).unwrap_or("").to_string();
+                match fixes.iter_mut().find(|(m, _)| *m == metric) {
+                    Some((_, f)) => {
+                        f.max_ts = t;
+                        f.min_bucket = f.min_bucket.min(min_bucket);
+                        f.max_bucket = f.max_bucket.max(max_bucket);
+                        f.max_diff = f.max_diff.max(max_diff);
+                        f.count += 1;
                     }
+                    None => fixes.push((
+                        metric,
+                        MonotonicityFix { min_ts: t, max_ts: t, min_bucket, max_bucket, max_diff, count: 1 },
+                    )),
                 }
-                let labels = match label {
-                    Some(l) => {
-                        let mut b = key.to_builder();
-                        b.set(l, format_openmetrics_float(q));
-                        b.build()
-                    }
-                    None => key.clone(),
-                };
-                out.push(labels, true, t, v)
+            }
+            let labels = match label {
+                Some(l) => {
+                    let mut b = key.to_builder();
+                    b.set(l, format_openmetrics_float(q));
+                    b.build()
+                }
+                None => key.clone(),
             };
+            out.push(labels, true, t, v)
+        };
         match &func {
             HistogramFn::Quantile(q) => {
                 for key in &order {
@@ -155,22 +137,13 @@ pub(crate) fn eval_histogram_function(
             HistogramFn::Fraction(lower, upper) => {
                 for key in &order {
                     let mut buckets = groups[key].clone();
-                    out.push(
-                        (*key).clone(),
-                        true,
-                        t,
-                        bucket_fraction(lower[i], upper[i], &mut buckets),
-                    )?;
+                    out.push((*key).clone(), true, t, bucket_fraction(lower[i], upper[i], &mut buckets))?;
                 }
             }
         }
     }
     for (metric, f) in fixes {
-        let for_metric = if metric.is_empty() {
-            String::new()
-        } else {
-            format!(" for metric name {metric:?}")
-        };
+        let for_metric = if metric.is_empty() { String::new() } else { format!(" for metric name {metric:?}") };
         ev.info(format!(
             "input to histogram_quantile needed to be fixed for monotonicity (see \
              https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile){for_metric}, \
@@ -183,16 +156,13 @@ pub(crate) fn eval_histogram_function(
             rfc3339(f.max_ts),
         ));
     }
-    Ok(Val::Vector(out.out))
+    Ok(Val::Vector(out.finish()))
 }
 
 fn warn_quantiles(ev: &mut Evaluator, qs: &[f64], pos: String) {
     for q in qs {
         if q.is_nan() || *q < 0.0 || *q > 1.0 {
-            ev.warn(format!(
-                "quantile value should be between 0 and 1, got {} {pos}",
-                format_float(*q)
-            ));
+            ev.warn(format!("quantile value should be between 0 and 1, got {} {pos}", format_float(*q)));
         }
     }
 }
@@ -217,10 +187,7 @@ fn parse_le(s: &str) -> Option<f64> {
     match s.trim() {
         "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
         "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
-        t => t
-            .parse()
-            .ok()
-            .filter(|v: &f64| !v.is_nan() || t.eq_ignore_ascii_case("nan")),
+        t => t.parse().ok().filter(|v: &f64| !v.is_nan() || t.eq_ignore_ascii_case("nan")),
     }
 }
 
@@ -269,11 +236,7 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, Option<(f64, f64,
 }
 
 fn sort_buckets(buckets: &mut [Bucket]) {
-    buckets.sort_by(|a, b| {
-        a.upper
-            .partial_cmp(&b.upper)
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal));
 }
 
 /// Prometheus's `BucketFraction`: the share of observations between `lower` and `upper`,
@@ -294,11 +257,7 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
     }
     let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
     let (mut lower_set, mut upper_set) = (false, false);
-    let mut lower_bound = if buckets[0].upper <= 0.0 {
-        f64::NEG_INFINITY
-    } else {
-        0.0
-    };
+    let mut lower_bound = if buckets[0].upper <= 0.0 { f64::NEG_INFINITY } else { 0.0 };
     for (i, b) in buckets.iter().enumerate() {
         if i > 0 {
             lower_bound = buckets[i - 1].upper;

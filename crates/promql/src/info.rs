@@ -8,10 +8,7 @@ use osprey_model::{Labels, MatchOp, Matcher, METRIC_NAME};
 use promql_parser::parser::{Expr, SubqueryExpr, VectorSelector};
 
 use crate::error::PromqlError;
-use crate::eval::{
-    by_step, convert_matchers, find_arg, find_call, offset_ms, Collector, Evaluator, StepSeries,
-    Val,
-};
+use crate::eval::{by_step, convert_matchers, find_arg, find_call, offset_ms, Collector, Evaluator, StepSeries, Val};
 
 const TARGET_INFO: &str = "target_info";
 
@@ -49,21 +46,14 @@ pub(crate) fn eval_info(ev: &mut Evaluator, args: &[&Expr]) -> Result<Val, Promq
     let mut name_matchers = Vec::new();
     match args.get(1) {
         Some(Expr::VectorSelector(vs)) => {
-            for m in convert_matchers(vs)?
-                .into_iter()
-                .filter(|m| m.name != SELECTOR_SENTINEL)
-            {
+            for m in convert_matchers(vs)?.into_iter().filter(|m| m.name != SELECTOR_SENTINEL) {
                 if m.name == METRIC_NAME {
                     name_matchers.push(m.clone());
                 }
                 data_matchers.entry(m.name.clone()).or_default().push(m);
             }
         }
-        Some(_) => {
-            return Err(PromqlError::bad_data(
-                "expected label selector as the second argument of info()",
-            ))
-        }
+        Some(_) => return Err(PromqlError::bad_data("expected label selector as the second argument of info()")),
         None => name_matchers.push(Matcher::equal(METRIC_NAME, TARGET_INFO)),
     }
     let effective = effective_name_matchers(name_matchers.clone())?;
@@ -74,15 +64,7 @@ pub(crate) fn eval_info(ev: &mut Evaluator, args: &[&Expr]) -> Result<Val, Promq
             effective.iter().all(|m| m.matches(name))
         })
         .collect();
-    let info = fetch_info_series(
-        ev,
-        &base,
-        &ignored,
-        &data_matchers,
-        name_matchers,
-        at,
-        offset,
-    )?;
+    let info = fetch_info_series(ev, &base, &ignored, &data_matchers, name_matchers, at, offset)?;
     data_matchers.remove(METRIC_NAME);
     combine(ev, &base, &info, &ignored, &data_matchers)
 }
@@ -130,10 +112,7 @@ fn first_selector<'e>(e: &'e Expr, path: &mut Vec<&'e SubqueryExpr>) -> Option<&
 
 /// Without an equality or regex `__name__` matcher, only `*_info` metrics qualify.
 fn effective_name_matchers(matchers: Vec<Matcher>) -> Result<Vec<Matcher>, PromqlError> {
-    if matchers
-        .iter()
-        .any(|m| matches!(m.op, MatchOp::Equal | MatchOp::RegexMatch))
-    {
+    if matchers.iter().any(|m| matches!(m.op, MatchOp::Equal | MatchOp::RegexMatch)) {
         return Ok(matchers);
     }
     if matchers.is_empty() {
@@ -183,26 +162,17 @@ fn fetch_info_series(
         Some(t) => (t, t),
         None => (ev.range.start, ev.range.end),
     };
-    let raw = ev.select_matchers(
-        matchers,
-        start - ev.opts.lookback_delta_ms + 1 - offset,
-        end - offset,
-    )?;
+    let raw = ev.select_matchers(matchers, start - ev.opts.lookback_delta_ms + 1 - offset, end - offset)?;
     let mut out = Vec::with_capacity(raw.len());
     for s in raw {
         let points: Vec<_> = (0..ev.range.len())
             .filter_map(|i| {
                 let ts = ev.range.ts(i);
-                ev.sample_at(&s.samples, at, offset, ts)
-                    .map(|x| osprey_model::Sample::new(ts, x.t as f64))
+                ev.sample_at(&s.samples, at, offset, ts).map(|x| osprey_model::Sample::new(ts, x.t as f64))
             })
             .collect();
         if !points.is_empty() {
-            out.push(StepSeries {
-                labels: s.labels,
-                drop_name: false,
-                points,
-            });
+            out.push(StepSeries { labels: s.labels, drop_name: false, points });
         }
     }
     Ok(out)
@@ -222,14 +192,9 @@ fn combine(
     ignored: &[bool],
     data_matchers: &BTreeMap<String, Vec<Matcher>>,
 ) -> Result<Val, PromqlError> {
-    let info_names: BTreeSet<&str> = info
-        .iter()
-        .filter_map(|s| s.labels.get(METRIC_NAME))
-        .collect();
-    let info_sigs: Vec<Labels> = info
-        .iter()
-        .map(|s| signature(s.labels.get(METRIC_NAME).unwrap_or(""), &s.labels))
-        .collect();
+    let info_names: BTreeSet<&str> = info.iter().filter_map(|s| s.labels.get(METRIC_NAME)).collect();
+    let info_sigs: Vec<Labels> =
+        info.iter().map(|s| signature(s.labels.get(METRIC_NAME).unwrap_or(""), &s.labels)).collect();
     let all_match_empty = data_matchers.values().flatten().all(|m| m.matches_empty());
     let range = ev.range;
     let base_steps = by_step(base, &range);
@@ -272,16 +237,11 @@ fn combine(
                     continue;
                 }
                 for l in info[k].labels.iter() {
-                    if l.name == METRIC_NAME
-                        || (!data_matchers.is_empty() && !data_matchers.contains_key(&l.name))
-                    {
+                    if l.name == METRIC_NAME || (!data_matchers.is_empty() && !data_matchers.contains_key(&l.name)) {
                         continue;
                     }
                     if added.get(&l.name).is_some_and(|v| *v != l.value) {
-                        return Err(PromqlError::execution(format!(
-                            "conflicting label: {}",
-                            l.name
-                        )));
+                        return Err(PromqlError::execution(format!("conflicting label: {}", l.name)));
                     }
                     if s.labels.get(&l.name).is_none() {
                         added.insert(l.name.clone(), l.value.clone());
@@ -298,7 +258,7 @@ fn combine(
             out.push(b.build(), s.drop_name, t, v)?;
         }
     }
-    Ok(Val::Vector(out.out))
+    Ok(Val::Vector(out.finish()))
 }
 
 #[cfg(test)]
@@ -307,14 +267,8 @@ mod tests {
 
     #[test]
     fn marks_info_selectors() {
-        assert_eq!(
-            rewrite_selectors(r#"info(m, {a=~".*"})"#),
-            r#"info(m, {__osprey_info_selector__="1", a=~".*"})"#
-        );
+        assert_eq!(rewrite_selectors(r#"info(m, {a=~".*"})"#), r#"info(m, {__osprey_info_selector__="1", a=~".*"})"#);
         assert_eq!(rewrite_selectors("info(m)"), "info(m)");
-        assert_eq!(
-            rewrite_selectors("info(m, {})"),
-            r#"info(m, {__osprey_info_selector__="1"})"#
-        );
+        assert_eq!(rewrite_selectors("info(m, {})"), r#"info(m, {__osprey_info_selector__="1"})"#);
     }
 }

@@ -25,8 +25,7 @@ pub mod memstore;
 pub mod promqltest;
 
 pub use engine::{
-    format_query, parse_query_json, Engine, EngineOptions, QueryContext, QueryOutput, QueryStats,
-    Value, VectorSample,
+    format_query, parse_query_json, Engine, EngineOptions, QueryContext, QueryOutput, QueryStats, Value, VectorSample,
 };
 pub use error::{PromqlError, PromqlErrorKind};
 

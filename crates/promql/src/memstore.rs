@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use osprey_model::{
-    Exemplar, Labels, Matcher, MetricMetadata, MetricsQuerier, Sample, SelectRequest, Series,
-    StorageError, TenantId, Timestamp,
+    Exemplar, Labels, Matcher, MetricMetadata, MetricsQuerier, Sample, SelectRequest, Series, StorageError, TenantId,
+    Timestamp,
 };
 use parking_lot::RwLock;
 
@@ -52,10 +52,7 @@ impl MemStore {
         end: Timestamp,
     ) -> impl Iterator<Item = (&'a Labels, &'a [Sample])> + 'a {
         map.iter().filter_map(move |(labels, samples)| {
-            if !matchers
-                .iter()
-                .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
-            {
+            if !matchers.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or(""))) {
                 return None;
             }
             let lo = samples.partition_point(|s| s.t < start);
@@ -66,20 +63,11 @@ impl MemStore {
 }
 
 impl MetricsQuerier for MemStore {
-    fn select(
-        &self,
-        _tenant: &TenantId,
-        request: &SelectRequest,
-    ) -> Result<Vec<Series>, StorageError> {
+    fn select(&self, _tenant: &TenantId, request: &SelectRequest) -> Result<Vec<Series>, StorageError> {
         let map = self.series.read();
-        Ok(
-            Self::matching(&map, &request.matchers, request.start, request.end)
-                .map(|(labels, samples)| Series {
-                    labels: labels.clone(),
-                    samples: samples.to_vec(),
-                })
-                .collect(),
-        )
+        Ok(Self::matching(&map, &request.matchers, request.start, request.end)
+            .map(|(labels, samples)| Series { labels: labels.clone(), samples: samples.to_vec() })
+            .collect())
     }
 
     fn label_names(
@@ -137,19 +125,9 @@ mod tests {
     #[test]
     fn selects_by_matchers_and_time() {
         let store = MemStore::new();
-        store.add(
-            Labels::from_pairs([("__name__", "a"), ("j", "x")]),
-            [Sample::new(10, 1.0), Sample::new(20, 2.0)],
-        );
-        store.add(
-            Labels::from_pairs([("__name__", "b")]),
-            [Sample::new(10, 1.0)],
-        );
-        let req = SelectRequest {
-            matchers: vec![Matcher::equal("__name__", "a")],
-            start: 15,
-            end: 30,
-        };
+        store.add(Labels::from_pairs([("__name__", "a"), ("j", "x")]), [Sample::new(10, 1.0), Sample::new(20, 2.0)]);
+        store.add(Labels::from_pairs([("__name__", "b")]), [Sample::new(10, 1.0)]);
+        let req = SelectRequest { matchers: vec![Matcher::equal("__name__", "a")], start: 15, end: 30 };
         let got = store.select(&TenantId::default_tenant(), &req).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].samples, vec![Sample::new(20, 2.0)]);

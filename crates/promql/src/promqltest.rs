@@ -65,21 +65,11 @@ pub fn run_paths(paths: &[PathBuf], opts: &RunOptions, out: &mut dyn Write) -> S
             Ok(text) => run_script(&display, &text, opts, out),
             Err(e) => {
                 let _ = writeln!(out, "{display}: cannot read: {e}");
-                (
-                    Summary {
-                        failed: 1,
-                        ..Summary::default()
-                    },
-                    BTreeMap::new(),
-                )
+                (Summary { failed: 1, ..Summary::default() }, BTreeMap::new())
             }
         };
         let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-        let suffix = if reasons.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", reasons.join("; "))
-        };
+        let suffix = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join("; ")) };
         let _ = writeln!(
             out,
             "{display}: {} passed, {} failed, {} skipped{suffix}",
@@ -87,19 +77,12 @@ pub fn run_paths(paths: &[PathBuf], opts: &RunOptions, out: &mut dyn Write) -> S
         );
         total.add(summary);
     }
-    let _ = writeln!(
-        out,
-        "total: {} passed, {} failed, {} skipped",
-        total.passed, total.failed, total.skipped
-    );
+    let _ = writeln!(out, "total: {} passed, {} failed, {} skipped", total.passed, total.failed, total.skipped);
     total
 }
 
 fn display_name(p: &Path) -> String {
-    let file = p
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file = p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     match p.parent().and_then(|d| d.file_name()) {
         Some(dir) => format!("{}/{file}", dir.to_string_lossy()),
         None => file,
@@ -132,12 +115,8 @@ fn run_script(
     out: &mut dyn Write,
 ) -> (Summary, BTreeMap<&'static str, usize>) {
     let engine = engine();
-    let mut st = State {
-        store: MemStore::new(),
-        histogram_metrics: HashSet::new(),
-        start_timestamps: false,
-        broken_load: None,
-    };
+    let mut st =
+        State { store: MemStore::new(), histogram_metrics: HashSet::new(), start_timestamps: false, broken_load: None };
     let mut sum = Summary::default();
     let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
     for cmd in script::parse_script(text) {
@@ -148,21 +127,11 @@ fn run_script(
                 st.start_timestamps = false;
                 st.broken_load = None;
             }
-            Command::Load {
-                step,
-                nhcb,
-                series,
-                start_timestamps,
-                ..
-            } => {
+            Command::Load { step, nhcb, series, start_timestamps, .. } => {
                 st.start_timestamps |= start_timestamps;
                 load(&mut st, step, nhcb, series);
             }
-            Command::Invalid {
-                line,
-                message,
-                evals,
-            } => {
+            Command::Invalid { line, message, evals } => {
                 let _ = writeln!(out, "{name}:{line}: cannot parse block: {message}");
                 sum.failed += evals;
                 if evals == 0 {
@@ -183,13 +152,7 @@ fn run_script(
                     Ok(()) => sum.passed += 1,
                     Err(e) => {
                         sum.failed += 1;
-                        let _ = writeln!(
-                            out,
-                            "{name}:{}: {}\n    {}",
-                            ev.line,
-                            ev.query,
-                            e.replace('\n', "\n    ")
-                        );
+                        let _ = writeln!(out, "{name}:{}: {}\n    {}", ev.line, ev.query, e.replace('\n', "\n    "));
                     }
                 }
             }
@@ -300,10 +263,7 @@ fn run_case(
         Ok(o) => o,
     };
     if ev.fail {
-        return Err(format!(
-            "expected an error, got result {}",
-            show_value(&output.value)
-        ));
+        return Err(format!("expected an error, got result {}", show_value(&output.value)));
     }
     if query == ev.query {
         check_annotations("warning", &output.warnings, &ev.warn)?;
@@ -363,20 +323,12 @@ fn at_variants(query: &str, t: i64) -> Option<(String, Vec<i64>)> {
     if unsafe_call || t < 0 {
         return None;
     }
-    let times = if t == 0 {
-        vec![-1000, 0, 1000]
-    } else {
-        vec![-10 * t, 0, t / 5, t, 10 * t]
-    };
+    let times = if t == 0 { vec![-1000, 0, 1000] } else { vec![-10 * t, 0, t / 5, t, 10 * t] };
     Some((expr.to_string(), times))
 }
 
 fn set_at(e: &mut Expr, t: i64, unsafe_call: &mut bool) {
-    let at = || {
-        Some(AtModifier::At(
-            UNIX_EPOCH + std::time::Duration::from_millis(t as u64),
-        ))
-    };
+    let at = || Some(AtModifier::At(UNIX_EPOCH + std::time::Duration::from_millis(t as u64)));
     match e {
         Expr::VectorSelector(vs) if vs.at.is_none() => vs.at = at(),
         Expr::MatrixSelector(ms) if ms.vs.at.is_none() => ms.vs.at = at(),
@@ -404,11 +356,7 @@ fn set_at(e: &mut Expr, t: i64, unsafe_call: &mut bool) {
     }
 }
 
-fn check_annotations(
-    kind: &str,
-    got: &[String],
-    exp: &script::AnnotationExpect,
-) -> Result<(), String> {
+fn check_annotations(kind: &str, got: &[String], exp: &script::AnnotationExpect) -> Result<(), String> {
     if exp.none && !got.is_empty() {
         return Err(format!("expected no {kind} annotations, got {got:?}"));
     }
@@ -421,18 +369,10 @@ fn check_annotations(
     if exp.msgs.is_empty() && exp.regexes.is_empty() {
         return Ok(());
     }
-    let regexes: Vec<regex::Regex> = exp
-        .regexes
-        .iter()
-        .filter_map(|r| regex::Regex::new(r).ok())
-        .collect();
-    let matches =
-        |a: &String| exp.msgs.iter().any(|m| m == a) || regexes.iter().any(|r| r.is_match(a));
+    let regexes: Vec<regex::Regex> = exp.regexes.iter().filter_map(|r| regex::Regex::new(r).ok()).collect();
+    let matches = |a: &String| exp.msgs.iter().any(|m| m == a) || regexes.iter().any(|r| r.is_match(a));
     if let Some(bad) = got.iter().find(|a| !matches(a)) {
-        return Err(format!(
-            "unexpected {kind} annotation {bad:?}; expected {:?} {:?}",
-            exp.msgs, exp.regexes
-        ));
+        return Err(format!("unexpected {kind} annotation {bad:?}; expected {:?} {:?}", exp.msgs, exp.regexes));
     }
     for m in &exp.msgs {
         if !got.contains(m) {
@@ -465,12 +405,8 @@ fn check_value(ev: &Eval, out: &QueryOutput) -> Result<(), String> {
         };
     }
     match (&ev.kind, &out.value) {
-        (_, Value::Scalar { v, .. }) => {
-            Err(format!("expected vector or matrix result, got scalar {v}"))
-        }
-        (_, Value::String { v, .. }) => Err(format!(
-            "expected vector or matrix result, got string {v:?}"
-        )),
+        (_, Value::Scalar { v, .. }) => Err(format!("expected vector or matrix result, got scalar {v}")),
+        (_, Value::String { v, .. }) => Err(format!("expected vector or matrix result, got string {v:?}")),
         (EvalKind::Instant { .. }, Value::Vector(samples)) => {
             if ev.range_vector.is_some() {
                 return Err("expected a range vector, got an instant vector".into());
@@ -488,9 +424,7 @@ fn check_value(ev: &Eval, out: &QueryOutput) -> Result<(), String> {
             }
             compare_matrix(ev, series, *start, *end, *step, true)
         }
-        (EvalKind::Range { .. }, Value::Vector(_)) => {
-            Err("range query returned an instant vector".into())
-        }
+        (EvalKind::Range { .. }, Value::Vector(_)) => Err("range query returned an instant vector".into()),
     }
 }
 
@@ -499,12 +433,7 @@ fn compare_instant(ev: &Eval, got: &[(Labels, f64)]) -> Result<(), String> {
     for s in &ev.series {
         match s.items.as_slice() {
             [Item::Float(v)] => expected.push((s.labels.clone(), *v)),
-            _ => {
-                return Err(format!(
-                    "expected series {} must have exactly one float value",
-                    s.labels
-                ))
-            }
+            _ => return Err(format!("expected series {} must have exactly one float value", s.labels)),
         }
     }
     if got.len() != expected.len() {
@@ -516,22 +445,12 @@ fn compare_instant(ev: &Eval, got: &[(Labels, f64)]) -> Result<(), String> {
         ));
     }
     for (i, (labels, v)) in expected.iter().enumerate() {
-        let found = if ev.ordered {
-            got.get(i).filter(|(l, _)| l == labels)
-        } else {
-            got.iter().find(|(l, _)| l == labels)
-        };
+        let found =
+            if ev.ordered { got.get(i).filter(|(l, _)| l == labels) } else { got.iter().find(|(l, _)| l == labels) };
         match found {
             None => {
-                let what = if ev.ordered {
-                    "at this position"
-                } else {
-                    "in the result"
-                };
-                return Err(format!(
-                    "expected series {labels} {what}:\n{}",
-                    diff_vectors(&expected, got)
-                ));
+                let what = if ev.ordered { "at this position" } else { "in the result" };
+                return Err(format!("expected series {labels} {what}:\n{}", diff_vectors(&expected, got)));
             }
             Some((_, g)) if !float_eq(*v, *g) => {
                 return Err(format!("series {labels}: expected {v}, got {g}"));
@@ -559,11 +478,7 @@ fn compare_matrix(
     if require_sorted && got.windows(2).any(|w| w[0].labels > w[1].labels) {
         return Err("range query result is not sorted by labels".into());
     }
-    let steps = if step <= 0 {
-        1
-    } else {
-        ((end - start) / step) as usize + 1
-    };
+    let steps = if step <= 0 { 1 } else { ((end - start) / step) as usize + 1 };
     let mut expected: Vec<(Labels, Vec<Sample>)> = Vec::new();
     for s in &ev.series {
         let points = s
@@ -579,33 +494,19 @@ fn compare_matrix(
         expected.push((s.labels.clone(), points));
     }
     let show = || {
-        let e: Vec<String> = expected
-            .iter()
-            .map(|(l, p)| format!("  {l} {}", show_points(p)))
-            .collect();
-        let g: Vec<String> = got
-            .iter()
-            .map(|s| format!("  {} {}", s.labels, show_points(&s.samples)))
-            .collect();
+        let e: Vec<String> = expected.iter().map(|(l, p)| format!("  {l} {}", show_points(p))).collect();
+        let g: Vec<String> = got.iter().map(|s| format!("  {} {}", s.labels, show_points(&s.samples))).collect();
         format!("expected:\n{}\ngot:\n{}", e.join("\n"), g.join("\n"))
     };
     if expected.len() != got.len() {
-        return Err(format!(
-            "expected {} series, got {}:\n{}",
-            expected.len(),
-            got.len(),
-            show()
-        ));
+        return Err(format!("expected {} series, got {}:\n{}", expected.len(), got.len(), show()));
     }
     for (labels, points) in &expected {
         let Some(g) = got.iter().find(|s| &s.labels == labels) else {
             return Err(format!("expected series {labels} not found:\n{}", show()));
         };
         let same = g.samples.len() == points.len()
-            && g.samples
-                .iter()
-                .zip(points)
-                .all(|(a, b)| a.t == b.t && float_eq(b.v, a.v));
+            && g.samples.iter().zip(points).all(|(a, b)| a.t == b.t && float_eq(b.v, a.v));
         if !same {
             return Err(format!("series {labels} differs:\n{}", show()));
         }
@@ -627,10 +528,7 @@ fn show_value(v: &Value) -> String {
             format!("vector [{}]", items.join(", "))
         }
         Value::Matrix(s) => {
-            let items: Vec<String> = s
-                .iter()
-                .map(|s| format!("{} {}", s.labels, show_points(&s.samples)))
-                .collect();
+            let items: Vec<String> = s.iter().map(|s| format!("{} {}", s.labels, show_points(&s.samples))).collect();
             format!("matrix [{}]", items.join(", "))
         }
     }
@@ -649,10 +547,7 @@ fn check_range_consistency(
     if ev.string.is_some() || ev.range_vector.is_some() {
         return Ok(());
     }
-    if ["start()", "end()", "range()", "step()"]
-        .iter()
-        .any(|f| q.contains(f))
-    {
+    if ["start()", "end()", "range()", "step()"].iter().any(|f| q.contains(f)) {
         return Ok(());
     }
     let tenant = TenantId::default_tenant();
@@ -666,15 +561,8 @@ fn check_range_consistency(
     if !ev.ordered && series.windows(2).any(|w| w[0].labels > w[1].labels) {
         return Err("strict: range query result is not sorted".into());
     }
-    let mut at_t: Vec<(Labels, f64)> = series
-        .iter()
-        .filter_map(|s| {
-            s.samples
-                .iter()
-                .find(|p| p.t == at)
-                .map(|p| (s.labels.clone(), p.v))
-        })
-        .collect();
+    let mut at_t: Vec<(Labels, f64)> =
+        series.iter().filter_map(|s| s.samples.iter().find(|p| p.t == at).map(|p| (s.labels.clone(), p.v))).collect();
     let mut inst: Vec<(Labels, f64)> = match &instant.value {
         Value::Vector(v) => v.iter().map(|s| (s.labels.clone(), s.v)).collect(),
         Value::Scalar { v, .. } => vec![(Labels::empty(), *v)],
@@ -682,17 +570,10 @@ fn check_range_consistency(
     };
     at_t.sort_by(|a, b| a.0.cmp(&b.0));
     inst.sort_by(|a, b| a.0.cmp(&b.0));
-    let same = at_t.len() == inst.len()
-        && at_t
-            .iter()
-            .zip(&inst)
-            .all(|(a, b)| a.0 == b.0 && float_eq(b.1, a.1));
+    let same = at_t.len() == inst.len() && at_t.iter().zip(&inst).all(|(a, b)| a.0 == b.0 && float_eq(b.1, a.1));
     if same {
         Ok(())
     } else {
-        Err(format!(
-            "strict: range query at t differs from instant result:\n{}",
-            diff_vectors(&inst, &at_t)
-        ))
+        Err(format!("strict: range query at t differs from instant result:\n{}", diff_vectors(&inst, &at_t)))
     }
 }

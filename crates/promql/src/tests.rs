@@ -15,9 +15,7 @@ use crate::{Engine, EngineOptions, PromqlErrorKind, QueryContext, Value};
 fn db(script: &str) -> MemStore {
     let store = MemStore::new();
     for cmd in parse_script(script) {
-        let Command::Load { step, series, .. } = cmd else {
-            panic!("only load blocks in test data")
-        };
+        let Command::Load { step, series, .. } = cmd else { panic!("only load blocks in test data") };
         for s in series {
             let samples = s
                 .items
@@ -35,10 +33,7 @@ fn db(script: &str) -> MemStore {
 }
 
 fn engine() -> Engine {
-    Engine::new(EngineOptions {
-        max_samples: 10_000,
-        ..EngineOptions::default()
-    })
+    Engine::new(EngineOptions { max_samples: 10_000, ..EngineOptions::default() })
 }
 
 /// Results as sorted text lines: `labels value` (vector), `labels v@t …` (matrix),
@@ -51,18 +46,11 @@ fn render(res: Result<crate::QueryOutput, crate::PromqlError>) -> String {
     let mut lines = match out.value {
         Value::Scalar { v, .. } => vec![format!("scalar {v}")],
         Value::String { v, .. } => vec![format!("string {v:?}")],
-        Value::Vector(samples) => samples
-            .iter()
-            .map(|s| format!("{} {}", s.labels, s.v))
-            .collect(),
+        Value::Vector(samples) => samples.iter().map(|s| format!("{} {}", s.labels, s.v)).collect(),
         Value::Matrix(series) => series
             .iter()
             .map(|s| {
-                let points: Vec<String> = s
-                    .samples
-                    .iter()
-                    .map(|p| format!("{}@{}", p.v, p.t / 1000))
-                    .collect();
+                let points: Vec<String> = s.samples.iter().map(|p| format!("{}@{}", p.v, p.t / 1000)).collect();
                 format!("{} {}", s.labels, points.join(" "))
             })
             .collect(),
@@ -76,34 +64,15 @@ fn render(res: Result<crate::QueryOutput, crate::PromqlError>) -> String {
 /// Instant query at `at_s` seconds.
 fn check(store: &MemStore, query: &str, at_s: i64, expected: &str) {
     let ctx = QueryContext::new(Duration::from_secs(10));
-    let got = render(engine().instant_query(
-        store,
-        &TenantId::default_tenant(),
-        query,
-        at_s * 1000,
-        &ctx,
-    ));
+    let got = render(engine().instant_query(store, &TenantId::default_tenant(), query, at_s * 1000, &ctx));
     assert_eq!(got, expected.trim(), "query: {query}");
 }
 
 /// Range query from `start_s` to `end_s` seconds.
-fn check_range(
-    store: &MemStore,
-    query: &str,
-    (start_s, end_s, step_s): (i64, i64, i64),
-    expected: &str,
-) {
+fn check_range(store: &MemStore, query: &str, (start_s, end_s, step_s): (i64, i64, i64), expected: &str) {
     let ctx = QueryContext::new(Duration::from_secs(10));
     let tenant = TenantId::default_tenant();
-    let got = render(engine().range_query(
-        store,
-        &tenant,
-        query,
-        start_s * 1000,
-        end_s * 1000,
-        step_s * 1000,
-        &ctx,
-    ));
+    let got = render(engine().range_query(store, &tenant, query, start_s * 1000, end_s * 1000, step_s * 1000, &ctx));
     assert_eq!(got, expected.trim(), "query: {query}");
 }
 
@@ -162,24 +131,19 @@ fn matrix_ranges_are_left_open() {
         180,
         r#"{__name__="http_requests_total", instance="b", job="api"} 40@120 60@180"#,
     );
-    check(
-        &s,
-        r#"count_over_time(http_requests_total{instance="b"}[2m])"#,
-        180,
-        r#"{instance="b", job="api"} 2"#,
-    );
+    check(&s, r#"count_over_time(http_requests_total{instance="b"}[2m])"#, 180, r#"{instance="b", job="api"} 2"#);
 }
 
 #[test]
 fn rates_extrapolate_like_prometheus() {
     let s = requests();
-    check(&s, r#"rate(http_requests_total{job="api"}[5m])"#, 300, "{instance=\"a\", job=\"api\"} 0.16666666666666666\n{instance=\"b\", job=\"api\"} 0.3333333333333333");
     check(
         &s,
-        r#"increase(http_requests_total{instance="a",job="api"}[5m])"#,
+        r#"rate(http_requests_total{job="api"}[5m])"#,
         300,
-        r#"{instance="a", job="api"} 50"#,
+        "{instance=\"a\", job=\"api\"} 0.16666666666666666\n{instance=\"b\", job=\"api\"} 0.3333333333333333",
     );
+    check(&s, r#"increase(http_requests_total{instance="a",job="api"}[5m])"#, 300, r#"{instance="a", job="api"} 50"#);
     check(
         &s,
         r#"irate(http_requests_total{instance="a",job="api"}[5m])"#,
@@ -191,31 +155,11 @@ fn rates_extrapolate_like_prometheus() {
 #[test]
 fn aggregations_group_and_select() {
     let s = requests();
-    check(
-        &s,
-        "sum by (job) (http_requests_total)",
-        120,
-        "{job=\"api\"} 60\n{job=\"db\"} 7",
-    );
-    check(
-        &s,
-        "count without (instance) (http_requests_total)",
-        120,
-        "{job=\"api\"} 2\n{job=\"db\"} 1",
-    );
-    check(
-        &s,
-        "topk(1, http_requests_total)",
-        120,
-        r#"{__name__="http_requests_total", instance="b", job="api"} 40"#,
-    );
+    check(&s, "sum by (job) (http_requests_total)", 120, "{job=\"api\"} 60\n{job=\"db\"} 7");
+    check(&s, "count without (instance) (http_requests_total)", 120, "{job=\"api\"} 2\n{job=\"db\"} 1");
+    check(&s, "topk(1, http_requests_total)", 120, r#"{__name__="http_requests_total", instance="b", job="api"} 40"#);
     check(&s, "quantile(0.5, http_requests_total)", 120, "{} 20");
-    check(
-        &s,
-        "count_values(\"v\", http_requests_total)",
-        120,
-        "{v=\"20\"} 1\n{v=\"40\"} 1\n{v=\"7\"} 1",
-    );
+    check(&s, "count_values(\"v\", http_requests_total)", 120, "{v=\"20\"} 1\n{v=\"40\"} 1\n{v=\"7\"} 1");
 }
 
 #[test]
@@ -227,18 +171,8 @@ fn binary_operators_match_and_drop_names() {
         120,
         "{instance=\"a\", job=\"api\"} 2.857142857142857",
     );
-    check(
-        &s,
-        "http_requests_total > 30",
-        120,
-        r#"{__name__="http_requests_total", instance="b", job="api"} 40"#,
-    );
-    check(
-        &s,
-        r#"http_requests_total{job="db"} > bool 30"#,
-        120,
-        r#"{instance="a", job="db"} 0"#,
-    );
+    check(&s, "http_requests_total > 30", 120, r#"{__name__="http_requests_total", instance="b", job="api"} 40"#);
+    check(&s, r#"http_requests_total{job="db"} > bool 30"#, 120, r#"{instance="a", job="db"} 0"#);
     check(&s, "1 + 2 * 3 ^ 2", 0, "scalar 19");
     check(
         &s,
@@ -263,18 +197,8 @@ fn delayed_name_removal_keeps_name_for_label_replace() {
 #[test]
 fn subqueries_align_to_their_step() {
     let s = requests();
-    check(
-        &s,
-        r#"max_over_time(http_requests_total{instance="b"}[3m:1m])"#,
-        300,
-        r#"{instance="b", job="api"} 100"#,
-    );
-    check(
-        &s,
-        r#"count_over_time(http_requests_total{instance="b"}[3m:1m])"#,
-        300,
-        r#"{instance="b", job="api"} 3"#,
-    );
+    check(&s, r#"max_over_time(http_requests_total{instance="b"}[3m:1m])"#, 300, r#"{instance="b", job="api"} 100"#);
+    check(&s, r#"count_over_time(http_requests_total{instance="b"}[3m:1m])"#, 300, r#"{instance="b", job="api"} 3"#);
 }
 
 #[test]
@@ -303,23 +227,13 @@ load 1m
     lat_bucket{le="1"} 0+3x5
     lat_bucket{le="+Inf"} 0+4x5
 "#);
-    check(
-        &s,
-        "histogram_quantile(0.5, rate(lat_bucket[5m]))",
-        300,
-        "{} 0.5499999999999999",
-    );
+    check(&s, "histogram_quantile(0.5, rate(lat_bucket[5m]))", 300, "{} 0.5499999999999999");
 }
 
 #[test]
 fn errors_name_the_problem() {
     let s = requests();
-    check(
-        &s,
-        "sum(",
-        0,
-        "error(BadData): 1:1: parse error: unclosed left parenthesis",
-    );
+    check(&s, "sum(", 0, "error(BadData): 1:1: parse error: unclosed left parenthesis");
     check(
         &s,
         "http_requests_total{job=\"db\"}[5m]",
@@ -334,17 +248,7 @@ fn errors_name_the_problem() {
     );
     let ctx = QueryContext::new(Duration::from_secs(10));
     let tenant = TenantId::default_tenant();
-    let err = engine()
-        .range_query(
-            &s,
-            &tenant,
-            "http_requests_total[5m]",
-            0,
-            60_000,
-            60_000,
-            &ctx,
-        )
-        .unwrap_err();
+    let err = engine().range_query(&s, &tenant, "http_requests_total[5m]", 0, 60_000, 60_000, &ctx).unwrap_err();
     assert_eq!(err.kind, PromqlErrorKind::BadData);
     assert_eq!(
         err.message,
@@ -355,41 +259,25 @@ fn errors_name_the_problem() {
 #[test]
 fn sample_limit_and_cancellation_stop_the_query() {
     let s = requests();
-    let small = Engine::new(EngineOptions {
-        max_samples: 5,
-        ..EngineOptions::default()
-    });
+    let small = Engine::new(EngineOptions { max_samples: 5, ..EngineOptions::default() });
     let ctx = QueryContext::new(Duration::from_secs(10));
     let tenant = TenantId::default_tenant();
-    let err = small
-        .instant_query(&s, &tenant, "http_requests_total[10m]", 600_000, &ctx)
-        .unwrap_err();
+    let err = small.instant_query(&s, &tenant, "http_requests_total[10m]", 600_000, &ctx).unwrap_err();
     assert_eq!(err.kind, PromqlErrorKind::TooManySamples);
-    assert_eq!(
-        err.message,
-        "query processing would load too many samples into memory in query execution"
-    );
+    assert_eq!(err.message, "query processing would load too many samples into memory in query execution");
 
     let ctx = QueryContext::new(Duration::from_secs(10));
     ctx.cancel_handle().store(true, Ordering::Relaxed);
-    let err = engine()
-        .instant_query(&s, &tenant, "http_requests_total", 0, &ctx)
-        .unwrap_err();
+    let err = engine().instant_query(&s, &tenant, "http_requests_total", 0, &ctx).unwrap_err();
     assert_eq!(err.kind, PromqlErrorKind::Canceled);
 }
 
 #[test]
 fn format_and_parse_query() {
-    assert_eq!(
-        crate::format_query("sum(rate(x[5m]))by(job)").unwrap(),
-        "sum by (job) (rate(x[5m]))"
-    );
+    assert_eq!(crate::format_query("sum(rate(x[5m]))by(job)").unwrap(), "sum by (job) (rate(x[5m]))");
     let json = crate::parse_query_json("up").unwrap();
     assert_eq!(json["type"], "vectorSelector");
-    assert_eq!(
-        crate::format_query("sum(").unwrap_err().kind,
-        PromqlErrorKind::BadData
-    );
+    assert_eq!(crate::format_query("sum(").unwrap_err().kind, PromqlErrorKind::BadData);
 }
 
 /// Malformed and odd queries must come back as errors or results, never as panics.
@@ -469,9 +357,7 @@ fn hostile_queries_do_not_panic() {
     for _ in 0..400 {
         let mut q = String::new();
         for _ in 0..(seed % 7 + 1) {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             q.push_str(pieces[(seed >> 33) as usize % pieces.len()]);
         }
         random.push(q);

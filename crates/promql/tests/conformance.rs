@@ -15,9 +15,7 @@ fn corpus_dir() -> PathBuf {
         // Either the corpus root (with `promql/` inside) or the PromQL directory itself.
         Some(d) if PathBuf::from(&d).join("promql").is_dir() => PathBuf::from(d).join("promql"),
         Some(d) => PathBuf::from(d),
-        None => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/promql")
-        }
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/promql"),
     }
 }
 
@@ -38,10 +36,7 @@ fn promql_corpus_does_not_regress() {
     if let Some(path) = std::env::var_os("OSPREY_CONFORMANCE_REPORT") {
         std::fs::write(path, text.as_bytes()).expect("write conformance report");
     }
-    let tail: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with(' ') && l.contains(" passed, "))
-        .collect();
+    let tail: Vec<&str> = text.lines().filter(|l| !l.starts_with(' ') && l.contains(" passed, ")).collect();
     println!("{}", tail.join("\n"));
     assert!(summary.passed > 0, "no case passed:\n{text}");
     assert!(

@@ -104,11 +104,7 @@ pub(crate) fn parse_script(text: &str) -> Vec<Command> {
 
 fn parse_block(line: usize, block: &[&str]) -> Result<Command, String> {
     let head = block[0];
-    let word = head
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let word = head.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
     if word == "clear" {
         return Ok(Command::Clear);
     }
@@ -123,17 +119,9 @@ fn parse_block(line: usize, block: &[&str]) -> Result<Command, String> {
                 start_timestamps = true;
                 continue;
             }
-            series.push(SeriesDef {
-                labels: parse_labels(desc)?,
-                items: parse_items(values)?,
-            });
+            series.push(SeriesDef { labels: parse_labels(desc)?, items: parse_items(values)? });
         }
-        return Ok(Command::Load {
-            step,
-            nhcb: word == "load_with_nhcb",
-            series,
-            start_timestamps,
-        });
+        return Ok(Command::Load { step, nhcb: word == "load_with_nhcb", series, start_timestamps });
     }
     if word.starts_with("eval") {
         return parse_eval(line, block).map(|e| Command::Eval(Box::new(e)));
@@ -143,9 +131,7 @@ fn parse_block(line: usize, block: &[&str]) -> Result<Command, String> {
 
 fn parse_eval(line: usize, block: &[&str]) -> Result<Eval, String> {
     let head = block[0];
-    let (word, rest) = head
-        .split_once(char::is_whitespace)
-        .ok_or("eval without arguments")?;
+    let (word, rest) = head.split_once(char::is_whitespace).ok_or("eval without arguments")?;
     let word = word.to_ascii_lowercase();
     let rest = rest.trim_start();
     let mut ev = Eval {
@@ -155,14 +141,8 @@ fn parse_eval(line: usize, block: &[&str]) -> Result<Eval, String> {
         fail: word == "eval_fail",
         fail_msg: None,
         fail_regex: None,
-        warn: AnnotationExpect {
-            any: word == "eval_warn",
-            ..Default::default()
-        },
-        info: AnnotationExpect {
-            any: word == "eval_info",
-            ..Default::default()
-        },
+        warn: AnnotationExpect { any: word == "eval_warn", ..Default::default() },
+        info: AnnotationExpect { any: word == "eval_info", ..Default::default() },
         ordered: word == "eval_ordered",
         string: None,
         range_vector: None,
@@ -171,33 +151,15 @@ fn parse_eval(line: usize, block: &[&str]) -> Result<Eval, String> {
         expects_histogram: false,
     };
     if let Some(r) = rest.strip_prefix("instant") {
-        let r = r
-            .trim_start()
-            .strip_prefix("at")
-            .ok_or("instant eval without `at`")?
-            .trim_start();
-        let (t, q) = r
-            .split_once(char::is_whitespace)
-            .ok_or("instant eval without query")?;
-        ev.kind = EvalKind::Instant {
-            at: parse_duration(t)?,
-        };
+        let r = r.trim_start().strip_prefix("at").ok_or("instant eval without `at`")?.trim_start();
+        let (t, q) = r.split_once(char::is_whitespace).ok_or("instant eval without query")?;
+        ev.kind = EvalKind::Instant { at: parse_duration(t)? };
         ev.query = q.trim().to_string();
     } else if let Some(r) = rest.strip_prefix("range") {
-        let r = r
-            .trim_start()
-            .strip_prefix("from")
-            .ok_or("range eval without `from`")?
-            .trim_start();
+        let r = r.trim_start().strip_prefix("from").ok_or("range eval without `from`")?.trim_start();
         let (start, r) = r.split_once(" to ").ok_or("range eval without `to`")?;
-        let (end, r) = r
-            .trim_start()
-            .split_once(" step ")
-            .ok_or("range eval without `step`")?;
-        let (step, q) = r
-            .trim_start()
-            .split_once(char::is_whitespace)
-            .ok_or("range eval without query")?;
+        let (end, r) = r.trim_start().split_once(" step ").ok_or("range eval without `step`")?;
+        let (step, q) = r.trim_start().split_once(char::is_whitespace).ok_or("range eval without query")?;
         ev.kind = EvalKind::Range {
             start: parse_duration(start.trim())?,
             end: parse_duration(end.trim())?,
@@ -220,10 +182,7 @@ fn parse_eval(line: usize, block: &[&str]) -> Result<Eval, String> {
             ev.scalar = Some(v);
         } else {
             let (desc, values) = split_series_line(l);
-            ev.series.push(SeriesDef {
-                labels: parse_labels(desc)?,
-                items: parse_items(values)?,
-            });
+            ev.series.push(SeriesDef { labels: parse_labels(desc)?, items: parse_items(values)? });
         }
     }
     Ok(ev)
@@ -260,21 +219,11 @@ fn parse_directive(ev: &mut Eval, d: &str) -> Result<(), String> {
         }
         "range" => {
             // `range vector from A to B step S`
-            let r = rest
-                .strip_prefix("vector")
-                .ok_or("bad `expect range`")?
-                .trim();
-            let r = r
-                .strip_prefix("from")
-                .ok_or("bad `expect range vector`")?
-                .trim();
+            let r = rest.strip_prefix("vector").ok_or("bad `expect range`")?.trim();
+            let r = r.strip_prefix("from").ok_or("bad `expect range vector`")?.trim();
             let (a, r) = r.split_once(" to ").ok_or("bad `expect range vector`")?;
             let (b, s) = r.split_once(" step ").ok_or("bad `expect range vector`")?;
-            ev.range_vector = Some((
-                parse_duration(a.trim())?,
-                parse_duration(b.trim())?,
-                parse_duration(s.trim())?,
-            ));
+            ev.range_vector = Some((parse_duration(a.trim())?, parse_duration(b.trim())?, parse_duration(s.trim())?));
             return Ok(());
         }
         "warn" => &mut ev.warn,
@@ -395,12 +344,8 @@ fn expand_item(tok: &str, out: &mut Vec<Item>) -> Result<(), String> {
         let times = match tok.rfind("}}") {
             Some(i) if i + 2 < tok.len() => {
                 let suffix = &tok[i + 2..];
-                let n = suffix
-                    .strip_prefix('x')
-                    .ok_or_else(|| format!("invalid histogram item {tok:?}"))?;
-                n.parse::<usize>()
-                    .map_err(|_| format!("invalid histogram item {tok:?}"))?
-                    + 1
+                let n = suffix.strip_prefix('x').ok_or_else(|| format!("invalid histogram item {tok:?}"))?;
+                n.parse::<usize>().map_err(|_| format!("invalid histogram item {tok:?}"))? + 1
             }
             _ => 1,
         };
@@ -420,9 +365,7 @@ fn expand_item(tok: &str, out: &mut Vec<Item>) -> Result<(), String> {
         return Ok(());
     }
     // `<base>x<N>` where base is `_`, `stale`, `a`, `a+b` or `a-b`.
-    let (base, n) = tok
-        .rsplit_once('x')
-        .ok_or_else(|| format!("invalid value {tok:?}"))?;
+    let (base, n) = tok.rsplit_once('x').ok_or_else(|| format!("invalid value {tok:?}"))?;
     let n: usize = n.parse().map_err(|_| format!("invalid value {tok:?}"))?;
     match base {
         "_" => out.extend(std::iter::repeat_n(Item::Gap, n + 1)),
@@ -477,10 +420,7 @@ pub(crate) fn parse_number(s: &str) -> Option<f64> {
             return None;
         }
         u64::from_str_radix(h, 16).ok()? as f64
-    } else if body
-        .bytes()
-        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
+    } else if body.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-')) {
         body.parse::<f64>().ok()?
     } else {
         parse_duration(body).ok()? as f64 / 1000.0
@@ -510,9 +450,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
         if start == i {
             return Err(format!("invalid duration {s:?}"));
         }
-        let n: i64 = s[start..i]
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}"))?;
+        let n: i64 = s[start..i].parse().map_err(|_| format!("invalid duration {s:?}"))?;
         let unit_start = i;
         while i < b.len() && b[i].is_ascii_alphabetic() {
             i += 1;
@@ -551,24 +489,10 @@ mod tests {
     fn expands_values() {
         assert_eq!(
             floats("0+10x2 _ 1e3 -2-1x1"),
-            vec![
-                Some(0.0),
-                Some(10.0),
-                Some(20.0),
-                None,
-                Some(1000.0),
-                Some(-2.0),
-                Some(-3.0)
-            ]
+            vec![Some(0.0), Some(10.0), Some(20.0), None, Some(1000.0), Some(-2.0), Some(-3.0)]
         );
-        assert_eq!(
-            floats("0x1f 1m 0x1"),
-            vec![Some(31.0), Some(60.0), Some(0.0), Some(0.0)]
-        );
-        assert_eq!(
-            floats("_x2 3x1"),
-            vec![None, None, None, Some(3.0), Some(3.0)]
-        );
+        assert_eq!(floats("0x1f 1m 0x1"), vec![Some(31.0), Some(60.0), Some(0.0), Some(0.0)]);
+        assert_eq!(floats("_x2 3x1"), vec![None, None, None, Some(3.0), Some(3.0)]);
         assert_eq!(parse_items("1 {{schema:0 sum:1}}x2").unwrap().len(), 4);
     }
 
@@ -576,13 +500,7 @@ mod tests {
     fn parses_durations_and_lines() {
         assert_eq!(parse_duration("1h30m").unwrap(), 5_400_000);
         assert_eq!(parse_duration("10s53ms").unwrap(), 10_053);
-        assert_eq!(
-            split_series_line(r#"a{b="c d"} 1 2"#),
-            (r#"a{b="c d"}"#, "1 2")
-        );
-        assert_eq!(
-            parse_labels(r#"a{b="c"}"#).unwrap().to_string(),
-            r#"{__name__="a", b="c"}"#
-        );
+        assert_eq!(split_series_line(r#"a{b="c d"} 1 2"#), (r#"a{b="c d"}"#, "1 2"));
+        assert_eq!(parse_labels(r#"a{b="c"}"#).unwrap().to_string(), r#"{__name__="a", b="c"}"#);
     }
 }
