@@ -96,10 +96,7 @@ impl<'a> BitReader<'a> {
     }
 
     pub fn read_bit(&mut self) -> Result<bool, CodecError> {
-        let byte = *self
-            .buf
-            .get(self.pos / 8)
-            .ok_or(CodecError::UnexpectedEof(self.pos / 8))?;
+        let byte = *self.buf.get(self.pos / 8).ok_or(CodecError::UnexpectedEof(self.pos / 8))?;
         let bit = (byte >> (7 - (self.pos % 8))) & 1;
         self.pos += 1;
         Ok(bit == 1)
@@ -118,11 +115,7 @@ impl<'a> BitReader<'a> {
             let avail = 8 - used;
             let take = n.min(avail);
             let bits = (byte >> (avail - take)) & (((1u16 << take) - 1) as u8);
-            v = if take == 64 {
-                u64::from(bits)
-            } else {
-                (v << take) | u64::from(bits)
-            };
+            v = if take == 64 { u64::from(bits) } else { (v << take) | u64::from(bits) };
             self.pos += take as usize;
             n -= take;
         }

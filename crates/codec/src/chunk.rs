@@ -141,9 +141,9 @@ impl Default for XorAppender {
 
 impl XorAppender {
     pub fn new() -> XorAppender {
-        // Room for ~120 typical samples up front: growing by doubling from a few bytes
-        // showed up as allocator time on the ingest path.
-        let mut header = Vec::with_capacity(256);
+        // Start past the smallest sizes: growing by doubling from a few bytes showed up as
+        // allocator time on the ingest path; 64 bytes keeps idle series cheap.
+        let mut header = Vec::with_capacity(64);
         header.extend_from_slice(&[ChunkEncoding::Xor as u8, 0, 0]);
         let w = BitWriter::from_bytes(header);
         XorAppender {
@@ -198,8 +198,7 @@ impl XorAppender {
         let trailing = xor.trailing_zeros();
         if self.leading != u32::MAX && leading >= self.leading && trailing >= self.trailing {
             self.w.write_bit(false);
-            self.w
-                .write_bits(xor >> self.trailing, 64 - self.leading - self.trailing);
+            self.w.write_bits(xor >> self.trailing, 64 - self.leading - self.trailing);
         } else {
             self.leading = leading;
             self.trailing = trailing;
@@ -315,10 +314,7 @@ fn best_width(xs: &[i64]) -> (u32, u64) {
         }
         bits
     };
-    (1..=31u32)
-        .map(|w| (w, cost(w)))
-        .min_by_key(|&(_, c)| c)
-        .unwrap_or((1, 0))
+    (1..=31u32).map(|w| (w, cost(w))).min_by_key(|&(_, c)| c).unwrap_or((1, 0))
 }
 
 /// `0` for zero, `10` + w bits, `110` + 2w bits, `111` + 64 bits; payloads two's complement.
@@ -361,19 +357,10 @@ fn deltas(xs: &[i64]) -> Vec<i64> {
 /// adaptive code at the width that suits this chunk best. Staleness markers are listed by
 /// position and skipped in the value sequence, so a series' last chunk stays compact.
 fn encode_int(samples: &[Sample]) -> Option<Vec<u8>> {
-    let stale: Vec<usize> = (0..samples.len())
-        .filter(|&i| is_stale_nan(samples[i].v))
-        .collect();
-    let values: Vec<Sample> = samples
-        .iter()
-        .filter(|s| !is_stale_nan(s.v))
-        .copied()
-        .collect();
+    let stale: Vec<usize> = (0..samples.len()).filter(|&i| is_stale_nan(samples[i].v)).collect();
+    let values: Vec<Sample> = samples.iter().filter(|s| !is_stale_nan(s.v)).copied().collect();
     let scale = decimal_scale(&values)?;
-    let ms: Vec<i64> = values
-        .iter()
-        .map(|s| to_scaled(s.v, scale).unwrap_or_default())
-        .collect();
+    let ms: Vec<i64> = values.iter().map(|s| to_scaled(s.v, scale).unwrap_or_default()).collect();
     let ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
     let t_dods = deltas(&deltas(&ts));
     let v_deltas = deltas(&ms);
@@ -386,9 +373,7 @@ fn encode_int(samples: &[Sample]) -> Option<Vec<u8>> {
 
     let mut w = BitWriter::from_bytes(vec![ChunkEncoding::IntDod as u8]);
     w.write_bits(samples.len() as u64, 16);
-    let flags = scale as u8
-        | if use_dod { FLAG_DOD } else { 0 }
-        | if stale.is_empty() { 0 } else { FLAG_STALE };
+    let flags = scale as u8 | if use_dod { FLAG_DOD } else { 0 } | if stale.is_empty() { 0 } else { FLAG_STALE };
     w.write_byte(flags);
     w.write_byte(t_width as u8);
     w.write_byte(v_width as u8);
@@ -446,11 +431,7 @@ pub fn decode_chunk(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), CodecErro
     }
 }
 
-fn decode_xor(
-    r: &mut BitReader<'_>,
-    count: usize,
-    out: &mut Vec<Sample>,
-) -> Result<(), CodecError> {
+fn decode_xor(r: &mut BitReader<'_>, count: usize, out: &mut Vec<Sample>) -> Result<(), CodecError> {
     let mut time = TimeEncoder::default();
     let (mut v, mut leading, mut trailing) = (0u64, 0u32, 0u32);
     for i in 0..count {
@@ -474,28 +455,17 @@ fn decode_xor(
             let sig = 64 - leading - trailing;
             v ^= r.read_bits(sig)? << trailing;
         }
-        out.push(Sample {
-            t,
-            v: f64::from_bits(v),
-        });
+        out.push(Sample { t, v: f64::from_bits(v) });
     }
     Ok(())
 }
 
-fn decode_int(
-    r: &mut BitReader<'_>,
-    count: usize,
-    out: &mut Vec<Sample>,
-) -> Result<(), CodecError> {
+fn decode_int(r: &mut BitReader<'_>, count: usize, out: &mut Vec<Sample>) -> Result<(), CodecError> {
     let flags = r.read_byte()?;
     let scale = u32::from(flags & 0x0f);
     let (t_width, v_width) = (u32::from(r.read_byte()?), u32::from(r.read_byte()?));
     let known = 0x0f | FLAG_DOD | FLAG_STALE;
-    if scale > MAX_SCALE
-        || flags & !known != 0
-        || !(1..=31).contains(&t_width)
-        || !(1..=31).contains(&v_width)
-    {
+    if scale > MAX_SCALE || flags & !known != 0 || !(1..=31).contains(&t_width) || !(1..=31).contains(&v_width) {
         return Err(CodecError::Corrupt("bad decimal chunk header"));
     }
     let mut stale = vec![false; count];
@@ -504,9 +474,7 @@ fn decode_int(
         let mut i = 0u64;
         for _ in 0..n.min(count as u64 + 1) {
             i = i.saturating_add(r.read_uvarint()?);
-            *stale
-                .get_mut(i as usize)
-                .ok_or(CodecError::Corrupt("staleness marker index beyond count"))? = true;
+            *stale.get_mut(i as usize).ok_or(CodecError::Corrupt("staleness marker index beyond count"))? = true;
         }
     }
     let start = out.len();
@@ -568,28 +536,15 @@ mod tests {
 
     #[test]
     fn special_floats_keep_their_bits() {
-        let vals = [
-            STALE_NAN,
-            f64::NAN,
-            -0.0,
-            0.0,
-            f64::INFINITY,
-            f64::MIN_POSITIVE,
-            1.5,
-        ];
-        let samples: Vec<Sample> = vals
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| Sample::new(i as i64 * 15_000, v))
-            .collect();
+        let vals = [STALE_NAN, f64::NAN, -0.0, 0.0, f64::INFINITY, f64::MIN_POSITIVE, 1.5];
+        let samples: Vec<Sample> = vals.iter().enumerate().map(|(i, &v)| Sample::new(i as i64 * 15_000, v)).collect();
         round_trip(&samples);
     }
 
     #[test]
     fn regular_counters_take_about_two_bits_per_sample() {
-        let samples: Vec<Sample> = (0..120)
-            .map(|i| Sample::new(1_700_000_000_000 + i * 15_000, (i * 10) as f64))
-            .collect();
+        let samples: Vec<Sample> =
+            (0..120).map(|i| Sample::new(1_700_000_000_000 + i * 15_000, (i * 10) as f64)).collect();
         let bytes = round_trip(&samples);
         assert_eq!(bytes[0], ChunkEncoding::IntDod as u8);
         assert!(bytes.len() < 50, "{} bytes", bytes.len());
@@ -598,12 +553,7 @@ mod tests {
     #[test]
     fn two_decimal_gauges_beat_xor() {
         let samples: Vec<Sample> = (0..120)
-            .map(|i| {
-                Sample::new(
-                    i * 15_000 + (i * 7919) % 50,
-                    (2000 + (i * 37) % 500) as f64 / 100.0,
-                )
-            })
+            .map(|i| Sample::new(i * 15_000 + (i * 7919) % 50, (2000 + (i * 37) % 500) as f64 / 100.0))
             .collect();
         let mut xor = XorAppender::new();
         for s in &samples {
@@ -611,12 +561,7 @@ mod tests {
         }
         let bytes = round_trip(&samples);
         assert_eq!(bytes[0], ChunkEncoding::IntDod as u8);
-        assert!(
-            bytes.len() * 2 < xor.bytes().len(),
-            "{} vs {}",
-            bytes.len(),
-            xor.bytes().len()
-        );
+        assert!(bytes.len() * 2 < xor.bytes().len(), "{} vs {}", bytes.len(), xor.bytes().len());
     }
 
     #[test]
@@ -632,14 +577,8 @@ mod tests {
 
     #[test]
     fn corrupt_headers_are_errors() {
-        assert_eq!(
-            decode_chunk(&[1, 0], &mut Vec::new()),
-            Err(CodecError::UnexpectedEof(2))
-        );
-        assert_eq!(
-            decode_chunk(&[9, 0, 0], &mut Vec::new()),
-            Err(CodecError::UnknownEncoding(9))
-        );
+        assert_eq!(decode_chunk(&[1, 0], &mut Vec::new()), Err(CodecError::UnexpectedEof(2)));
+        assert_eq!(decode_chunk(&[9, 0, 0], &mut Vec::new()), Err(CodecError::UnknownEncoding(9)));
         assert!(decode_chunk(&[1, 0xff, 0xff, 0], &mut Vec::new()).is_err());
     }
 

@@ -16,8 +16,6 @@ mod error;
 mod varint;
 
 pub use bits::{BitReader, BitWriter};
-pub use chunk::{
-    decode_chunk, encode_chunk, ChunkEncoding, XorAppender, CHUNK_HEADER_LEN, MAX_CHUNK_SAMPLES,
-};
+pub use chunk::{decode_chunk, encode_chunk, ChunkEncoding, XorAppender, CHUNK_HEADER_LEN, MAX_CHUNK_SAMPLES};
 pub use error::CodecError;
 pub use varint::{get_uvarint, get_varint, put_uvarint, put_varint, zigzag_decode, zigzag_encode};

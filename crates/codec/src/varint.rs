@@ -62,14 +62,8 @@ mod tests {
         b.clear();
         put_varint(&mut b, -1);
         assert_eq!(b, [0x01]);
-        assert_eq!(
-            get_uvarint(&[0x80], &mut 0),
-            Err(CodecError::UnexpectedEof(1))
-        );
-        assert_eq!(
-            get_uvarint(&[0xff; 11], &mut 0),
-            Err(CodecError::VarintOverflow(0))
-        );
+        assert_eq!(get_uvarint(&[0x80], &mut 0), Err(CodecError::UnexpectedEof(1)));
+        assert_eq!(get_uvarint(&[0xff; 11], &mut 0), Err(CodecError::VarintOverflow(0)));
     }
 
     proptest! {

@@ -44,16 +44,12 @@ impl MmapReader {
     pub fn open(path: &Path) -> io::Result<MmapReader> {
         let file = fs::File::open(path)?;
         if file.metadata()?.len() == 0 {
-            return Ok(MmapReader {
-                bytes: Bytes::new(),
-            });
+            return Ok(MmapReader { bytes: Bytes::new() });
         }
         // SAFETY: block files are immutable once renamed into place; nothing writes to or
         // truncates them while mapped (deletion unlinks, which keeps the mapping valid).
         let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(MmapReader {
-            bytes: Bytes::from_owner(map),
-        })
+        Ok(MmapReader { bytes: Bytes::from_owner(map) })
     }
 }
 
@@ -63,15 +59,9 @@ impl BlockReader for MmapReader {
     }
 
     fn read_range(&self, offset: u64, len: u64) -> io::Result<Bytes> {
-        let end = offset
-            .checked_add(len)
-            .filter(|&e| e <= self.size())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("range {offset}+{len} beyond {} bytes", self.size()),
-                )
-            })?;
+        let end = offset.checked_add(len).filter(|&e| e <= self.size()).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::UnexpectedEof, format!("range {offset}+{len} beyond {} bytes", self.size()))
+        })?;
         Ok(self.bytes.slice(offset as usize..end as usize))
     }
 }
@@ -137,31 +127,17 @@ pub(crate) struct Block {
 }
 
 fn corrupt(path: &Path, what: &'static str, reason: impl Into<String>) -> TsdbError {
-    TsdbError::Corrupt {
-        path: path.to_path_buf(),
-        what,
-        reason: reason.into(),
-    }
+    TsdbError::Corrupt { path: path.to_path_buf(), what, reason: reason.into() }
 }
 
 /// Reads `[len u32 BE][payload][crc32 u32 BE]` at `offset`, checking the CRC.
-fn read_section<'a>(
-    buf: &'a [u8],
-    offset: u64,
-    path: &Path,
-    what: &'static str,
-) -> Result<&'a [u8], TsdbError> {
+fn read_section<'a>(buf: &'a [u8], offset: u64, path: &Path, what: &'static str) -> Result<&'a [u8], TsdbError> {
     let start = offset as usize;
-    let len_bytes = buf
-        .get(start..start + 4)
-        .ok_or_else(|| corrupt(path, what, "section offset beyond file"))?;
+    let len_bytes = buf.get(start..start + 4).ok_or_else(|| corrupt(path, what, "section offset beyond file"))?;
     let len = u32::from_be_bytes(len_bytes.try_into().unwrap_or_default()) as usize;
-    let payload = buf
-        .get(start + 4..start + 4 + len)
-        .ok_or_else(|| corrupt(path, what, "section beyond file"))?;
-    let crc_bytes = buf
-        .get(start + 4 + len..start + 8 + len)
-        .ok_or_else(|| corrupt(path, what, "section beyond file"))?;
+    let payload = buf.get(start + 4..start + 4 + len).ok_or_else(|| corrupt(path, what, "section beyond file"))?;
+    let crc_bytes =
+        buf.get(start + 4 + len..start + 8 + len).ok_or_else(|| corrupt(path, what, "section beyond file"))?;
     if crc32fast::hash(payload) != u32::from_be_bytes(crc_bytes.try_into().unwrap_or_default()) {
         return Err(corrupt(path, what, "checksum mismatch"));
     }
@@ -169,17 +145,11 @@ fn read_section<'a>(
 }
 
 fn check_header(buf: &[u8], magic: u32, path: &Path, what: &'static str) -> Result<(), TsdbError> {
-    if buf.len() < FILE_HEADER_LEN as usize
-        || u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) != magic
-    {
+    if buf.len() < FILE_HEADER_LEN as usize || u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) != magic {
         return Err(corrupt(path, what, "bad magic number"));
     }
     if buf[4] != FORMAT_VERSION {
-        return Err(corrupt(
-            path,
-            what,
-            format!("unsupported format version {}", buf[4]),
-        ));
+        return Err(corrupt(path, what, format!("unsupported format version {}", buf[4])));
     }
     Ok(())
 }
@@ -198,23 +168,18 @@ impl Cursor<'_> {
     }
     fn count(&mut self) -> Result<usize, CodecError> {
         let n = self.uvarint()? as usize;
-        (n <= self.buf.len() - self.pos)
-            .then_some(n)
-            .ok_or(CodecError::Corrupt("count exceeds section size"))
+        (n <= self.buf.len() - self.pos).then_some(n).ok_or(CodecError::Corrupt("count exceeds section size"))
     }
 }
 
 fn parse_symbols(payload: &[u8]) -> Result<Vec<String>, CodecError> {
-    let mut c = Cursor {
-        buf: payload,
-        pos: 0,
-    };
+    let mut c = Cursor { buf: payload, pos: 0 };
     let n = c.count()?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let len = c.count()?;
-        let s = std::str::from_utf8(&payload[c.pos..c.pos + len])
-            .map_err(|_| CodecError::Corrupt("symbol not UTF-8"))?;
+        let s =
+            std::str::from_utf8(&payload[c.pos..c.pos + len]).map_err(|_| CodecError::Corrupt("symbol not UTF-8"))?;
         out.push(s.to_string());
         c.pos += len;
     }
@@ -222,17 +187,11 @@ fn parse_symbols(payload: &[u8]) -> Result<Vec<String>, CodecError> {
 }
 
 fn symbol(symbols: &[String], i: u64) -> Result<&str, CodecError> {
-    symbols
-        .get(i as usize)
-        .map(String::as_str)
-        .ok_or(CodecError::Corrupt("symbol reference out of range"))
+    symbols.get(i as usize).map(String::as_str).ok_or(CodecError::Corrupt("symbol reference out of range"))
 }
 
 fn parse_series(payload: &[u8], symbols: &[String]) -> Result<Vec<BlockSeries>, CodecError> {
-    let mut c = Cursor {
-        buf: payload,
-        pos: 0,
-    };
+    let mut c = Cursor { buf: payload, pos: 0 };
     let n = c.count()?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -250,36 +209,18 @@ fn parse_series(payload: &[u8], symbols: &[String]) -> Result<Vec<BlockSeries>, 
             let min_t = prev_max.wrapping_add(c.varint()?);
             let max_t = min_t.wrapping_add(c.uvarint()? as i64);
             let frame = c.uvarint()?;
-            let offset =
-                u32::try_from(c.uvarint()?).map_err(|_| CodecError::Corrupt("chunk offset"))?;
-            let len =
-                u32::try_from(c.uvarint()?).map_err(|_| CodecError::Corrupt("chunk length"))?;
-            chunks.push(ChunkRef {
-                min_t,
-                max_t,
-                frame,
-                offset,
-                len,
-            });
+            let offset = u32::try_from(c.uvarint()?).map_err(|_| CodecError::Corrupt("chunk offset"))?;
+            let len = u32::try_from(c.uvarint()?).map_err(|_| CodecError::Corrupt("chunk length"))?;
+            chunks.push(ChunkRef { min_t, max_t, frame, offset, len });
             prev_max = max_t;
         }
-        out.push(BlockSeries {
-            labels: crate::record::labels_from_vec(labels),
-            chunks,
-        });
+        out.push(BlockSeries { labels: crate::record::labels_from_vec(labels), chunks });
     }
     Ok(out)
 }
 
-fn parse_postings(
-    payload: &[u8],
-    symbols: &[String],
-    num_series: usize,
-) -> Result<Postings, CodecError> {
-    let mut c = Cursor {
-        buf: payload,
-        pos: 0,
-    };
+fn parse_postings(payload: &[u8], symbols: &[String], num_series: usize) -> Result<Postings, CodecError> {
+    let mut c = Cursor { buf: payload, pos: 0 };
     let n = c.count()?;
     let mut p = Postings::default();
     for _ in 0..n {
@@ -306,8 +247,8 @@ impl Block {
     pub(crate) fn open(dir: &Path) -> Result<Block, TsdbError> {
         let meta_path = dir.join("meta.json");
         let meta_bytes = fs::read(&meta_path).map_err(TsdbError::io(&meta_path))?;
-        let meta: BlockMeta = serde_json::from_slice(&meta_bytes)
-            .map_err(|e| corrupt(&meta_path, "block meta", e.to_string()))?;
+        let meta: BlockMeta =
+            serde_json::from_slice(&meta_bytes).map_err(|e| corrupt(&meta_path, "block meta", e.to_string()))?;
         let index_path = dir.join("index");
         let index = MmapReader::open(&index_path).map_err(TsdbError::io(&index_path))?;
         let chunks_path = dir.join("chunks");
@@ -324,42 +265,27 @@ impl Block {
         chunks: Box<dyn BlockReader>,
     ) -> Result<Block, TsdbError> {
         let index_path = dir.join("index");
-        let buf = index
-            .read_range(0, index.size())
-            .map_err(TsdbError::io(&index_path))?;
+        let buf = index.read_range(0, index.size()).map_err(TsdbError::io(&index_path))?;
         let what = "block index";
         check_header(&buf, INDEX_MAGIC, &index_path, what)?;
         if (buf.len() as u64) < FILE_HEADER_LEN + INDEX_TRAILER_LEN {
             return Err(corrupt(&index_path, what, "file too short"));
         }
         let trailer = &buf[buf.len() - INDEX_TRAILER_LEN as usize..];
-        let word =
-            |i: usize| u64::from_be_bytes(trailer[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let word = |i: usize| u64::from_be_bytes(trailer[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         let crc = u32::from_be_bytes(trailer[24..28].try_into().unwrap_or_default());
         if crc32fast::hash(&trailer[..24]) != crc
             || u32::from_be_bytes(trailer[28..32].try_into().unwrap_or_default()) != INDEX_MAGIC
         {
-            return Err(corrupt(
-                &index_path,
-                what,
-                "table of contents checksum mismatch",
-            ));
+            return Err(corrupt(&index_path, what, "table of contents checksum mismatch"));
         }
         let parse_err = |e: CodecError| corrupt(&index_path, what, e.to_string());
-        let symbols =
-            parse_symbols(read_section(&buf, word(0), &index_path, what)?).map_err(parse_err)?;
-        let series = parse_series(read_section(&buf, word(1), &index_path, what)?, &symbols)
+        let symbols = parse_symbols(read_section(&buf, word(0), &index_path, what)?).map_err(parse_err)?;
+        let series = parse_series(read_section(&buf, word(1), &index_path, what)?, &symbols).map_err(parse_err)?;
+        let postings = parse_postings(read_section(&buf, word(2), &index_path, what)?, &symbols, series.len())
             .map_err(parse_err)?;
-        let postings = parse_postings(
-            read_section(&buf, word(2), &index_path, what)?,
-            &symbols,
-            series.len(),
-        )
-        .map_err(parse_err)?;
         let chunks_path = dir.join("chunks");
-        let head = chunks
-            .read_range(0, FILE_HEADER_LEN.min(chunks.size()))
-            .map_err(TsdbError::io(&chunks_path))?;
+        let head = chunks.read_range(0, FILE_HEADER_LEN.min(chunks.size())).map_err(TsdbError::io(&chunks_path))?;
         check_header(&head, CHUNKS_MAGIC, &chunks_path, "chunks file")?;
         Ok(Block {
             dir: dir.to_path_buf(),
@@ -388,10 +314,18 @@ impl Block {
             .map(|i| i as usize)
             .filter(|&i| {
                 let s = &self.series[i];
-                matches_all(&s.labels, matchers)
-                    && s.chunks.iter().any(|c| c.min_t <= maxt && c.max_t >= mint)
+                matches_all(&s.labels, matchers) && s.chunks.iter().any(|c| c.min_t <= maxt && c.max_t >= mint)
             })
             .collect()
+    }
+
+    pub(crate) fn postings(&self) -> &Postings {
+        &self.postings
+    }
+
+    /// Whether all of the block's data lies inside `[mint, maxt]`.
+    pub(crate) fn within(&self, mint: i64, maxt: i64) -> bool {
+        self.meta.min_time >= mint && self.meta.max_time.saturating_sub(1) <= maxt
     }
 
     fn frame(&self, offset: u64) -> Result<Arc<Vec<u8>>, TsdbError> {
@@ -402,30 +336,17 @@ impl Block {
         }
         let path = self.dir.join("chunks");
         let what = "chunks file";
-        let header = self
-            .chunks
-            .read_range(offset, FRAME_HEADER_LEN)
-            .map_err(|e| corrupt(&path, what, e.to_string()))?;
-        let word =
-            |i: usize| u32::from_be_bytes(header[i * 4..i * 4 + 4].try_into().unwrap_or_default());
+        let header =
+            self.chunks.read_range(offset, FRAME_HEADER_LEN).map_err(|e| corrupt(&path, what, e.to_string()))?;
+        let word = |i: usize| u32::from_be_bytes(header[i * 4..i * 4 + 4].try_into().unwrap_or_default());
         let (clen, rlen, crc) = (u64::from(word(0)), u64::from(word(1)), word(2));
         if clen > MAX_FRAME_BYTES || rlen > MAX_FRAME_BYTES {
-            return Err(corrupt(
-                &path,
-                what,
-                format!("implausible frame size at offset {offset}"),
-            ));
+            return Err(corrupt(&path, what, format!("implausible frame size at offset {offset}")));
         }
-        let data = self
-            .chunks
-            .read_range(offset + FRAME_HEADER_LEN, clen)
-            .map_err(|e| corrupt(&path, what, e.to_string()))?;
+        let data =
+            self.chunks.read_range(offset + FRAME_HEADER_LEN, clen).map_err(|e| corrupt(&path, what, e.to_string()))?;
         if crc32fast::hash(&data) != crc {
-            return Err(corrupt(
-                &path,
-                what,
-                format!("checksum mismatch in frame at offset {offset}"),
-            ));
+            return Err(corrupt(&path, what, format!("checksum mismatch in frame at offset {offset}")));
         }
         let raw = zstd::bulk::decompress(&data, rlen as usize)
             .map_err(|e| corrupt(&path, what, format!("frame at offset {offset}: {e}")))?;
@@ -438,16 +359,10 @@ impl Block {
     pub(crate) fn samples(&self, i: usize, mint: i64, maxt: i64) -> Result<Vec<Sample>, TsdbError> {
         let mut out = Vec::new();
         let path = self.dir.join("chunks");
-        for c in self.series[i]
-            .chunks
-            .iter()
-            .filter(|c| c.min_t <= maxt && c.max_t >= mint)
-        {
+        for c in self.series[i].chunks.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {
             let frame = self.frame(c.frame)?;
             let (start, end) = (c.offset as usize, c.offset as usize + c.len as usize);
-            let bytes = frame
-                .get(start..end)
-                .ok_or_else(|| corrupt(&path, "chunks file", "chunk beyond its frame"))?;
+            let bytes = frame.get(start..end).ok_or_else(|| corrupt(&path, "chunks file", "chunk beyond its frame"))?;
             decode_chunk(bytes, &mut out).map_err(|e| corrupt(&path, "chunk", e.to_string()))?;
         }
         out.retain(|s| s.t >= mint && s.t <= maxt);

@@ -12,8 +12,7 @@ use osprey_codec::{encode_chunk, put_uvarint, put_varint};
 use osprey_model::{Labels, Sample};
 
 use crate::block::{
-    BlockCompaction, BlockMeta, BlockStats, ChunkRef, CHUNKS_MAGIC, FILE_HEADER_LEN,
-    FORMAT_VERSION, INDEX_MAGIC,
+    BlockCompaction, BlockMeta, BlockStats, ChunkRef, CHUNKS_MAGIC, FILE_HEADER_LEN, FORMAT_VERSION, INDEX_MAGIC,
 };
 use crate::postings::Postings;
 use crate::wal::sync_dir;
@@ -45,14 +44,10 @@ pub(crate) struct BlockWriter {
 /// sort by the time they carry (we pass the block's min time, not the wall clock).
 pub(crate) fn new_block_id(time_ms: i64) -> String {
     const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let random = (u128::from(RandomState::new().hash_one(time_ms)) << 64)
-        | u128::from(RandomState::new().hash_one(1u8));
-    let value =
-        (u128::from(time_ms.clamp(0, (1 << 48) - 1) as u64) << 80) | (random & ((1u128 << 80) - 1));
-    (0..26)
-        .rev()
-        .map(|i| ALPHABET[((value >> (i * 5)) & 31) as usize] as char)
-        .collect()
+    let random =
+        (u128::from(RandomState::new().hash_one(time_ms)) << 64) | u128::from(RandomState::new().hash_one(1u8));
+    let value = (u128::from(time_ms.clamp(0, (1 << 48) - 1) as u64) << 80) | (random & ((1u128 << 80) - 1));
+    (0..26).rev().map(|i| ALPHABET[((value >> (i * 5)) & 31) as usize] as char).collect()
 }
 
 impl BlockWriter {
@@ -79,10 +74,7 @@ impl BlockWriter {
         if samples.is_empty() {
             return Ok(());
         }
-        debug_assert!(
-            self.series.last().is_none_or(|(l, _)| *l < labels),
-            "series out of order"
-        );
+        debug_assert!(self.series.last().is_none_or(|(l, _)| *l < labels), "series out of order");
         let mut refs = Vec::with_capacity(samples.len().div_ceil(BLOCK_CHUNK_SAMPLES));
         for part in samples.chunks(BLOCK_CHUNK_SAMPLES) {
             let bytes = encode_chunk(part);
@@ -142,14 +134,7 @@ impl BlockWriter {
         if compaction.sources.is_empty() {
             compaction.sources.push(self.id.clone());
         }
-        let meta = BlockMeta {
-            ulid: self.id.clone(),
-            min_time,
-            max_time,
-            stats: self.stats,
-            compaction,
-            version: 1,
-        };
+        let meta = BlockMeta { ulid: self.id.clone(), min_time, max_time, stats: self.stats, compaction, version: 1 };
         let json = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
         let mut f = File::create(self.tmp.join("meta.json"))?;
         f.write_all(&json)?;
@@ -183,11 +168,7 @@ fn write_index(path: &Path, series: &[(Labels, Vec<ChunkRef>)]) -> io::Result<()
         postings.add(i as u64, labels);
     }
     let symbols: Vec<&str> = postings.symbols().into_iter().collect();
-    let sym_index: HashMap<&str, u64> = symbols
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (*s, i as u64))
-        .collect();
+    let sym_index: HashMap<&str, u64> = symbols.iter().enumerate().map(|(i, s)| (*s, i as u64)).collect();
     let sym = |s: &str| sym_index.get(s).copied().unwrap_or_default();
 
     let mut out = file_header(INDEX_MAGIC).to_vec();
@@ -255,27 +236,15 @@ mod tests {
 
     fn write_block(dir: &Path, n: usize) -> PathBuf {
         let mut w = BlockWriter::new(dir, 0).unwrap();
-        let mut series: Vec<Labels> = (0..n)
-            .map(|i| Labels::from_pairs([("__name__", "m"), ("i", &format!("{i:04}"))]))
-            .collect();
+        let mut series: Vec<Labels> =
+            (0..n).map(|i| Labels::from_pairs([("__name__", "m"), ("i", &format!("{i:04}"))])).collect();
         series.sort();
         for (i, labels) in series.into_iter().enumerate() {
-            let mut samples: Vec<Sample> = (0..500)
-                .map(|t| Sample::new(t * 15_000, (t * i as i64) as f64))
-                .collect();
+            let mut samples: Vec<Sample> = (0..500).map(|t| Sample::new(t * 15_000, (t * i as i64) as f64)).collect();
             samples.push(Sample::new(500 * 15_000, STALE_NAN));
             w.add_series(labels, &samples).unwrap();
         }
-        w.finish(
-            0,
-            7_200_000,
-            BlockCompaction {
-                level: 1,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .unwrap()
+        w.finish(0, 7_200_000, BlockCompaction { level: 1, ..Default::default() }).unwrap().unwrap()
     }
 
     #[test]
@@ -291,10 +260,7 @@ mod tests {
         assert_eq!(s, vec![Sample::new(15_000, 7.0), Sample::new(30_000, 14.0)]);
         let last = b.samples(ids[0], 500 * 15_000, i64::MAX).unwrap();
         assert_eq!(last[0].v.to_bits(), STALE_NAN.to_bits());
-        assert_eq!(
-            b.select(&[Matcher::equal("__name__", "m")], 0, 10).len(),
-            300
-        );
+        assert_eq!(b.select(&[Matcher::equal("__name__", "m")], 0, 10).len(), 300);
     }
 
     #[test]
@@ -315,10 +281,7 @@ mod tests {
         bytes[20] ^= 0x01;
         fs::write(&index, &bytes).unwrap();
         let err = Block::open(&dir).err().unwrap().to_string();
-        assert!(
-            err.contains("corrupt block index") && err.contains("checksum mismatch"),
-            "{err}"
-        );
+        assert!(err.contains("corrupt block index") && err.contains("checksum mismatch"), "{err}");
     }
 
     #[test]

@@ -52,31 +52,16 @@ fn overlapping(blocks: &[Arc<Block>]) -> Option<Vec<Arc<Block>>> {
             }
             group = vec![b.clone()];
         }
-        group_max = if group.len() == 1 {
-            b.meta.max_time
-        } else {
-            group_max.max(b.meta.max_time)
-        };
+        group_max = if group.len() == 1 { b.meta.max_time } else { group_max.max(b.meta.max_time) };
     }
     (group.len() >= 2).then_some(group)
 }
 
 /// Writes one block holding all samples of `sources` (overlapping samples deduplicated) and
 /// returns its directory. Sources are left in place; the caller deletes them.
-pub(crate) fn compact(
-    blocks_dir: &Path,
-    sources: &[Arc<Block>],
-) -> Result<Option<PathBuf>, TsdbError> {
-    let min_time = sources
-        .iter()
-        .map(|b| b.meta.min_time)
-        .min()
-        .unwrap_or_default();
-    let max_time = sources
-        .iter()
-        .map(|b| b.meta.max_time)
-        .max()
-        .unwrap_or_default();
+pub(crate) fn compact(blocks_dir: &Path, sources: &[Arc<Block>]) -> Result<Option<PathBuf>, TsdbError> {
+    let min_time = sources.iter().map(|b| b.meta.min_time).min().unwrap_or_default();
+    let max_time = sources.iter().map(|b| b.meta.max_time).max().unwrap_or_default();
     let mut merged: BTreeMap<&Labels, Vec<(usize, usize)>> = BTreeMap::new();
     for (bi, b) in sources.iter().enumerate() {
         for (si, s) in b.series.iter().enumerate() {
@@ -93,25 +78,13 @@ pub(crate) fn compact(
             samples.sort_by_key(|s| s.t);
             samples.dedup_by_key(|s| s.t);
         }
-        writer
-            .add_series(labels.clone(), &samples)
-            .map_err(TsdbError::io(blocks_dir))?;
+        writer.add_series(labels.clone(), &samples).map_err(TsdbError::io(blocks_dir))?;
     }
-    let leaves: BTreeSet<String> = sources
-        .iter()
-        .flat_map(|b| b.meta.compaction.sources.iter().cloned())
-        .collect();
+    let leaves: BTreeSet<String> = sources.iter().flat_map(|b| b.meta.compaction.sources.iter().cloned()).collect();
     let compaction = BlockCompaction {
-        level: sources
-            .iter()
-            .map(|b| b.meta.compaction.level)
-            .max()
-            .unwrap_or(1)
-            + 1,
+        level: sources.iter().map(|b| b.meta.compaction.level).max().unwrap_or(1) + 1,
         sources: leaves.into_iter().collect(),
         parents: sources.iter().map(|b| b.id().to_string()).collect(),
     };
-    writer
-        .finish(min_time, max_time, compaction)
-        .map_err(TsdbError::io(blocks_dir))
+    writer.finish(min_time, max_time, compaction).map_err(TsdbError::io(blocks_dir))
 }

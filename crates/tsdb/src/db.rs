@@ -11,8 +11,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use osprey_model::{
-    AppendSummary, Exemplar, Labels, Matcher, MetricMetadata, MetricsAppender, MetricsQuerier,
-    SelectRequest, Series, StorageError, TenantId, Timestamp, WriteRequest,
+    AppendSummary, Exemplar, Labels, Matcher, MetricMetadata, MetricsAppender, MetricsQuerier, SelectRequest, Series,
+    StorageError, TenantId, Timestamp, WriteRequest,
 };
 use parking_lot::RwLock;
 
@@ -87,13 +87,8 @@ impl Tsdb {
             tenants.insert(id, Arc::new(db));
         }
         report.tenants = tenants.len();
-        let inner = Arc::new(Inner {
-            opts,
-            root,
-            tenants: RwLock::new(tenants),
-            counters,
-            closed: AtomicBool::new(false),
-        });
+        let inner =
+            Arc::new(Inner { opts, root, tenants: RwLock::new(tenants), counters, closed: AtomicBool::new(false) });
         let syncer = match inner.opts.wal_sync {
             WalSync::Always => None,
             WalSync::Interval(every) => Some(spawn_syncer(inner.clone(), every)?),
@@ -113,12 +108,8 @@ impl Tsdb {
         if let Some(t) = tenants.get(tenant) {
             return Ok(t.clone());
         }
-        let (db, _) = TenantDb::open(
-            &self.inner.root,
-            tenant.clone(),
-            self.inner.opts.clone(),
-            self.inner.counters.clone(),
-        )?;
+        let (db, _) =
+            TenantDb::open(&self.inner.root, tenant.clone(), self.inner.opts.clone(), self.inner.counters.clone())?;
         let db = Arc::new(db);
         tenants.insert(tenant.clone(), db.clone());
         Ok(db)
@@ -136,11 +127,7 @@ impl Tsdb {
     }
 
     /// Appends a batch for one tenant; see [`MetricsAppender::append`].
-    pub fn append(
-        &self,
-        tenant: &TenantId,
-        request: WriteRequest,
-    ) -> Result<AppendSummary, TsdbError> {
+    pub fn append(&self, tenant: &TenantId, request: WriteRequest) -> Result<AppendSummary, TsdbError> {
         self.check_open()?;
         self.tenant_or_create(tenant)?.append(request)
     }
@@ -159,16 +146,8 @@ impl Tsdb {
     }
 
     /// Label sets of matching series with data in the range, sorted, from the index alone.
-    pub fn series(
-        &self,
-        tenant: &TenantId,
-        matchers: &[Matcher],
-        start: Timestamp,
-        end: Timestamp,
-    ) -> Vec<Labels> {
-        self.tenant(tenant)
-            .map(|t| t.series(matchers, start, end))
-            .unwrap_or_default()
+    pub fn series(&self, tenant: &TenantId, matchers: &[Matcher], start: Timestamp, end: Timestamp) -> Vec<Labels> {
+        self.tenant(tenant).map(|t| t.series(matchers, start, end)).unwrap_or_default()
     }
 
     pub fn label_names(
@@ -178,9 +157,7 @@ impl Tsdb {
         start: Timestamp,
         end: Timestamp,
     ) -> Vec<String> {
-        self.tenant(tenant)
-            .map(|t| t.label_names(matchers, start, end).into_iter().collect())
-            .unwrap_or_default()
+        self.tenant(tenant).map(|t| t.label_names(matchers, start, end).into_iter().collect()).unwrap_or_default()
     }
 
     pub fn label_values(
@@ -192,11 +169,7 @@ impl Tsdb {
         end: Timestamp,
     ) -> Vec<String> {
         self.tenant(tenant)
-            .map(|t| {
-                t.label_values(name, matchers, start, end)
-                    .into_iter()
-                    .collect()
-            })
+            .map(|t| t.label_values(name, matchers, start, end).into_iter().collect())
             .unwrap_or_default()
     }
 
@@ -207,15 +180,11 @@ impl Tsdb {
         start: Timestamp,
         end: Timestamp,
     ) -> Vec<(Labels, Vec<Exemplar>)> {
-        self.tenant(tenant)
-            .map(|t| t.exemplars(matchers, start, end))
-            .unwrap_or_default()
+        self.tenant(tenant).map(|t| t.exemplars(matchers, start, end)).unwrap_or_default()
     }
 
     pub fn metadata(&self, tenant: &TenantId) -> Vec<MetricMetadata> {
-        self.tenant(tenant)
-            .map(|t| t.metadata())
-            .unwrap_or_default()
+        self.tenant(tenant).map(|t| t.metadata()).unwrap_or_default()
     }
 
     /// Cuts head data into blocks, compacts and applies retention, as of `now_ms` (the
@@ -246,18 +215,14 @@ impl Tsdb {
     pub fn close(&self) -> Result<(), TsdbError> {
         self.inner.closed.store(true, Ordering::Release);
         for t in self.tenants() {
-            t.wal.sync().map_err(TsdbError::io(
-                self.inner.root.join(t.id.as_str()).join("wal"),
-            ))?;
+            t.wal.sync().map_err(TsdbError::io(self.inner.root.join(t.id.as_str()).join("wal")))?;
         }
         Ok(())
     }
 
     /// Cardinality of one tenant's head (empty for an unknown tenant).
     pub fn head_stats(&self, tenant: &TenantId) -> HeadStats {
-        self.tenant(tenant)
-            .map(|t| t.head_stats())
-            .unwrap_or_default()
+        self.tenant(tenant).map(|t| t.head_stats()).unwrap_or_default()
     }
 
     /// Engine-wide counters and sizes.
@@ -277,10 +242,7 @@ impl Tsdb {
     }
 }
 
-fn spawn_syncer(
-    inner: Arc<Inner>,
-    every: Duration,
-) -> Result<(mpsc::Sender<()>, JoinHandle<()>), TsdbError> {
+fn spawn_syncer(inner: Arc<Inner>, every: Duration) -> Result<(mpsc::Sender<()>, JoinHandle<()>), TsdbError> {
     let (stop, stopped) = mpsc::channel::<()>();
     let root = inner.root.clone();
     let handle = std::thread::Builder::new()
@@ -312,28 +274,14 @@ impl Drop for Tsdb {
 }
 
 impl MetricsAppender for Tsdb {
-    fn append(
-        &self,
-        tenant: &TenantId,
-        request: WriteRequest,
-    ) -> Result<AppendSummary, StorageError> {
+    fn append(&self, tenant: &TenantId, request: WriteRequest) -> Result<AppendSummary, StorageError> {
         Ok(Tsdb::append(self, tenant, request)?)
     }
 }
 
 impl MetricsQuerier for Tsdb {
-    fn select(
-        &self,
-        tenant: &TenantId,
-        request: &SelectRequest,
-    ) -> Result<Vec<Series>, StorageError> {
-        Ok(Tsdb::select(
-            self,
-            tenant,
-            &request.matchers,
-            request.start,
-            request.end,
-        )?)
+    fn select(&self, tenant: &TenantId, request: &SelectRequest) -> Result<Vec<Series>, StorageError> {
+        Ok(Tsdb::select(self, tenant, &request.matchers, request.start, request.end)?)
     }
 
     fn series(

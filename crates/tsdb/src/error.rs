@@ -10,27 +10,17 @@ pub enum TsdbError {
     #[error("I/O error on {path}: {source}; check free disk space and permissions of the data directory")]
     Io { path: PathBuf, source: io::Error },
     #[error("corrupt {what} in {path}: {reason}; restore the file from a backup or delete the block directory")]
-    Corrupt {
-        path: PathBuf,
-        what: &'static str,
-        reason: String,
-    },
+    Corrupt { path: PathBuf, what: &'static str, reason: String },
     #[error(
         "per-tenant series limit of {limit} reached for tenant {tenant}: the batch would create {new} \
          new series; reduce label cardinality or raise max_series_per_tenant"
     )]
-    SeriesLimit {
-        tenant: String,
-        limit: usize,
-        new: usize,
-    },
+    SeriesLimit { tenant: String, limit: usize, new: usize },
     #[error("invalid series: {0}")]
     InvalidSeries(String),
     #[error("invalid storage options: {0}")]
     InvalidOptions(String),
-    #[error(
-        "metrics storage is closed; the server is shutting down, retry against a running instance"
-    )]
+    #[error("metrics storage is closed; the server is shutting down, retry against a running instance")]
     Closed,
 }
 

@@ -51,11 +51,7 @@ impl HashStripe {
     fn find(&self, hash: u64, labels: &Labels) -> Option<&Arc<MemSeries>> {
         match self.first.get(&hash) {
             Some(s) if s.labels == *labels => Some(s),
-            Some(_) if !self.collisions.is_empty() => self
-                .collisions
-                .get(&hash)?
-                .iter()
-                .find(|s| s.labels == *labels),
+            Some(_) if !self.collisions.is_empty() => self.collisions.get(&hash)?.iter().find(|s| s.labels == *labels),
             _ => None,
         }
     }
@@ -112,12 +108,8 @@ impl Head {
     pub(crate) fn new(block_range: i64, ooo_window: i64) -> Head {
         Head {
             hasher: RandomState::new(),
-            by_hash: (0..STRIPES)
-                .map(|_| RwLock::new(HashStripe::default()))
-                .collect(),
-            by_id: (0..STRIPES)
-                .map(|_| RwLock::new(IdMap::default()))
-                .collect(),
+            by_hash: (0..STRIPES).map(|_| RwLock::new(HashStripe::default())).collect(),
+            by_id: (0..STRIPES).map(|_| RwLock::new(IdMap::default())).collect(),
             postings: RwLock::new(Postings::default()),
             next_id: AtomicU64::new(1),
             active: AtomicUsize::new(0),
@@ -134,10 +126,7 @@ impl Head {
     }
 
     pub(crate) fn lookup(&self, hash: u64, labels: &Labels) -> Option<Arc<MemSeries>> {
-        self.by_hash[stripe(hash)]
-            .read()
-            .find(hash, labels)
-            .cloned()
+        self.by_hash[stripe(hash)].read().find(hash, labels).cloned()
     }
 
     /// Returns the series with these labels, creating it (with a fresh id) when absent; the
@@ -174,9 +163,7 @@ impl Head {
     }
 
     fn register(&self, series: &Arc<MemSeries>) {
-        self.by_id[stripe(series.id)]
-            .write()
-            .insert(series.id, series.clone());
+        self.by_id[stripe(series.id)].write().insert(series.id, series.clone());
         self.postings.write().add(series.id, &series.labels);
         self.active.fetch_add(1, Ordering::Relaxed);
     }
@@ -188,11 +175,7 @@ impl Head {
     /// Reserves room for `n` new series under `limit`; false when it would be exceeded.
     pub(crate) fn reserve_series(&self, n: usize, limit: Option<usize>) -> bool {
         let Some(limit) = limit else { return true };
-        self.active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
-                (cur + n <= limit).then_some(cur)
-            })
-            .is_ok()
+        self.active.fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| (cur + n <= limit).then_some(cur)).is_ok()
     }
 
     pub(crate) fn num_series(&self) -> usize {
@@ -203,16 +186,8 @@ impl Head {
         let max_t = self.max_t.load(Ordering::Acquire);
         let boundary = self.boundary.load(Ordering::Acquire);
         let behind = (self.block_range / 2).max(self.ooo_window);
-        let min_valid_time = if max_t == i64::MIN {
-            boundary
-        } else {
-            boundary.max(max_t.saturating_sub(behind))
-        };
-        AppendLimits {
-            min_valid_time,
-            ooo_window: self.ooo_window,
-            block_range: self.block_range,
-        }
+        let min_valid_time = if max_t == i64::MIN { boundary } else { boundary.max(max_t.saturating_sub(behind)) };
+        AppendLimits { min_valid_time, ooo_window: self.ooo_window, block_range: self.block_range }
     }
 
     pub(crate) fn block_range(&self) -> i64 {
@@ -228,10 +203,7 @@ impl Head {
 
     /// `(min_t, max_t)` of the head's samples, or `None` when it holds none.
     pub(crate) fn time_range(&self) -> Option<(i64, i64)> {
-        let (min, max) = (
-            self.min_t.load(Ordering::Acquire),
-            self.max_t.load(Ordering::Acquire),
-        );
+        let (min, max) = (self.min_t.load(Ordering::Acquire), self.max_t.load(Ordering::Acquire));
         (min <= max).then_some((min, max))
     }
 
@@ -255,10 +227,7 @@ impl Head {
     /// Series matching every matcher (not yet filtered by time).
     pub(crate) fn select(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
         let ids = self.postings.read().candidates(matchers);
-        ids.into_iter()
-            .filter_map(|id| self.by_id(id))
-            .filter(|s| matches_all(&s.labels, matchers))
-            .collect()
+        ids.into_iter().filter_map(|id| self.by_id(id)).filter(|s| matches_all(&s.labels, matchers)).collect()
     }
 
     pub(crate) fn postings(&self) -> parking_lot::RwLockReadGuard<'_, Postings> {
@@ -301,10 +270,7 @@ mod tests {
     #[test]
     fn hash_collisions_keep_series_apart() {
         let mut stripe = HashStripe::default();
-        let (a, b) = (
-            Labels::from_pairs([("a", "1")]),
-            Labels::from_pairs([("a", "2")]),
-        );
+        let (a, b) = (Labels::from_pairs([("a", "1")]), Labels::from_pairs([("a", "2")]));
         stripe.insert(7, Arc::new(MemSeries::new(1, a.clone())));
         stripe.insert(7, Arc::new(MemSeries::new(2, b.clone())));
         assert_eq!(stripe.find(7, &a).map(|s| s.id), Some(1));

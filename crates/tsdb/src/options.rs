@@ -64,9 +64,7 @@ impl TsdbOptions {
         }
         if let WalSync::Interval(d) = self.wal_sync {
             if d.is_zero() {
-                return bad(
-                    "wal_sync interval must be positive; use WalSync::Always to fsync every batch",
-                );
+                return bad("wal_sync interval must be positive; use WalSync::Always to fsync every batch");
             }
         }
         if self.wal_segment_bytes < 64 << 10 {
@@ -92,11 +90,7 @@ impl TsdbOptions {
     pub(crate) fn compaction_ranges(&self) -> Vec<i64> {
         let max = (self.retention_ms() / 10).min(31 * 24 * 3600 * 1000);
         let mut ranges = vec![self.block_range_ms()];
-        while let Some(next) = ranges
-            .last()
-            .and_then(|r| r.checked_mul(3))
-            .filter(|&r| r <= max)
-        {
+        while let Some(next) = ranges.last().and_then(|r| r.checked_mul(3)).filter(|&r| r <= max) {
             ranges.push(next);
         }
         ranges

@@ -61,9 +61,7 @@ impl Postings {
 
     /// Builds from already sorted lists, as decoded from a block.
     pub(crate) fn insert_list(&mut self, name: &str, value: &str, ids: Vec<u64>) {
-        self.map
-            .entry_ref_or_insert(name)
-            .insert(value.to_string(), ids);
+        self.map.entry_ref_or_insert(name).insert(value.to_string(), ids);
     }
 
     pub(crate) fn set_all(&mut self, ids: Vec<u64>) {
@@ -125,10 +123,7 @@ impl Postings {
     }
 
     pub(crate) fn values(&self, name: &str) -> impl Iterator<Item = (&str, &[u64])> {
-        self.map
-            .get(name)
-            .into_iter()
-            .flat_map(|m| m.iter().map(|(v, ids)| (v.as_str(), ids.as_slice())))
+        self.map.get(name).into_iter().flat_map(|m| m.iter().map(|(v, ids)| (v.as_str(), ids.as_slice())))
     }
 
     pub(crate) fn num_series(&self) -> usize {
@@ -140,10 +135,7 @@ impl Postings {
         let mut out: Vec<(&str, &str, &[u64])> = self
             .map
             .iter()
-            .flat_map(|(n, vs)| {
-                vs.iter()
-                    .map(move |(v, ids)| (n.as_str(), v.as_str(), ids.as_slice()))
-            })
+            .flat_map(|(n, vs)| vs.iter().map(move |(v, ids)| (n.as_str(), v.as_str(), ids.as_slice())))
             .collect();
         out.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         out
@@ -162,9 +154,7 @@ impl Postings {
 
 /// Whether a label set satisfies every matcher (an absent label reads as "").
 pub(crate) fn matches_all(labels: &Labels, matchers: &[Matcher]) -> bool {
-    matchers
-        .iter()
-        .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+    matchers.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
 }
 
 trait EntryRef {
@@ -177,8 +167,7 @@ impl EntryRef for HashMap<String, HashMap<String, Vec<u64>>> {
         if !self.contains_key(name) {
             self.insert(name.to_string(), HashMap::new());
         }
-        self.get_mut(name)
-            .unwrap_or_else(|| unreachable!("inserted above"))
+        self.get_mut(name).unwrap_or_else(|| unreachable!("inserted above"))
     }
 }
 
@@ -193,10 +182,7 @@ mod tests {
         p.add(1, &Labels::from_pairs([("__name__", "up"), ("job", "a")]));
         p.add(2, &Labels::from_pairs([("__name__", "up"), ("job", "b")]));
         p.add(3, &Labels::from_pairs([("__name__", "down")]));
-        assert_eq!(
-            p.candidates(&[Matcher::equal("__name__", "up")]),
-            vec![1, 2]
-        );
+        assert_eq!(p.candidates(&[Matcher::equal("__name__", "up")]), vec![1, 2]);
         let re = Matcher::new(MatchOp::RegexMatch, "job", "a|b").unwrap();
         assert_eq!(p.candidates(&[re, Matcher::equal("job", "b")]), vec![2]);
         assert_eq!(p.candidates(&[Matcher::equal("job", "")]), vec![1, 2, 3]);

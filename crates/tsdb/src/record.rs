@@ -56,10 +56,7 @@ fn put_labels(buf: &mut Vec<u8>, labels: &Labels) {
     }
 }
 
-pub(crate) fn encode_series<'a>(
-    buf: &mut Vec<u8>,
-    series: impl ExactSizeIterator<Item = (u64, &'a Labels)>,
-) {
+pub(crate) fn encode_series<'a>(buf: &mut Vec<u8>, series: impl ExactSizeIterator<Item = (u64, &'a Labels)>) {
     let start = begin_frame(buf, TYPE_SERIES);
     put_uvarint(buf, series.len() as u64);
     for (r, labels) in series {
@@ -82,10 +79,7 @@ pub(crate) fn encode_samples(buf: &mut Vec<u8>, samples: &[(u64, Sample)]) {
     end_frame(buf, start);
 }
 
-pub(crate) fn encode_exemplars<'a>(
-    buf: &mut Vec<u8>,
-    exemplars: impl ExactSizeIterator<Item = (u64, &'a Exemplar)>,
-) {
+pub(crate) fn encode_exemplars<'a>(buf: &mut Vec<u8>, exemplars: impl ExactSizeIterator<Item = (u64, &'a Exemplar)>) {
     let start = begin_frame(buf, TYPE_EXEMPLARS);
     put_uvarint(buf, exemplars.len() as u64);
     for (r, e) in exemplars {
@@ -97,10 +91,7 @@ pub(crate) fn encode_exemplars<'a>(
     end_frame(buf, start);
 }
 
-pub(crate) fn encode_metadata<'a>(
-    buf: &mut Vec<u8>,
-    metadata: impl ExactSizeIterator<Item = &'a MetricMetadata>,
-) {
+pub(crate) fn encode_metadata<'a>(buf: &mut Vec<u8>, metadata: impl ExactSizeIterator<Item = &'a MetricMetadata>) {
     let start = begin_frame(buf, TYPE_METADATA);
     put_uvarint(buf, metadata.len() as u64);
     for m in metadata {
@@ -112,10 +103,7 @@ pub(crate) fn encode_metadata<'a>(
     end_frame(buf, start);
 }
 
-pub(crate) fn encode_chunks<'a>(
-    buf: &mut Vec<u8>,
-    chunks: impl ExactSizeIterator<Item = (u64, &'a [u8])>,
-) {
+pub(crate) fn encode_chunks<'a>(buf: &mut Vec<u8>, chunks: impl ExactSizeIterator<Item = (u64, &'a [u8])>) {
     let start = begin_frame(buf, TYPE_CHUNKS);
     put_uvarint(buf, chunks.len() as u64);
     for (r, c) in chunks {
@@ -172,9 +160,7 @@ pub(crate) fn decode_frame(buf: &[u8]) -> Result<(Record, usize), FrameError> {
     if len == 0 || len > MAX_RECORD_LEN {
         return Err(FrameError::Length(len));
     }
-    let body = buf
-        .get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len)
-        .ok_or(FrameError::Torn)?;
+    let body = buf.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len).ok_or(FrameError::Torn)?;
     if crc32fast::hash(body) != crc {
         return Err(FrameError::Checksum);
     }
@@ -195,11 +181,8 @@ impl Cursor<'_> {
         get_varint(self.buf, &mut self.pos)
     }
     fn bytes(&mut self, n: usize) -> Result<&[u8], CodecError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or(CodecError::UnexpectedEof(self.pos))?;
+        let end =
+            self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or(CodecError::UnexpectedEof(self.pos))?;
         let b = &self.buf[self.pos..end];
         self.pos = end;
         Ok(b)
@@ -209,9 +192,7 @@ impl Cursor<'_> {
     }
     fn f64(&mut self) -> Result<f64, CodecError> {
         let b = self.bytes(8)?;
-        Ok(f64::from_bits(u64::from_le_bytes([
-            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-        ])))
+        Ok(f64::from_bits(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])))
     }
     fn string(&mut self) -> Result<String, CodecError> {
         let n = self.uvarint()? as usize;
@@ -240,8 +221,7 @@ impl Cursor<'_> {
 
 /// Builds labels from decoded pairs, trusting the order only when it is actually sorted.
 pub(crate) fn labels_from_vec(v: Vec<Label>) -> Labels {
-    let sorted =
-        v.windows(2).all(|w| w[0].name < w[1].name) && v.iter().all(|l| !l.value.is_empty());
+    let sorted = v.windows(2).all(|w| w[0].name < w[1].name) && v.iter().all(|l| !l.value.is_empty());
     if sorted {
         Labels::from_sorted(v)
     } else {
@@ -277,14 +257,7 @@ fn decode_body(body: &[u8]) -> Result<Record, CodecError> {
                 let r = c.uvarint()?;
                 let t = c.varint()?;
                 let val = c.f64()?;
-                v.push((
-                    r,
-                    Exemplar {
-                        labels: c.labels()?,
-                        t,
-                        v: val,
-                    },
-                ));
+                v.push((r, Exemplar { labels: c.labels()?, t, v: val }));
             }
             Record::Exemplars(v)
         }
@@ -292,18 +265,10 @@ fn decode_body(body: &[u8]) -> Result<Record, CodecError> {
             let mut v = Vec::with_capacity(n);
             for _ in 0..n {
                 let metric_family_name = c.string()?;
-                let metric_type = METRIC_TYPES
-                    .get(c.u8()? as usize)
-                    .copied()
-                    .unwrap_or_default();
+                let metric_type = METRIC_TYPES.get(c.u8()? as usize).copied().unwrap_or_default();
                 let help = c.string()?;
                 let unit = c.string()?;
-                v.push(MetricMetadata {
-                    metric_family_name,
-                    metric_type,
-                    help,
-                    unit,
-                });
+                v.push(MetricMetadata { metric_family_name, metric_type, help, unit });
             }
             Record::Metadata(v)
         }
@@ -325,15 +290,25 @@ fn decode_body(body: &[u8]) -> Result<Record, CodecError> {
 mod tests {
     use super::*;
     use osprey_model::STALE_NAN;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn garbage_frames_never_panic(mut body in proptest::collection::vec(any::<u8>(), 1..200)) {
+            // A frame with a valid checksum around arbitrary bytes reaches the payload decoder.
+            body[0] %= 6;
+            let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+            frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+            frame.extend_from_slice(&body);
+            let _ = decode_frame(&frame);
+            let _ = decode_frame(&body);
+        }
+    }
 
     #[test]
     fn records_round_trip_through_frames() {
         let labels = Labels::from_pairs([("__name__", "up"), ("job", "a")]);
-        let ex = Exemplar {
-            labels: Labels::from_pairs([("trace_id", "abc")]),
-            t: 5,
-            v: 1.0,
-        };
+        let ex = Exemplar { labels: Labels::from_pairs([("trace_id", "abc")]), t: 5, v: 1.0 };
         let meta = MetricMetadata {
             metric_family_name: "up".into(),
             metric_type: MetricType::Gauge,
@@ -342,13 +317,7 @@ mod tests {
         };
         let mut buf = Vec::new();
         encode_series(&mut buf, [(7u64, &labels)].into_iter());
-        encode_samples(
-            &mut buf,
-            &[
-                (7, Sample::new(1000, 1.5)),
-                (7, Sample::new(900, STALE_NAN)),
-            ],
-        );
+        encode_samples(&mut buf, &[(7, Sample::new(1000, 1.5)), (7, Sample::new(900, STALE_NAN))]);
         encode_exemplars(&mut buf, [(7u64, &ex)].into_iter());
         encode_metadata(&mut buf, [&meta].into_iter());
         encode_chunks(&mut buf, [(7u64, &[1u8, 0, 0][..])].into_iter());
@@ -370,10 +339,7 @@ mod tests {
         assert_eq!(records[2], Record::Exemplars(vec![(7, ex)]));
         assert_eq!(records[3], Record::Metadata(vec![meta]));
         assert_eq!(records[4], Record::Chunks(vec![(7, vec![1, 0, 0])]));
-        assert_eq!(
-            decode_frame(&buf[..buf.len() - 1]).map(|r| r.1).ok(),
-            Some(decode_frame(&buf).unwrap().1)
-        );
+        assert_eq!(decode_frame(&buf[..buf.len() - 1]).map(|r| r.1).ok(), Some(decode_frame(&buf).unwrap().1));
         let mut corrupt = buf.clone();
         corrupt[10] ^= 0xff;
         assert_eq!(decode_frame(&corrupt).unwrap_err(), FrameError::Checksum);

@@ -49,11 +49,7 @@ pub(crate) enum Outcome {
 
 impl MemSeries {
     pub(crate) fn new(id: u64, labels: Labels) -> MemSeries {
-        MemSeries {
-            id,
-            labels,
-            data: Mutex::new(SeriesData::new()),
-        }
+        MemSeries { id, labels, data: Mutex::new(SeriesData::new()) }
     }
 }
 
@@ -75,11 +71,7 @@ impl SeriesData {
     }
 
     pub(crate) fn min_t(&self) -> Option<i64> {
-        let chunk_min = self
-            .sealed
-            .first()
-            .map(|c| c.min_t)
-            .or((!self.open.is_empty()).then_some(self.open_min_t));
+        let chunk_min = self.sealed.first().map(|c| c.min_t).or((!self.open.is_empty()).then_some(self.open_min_t));
         match (chunk_min, self.ooo.first()) {
             (Some(a), Some(b)) => Some(a.min(b.t)),
             (a, b) => a.or(b.map(|s| s.t)),
@@ -99,8 +91,7 @@ impl SeriesData {
     /// Appends a sample newer than every stored one. A chunk is sealed when full or when the
     /// sample crosses a block boundary, so head truncation rarely splits chunks.
     fn append_newest(&mut self, s: Sample, block_range: i64) {
-        let crosses = !self.open.is_empty()
-            && s.t.div_euclid(block_range) != self.open_min_t.div_euclid(block_range);
+        let crosses = !self.open.is_empty() && s.t.div_euclid(block_range) != self.open_min_t.div_euclid(block_range);
         if self.open.len() >= HEAD_CHUNK_SAMPLES || crosses {
             self.seal();
         }
@@ -117,11 +108,7 @@ impl SeriesData {
             return;
         }
         let open = std::mem::take(&mut self.open);
-        self.sealed.push(SealedChunk {
-            min_t: self.open_min_t,
-            max_t: self.max_t,
-            bytes: open.finish().into(),
-        });
+        self.sealed.push(SealedChunk { min_t: self.open_min_t, max_t: self.max_t, bytes: open.finish().into() });
     }
 
     /// The stored value at `t`, if any (decodes the one chunk that may hold it).
@@ -202,13 +189,8 @@ impl SeriesData {
     /// Samples with `mint <= t <= maxt`, in time order.
     pub(crate) fn samples(&self, mint: i64, maxt: i64) -> Vec<Sample> {
         let mut out = Vec::new();
-        let open =
-            (!self.open.is_empty()).then(|| (self.open_min_t, self.max_t, self.open.bytes()));
-        let chunks = self
-            .sealed
-            .iter()
-            .map(|c| (c.min_t, c.max_t, &c.bytes[..]))
-            .chain(open);
+        let open = (!self.open.is_empty()).then(|| (self.open_min_t, self.max_t, self.open.bytes()));
+        let chunks = self.sealed.iter().map(|c| (c.min_t, c.max_t, &c.bytes[..])).chain(open);
         for (lo, hi, bytes) in chunks {
             if hi < mint || lo > maxt {
                 continue;
@@ -221,12 +203,7 @@ impl SeriesData {
             }
         }
         out.retain(|s| s.t >= mint && s.t <= maxt);
-        let ooo: Vec<Sample> = self
-            .ooo
-            .iter()
-            .filter(|s| s.t >= mint && s.t <= maxt)
-            .copied()
-            .collect();
+        let ooo: Vec<Sample> = self.ooo.iter().filter(|s| s.t >= mint && s.t <= maxt).copied().collect();
         if ooo.is_empty() {
             return out;
         }
@@ -311,54 +288,25 @@ pub(crate) fn merge_sorted(a: Vec<Sample>, b: Vec<Sample>) -> Vec<Sample> {
 mod tests {
     use super::*;
 
-    const LIMITS: AppendLimits = AppendLimits {
-        min_valid_time: 0,
-        ooo_window: 0,
-        block_range: 7_200_000,
-    };
+    const LIMITS: AppendLimits = AppendLimits { min_valid_time: 0, ooo_window: 0, block_range: 7_200_000 };
 
     #[test]
     fn ooo_within_window_merges_and_outside_is_rejected() {
         let mut d = SeriesData::new();
-        let ooo = AppendLimits {
-            ooo_window: 10_000,
-            ..LIMITS
-        };
+        let ooo = AppendLimits { ooo_window: 10_000, ..LIMITS };
         for t in (100_000..200_000).step_by(1000) {
             assert_eq!(d.append(Sample::new(t, t as f64), &ooo), Outcome::Appended);
         }
         assert_eq!(d.append(Sample::new(198_500, 1.0), &ooo), Outcome::Appended);
-        assert_eq!(
-            d.append(Sample::new(150_500, 1.0), &ooo),
-            Outcome::OutOfOrder
-        );
-        assert_eq!(
-            d.append(Sample::new(198_000, 5.0), &ooo),
-            Outcome::DuplicateDifferentValue
-        );
-        assert_eq!(
-            d.append(Sample::new(198_000, 198_000.0), &ooo),
-            Outcome::Duplicate
-        );
-        assert_eq!(
-            d.append(Sample::new(198_500, 1.0), &ooo),
-            Outcome::Duplicate
-        );
+        assert_eq!(d.append(Sample::new(150_500, 1.0), &ooo), Outcome::OutOfOrder);
+        assert_eq!(d.append(Sample::new(198_000, 5.0), &ooo), Outcome::DuplicateDifferentValue);
+        assert_eq!(d.append(Sample::new(198_000, 198_000.0), &ooo), Outcome::Duplicate);
+        assert_eq!(d.append(Sample::new(198_500, 1.0), &ooo), Outcome::Duplicate);
         let s = d.samples(198_000, 199_000);
-        assert_eq!(
-            s.iter().map(|s| s.t).collect::<Vec<_>>(),
-            vec![198_000, 198_500, 199_000]
-        );
+        assert_eq!(s.iter().map(|s| s.t).collect::<Vec<_>>(), vec![198_000, 198_500, 199_000]);
         // Enough out-of-order samples to force a merge into chunks keeps every sample.
-        for t in (190_100..199_000)
-            .step_by(100)
-            .filter(|t| t % 1000 != 0 && *t != 198_500)
-        {
-            assert_eq!(
-                d.append(Sample::new(t, 0.5), &ooo),
-                Outcome::Appended,
-                "t={t}"
-            );
+        for t in (190_100..199_000).step_by(100).filter(|t| t % 1000 != 0 && *t != 198_500) {
+            assert_eq!(d.append(Sample::new(t, 0.5), &ooo), Outcome::Appended, "t={t}");
         }
         let all = d.samples(i64::MIN, i64::MAX);
         assert!(all.windows(2).all(|w| w[0].t < w[1].t));

@@ -77,10 +77,7 @@ impl Counters {
 }
 
 /// The `n` largest entries, highest count first, ties by name.
-pub(crate) fn top_n(
-    items: impl IntoIterator<Item = (String, u64)>,
-    n: usize,
-) -> Vec<(String, u64)> {
+pub(crate) fn top_n(items: impl IntoIterator<Item = (String, u64)>, n: usize) -> Vec<(String, u64)> {
     let mut v: Vec<(String, u64)> = items.into_iter().collect();
     v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     v.truncate(n);

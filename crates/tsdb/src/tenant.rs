@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use osprey_model::{
-    AppendSummary, Exemplar, Labels, Matcher, MetricMetadata, Sample, Series, TenantId, Timestamp,
-    WriteRequest, METRIC_NAME,
+    AppendSummary, Exemplar, Labels, Matcher, MetricMetadata, Sample, Series, TenantId, Timestamp, WriteRequest,
+    METRIC_NAME,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -78,30 +78,17 @@ impl TenantDb {
         if let Some(boundary) = blocks.iter().map(|b| b.meta.max_time).max() {
             head.raise_boundary(boundary);
         }
-        let mut replay = Replay {
-            head: &head,
-            pending: HashMap::new(),
-            exemplars: Vec::new(),
-            metadata: HashMap::new(),
-        };
+        let mut replay =
+            Replay { head: &head, pending: HashMap::new(), exemplars: Vec::new(), metadata: HashMap::new() };
         let wal_dir = dir.join("wal");
         let (wal, records, repairs) =
-            Wal::open(&wal_dir, opts.wal_segment_bytes, &mut |r| replay.apply(r))
-                .map_err(TsdbError::io(&wal_dir))?;
+            Wal::open(&wal_dir, opts.wal_segment_bytes, &mut |r| replay.apply(r)).map_err(TsdbError::io(&wal_dir))?;
         report.wal_records = records;
         report.wal_repairs = repairs;
         report.samples_without_series = replay.pending.values().map(|v| v.len() as u64).sum();
-        let Replay {
-            exemplars,
-            metadata,
-            ..
-        } = replay;
+        let Replay { exemplars, metadata, .. } = replay;
         let mut ring = VecDeque::with_capacity(exemplars.len().min(opts.max_exemplars_per_tenant));
-        for e in exemplars
-            .into_iter()
-            .rev()
-            .take(opts.max_exemplars_per_tenant)
-        {
+        for e in exemplars.into_iter().rev().take(opts.max_exemplars_per_tenant) {
             ring.push_front(e);
         }
         report.blocks_loaded = blocks.len();
@@ -195,9 +182,7 @@ impl TenantDb {
         }
         if !buf.is_empty() {
             let fsync = self.opts.wal_sync == WalSync::Always;
-            self.wal
-                .append(&buf, fsync)
-                .map_err(TsdbError::io(self.blocks_dir.with_file_name("wal")))?;
+            self.wal.append(&buf, fsync).map_err(TsdbError::io(self.blocks_dir.with_file_name("wal")))?;
         }
         head.observe_times(min_t, max_t);
         if !exemplars.is_empty() {
@@ -212,19 +197,11 @@ impl TenantDb {
         Counters::add(&self.counters.samples_appended, summary.samples_appended);
         Counters::add(&self.counters.samples_rejected, summary.rejected());
         Counters::add(&self.counters.series_created, summary.series_created);
-        Counters::add(
-            &self.counters.exemplars_appended,
-            summary.exemplars_appended,
-        );
+        Counters::add(&self.counters.exemplars_appended, summary.exemplars_appended);
         Ok(summary)
     }
 
-    fn create(
-        &self,
-        hash: u64,
-        labels: Labels,
-        created: &mut Vec<Arc<MemSeries>>,
-    ) -> Arc<MemSeries> {
+    fn create(&self, hash: u64, labels: Labels, created: &mut Vec<Arc<MemSeries>>) -> Arc<MemSeries> {
         let (series, is_new) = self.head.get_or_create(hash, labels);
         if is_new {
             created.push(series.clone());
@@ -271,11 +248,7 @@ impl TenantDb {
                 }
             }
         };
-        for block in self
-            .blocks_snapshot()
-            .iter()
-            .filter(|b| b.overlaps(start, end))
-        {
+        for block in self.blocks_snapshot().iter().filter(|b| b.overlaps(start, end)) {
             for i in block.select(matchers, start, end) {
                 add(&block.series[i].labels, block.samples(i, start, end)?);
             }
@@ -298,22 +271,20 @@ impl TenantDb {
 
     /// Calls `visit` with the labels of every matching series that has data overlapping
     /// `[start, end]` (by chunk time ranges, without decoding samples).
-    fn visit_series(
+    fn visit_series(&self, matchers: &[Matcher], start: Timestamp, end: Timestamp, visit: &mut dyn FnMut(&Labels)) {
+        for block in self.blocks_snapshot().iter().filter(|b| b.overlaps(start, end)) {
+            visit_block_series(block, matchers, start, end, visit);
+        }
+        self.visit_head_series(matchers, start, end, visit);
+    }
+
+    fn visit_head_series(
         &self,
         matchers: &[Matcher],
         start: Timestamp,
         end: Timestamp,
         visit: &mut dyn FnMut(&Labels),
     ) {
-        for block in self
-            .blocks_snapshot()
-            .iter()
-            .filter(|b| b.overlaps(start, end))
-        {
-            for i in block.select(matchers, start, end) {
-                visit(&block.series[i].labels);
-            }
-        }
         for series in self.head.select(matchers) {
             let data = series.data.lock();
             let in_range = data.min_t().is_some_and(|min| min <= end) && data.max_t >= start;
@@ -324,12 +295,13 @@ impl TenantDb {
         }
     }
 
-    pub(crate) fn series(
-        &self,
-        matchers: &[Matcher],
-        start: Timestamp,
-        end: Timestamp,
-    ) -> Vec<Labels> {
+    /// Whether the head's data lies entirely inside `[start, end]`, so that with no matchers
+    /// its inverted index alone answers label queries.
+    fn head_within(&self, start: Timestamp, end: Timestamp) -> bool {
+        self.head.time_range().is_none_or(|(min, max)| min >= start && max <= end)
+    }
+
+    pub(crate) fn series(&self, matchers: &[Matcher], start: Timestamp, end: Timestamp) -> Vec<Labels> {
         let mut out = BTreeSet::new();
         self.visit_series(matchers, start, end, &mut |l| {
             if !out.contains(l) {
@@ -339,23 +311,35 @@ impl TenantDb {
         out.into_iter().collect()
     }
 
-    pub(crate) fn label_names(
-        &self,
-        matchers: &[Matcher],
-        start: Timestamp,
-        end: Timestamp,
-    ) -> BTreeSet<String> {
+    /// Label names; without matchers, sources inside the range answer from their index
+    /// (the common "all label names" call), others by visiting their series.
+    pub(crate) fn label_names(&self, matchers: &[Matcher], start: Timestamp, end: Timestamp) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        self.visit_series(matchers, start, end, &mut |l| {
+        let mut add = |l: &Labels| {
             for label in l {
                 if !out.contains(label.name.as_str()) {
                     out.insert(label.name.clone());
                 }
             }
-        });
+        };
+        let mut from_index = Vec::new();
+        for block in self.blocks_snapshot().iter().filter(|b| b.overlaps(start, end)) {
+            if matchers.is_empty() && block.within(start, end) {
+                from_index.extend(block.postings().label_names().map(str::to_string));
+            } else {
+                visit_block_series(block, matchers, start, end, &mut add);
+            }
+        }
+        if matchers.is_empty() && self.head_within(start, end) {
+            from_index.extend(self.head.postings().label_names().map(str::to_string));
+        } else {
+            self.visit_head_series(matchers, start, end, &mut add);
+        }
+        out.extend(from_index);
         out
     }
 
+    /// Values of one label, answered like [`TenantDb::label_names`].
     pub(crate) fn label_values(
         &self,
         name: &str,
@@ -364,13 +348,27 @@ impl TenantDb {
         end: Timestamp,
     ) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        self.visit_series(matchers, start, end, &mut |l| {
+        let mut add = |l: &Labels| {
             if let Some(v) = l.get(name) {
                 if !out.contains(v) {
                     out.insert(v.to_string());
                 }
             }
-        });
+        };
+        let mut from_index = Vec::new();
+        for block in self.blocks_snapshot().iter().filter(|b| b.overlaps(start, end)) {
+            if matchers.is_empty() && block.within(start, end) {
+                from_index.extend(block.postings().values(name).map(|(v, _)| v.to_string()));
+            } else {
+                visit_block_series(block, matchers, start, end, &mut add);
+            }
+        }
+        if matchers.is_empty() && self.head_within(start, end) {
+            from_index.extend(self.head.postings().values(name).map(|(v, _)| v.to_string()));
+        } else {
+            self.visit_head_series(matchers, start, end, &mut add);
+        }
+        out.extend(from_index);
         out
     }
 
@@ -383,9 +381,7 @@ impl TenantDb {
         let mut out: BTreeMap<Labels, Vec<Exemplar>> = BTreeMap::new();
         for (series, e) in self.exemplars.lock().iter() {
             if e.t >= start && e.t <= end && matches_all(&series.labels, matchers) {
-                out.entry(series.labels.clone())
-                    .or_default()
-                    .push(e.clone());
+                out.entry(series.labels.clone()).or_default().push(e.clone());
             }
         }
         out.into_iter()
@@ -410,7 +406,10 @@ impl TenantDb {
         let range = self.head.block_range();
         while let Some((min_t, max_t)) = self.head.time_range() {
             let end = align_down(min_t.max(self.head.boundary()), range) + range;
-            if max_t.saturating_sub(end) < range / 2 {
+            // Keep what appenders may still write to in the head: half a block range behind
+            // the newest sample (as Prometheus), or the out-of-order window if longer.
+            let lag = (range / 2).max(self.opts.ooo_window_ms());
+            if max_t.saturating_sub(end) < lag {
                 break;
             }
             report.blocks_written += self.persist_head_before(end)?;
@@ -447,18 +446,10 @@ impl TenantDb {
             let mut writer = BlockWriter::new(&self.blocks_dir, window).map_err(io)?;
             for s in &series {
                 let samples = s.data.lock().samples(window, window_end - 1);
-                writer
-                    .add_series(s.labels.clone(), &samples)
-                    .map_err(TsdbError::io(&self.blocks_dir))?;
+                writer.add_series(s.labels.clone(), &samples).map_err(TsdbError::io(&self.blocks_dir))?;
             }
-            let compaction = BlockCompaction {
-                level: 1,
-                ..Default::default()
-            };
-            if let Some(dir) = writer
-                .finish(window, window_end, compaction)
-                .map_err(TsdbError::io(&self.blocks_dir))?
-            {
+            let compaction = BlockCompaction { level: 1, ..Default::default() };
+            if let Some(dir) = writer.finish(window, window_end, compaction).map_err(TsdbError::io(&self.blocks_dir))? {
                 self.add_block(Arc::new(Block::open(&dir)?));
                 written += 1;
             }
@@ -473,9 +464,7 @@ impl TenantDb {
     fn add_block(&self, block: Arc<Block>) {
         let mut blocks = self.blocks.write();
         blocks.push(block);
-        blocks.sort_by(|a, b| {
-            (a.meta.min_time, a.meta.max_time).cmp(&(b.meta.min_time, b.meta.max_time))
-        });
+        blocks.sort_by(|a, b| (a.meta.min_time, a.meta.max_time).cmp(&(b.meta.min_time, b.meta.max_time)));
     }
 
     /// Replaces the WAL written so far by a checkpoint of what the head still holds.
@@ -490,13 +479,7 @@ impl TenantDb {
             record::encode_series(&mut body, batch.iter().map(|s| (s.id, &s.labels)));
             let mut chunks = Vec::new();
             for s in batch {
-                chunks.extend(
-                    s.data
-                        .lock()
-                        .encoded_chunks()
-                        .into_iter()
-                        .map(|c| (s.id, c)),
-                );
+                chunks.extend(s.data.lock().encoded_chunks().into_iter().map(|c| (s.id, c)));
             }
             record::encode_chunks(&mut body, chunks.iter().map(|(id, c)| (*id, c.as_slice())));
         }
@@ -505,11 +488,8 @@ impl TenantDb {
             // Exemplars can outlive their series' samples; log those series so replay can
             // attach the exemplars again.
             let live: HashSet<u64> = series.iter().map(|s| s.id).collect();
-            let mut gone: Vec<&Arc<MemSeries>> = exemplars
-                .iter()
-                .map(|(s, _)| s)
-                .filter(|s| !live.contains(&s.id))
-                .collect();
+            let mut gone: Vec<&Arc<MemSeries>> =
+                exemplars.iter().map(|(s, _)| s).filter(|s| !live.contains(&s.id)).collect();
             gone.sort_by_key(|s| s.id);
             gone.dedup_by_key(|s| s.id);
             if !gone.is_empty() {
@@ -522,9 +502,7 @@ impl TenantDb {
         if !metadata.is_empty() {
             record::encode_metadata(&mut body, metadata.iter());
         }
-        self.wal
-            .checkpoint(first_kept, &body)
-            .map_err(TsdbError::io(&wal_dir))
+        self.wal.checkpoint(first_kept, &body).map_err(TsdbError::io(&wal_dir))
     }
 
     fn compact(&self, report: &mut TenantMaintenance) -> Result<(), TsdbError> {
@@ -537,9 +515,7 @@ impl TenantDb {
                 let mut blocks = self.blocks.write();
                 blocks.retain(|b| !sources.iter().any(|s| s.id() == b.id()));
                 blocks.extend(new_block);
-                blocks.sort_by(|a, b| {
-                    (a.meta.min_time, a.meta.max_time).cmp(&(b.meta.min_time, b.meta.max_time))
-                });
+                blocks.sort_by(|a, b| (a.meta.min_time, a.meta.max_time).cmp(&(b.meta.min_time, b.meta.max_time)));
             }
             for s in &sources {
                 fs::remove_dir_all(&s.dir).map_err(TsdbError::io(&s.dir))?;
@@ -547,19 +523,13 @@ impl TenantDb {
             let nanos = started.elapsed().as_nanos() as u64;
             Counters::add(&self.counters.compactions, 1);
             Counters::add(&self.counters.compaction_nanos_total, nanos);
-            self.counters
-                .last_compaction_nanos
-                .store(nanos, std::sync::atomic::Ordering::Relaxed);
+            self.counters.last_compaction_nanos.store(nanos, std::sync::atomic::Ordering::Relaxed);
             report.compactions += 1;
         }
         Ok(())
     }
 
-    fn apply_retention(
-        &self,
-        now_ms: i64,
-        report: &mut TenantMaintenance,
-    ) -> Result<(), TsdbError> {
+    fn apply_retention(&self, now_ms: i64, report: &mut TenantMaintenance) -> Result<(), TsdbError> {
         let cutoff = now_ms.saturating_sub(self.opts.retention_ms());
         let blocks = self.blocks_snapshot();
         let mut total: u64 = blocks.iter().map(|b| b.disk_bytes).sum();
@@ -576,27 +546,19 @@ impl TenantDb {
         if doomed.is_empty() {
             return Ok(());
         }
-        self.blocks
-            .write()
-            .retain(|b| !doomed.iter().any(|d| d.id() == b.id()));
+        self.blocks.write().retain(|b| !doomed.iter().any(|d| d.id() == b.id()));
         for b in &doomed {
             tracing::info!(tenant = %self.id, block = b.id(), min_time = b.meta.min_time, max_time = b.meta.max_time, "retention deleted block");
             fs::remove_dir_all(&b.dir).map_err(TsdbError::io(&b.dir))?;
         }
-        Counters::add(
-            &self.counters.blocks_deleted_by_retention,
-            doomed.len() as u64,
-        );
+        Counters::add(&self.counters.blocks_deleted_by_retention, doomed.len() as u64);
         report.blocks_deleted += doomed.len();
         Ok(())
     }
 
     pub(crate) fn block_count_and_bytes(&self) -> (u64, u64) {
         let blocks = self.blocks.read();
-        (
-            blocks.len() as u64,
-            blocks.iter().map(|b| b.disk_bytes).sum(),
-        )
+        (blocks.len() as u64, blocks.iter().map(|b| b.disk_bytes).sum())
     }
 
     pub(crate) fn head_stats(&self) -> HeadStats {
@@ -608,12 +570,8 @@ impl TenantDb {
         }
         let postings = self.head.postings();
         stats.num_series = postings.num_series() as u64;
-        stats.series_count_by_metric_name = top_n(
-            postings
-                .values(METRIC_NAME)
-                .map(|(v, ids)| (v.to_string(), ids.len() as u64)),
-            10,
-        );
+        stats.series_count_by_metric_name =
+            top_n(postings.values(METRIC_NAME).map(|(v, ids)| (v.to_string(), ids.len() as u64)), 10);
         let mut value_counts = Vec::new();
         let mut memory = Vec::new();
         let mut pairs = Vec::new();
@@ -636,6 +594,18 @@ impl TenantDb {
             stats.max_time = Some(max);
         }
         stats
+    }
+}
+
+fn visit_block_series(
+    block: &Block,
+    matchers: &[Matcher],
+    start: Timestamp,
+    end: Timestamp,
+    visit: &mut dyn FnMut(&Labels),
+) {
+    for i in block.select(matchers, start, end) {
+        visit(&block.series[i].labels);
     }
 }
 
@@ -681,19 +651,12 @@ fn load_blocks(dir: &Path, report: &mut TenantOpen) -> Result<Vec<Arc<Block>>, T
         }
     }
     // A crash between writing a compacted block and deleting its parents leaves both.
-    let superseded: BTreeSet<String> = blocks
-        .iter()
-        .flat_map(|b| b.meta.compaction.parents.iter().cloned())
-        .collect();
-    let (stale, mut live): (Vec<_>, Vec<_>) = blocks
-        .into_iter()
-        .partition(|b| superseded.contains(b.id()));
+    let superseded: BTreeSet<String> = blocks.iter().flat_map(|b| b.meta.compaction.parents.iter().cloned()).collect();
+    let (stale, mut live): (Vec<_>, Vec<_>) = blocks.into_iter().partition(|b| superseded.contains(b.id()));
     for b in stale {
         fs::remove_dir_all(&b.dir).map_err(TsdbError::io(&b.dir))?;
     }
-    live.sort_by(|a, b| {
-        (a.meta.min_time, a.meta.max_time).cmp(&(b.meta.min_time, b.meta.max_time))
-    });
+    live.sort_by(|a, b| (a.meta.min_time, a.meta.max_time).cmp(&(b.meta.min_time, b.meta.max_time)));
     Ok(live)
 }
 

@@ -55,10 +55,7 @@ fn checkpoint_path(dir: &Path, n: u64) -> PathBuf {
 }
 
 fn open_segment(dir: &Path, n: u64) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(segment_path(dir, n))?;
+    let f = OpenOptions::new().create(true).append(true).open(segment_path(dir, n))?;
     sync_dir(dir)?;
     Ok(f)
 }
@@ -69,10 +66,7 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Replays every record of one file; on the first bad record truncates the file there.
-fn replay_file(
-    path: &Path,
-    on_record: &mut dyn FnMut(Record),
-) -> io::Result<(u64, Option<WalRepair>)> {
+fn replay_file(path: &Path, on_record: &mut dyn FnMut(Record)) -> io::Result<(u64, Option<WalRepair>)> {
     let data = fs::read(path)?;
     let (mut pos, mut records) = (0usize, 0u64);
     while pos < data.len() {
@@ -110,11 +104,7 @@ fn replay_file(
 
 /// Counts the damaged record plus any intact-looking frames after it, for the loss report.
 fn count_frames_after_damage(data: &[u8]) -> u64 {
-    let header_len = u32::from_le_bytes(
-        data.get(..4)
-            .and_then(|b| b.try_into().ok())
-            .unwrap_or([0; 4]),
-    ) as usize;
+    let header_len = u32::from_le_bytes(data.get(..4).and_then(|b| b.try_into().ok()).unwrap_or([0; 4])) as usize;
     let mut pos = crate::record::FRAME_HEADER_LEN + header_len;
     let mut count = 1;
     while pos < data.len() {
@@ -178,10 +168,7 @@ impl Wal {
             fs::remove_file(segment_path(dir, n))?;
         }
         segments.retain(|&n| n >= first_kept);
-        let files = checkpoints
-            .last()
-            .map(|&n| checkpoint_path(dir, n))
-            .into_iter();
+        let files = checkpoints.last().map(|&n| checkpoint_path(dir, n)).into_iter();
         for path in files.chain(segments.iter().map(|&n| segment_path(dir, n))) {
             let (n, repair) = replay_file(&path, on_record)?;
             records += n;
@@ -192,11 +179,7 @@ impl Wal {
         let wal = Wal {
             dir: dir.to_path_buf(),
             segment_bytes,
-            writer: Mutex::new(Writer {
-                file: Arc::new(file),
-                segment: next,
-                size: 0,
-            }),
+            writer: Mutex::new(Writer { file: Arc::new(file), segment: next, size: 0 }),
             sync_lock: Mutex::new(()),
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
@@ -290,12 +273,7 @@ impl Wal {
     /// Bytes of all WAL files on disk.
     pub(crate) fn disk_bytes(&self) -> u64 {
         fs::read_dir(&self.dir)
-            .map(|rd| {
-                rd.flatten()
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
+            .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
             .unwrap_or(0)
     }
 
@@ -342,12 +320,7 @@ mod tests {
         }
         let seg = segment_path(dir.path(), 0);
         let len = fs::metadata(&seg).unwrap().len();
-        OpenOptions::new()
-            .write(true)
-            .open(&seg)
-            .unwrap()
-            .set_len(len - 3)
-            .unwrap();
+        OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 3).unwrap();
         let (records, repairs) = replay(dir.path());
         assert_eq!(records.len(), 2);
         assert_eq!(repairs.len(), 1);
