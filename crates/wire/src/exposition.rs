@@ -58,9 +58,7 @@ impl ExpositionFormat {
     pub fn content_type(self) -> &'static str {
         match self {
             ExpositionFormat::PrometheusText => "text/plain; version=0.0.4; charset=utf-8",
-            ExpositionFormat::OpenMetrics => {
-                "application/openmetrics-text; version=1.0.0; charset=utf-8"
-            }
+            ExpositionFormat::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
         }
     }
 }
@@ -117,13 +115,9 @@ pub enum Problem {
     ExpectedValue(String),
     #[error("expected a timestamp ({unit}) after the value, got {got:?}")]
     ExpectedTimestamp { unit: &'static str, got: String },
-    #[error(
-        "unexpected {0:?} after the sample; a sample line is: name{{labels}} value [timestamp]"
-    )]
+    #[error("unexpected {0:?} after the sample; a sample line is: name{{labels}} value [timestamp]")]
     TrailingData(String),
-    #[error(
-        "exemplars are only allowed in OpenMetrics; serve the page as application/openmetrics-text"
-    )]
+    #[error("exemplars are only allowed in OpenMetrics; serve the page as application/openmetrics-text")]
     ExemplarInTextFormat,
     #[error("expected '{{' opening the exemplar's labels, got {0:?}")]
     ExpectedExemplarLabels(String),
@@ -133,9 +127,7 @@ pub enum Problem {
     MalformedMetadata(&'static str),
     #[error("unknown metric type {0:?}; known are counter, gauge, histogram, gaugehistogram, summary, info, stateset, unknown, untyped")]
     UnknownType(String),
-    #[error(
-        "OpenMetrics allows only '# HELP', '# TYPE', '# UNIT' and '# EOF' comments, got {0:?}"
-    )]
+    #[error("OpenMetrics allows only '# HELP', '# TYPE', '# UNIT' and '# EOF' comments, got {0:?}")]
     UnknownComment(String),
     #[error("content after '# EOF'; the end marker must be the last line")]
     DataAfterEof,
@@ -156,19 +148,10 @@ pub fn parse(
     meta: &mut Vec<MetricMetadata>,
 ) -> Result<(), ExpositionError> {
     let text = std::str::from_utf8(body).map_err(|e| ExpositionError {
-        line: 1 + body[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count(),
+        line: 1 + body[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
         problem: Problem::InvalidUtf8,
     })?;
-    let mut parser = Parser {
-        format,
-        family: Family::default(),
-        family_index: HashMap::new(),
-        meta,
-        out,
-    };
+    let mut parser = Parser { format, current: None, family_index: HashMap::new(), meta, out };
     let mut lines = text.split('\n').enumerate().peekable();
     let mut line_count = 0;
     while let Some((index, raw)) = lines.next() {
@@ -180,26 +163,15 @@ pub fn parse(
                 // Only the empty piece after a final newline may follow the end marker.
                 return match lines.next() {
                     Some((_, "")) if lines.peek().is_none() => Ok(()),
-                    Some((i, _)) => Err(ExpositionError {
-                        line: i + 1,
-                        problem: Problem::DataAfterEof,
-                    }),
+                    Some((i, _)) => Err(ExpositionError { line: i + 1, problem: Problem::DataAfterEof }),
                     None => Ok(()),
                 };
             }
-            Err(problem) => {
-                return Err(ExpositionError {
-                    line: index + 1,
-                    problem,
-                })
-            }
+            Err(problem) => return Err(ExpositionError { line: index + 1, problem }),
         }
     }
     if format == ExpositionFormat::OpenMetrics {
-        return Err(ExpositionError {
-            line: line_count,
-            problem: Problem::MissingEof,
-        });
+        return Err(ExpositionError { line: line_count, problem: Problem::MissingEof });
     }
     Ok(())
 }
@@ -209,42 +181,18 @@ enum LineKind {
     Other,
 }
 
-/// The metric family named by the latest metadata line, which decides how its samples are
-/// read (which `_created` lines to skip, which labels to normalise).
-#[derive(Default)]
-struct Family {
-    name: String,
-    metric_type: MetricType,
-}
-
-impl Family {
-    /// The type of the family a sample belongs to, if it belongs to the current one.
-    fn type_of(&self, sample_name: &str) -> MetricType {
-        let Some(suffix) = sample_name.strip_prefix(self.name.as_str()) else {
-            return MetricType::Unknown;
-        };
-        let belongs = matches!(
-            suffix,
-            "" | "_total"
-                | "_created"
-                | "_bucket"
-                | "_count"
-                | "_sum"
-                | "_gcount"
-                | "_gsum"
-                | "_info"
-        );
-        if belongs {
-            self.metric_type
-        } else {
-            MetricType::Unknown
-        }
-    }
+/// Whether a sample named `sample_name` belongs to the family `family` (`foo_bucket` to `foo`).
+fn in_family(sample_name: &str, family: &str) -> bool {
+    sample_name.strip_prefix(family).is_some_and(|suffix| {
+        matches!(suffix, "" | "_total" | "_created" | "_bucket" | "_count" | "_sum" | "_gcount" | "_gsum" | "_info")
+    })
 }
 
 struct Parser<'a> {
     format: ExpositionFormat,
-    family: Family,
+    /// The `meta` entry of the family named by the latest metadata line, which decides how
+    /// its samples are read (which `_created` lines to skip, which labels to normalise).
+    current: Option<usize>,
     /// Where each family this parse added sits in `meta`.
     family_index: HashMap<String, usize>,
     meta: &'a mut Vec<MetricMetadata>,
@@ -282,7 +230,6 @@ impl Parser<'_> {
                 let (name, type_name) = metadata_name(rest, "TYPE")?;
                 let metric_type = parse_type(type_name.trim())?;
                 self.family_meta(name).metric_type = metric_type;
-                self.family.metric_type = metric_type;
                 Ok(LineKind::Other)
             }
             "UNIT" if open_metrics => {
@@ -298,26 +245,26 @@ impl Parser<'_> {
 
     /// The metadata entry of family `name`, created when new; switches the current family.
     fn family_meta(&mut self, name: &str) -> &mut MetricMetadata {
-        let index = match self.family_index.get(name).copied() {
+        // HELP, TYPE and UNIT of one family come together: skip the lookup for the 2nd and 3rd.
+        let same = self.current.filter(|&i| self.meta[i].metric_family_name == name);
+        let index = match same.or_else(|| self.family_index.get(name).copied()) {
             Some(i) => i,
             None => {
-                self.meta.push(MetricMetadata {
-                    metric_family_name: name.to_string(),
-                    ..Default::default()
-                });
-                self.family_index
-                    .insert(name.to_string(), self.meta.len() - 1);
+                self.meta.push(MetricMetadata { metric_family_name: name.to_string(), ..Default::default() });
+                self.family_index.insert(name.to_string(), self.meta.len() - 1);
                 self.meta.len() - 1
             }
         };
-        if self.family.name != name {
-            // Returning to a family seen earlier keeps the type its TYPE line gave.
-            self.family = Family {
-                name: name.to_string(),
-                metric_type: self.meta[index].metric_type,
-            };
-        }
+        self.current = Some(index);
         &mut self.meta[index]
+    }
+
+    /// The type of the current family if the sample belongs to it, else unknown.
+    fn type_of(&self, sample_name: &str) -> MetricType {
+        match self.current.map(|i| &self.meta[i]) {
+            Some(m) if in_family(sample_name, &m.metric_family_name) => m.metric_type,
+            _ => MetricType::Unknown,
+        }
     }
 
     fn sample(&mut self, line: &str) -> Result<(), Problem> {
@@ -326,15 +273,12 @@ impl Parser<'_> {
         if name.is_empty() {
             return Err(Problem::ExpectedMetricName(clip(cur.token())));
         }
-        let metric_type = self.family.type_of(name);
+        let metric_type = self.type_of(name);
         let skip_created = name.ends_with("_created")
             && self.format == ExpositionFormat::OpenMetrics
             && matches!(
                 metric_type,
-                MetricType::Counter
-                    | MetricType::Histogram
-                    | MetricType::GaugeHistogram
-                    | MetricType::Summary
+                MetricType::Counter | MetricType::Histogram | MetricType::GaugeHistogram | MetricType::Summary
             );
         if skip_created {
             return Ok(());
@@ -352,8 +296,7 @@ impl Parser<'_> {
         let labels = into_labels(labels)?;
 
         let value_token = cur.token();
-        let value =
-            float::parse(value_token).ok_or_else(|| Problem::ExpectedValue(clip(value_token)))?;
+        let value = float::parse(value_token).ok_or_else(|| Problem::ExpectedValue(clip(value_token)))?;
         cur.skip_blanks();
 
         let mut timestamp = None;
@@ -371,12 +314,7 @@ impl Parser<'_> {
         if !cur.at_end() {
             return Err(Problem::TrailingData(clip(cur.rest())));
         }
-        self.out.push(ParsedSample {
-            labels,
-            value,
-            timestamp,
-            exemplar,
-        });
+        self.out.push(ParsedSample { labels, value, timestamp, exemplar });
         Ok(())
     }
 
@@ -395,10 +333,7 @@ impl Parser<'_> {
                 ExpositionFormat::PrometheusText => "integer milliseconds",
                 ExpositionFormat::OpenMetrics => "seconds",
             };
-            Problem::ExpectedTimestamp {
-                unit,
-                got: clip(token),
-            }
+            Problem::ExpectedTimestamp { unit, got: clip(token) }
         })
     }
 
@@ -413,31 +348,25 @@ impl Parser<'_> {
         let labels = into_labels(labels)?;
         cur.skip_blanks();
         let token = cur.token();
-        let value =
-            float::parse(token).ok_or_else(|| Problem::ExpectedExemplarValue(clip(token)))?;
+        let value = float::parse(token).ok_or_else(|| Problem::ExpectedExemplarValue(clip(token)))?;
         cur.skip_blanks();
-        let timestamp = if cur.at_end() {
-            None
-        } else {
-            Some(self.timestamp(cur)?)
-        };
+        let timestamp = if cur.at_end() { None } else { Some(self.timestamp(cur)?) };
         cur.skip_blanks();
-        Ok(ParsedExemplar {
-            labels,
-            value,
-            timestamp,
-        })
+        Ok(ParsedExemplar { labels, value, timestamp })
     }
 }
 
 /// Splits `NAME rest` after a metadata keyword.
 fn metadata_name<'a>(rest: &'a str, keyword: &'static str) -> Result<(&'a str, &'a str), Problem> {
     let rest = rest.trim_start_matches([' ', '\t']);
-    let (name, tail) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
-    if !osprey_model::is_valid_metric_name(name) {
+    let mut cur = Cursor::new(rest);
+    let name = cur.metric_name();
+    let tail = cur.rest();
+    let ends_at_blank = tail.is_empty() || tail.starts_with([' ', '\t']);
+    if name.is_empty() || !ends_at_blank {
         return Err(Problem::MalformedMetadata(keyword));
     }
-    Ok((name, tail))
+    Ok((name, tail.get(1..).unwrap_or("")))
 }
 
 fn parse_type(name: &str) -> Result<MetricType, Problem> {

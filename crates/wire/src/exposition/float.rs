@@ -11,11 +11,7 @@ pub(super) fn parse(token: &str) -> Option<f64> {
     // Rust's parser accepts the same decimal, exponent, `inf`/`infinity`/`nan` spellings (any
     // case, optional sign); only Go's rarely used hex floats are not read.
     let v = token.parse::<f64>().ok()?;
-    Some(if v.is_nan() {
-        f64::from_bits(NORMAL_NAN_BITS)
-    } else {
-        v
-    })
+    Some(if v.is_nan() { f64::from_bits(NORMAL_NAN_BITS) } else { v })
 }
 
 /// Prometheus's `formatOpenMetricsFloat`: Go's shortest `'g'` formatting, with `.0` added to

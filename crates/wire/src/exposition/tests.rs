@@ -74,13 +74,7 @@ no_space_before_value{a="b"}7
 #[test]
 fn reads_nan_and_crlf_line_ends() {
     let (mut out, mut meta) = (Vec::new(), Vec::new());
-    parse(
-        b"a NaN\r\nb 1\r\n",
-        ExpositionFormat::PrometheusText,
-        &mut out,
-        &mut meta,
-    )
-    .unwrap();
+    parse(b"a NaN\r\nb 1\r\n", ExpositionFormat::PrometheusText, &mut out, &mut meta).unwrap();
     assert!(out[0].value.is_nan());
     assert_eq!(out[1].labels.metric_name(), Some("b"));
 }
@@ -89,10 +83,7 @@ fn reads_nan_and_crlf_line_ends() {
 fn unescapes_label_values_and_help() {
     let body = "# HELP m Help with \\\\ and \\n newline.\nm{a=\"q\\\"uote\",b=\"back\\\\slash\",c=\"new\\nline\",d=\"other\\t\"} 1\n";
     let (out, meta) = render(body, ExpositionFormat::PrometheusText).unwrap();
-    assert_eq!(
-        out,
-        "{__name__=\"m\", a=\"q\\\"uote\", b=\"back\\\\slash\", c=\"new\\nline\", d=\"other\\\\t\"} 1\n"
-    );
+    assert_eq!(out, "{__name__=\"m\", a=\"q\\\"uote\", b=\"back\\\\slash\", c=\"new\\nline\", d=\"other\\\\t\"} 1\n");
     assert_eq!(meta[0].help, "Help with \\ and \n newline.");
 }
 
@@ -123,23 +114,9 @@ fn collects_metadata_per_family() {
 fn merges_metadata_lines_of_one_family_wherever_they_are() {
     let body = "# TYPE a histogram\n# TYPE b counter\n# HELP a Ays.\na_bucket{le=\"1\"} 1\n";
     let (_, meta) = render(body, ExpositionFormat::PrometheusText).unwrap();
-    let summary: Vec<_> = meta
-        .iter()
-        .map(|m| {
-            (
-                m.metric_family_name.as_str(),
-                m.metric_type,
-                m.help.as_str(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        summary,
-        [
-            ("a", MetricType::Histogram, "Ays."),
-            ("b", MetricType::Counter, "")
-        ]
-    );
+    let summary: Vec<_> =
+        meta.iter().map(|m| (m.metric_family_name.as_str(), m.metric_type, m.help.as_str())).collect();
+    assert_eq!(summary, [("a", MetricType::Histogram, "Ays."), ("b", MetricType::Counter, "")]);
     // The HELP line switched back to the histogram family, so its buckets are normalised.
     check_text(body, "{__name__=\"a_bucket\", le=\"1.0\"} 1\n");
 }
@@ -205,33 +182,15 @@ other_created 5
     let summary = &meta[0];
     assert_eq!(summary.metric_type, MetricType::Summary);
     assert_eq!(summary.unit, "seconds");
-    assert_eq!(
-        summary.help,
-        "Latency though all of ACME's HTTP request router."
-    );
+    assert_eq!(summary.help, "Latency though all of ACME's HTTP request router.");
     let types: Vec<_> = meta.iter().map(|m| m.metric_type.as_str()).collect();
-    assert_eq!(
-        types,
-        [
-            "summary",
-            "counter",
-            "histogram",
-            "info",
-            "stateset",
-            "gaugehistogram",
-            "gauge"
-        ]
-    );
+    assert_eq!(types, ["summary", "counter", "histogram", "info", "stateset", "gaugehistogram", "gauge"]);
 }
 
 #[test]
 fn openmetrics_needs_eof_and_nothing_after_it() {
     check_om("a 1\n# EOF", "{__name__=\"a\"} 1\n");
-    check_err(
-        "a 1\n",
-        ExpositionFormat::OpenMetrics,
-        "line 2: an OpenMetrics body must end with '# EOF'",
-    );
+    check_err("a 1\n", ExpositionFormat::OpenMetrics, "line 2: an OpenMetrics body must end with '# EOF'");
     check_err(
         "# EOF\na 1\n",
         ExpositionFormat::OpenMetrics,
@@ -259,16 +218,36 @@ fn reports_what_is_wrong_and_where() {
         ("a{b=x} 1\n", Text, r#"line 1: expected a double-quoted value for label "b""#),
         ("a{b=\"x} 1\n", Text, r#"line 1: label value of "b" is missing its closing quote"#),
         ("a{b=\"x\" c=\"y\"} 1\n", Text, r#"line 1: expected ',' or '}' after a label, got "c=\"y\"} 1""#),
-        ("a{b=\"x\",b=\"y\"} 1\n", Text, r#"line 1: label name "b" appears twice in one series; each label may be given once"#),
+        (
+            "a{b=\"x\",b=\"y\"} 1\n",
+            Text,
+            r#"line 1: label name "b" appears twice in one series; each label may be given once"#,
+        ),
         ("a 1 1.5\n", Text, r#"line 1: expected a timestamp (integer milliseconds) after the value, got "1.5""#),
-        ("a 1 2 3\n", Text, r#"line 1: unexpected "3" after the sample; a sample line is: name{labels} value [timestamp]"#),
-        ("a 1 # {a=\"b\"} 1\n", Text, "line 1: exemplars are only allowed in OpenMetrics; serve the page as application/openmetrics-text"),
-        ("# TYPE a bogus\n", Text, r#"line 1: unknown metric type "bogus"; known are counter, gauge, histogram, gaugehistogram, summary, info, stateset, unknown, untyped"#),
+        (
+            "a 1 2 3\n",
+            Text,
+            r#"line 1: unexpected "3" after the sample; a sample line is: name{labels} value [timestamp]"#,
+        ),
+        (
+            "a 1 # {a=\"b\"} 1\n",
+            Text,
+            "line 1: exemplars are only allowed in OpenMetrics; serve the page as application/openmetrics-text",
+        ),
+        (
+            "# TYPE a bogus\n",
+            Text,
+            r#"line 1: unknown metric type "bogus"; known are counter, gauge, histogram, gaugehistogram, summary, info, stateset, unknown, untyped"#,
+        ),
         ("# TYPE\n", Text, "line 1: malformed TYPE line: expected '# TYPE <metric name> ...'"),
         ("a 1 x\n# EOF\n", Om, r#"line 1: expected a timestamp (seconds) after the value, got "x""#),
         ("a 1 # trace 1\n# EOF\n", Om, r#"line 1: expected '{' opening the exemplar's labels, got "trace""#),
         ("a 1 # {t=\"x\"} y\n# EOF\n", Om, r#"line 1: expected the exemplar's value, got "y""#),
-        ("# random comment\n# EOF\n", Om, r##"line 1: OpenMetrics allows only '# HELP', '# TYPE', '# UNIT' and '# EOF' comments, got "# random comment""##),
+        (
+            "# random comment\n# EOF\n",
+            Om,
+            r##"line 1: OpenMetrics allows only '# HELP', '# TYPE', '# UNIT' and '# EOF' comments, got "# random comment""##,
+        ),
     ] {
         check_err(body, format, want);
     }
@@ -276,60 +255,33 @@ fn reports_what_is_wrong_and_where() {
 
 #[test]
 fn rejects_invalid_utf8_with_its_line() {
-    let err = parse(
-        b"ok 1\n\xff 1\n",
-        ExpositionFormat::PrometheusText,
-        &mut Vec::new(),
-        &mut Vec::new(),
-    );
-    assert_eq!(
-        err.unwrap_err().to_string(),
-        "line 2: the body is not valid UTF-8"
-    );
+    let err = parse(b"ok 1\n\xff 1\n", ExpositionFormat::PrometheusText, &mut Vec::new(), &mut Vec::new());
+    assert_eq!(err.unwrap_err().to_string(), "line 2: the body is not valid UTF-8");
 }
 
 #[test]
 fn long_tokens_are_clipped_in_errors() {
     let body = format!("a {}\n", "x".repeat(100));
     let err = render(&body, ExpositionFormat::PrometheusText).unwrap_err();
-    assert_eq!(
-        err,
-        format!(
-            "line 1: expected value after metric, got \"{}...\"",
-            "x".repeat(40)
-        )
-    );
+    assert_eq!(err, format!("line 1: expected value after metric, got \"{}...\"", "x".repeat(40)));
 }
 
 #[test]
 fn content_types() {
     use ExpositionFormat::*;
+    assert_eq!(ExpositionFormat::from_content_type("text/plain; version=0.0.4; charset=utf-8"), Some(PrometheusText));
     assert_eq!(
-        ExpositionFormat::from_content_type("text/plain; version=0.0.4; charset=utf-8"),
-        Some(PrometheusText)
-    );
-    assert_eq!(
-        ExpositionFormat::from_content_type(
-            "application/openmetrics-text; version=1.0.0; charset=utf-8"
-        ),
+        ExpositionFormat::from_content_type("application/openmetrics-text; version=1.0.0; charset=utf-8"),
         Some(OpenMetrics)
     );
+    assert_eq!(ExpositionFormat::from_content_type("Application/OpenMetrics-Text"), Some(OpenMetrics));
     assert_eq!(
-        ExpositionFormat::from_content_type("Application/OpenMetrics-Text"),
-        Some(OpenMetrics)
-    );
-    assert_eq!(
-        ExpositionFormat::from_content_type(
-            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily"
-        ),
+        ExpositionFormat::from_content_type("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily"),
         None
     );
     assert_eq!(ExpositionFormat::from_content_type(""), None);
     for f in [PrometheusText, OpenMetrics] {
-        assert_eq!(
-            ExpositionFormat::from_content_type(f.content_type()),
-            Some(f)
-        );
+        assert_eq!(ExpositionFormat::from_content_type(f.content_type()), Some(f));
     }
 }
 
@@ -337,9 +289,7 @@ fn content_types() {
 fn big_page() -> String {
     let mut s = String::new();
     for family in 0..200 {
-        s.push_str(&format!(
-            "# HELP node_metric_{family} Some help text for this metric family.\n"
-        ));
+        s.push_str(&format!("# HELP node_metric_{family} Some help text for this metric family.\n"));
         s.push_str(&format!("# TYPE node_metric_{family} gauge\n"));
         for series in 0..8 {
             s.push_str(&format!(
@@ -357,13 +307,7 @@ fn parses_a_large_page_quickly_and_completely() {
     let page = big_page();
     let (mut out, mut meta) = (Vec::new(), Vec::new());
     let start = std::time::Instant::now();
-    parse(
-        page.as_bytes(),
-        ExpositionFormat::PrometheusText,
-        &mut out,
-        &mut meta,
-    )
-    .unwrap();
+    parse(page.as_bytes(), ExpositionFormat::PrometheusText, &mut out, &mut meta).unwrap();
     let elapsed = start.elapsed();
     assert_eq!(out.len(), 1600);
     assert_eq!(meta.len(), 200);
@@ -374,10 +318,7 @@ fn parses_a_large_page_quickly_and_completely() {
 #[test]
 fn never_panics_on_truncations_of_valid_input() {
     let body = "# HELP a x\\\n# TYPE h histogram\nh_bucket{le=\"1\",a=\"\\\\\\\"\"} 1 # {t=\"1\"} 2 3\n# EOF\n";
-    for format in [
-        ExpositionFormat::PrometheusText,
-        ExpositionFormat::OpenMetrics,
-    ] {
+    for format in [ExpositionFormat::PrometheusText, ExpositionFormat::OpenMetrics] {
         for end in 0..=body.len() {
             let (mut out, mut meta) = (Vec::new(), Vec::new());
             let _ = parse(&body.as_bytes()[..end], format, &mut out, &mut meta);
