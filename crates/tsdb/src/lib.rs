@@ -22,6 +22,7 @@ mod block_writer;
 mod compactor;
 mod db;
 mod error;
+mod exemplars;
 mod head;
 mod options;
 mod postings;

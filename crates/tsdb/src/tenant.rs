@@ -1,7 +1,7 @@
 //! Everything one tenant owns: its head, WAL and blocks under `<dir>/tenants/<tenant>/`.
 //! Nothing here can reach another tenant's data: each tenant is a separate `TenantDb`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::block::{Block, BlockCompaction};
 use crate::block_writer::{BlockWriter, TMP_SUFFIX};
+use crate::exemplars::ExemplarRing;
 use crate::head::Head;
 use crate::postings::matches_all;
 use crate::record::{self, Record};
@@ -34,7 +35,7 @@ pub(crate) struct TenantDb {
     pub(crate) head: Head,
     pub(crate) wal: Wal,
     blocks: RwLock<Vec<Arc<Block>>>,
-    exemplars: Mutex<VecDeque<(Arc<MemSeries>, Exemplar)>>,
+    exemplars: Mutex<ExemplarRing>,
     metadata: Mutex<HashMap<String, MetricMetadata>>,
     /// Serialises head cuts, compaction and retention of this tenant.
     maintenance: Mutex<()>,
@@ -87,9 +88,9 @@ impl TenantDb {
         report.wal_repairs = repairs;
         report.samples_without_series = replay.pending.values().map(|v| v.len() as u64).sum();
         let Replay { exemplars, metadata, .. } = replay;
-        let mut ring = VecDeque::with_capacity(exemplars.len().min(opts.max_exemplars_per_tenant));
-        for e in exemplars.into_iter().rev().take(opts.max_exemplars_per_tenant) {
-            ring.push_front(e);
+        let mut ring = ExemplarRing::new(opts.max_exemplars_per_tenant);
+        for (series, e) in exemplars {
+            ring.push(&series, e);
         }
         report.blocks_loaded = blocks.len();
         let db = TenantDb {
@@ -163,6 +164,10 @@ impl TenantDb {
                 exemplars.push((series.clone(), e));
             }
         }
+        if !exemplars.is_empty() {
+            let mut ring = self.exemplars.lock();
+            exemplars.retain(|(series, e)| ring.push(series, e.clone()));
+        }
         summary.samples_appended = accepted.len() as u64;
         summary.series_created = created.len() as u64;
         summary.exemplars_appended = exemplars.len() as u64;
@@ -185,9 +190,6 @@ impl TenantDb {
             self.wal.append(&buf, fsync).map_err(TsdbError::io(self.blocks_dir.with_file_name("wal")))?;
         }
         head.observe_times(min_t, max_t);
-        if !exemplars.is_empty() {
-            self.push_exemplars(exemplars);
-        }
         if !request.metadata.is_empty() {
             let mut meta = self.metadata.lock();
             for m in request.metadata {
@@ -207,19 +209,6 @@ impl TenantDb {
             created.push(series.clone());
         }
         series
-    }
-
-    fn push_exemplars(&self, new: Vec<(Arc<MemSeries>, Exemplar)>) {
-        let max = self.opts.max_exemplars_per_tenant;
-        let mut ring = self.exemplars.lock();
-        for e in new {
-            if ring.len() >= max {
-                ring.pop_front();
-            }
-            if max > 0 {
-                ring.push_back(e);
-            }
-        }
     }
 
     fn blocks_snapshot(&self) -> Vec<Arc<Block>> {
@@ -464,7 +453,7 @@ impl TenantDb {
     fn add_block(&self, block: Arc<Block>) {
         let mut blocks = self.blocks.write();
         blocks.push(block);
-        blocks.sort_by(|a, b| (a.meta.min_time, a.meta.max_time).cmp(&(b.meta.min_time, b.meta.max_time)));
+        sort_blocks(&mut blocks);
     }
 
     /// Replaces the WAL written so far by a checkpoint of what the head still holds.
@@ -515,7 +504,7 @@ impl TenantDb {
                 let mut blocks = self.blocks.write();
                 blocks.retain(|b| !sources.iter().any(|s| s.id() == b.id()));
                 blocks.extend(new_block);
-                blocks.sort_by(|a, b| (a.meta.min_time, a.meta.max_time).cmp(&(b.meta.min_time, b.meta.max_time)));
+                sort_blocks(&mut blocks);
             }
             for s in &sources {
                 fs::remove_dir_all(&s.dir).map_err(TsdbError::io(&s.dir))?;
@@ -597,6 +586,12 @@ impl TenantDb {
     }
 }
 
+/// Blocks are kept in time order: retention deletes from the front, compaction plans over
+/// neighbours.
+fn sort_blocks(blocks: &mut [Arc<Block>]) {
+    blocks.sort_by_key(|b| (b.meta.min_time, b.meta.max_time));
+}
+
 fn visit_block_series(
     block: &Block,
     matchers: &[Matcher],
@@ -656,7 +651,7 @@ fn load_blocks(dir: &Path, report: &mut TenantOpen) -> Result<Vec<Arc<Block>>, T
     for b in stale {
         fs::remove_dir_all(&b.dir).map_err(TsdbError::io(&b.dir))?;
     }
-    live.sort_by(|a, b| (a.meta.min_time, a.meta.max_time).cmp(&(b.meta.min_time, b.meta.max_time)));
+    sort_blocks(&mut live);
     Ok(live)
 }
 

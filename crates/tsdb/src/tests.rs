@@ -62,6 +62,12 @@ fn times(s: &Series) -> Vec<i64> {
 }
 
 #[test]
+fn engine_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Tsdb>();
+}
+
+#[test]
 fn select_returns_sorted_series_with_samples_in_range() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());
