@@ -33,9 +33,14 @@ pub(crate) fn rewrite(query: &str, params: DurationParams) -> Result<String, Pro
                 }
                 i = end;
             }
-            b'o' | b'O' if is_keyword(query, i, "offset") => {
+            b'o' | b'O' if is_keyword(query, i, "offset") && follows_operand(b, i) => {
                 let start = skip_ws(b, i + 6);
-                let (end, value) = offset_atom(query, start, params)?;
+                // Not a duration after all (e.g. a label or metric named `offset`): leave
+                // the text to the parser.
+                let Ok((end, value)) = offset_atom(query, start, params) else {
+                    i += 6;
+                    continue;
+                };
                 let text = &query[start..end];
                 if value == 0 {
                     // promql-parser rejects a zero offset; no offset means the same.
@@ -134,6 +139,16 @@ fn is_keyword(q: &str, i: usize, kw: &str) -> bool {
         && q[i..i + kw.len()].eq_ignore_ascii_case(kw)
         && (i == 0 || !is_ident(b[i - 1]))
         && b.get(i + kw.len()).is_none_or(|c| !is_ident(*c))
+}
+
+/// Whether the text before `i` ends an operand (a selector, a range, a call), so a keyword
+/// at `i` is a modifier rather than a name.
+pub(crate) fn follows_operand(b: &[u8], i: usize) -> bool {
+    let mut j = i;
+    while j > 0 && b[j - 1].is_ascii_whitespace() {
+        j -= 1;
+    }
+    j > 0 && (is_ident(b[j - 1]) || matches!(b[j - 1], b']' | b'}' | b')'))
 }
 
 fn is_ident(c: u8) -> bool {
@@ -432,5 +447,7 @@ mod tests {
         check(r#"x{a=~"[0-9]+"}[1h/2]"#, r#"x{a=~"[0-9]+"}[1800000ms]"#);
         check("x offset 5m", "x offset 5m");
         check("x offset (step()*0) + 1", "x  + 1");
+        check("sum by (offset) (x)", "sum by (offset) (x)");
+        check("offset + 1", "offset + 1");
     }
 }

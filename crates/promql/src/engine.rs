@@ -65,10 +65,10 @@ impl QueryContext {
 
     pub(crate) fn check(&self) -> Result<(), PromqlError> {
         if self.cancelled.load(Ordering::Relaxed) {
-            return Err(PromqlError::new(PromqlErrorKind::Canceled, "query was canceled"));
+            return Err(PromqlError::new(PromqlErrorKind::Canceled, "query was canceled in expression evaluation"));
         }
         if Instant::now() >= self.deadline {
-            return Err(PromqlError::new(PromqlErrorKind::Timeout, "query timed out in query execution"));
+            return Err(PromqlError::new(PromqlErrorKind::Timeout, "query timed out in expression evaluation"));
         }
         Ok(())
     }

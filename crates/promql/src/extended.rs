@@ -9,6 +9,7 @@
 
 use osprey_model::{Matcher, Sample};
 
+use crate::durexpr::follows_operand;
 use crate::error::PromqlError;
 
 /// The label of the sentinel matcher carrying the modifier.
@@ -143,7 +144,8 @@ pub(crate) fn rewrite(query: &str) -> String {
             }
             let lower = query[start..i].to_ascii_lowercase();
             let next = skip_ws(b, i);
-            if lower == "anchored" || lower == "smoothed" {
+            let is_modifier = (lower == "anchored" || lower == "smoothed") && follows_operand(b, start);
+            if is_modifier {
                 if let Some(sel) = last_selector {
                     let m = if lower == "smoothed" { Modifier::Smoothed } else { Modifier::Anchored };
                     edits.push((sel, m));
@@ -368,6 +370,7 @@ mod tests {
     #[test]
     fn rewrites_modifiers_into_sentinels() {
         check("rate(x[5m])", "rate(x[5m])");
+        check("smoothed + anchored", "smoothed + anchored");
         check("rate(x[5m] anchored)", r#"rate(x{__osprey_range_modifier__="anchored"}[5m] )"#);
         check(r#"increase(x{a="b"}[1m] smoothed)"#, r#"increase(x{__osprey_range_modifier__="smoothed", a="b"}[1m] )"#);
         check("x @ 100 smoothed + 0", r#"x{__osprey_range_modifier__="smoothed"} @ 100  + 0"#);
