@@ -147,6 +147,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
     let steps = by_step(&input, &range);
     let mut out = Collector::new();
     for (i, step) in steps.iter().enumerate() {
+        ev.check_deadline()?;
         let t = range.ts(i);
         let mut order: Vec<usize> = Vec::new();
         for &(j, v) in step {

@@ -238,6 +238,7 @@ fn set_op(
     // needs no clearing between steps).
     let mut seen = vec![usize::MAX; ids.len()];
     for (i, (ls, rs)) in lsteps.iter().zip(&rsteps).enumerate() {
+        ev.check_deadline()?;
         let t = range.ts(i);
         match op {
             Op::And | Op::Unless => {
@@ -301,6 +302,7 @@ fn vector_vector(
     // Per signature at the current step: the "one"-side series and value (stamped).
     let mut one_by_sig: Vec<(usize, usize, f64)> = vec![(usize::MAX, 0, 0.0); sig_count];
     for (i, (ms, os)) in many_steps.iter().zip(&one_steps).enumerate() {
+        ev.check_deadline()?;
         let t = range.ts(i);
         if (ms.is_empty() && os.is_empty()) || ((ms.is_empty() || os.is_empty()) && no_fill) {
             continue;

@@ -258,6 +258,11 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// Fails once the query is cancelled or past its deadline; called in long loops.
+    pub fn check_deadline(&self) -> Result<(), PromqlError> {
+        self.ctx.check()
+    }
+
     /// Counts samples held by a value against `max_samples`.
     pub fn account(&mut self, n: usize) -> Result<(), PromqlError> {
         self.stats.total_samples += n as u64;

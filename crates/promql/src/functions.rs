@@ -615,6 +615,7 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
     }
     let mut out = Vec::with_capacity(arg.series.len());
     for s in &arg.series {
+        ev.check_deadline()?;
         let mut points = Vec::new();
         for i in 0..n {
             let ts = ev.range.ts(i);
