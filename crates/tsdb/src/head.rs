@@ -93,6 +93,9 @@ pub(crate) struct Head {
     active: AtomicUsize,
     /// Samples older than this were persisted to blocks; older appends are out of bounds.
     boundary: AtomicI64,
+    /// Held shared by appenders while they store samples, exclusively to raise `boundary`:
+    /// once raised, no appender still holds limits computed from the old boundary.
+    append_gate: RwLock<()>,
     min_t: AtomicI64,
     max_t: AtomicI64,
     block_range: i64,
@@ -114,6 +117,7 @@ impl Head {
             next_id: AtomicU64::new(1),
             active: AtomicUsize::new(0),
             boundary: AtomicI64::new(i64::MIN),
+            append_gate: RwLock::new(()),
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
             block_range,
@@ -212,8 +216,15 @@ impl Head {
     }
 
     /// From now on, samples older than `t` are refused (they are about to be persisted).
+    /// Returns once every appender that might have accepted such a sample is done storing.
     pub(crate) fn raise_boundary(&self, t: i64) {
+        let _exclusive = self.append_gate.write();
         self.boundary.fetch_max(t, Ordering::AcqRel);
+    }
+
+    /// Held while storing a batch's samples with limits from [`Head::limits`].
+    pub(crate) fn append_gate(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        self.append_gate.read()
     }
 
     pub(crate) fn all_series(&self) -> Vec<Arc<MemSeries>> {

@@ -133,6 +133,7 @@ impl TenantDb {
             });
         }
         let mut created: Vec<Arc<MemSeries>> = Vec::new();
+        let gate = head.append_gate();
         let limits = head.limits();
         let mut accepted: Vec<(u64, Sample)> = Vec::with_capacity(request.sample_count());
         let mut exemplars: Vec<(Arc<MemSeries>, Exemplar)> = Vec::new();
@@ -164,6 +165,9 @@ impl TenantDb {
                 exemplars.push((series.clone(), e));
             }
         }
+        // Inside the gate, so a concurrent head cut sees these samples in the head's range.
+        head.observe_times(min_t, max_t);
+        drop(gate);
         if !exemplars.is_empty() {
             let mut ring = self.exemplars.lock();
             exemplars.retain(|(series, e)| ring.push(series, e.clone()));
@@ -189,7 +193,6 @@ impl TenantDb {
             let fsync = self.opts.wal_sync == WalSync::Always;
             self.wal.append(&buf, fsync).map_err(TsdbError::io(self.blocks_dir.with_file_name("wal")))?;
         }
-        head.observe_times(min_t, max_t);
         if !request.metadata.is_empty() {
             let mut meta = self.metadata.lock();
             for m in request.metadata {
@@ -422,10 +425,11 @@ impl TenantDb {
     fn persist_head_before(&self, before: i64) -> Result<usize, TsdbError> {
         let range = self.head.block_range();
         self.head.raise_boundary(before);
-        let Some((min_t, _)) = self.head.time_range() else {
+        let mut series = self.head.all_series();
+        // The head's cached minimum can lag concurrent appends; the series know exactly.
+        let Some(min_t) = series.iter().filter_map(|s| s.data.lock().min_t()).min() else {
             return Ok(0);
         };
-        let mut series = self.head.all_series();
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         let mut written = 0;
         let mut window = align_down(min_t, range);

@@ -491,3 +491,43 @@ fn regular_series_take_under_one_byte_per_sample_on_disk() {
     let per_sample = stats.block_bytes as f64 / (200 * n) as f64;
     assert!(per_sample < 1.0, "{per_sample:.3} bytes per sample");
 }
+
+#[test]
+fn head_cuts_during_appends_lose_no_acknowledged_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(open(dir.path()));
+    let t = tenant("a");
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (db, t) = (db.clone(), t.clone());
+            std::thread::spawn(move || {
+                for step in 0..2000i64 {
+                    let batch = (0..5)
+                        .map(|i| {
+                            series(
+                                &[("__name__", "m"), ("w", &w.to_string()), ("i", &i.to_string())],
+                                &[(step * 15_000, step as f64)],
+                            )
+                        })
+                        .collect();
+                    db.append(&t, write(batch)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for round in 0..200 {
+        if round % 50 == 49 {
+            db.flush_head().unwrap();
+        } else {
+            db.run_maintenance(0).unwrap();
+        }
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    let count = |db: &Tsdb| select_all(db, &t, "m").iter().map(|s| s.samples.len() as u64).sum::<u64>();
+    let appended = db.stats().samples_appended;
+    assert_eq!(count(&db), appended);
+    drop(db);
+    assert_eq!(count(&open(dir.path())), appended);
+}
