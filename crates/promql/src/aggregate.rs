@@ -57,6 +57,9 @@ impl Agg {
 /// The running state of one group at one step.
 #[derive(Default)]
 struct Group {
+    /// Whether any input series has its name dropped at the end; the group inherits it
+    /// (so `sum by (__name__) (rate(…))` loses the name, as in Prometheus).
+    drop_name: bool,
     count: f64,
     value: f64,
     kahan: f64,
@@ -156,6 +159,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
                 order.push(g);
                 Group::default()
             });
+            group.drop_name |= input[j].drop_name;
             accumulate(op, group, j, v);
         }
         for g in order {
@@ -279,7 +283,7 @@ fn emit(
             for (s, c) in counts {
                 let mut b = target.key.to_builder();
                 b.set(label, s);
-                out.push(b.build(), false, t, c)?;
+                out.push(b.build(), g.drop_name, t, c)?;
             }
             return Ok(());
         }
@@ -292,7 +296,10 @@ fn emit(
         }
     };
     debug_assert!(!op.selects_series());
-    let slot = *target.slot.get_or_insert_with(|| out.slot(target.key.clone(), false));
+    let slot = *target.slot.get_or_insert_with(|| out.slot(target.key.clone(), g.drop_name));
+    if g.drop_name {
+        out.set_drop_name(slot);
+    }
     out.push_at(slot, t, value)
 }
 

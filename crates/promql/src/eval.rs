@@ -137,6 +137,11 @@ impl Collector {
         self.out.len() - 1
     }
 
+    /// Marks an output series for delayed name removal.
+    pub fn set_drop_name(&mut self, slot: usize) {
+        self.out[slot].drop_name = true;
+    }
+
     /// Adds a point to an output series; two points at one step mean two inputs produced
     /// the same label set.
     pub fn push_at(&mut self, slot: usize, t: i64, v: f64) -> Result<(), PromqlError> {
