@@ -6,8 +6,9 @@
 //! - every sample sits 7..=993 ms past a whole second, while every query time, range, offset
 //!   and step is a whole number of seconds, so no sample ever lies on a range or lookback
 //!   boundary (3.x made those left-open);
-//! - counters start high (≥ 10 000) and only the never-gapped targets reset, so the order of
-//!   the zero-point and threshold rules in `rate()` extrapolation (changed in 2.52) never
+//! - counters start high (≥ 10 000) and a counter reset halves the value rather than
+//!   zeroing it, so the zero point of `rate()` extrapolation always lies far outside the
+//!   range and the order of its zero-point and threshold rules (changed in 2.52) never
 //!   matters;
 //! - values are integers or multiples of small powers of two, so sums are exact in any order.
 
@@ -95,22 +96,13 @@ impl Target {
         Target {
             idx,
             jitter_secs: [0, 1, 3, 5, 8, 12][idx],
-            requests: (0..METHODS.len() * CODES.len())
-                .map(|_| rng.range(10_000, 90_000) as f64)
-                .collect(),
+            requests: (0..METHODS.len() * CODES.len()).map(|_| rng.range(10_000, 90_000) as f64).collect(),
             cpu: rng.range(80_000, 160_000) as f64 / 8.0,
             memory: (rng.range(20_000, 60_000) * 4096) as f64,
-            temperature: [
-                rng.range(-40, 40) as f64 / 4.0,
-                rng.range(-40, 40) as f64 / 4.0,
-            ],
+            temperature: [rng.range(-40, 40) as f64 / 4.0, rng.range(-40, 40) as f64 / 4.0],
             hist: (0..HIST_METHODS.len())
                 .map(|_| {
-                    let mut h = Hist {
-                        buckets: [0.0; 8],
-                        sum: 0.0,
-                        count: 0.0,
-                    };
+                    let mut h = Hist { buckets: [0.0; 8], sum: 0.0, count: 0.0 };
                     let mut acc = 0.0;
                     for b in h.buckets.iter_mut() {
                         acc += rng.range(200, 2_000) as f64;
@@ -141,22 +133,17 @@ impl Target {
         for (i, v) in self.requests.iter_mut().enumerate() {
             let (method, code) = (METHODS[i / CODES.len()], CODES[i % CODES.len()]);
             if may_reset && rng.chance(1.0 / 150.0) {
-                *v = rng.range(0, 5) as f64;
+                // A reset that leaves the counter large: see the module doc.
+                *v = (*v / 2.0).floor();
             } else {
                 let scale = if code == "200" { 40 } else { 6 };
                 *v += rng.range(0, scale) as f64;
             }
-            push(
-                labels("http_requests_total", &[("method", method), ("code", code)]),
-                *v,
-            );
+            push(labels("http_requests_total", &[("method", method), ("code", code)]), *v);
         }
         if self.idx == 1 && round >= LATE_START_ROUND {
             self.late_requests += rng.range(1, 9) as f64;
-            push(
-                labels("http_requests_total", &[("method", "GET"), ("code", "503")]),
-                self.late_requests,
-            );
+            push(labels("http_requests_total", &[("method", "GET"), ("code", "503")]), self.late_requests);
         }
         self.cpu += rng.range(0, 16) as f64 / 8.0;
         push(labels("process_cpu_seconds_total", &[]), self.cpu);
@@ -169,10 +156,7 @@ impl Target {
         for method in QUEUE_METHODS {
             let ended = self.idx == 0 && method == "PUT" && round >= EARLY_END_ROUND;
             if !ended && (stale || !rng.chance(0.1)) {
-                push(
-                    labels("queue_depth", &[("method", method)]),
-                    rng.range(0, 50) as f64,
-                );
+                push(labels("queue_depth", &[("method", method)]), rng.range(0, 50) as f64);
             }
         }
         let up = if rng.chance(0.05) { 0.0 } else { 1.0 };
@@ -182,19 +166,15 @@ impl Target {
         let hist_reset = self.idx == 2 && round == 180;
         for (hm, h) in self.hist.iter_mut().enumerate() {
             if hist_reset {
-                *h = Hist {
-                    buckets: [0.0; 8],
-                    sum: 0.0,
-                    count: 0.0,
-                };
+                // Halving keeps the buckets cumulative and the counts large.
+                h.buckets.iter_mut().for_each(|b| *b = (*b / 2.0).floor());
+                h.count = h.buckets[BUCKETS.len() - 1];
+                h.sum = (h.sum / 2.0).floor();
             }
             for _ in 0..rng.range(0, 12) {
                 // Observations are multiples of 1/1024 s, so `_sum` stays exact.
                 let v = (rng.unit() * rng.unit() * 6.0 * 1024.0).round() / 1024.0;
-                let first = BUCKETS
-                    .iter()
-                    .position(|(_, le)| v <= *le)
-                    .unwrap_or(BUCKETS.len() - 1);
+                let first = BUCKETS.iter().position(|(_, le)| v <= *le).unwrap_or(BUCKETS.len() - 1);
                 for b in &mut h.buckets[first..] {
                     *b += 1.0;
                 }
@@ -203,22 +183,10 @@ impl Target {
             }
             let method = HIST_METHODS[hm];
             for (b, (le, _)) in BUCKETS.iter().enumerate() {
-                push(
-                    labels(
-                        "request_duration_seconds_bucket",
-                        &[("method", method), ("le", le)],
-                    ),
-                    h.buckets[b],
-                );
+                push(labels("request_duration_seconds_bucket", &[("method", method), ("le", le)]), h.buckets[b]);
             }
-            push(
-                labels("request_duration_seconds_sum", &[("method", method)]),
-                h.sum,
-            );
-            push(
-                labels("request_duration_seconds_count", &[("method", method)]),
-                h.count,
-            );
+            push(labels("request_duration_seconds_sum", &[("method", method)]), h.sum);
+            push(labels("request_duration_seconds_count", &[("method", method)]), h.count);
         }
     }
 }
@@ -237,10 +205,7 @@ pub fn generate(seed: u64, start_ms: i64) -> Dataset {
             let gone = target.idx == STALE_TARGET && round > STALE_ROUND && round < RETURN_ROUND;
             // Sample times: a whole number of seconds of jitter plus 7..=993 ms, never on a
             // whole second.
-            let t = start_ms
-                + round * INTERVAL_MS
-                + rng.range(0, target.jitter_secs) * 1000
-                + rng.range(7, 993);
+            let t = start_ms + round * INTERVAL_MS + rng.range(0, target.jitter_secs) * 1000 + rng.range(7, 993);
             if gap || gone {
                 continue;
             }
@@ -250,16 +215,9 @@ pub fn generate(seed: u64, start_ms: i64) -> Dataset {
         for s in &series {
             names.insert(s.labels.clone());
         }
-        rounds.push(WriteRequest {
-            series,
-            metadata: vec![],
-        });
+        rounds.push(WriteRequest { series, metadata: vec![] });
     }
-    Dataset {
-        rounds,
-        series: names.len(),
-        samples,
-    }
+    Dataset { rounds, series: names.len(), samples }
 }
 
 #[cfg(test)]
@@ -270,15 +228,7 @@ mod tests {
     fn data_is_deterministic_off_whole_seconds_and_histograms_are_cumulative() {
         let fingerprint = |d: &Dataset| -> Vec<(String, i64, u64)> {
             let samples = d.rounds.iter().flat_map(|r| &r.series);
-            samples
-                .map(|s| {
-                    (
-                        format!("{:?}", s.labels),
-                        s.samples[0].t,
-                        s.samples[0].v.to_bits(),
-                    )
-                })
-                .collect()
+            samples.map(|s| (format!("{:?}", s.labels), s.samples[0].t, s.samples[0].v.to_bits())).collect()
         };
         let a = generate(1, 1_800_000_000_000);
         assert!(fingerprint(&a) == fingerprint(&generate(1, 1_800_000_000_000)));

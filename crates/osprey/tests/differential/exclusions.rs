@@ -19,6 +19,10 @@ fn never(_: &str) -> bool {
     false
 }
 
+fn uses_atan2(q: &str) -> bool {
+    q.contains(" atan2 ")
+}
+
 fn uses_holt_winters(q: &str) -> bool {
     q.contains("holt_winters") || q.contains("double_exponential_smoothing")
 }
@@ -40,6 +44,13 @@ pub const EXCLUSIONS: &[Exclusion] = &[
         applies: uses_holt_winters,
     },
     Exclusion {
+        name: "atan2 drops the metric name",
+        reason: "2.47 (commit 531567d): `a atan2 b` drops __name__ like the other arithmetic operators; 2.42 \
+                 kept the left side's name",
+        avoided_by: "queries using the atan2 operator are excluded",
+        applies: uses_atan2,
+    },
+    Exclusion {
         name: "regex dot matches newline",
         reason: "3.0 (#14505): `.` in regex matchers and label_replace matches `\\n`",
         avoided_by: "no label value contains a newline",
@@ -49,7 +60,14 @@ pub const EXCLUSIONS: &[Exclusion] = &[
         name: "rate() extrapolation order",
         reason: "2.52 (#13725): the zero-point cap of counter extrapolation is applied after the 1.1×-interval \
                  threshold, not before; results differ when a counter starts inside the range with a small value",
-        avoided_by: "counters start ≥ 10 000, and only targets without gaps reset",
+        avoided_by: "counters start ≥ 10 000 and a reset halves them, so the zero point is always far away",
+        applies: never,
+    },
+    Exclusion {
+        name: "@ on range selectors evaluated over a range",
+        reason: "2.51 (#13559): predict_linear(x[r] @ t, d) in a range query or subquery slid the fixed range \
+                 with the steps in 2.x",
+        avoided_by: "`@` on range selectors only in instant queries outside subqueries",
         applies: never,
     },
     Exclusion {
@@ -61,8 +79,16 @@ pub const EXCLUSIONS: &[Exclusion] = &[
     },
     Exclusion {
         name: "stddev/stdvar of infinities",
-        reason: "3.0 (#14941): stddev and stdvar treat ±Inf inputs consistently (NaN); 2.x could return other values",
+        reason: "3.0 (#14941): stddev and stdvar treat ±Inf inputs consistently; 2.x could return other values",
         avoided_by: "stddev/stdvar are only applied to expressions that cannot produce ±Inf",
+        applies: never,
+    },
+    Exclusion {
+        name: "stddev/stdvar of a lone NaN",
+        reason: "3.0 (#14941): a stddev/stdvar group whose first value is NaN or ±Inf starts as NaN; 2.x started at \
+                 0, so a group holding only that value gave 0",
+        avoided_by: "recognised in the answers: a stddev/stdvar query whose answers differ only where Prometheus \
+                     says 0 and Osprey NaN is excluded",
         applies: never,
     },
     Exclusion {
@@ -101,6 +127,13 @@ pub const EXCLUSIONS: &[Exclusion] = &[
     },
 ];
 
+/// Whether the query has a stddev or stdvar aggregation (not the `_over_time` functions).
+pub fn aggregates_variance(query: &str) -> bool {
+    ["stddev", "stdvar"]
+        .iter()
+        .any(|name| query.match_indices(name).any(|(at, _)| !query[at + name.len()..].starts_with("_over_time")))
+}
+
 /// The first exclusion that applies to a query, if any.
 pub fn excluded(query: &str) -> Option<&'static Exclusion> {
     EXCLUSIONS.iter().find(|e| (e.applies)(query))
@@ -112,13 +145,10 @@ mod tests {
 
     #[test]
     fn every_exclusion_has_a_reason_and_holt_winters_is_recognised() {
-        assert!(EXCLUSIONS
-            .iter()
-            .all(|e| !e.reason.is_empty() && !e.avoided_by.is_empty()));
-        assert_eq!(
-            excluded("holt_winters(x[5m], 0.5, 0.5)").map(|e| e.name),
-            Some("holt_winters renamed")
-        );
+        assert!(EXCLUSIONS.iter().all(|e| !e.reason.is_empty() && !e.avoided_by.is_empty()));
+        assert_eq!(excluded("holt_winters(x[5m], 0.5, 0.5)").map(|e| e.name), Some("holt_winters renamed"));
         assert!(excluded("rate(x[5m])").is_none());
+        assert!(aggregates_variance("sum(stddev by (job) (x))"));
+        assert!(!aggregates_variance("stddev_over_time(x[5m])"));
     }
 }

@@ -11,12 +11,12 @@ pub mod queries;
 
 use std::time::{Duration, Instant};
 
-use compare::{compare, parse, Verdict};
+use compare::{compare, parse, Leniency, Verdict};
 use peer::Endpoint;
 
 use crate::common::{eventually, now_ms};
 
-/// Mismatches printed in full.
+/// Mismatches printed in full, unless `OSPREY_DIFF_SHOW` says otherwise.
 const SHOW_MISMATCHES: usize = 20;
 
 pub struct Options {
@@ -42,16 +42,10 @@ fn shorten(v: &serde_json::Value) -> String {
 
 /// Waits (bounded) until `endpoint` holds at least `want` series live at `time_s`.
 fn wait_for_data(endpoint: &Endpoint, time_s: i64, want: usize) -> bool {
-    let q = queries::Query {
-        expr: "count({__name__=~\".+\"})".into(),
-        when: queries::When::Instant { time_s },
-    };
+    let q = queries::Query { expr: "count({__name__=~\".+\"})".into(), when: queries::When::Instant { time_s } };
     eventually(Duration::from_secs(20), || {
         let (_, body) = endpoint.query(&q);
-        let n = body["data"]["result"][0]["value"][1]
-            .as_str()?
-            .parse::<usize>()
-            .ok()?;
+        let n = body["data"]["result"][0]["value"][1].as_str()?.parse::<usize>().ok()?;
         (n >= want).then_some(())
     })
     .is_some()
@@ -74,50 +68,37 @@ pub fn run(reference: &Endpoint, candidate: &Endpoint, opts: &Options) -> Summar
     });
     // Every series but the one that ended early is live at the end of the data.
     let live = dataset.series - 1;
-    assert!(
-        wait_for_data(reference, end_s + 30, live),
-        "{} does not show the written series",
-        reference.name
-    );
+    assert!(wait_for_data(reference, end_s + 30, live), "{} does not show the written series", reference.name);
     if !wait_for_data(candidate, end_s + 30, live) {
-        eprintln!(
-            "warning: {} does not show all {live} written series after 20s; comparing anyway",
-            candidate.name
-        );
+        eprintln!("warning: {} does not show all {live} written series after 20s; comparing anyway", candidate.name);
     }
     let loaded = Instant::now();
 
     let all = queries::generate(opts.query_seed, start_s, opts.queries);
-    let (excluded, to_run): (Vec<_>, Vec<_>) = all
-        .iter()
-        .partition(|q| exclusions::excluded(&q.expr).is_some());
+    let (excluded, to_run): (Vec<_>, Vec<_>) = all.iter().partition(|q| exclusions::excluded(&q.expr).is_some());
     // Both servers answer in parallel; each gets the queries one at a time, in the same order.
     let (want, got) = std::thread::scope(|s| {
-        let r = s.spawn(|| {
-            to_run
-                .iter()
-                .map(|q| reference.query(q))
-                .collect::<Vec<_>>()
-        });
-        let c = s.spawn(|| {
-            to_run
-                .iter()
-                .map(|q| candidate.query(q))
-                .collect::<Vec<_>>()
-        });
+        let r = s.spawn(|| to_run.iter().map(|q| reference.query(q)).collect::<Vec<_>>());
+        let c = s.spawn(|| to_run.iter().map(|q| candidate.query(q)).collect::<Vec<_>>());
         (r.join().unwrap(), c.join().unwrap())
     });
 
-    let (mut matched, mut ties, mut mismatched) = (0, 0, Vec::new());
+    let (mut matched, mut ties, mut excused, mut mismatched) = (0, 0, 0, Vec::new());
     for ((q, w), g) in to_run.iter().zip(&want).zip(&got) {
-        let ranks = q.expr.contains("topk") || q.expr.contains("bottomk");
-        match compare(&parse(w.0, &w.1), &parse(g.0, &g.1), q.ordered(), ranks) {
+        let lenient = Leniency {
+            ordered: q.ordered(),
+            ties: q.expr.contains("topk") || q.expr.contains("bottomk"),
+            lone_nan_variance: exclusions::aggregates_variance(&q.expr),
+        };
+        match compare(&parse(w.0, &w.1), &parse(g.0, &g.1), lenient) {
             Verdict::Match => matched += 1,
             Verdict::Tie => ties += 1,
+            Verdict::Excused => excused += 1,
             Verdict::Mismatch(why) => mismatched.push((q, why, w, g)),
         }
     }
-    for (q, why, w, g) in mismatched.iter().take(SHOW_MISMATCHES) {
+    let show = std::env::var("OSPREY_DIFF_SHOW").ok().and_then(|v| v.parse().ok()).unwrap_or(SHOW_MISMATCHES);
+    for (q, why, w, g) in mismatched.iter().take(show) {
         eprintln!(
             "MISMATCH {}\n  why:   {why}\n  {}: {}\n  {}: {}",
             q.describe(),
@@ -128,24 +109,23 @@ pub fn run(reference: &Endpoint, candidate: &Endpoint, opts: &Options) -> Summar
         );
     }
     let errors = want.iter().filter(|(_, b)| b["status"] == "error").count();
-    let empty = want
-        .iter()
-        .filter(|(_, b)| b["data"]["result"].as_array().is_some_and(|r| r.is_empty()))
-        .count();
+    let empty = want.iter().filter(|(_, b)| b["data"]["result"].as_array().is_some_and(|r| r.is_empty())).count();
     let summary = Summary {
         queries: all.len(),
         matched,
         mismatched: mismatched.len(),
-        excluded: excluded.len() + ties,
+        excluded: excluded.len() + ties + excused,
     };
     println!(
-        "promql differential: {} queries, {} matched, {} mismatched, {} excluded ({} by rule, {} topk/bottomk ties); \
-         {} series, {} samples; {} reference answers were errors, {} empty; load {:.1}s, queries {:.1}s",
+        "promql differential: {} queries, {} matched, {} mismatched, {} excluded ({} by query, {} by answer, {} topk/bottomk ties); \
+         {} series, {} samples from {start_s}; {} reference answers were errors, {} empty; load {:.1}s, \
+         queries {:.1}s",
         summary.queries,
         summary.matched,
         summary.mismatched,
         summary.excluded,
         excluded.len(),
+        excused,
         ties,
         dataset.series,
         dataset.samples,

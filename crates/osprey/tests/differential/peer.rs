@@ -19,11 +19,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(name: &'static str, base: String) -> Endpoint {
-        Endpoint {
-            name,
-            base,
-            http: client(),
-        }
+        Endpoint { name, base, http: client() }
     }
 
     /// One remote-write 1.0 request; panics with the server's answer when it is refused,
@@ -52,15 +48,10 @@ impl Endpoint {
     /// is not JSON, or the transport error).
     pub fn query(&self, q: &Query) -> (u16, Value) {
         let (path, params): (&str, Vec<(&str, String)>) = match q.when {
-            When::Instant { time_s } => (
-                "/api/v1/query",
-                vec![("query", q.expr.clone()), ("time", time_s.to_string())],
-            ),
-            When::Range {
-                start_s,
-                end_s,
-                step_s,
-            } => (
+            When::Instant { time_s } => {
+                ("/api/v1/query", vec![("query", q.expr.clone()), ("time", time_s.to_string())])
+            }
+            When::Range { start_s, end_s, step_s } => (
                 "/api/v1/query_range",
                 vec![
                     ("query", q.expr.clone()),
@@ -70,19 +61,11 @@ impl Endpoint {
                 ],
             ),
         };
-        match self
-            .http
-            .get(format!("{}{path}", self.base))
-            .query(&params)
-            .send()
-        {
+        match self.http.get(format!("{}{path}", self.base)).query(&params).send() {
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 let text = resp.text().unwrap_or_default();
-                (
-                    status,
-                    serde_json::from_str(&text).unwrap_or(Value::String(text)),
-                )
+                (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
             }
             Err(e) => (0, Value::String(format!("request failed: {e}"))),
         }
@@ -94,17 +77,11 @@ impl Endpoint {
 pub fn start_prometheus(dir: &Path) -> (Proc, Endpoint) {
     let port = free_port();
     let config = dir.join("prometheus.yml");
-    write_file(
-        &config,
-        "global:\n  scrape_interval: 1m\nscrape_configs: []\n",
-    );
+    write_file(&config, "global:\n  scrape_interval: 1m\nscrape_configs: []\n");
     let log = std::fs::File::create(dir.join("prometheus.log")).expect("create prometheus log");
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--web.enable-remote-write-receiver")
         .stdin(Stdio::null())
@@ -112,17 +89,10 @@ pub fn start_prometheus(dir: &Path) -> (Proc, Endpoint) {
         .stderr(log)
         .spawn()
         .expect("start prometheus");
-    let proc = Proc {
-        child,
-        name: "prometheus".into(),
-    };
+    let proc = Proc { child, name: "prometheus".into() };
     let endpoint = Endpoint::new("prometheus", format!("http://127.0.0.1:{port}"));
     let ready = eventually(Duration::from_secs(30), || {
-        client()
-            .get(format!("{}/-/ready", endpoint.base))
-            .send()
-            .ok()
-            .filter(|r| r.status().is_success())
+        client().get(format!("{}/-/ready", endpoint.base)).send().ok().filter(|r| r.status().is_success())
     });
     assert!(
         ready.is_some(),

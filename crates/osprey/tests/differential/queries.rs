@@ -17,14 +17,8 @@ use super::prng::Rng;
 
 #[derive(Debug, Clone)]
 pub enum When {
-    Instant {
-        time_s: i64,
-    },
-    Range {
-        start_s: i64,
-        end_s: i64,
-        step_s: i64,
-    },
+    Instant { time_s: i64 },
+    Range { start_s: i64, end_s: i64, step_s: i64 },
 }
 
 #[derive(Debug, Clone)]
@@ -44,11 +38,7 @@ impl Query {
     pub fn describe(&self) -> String {
         match self.when {
             When::Instant { time_s } => format!("instant at {time_s}: {}", self.expr),
-            When::Range {
-                start_s,
-                end_s,
-                step_s,
-            } => format!("range {start_s}..{end_s} step {step_s}s: {}", self.expr),
+            When::Range { start_s, end_s, step_s } => format!("range {start_s}..{end_s} step {step_s}s: {}", self.expr),
         }
     }
 }
@@ -66,86 +56,41 @@ struct Family {
 }
 
 const FAMILIES: &[Family] = &[
-    Family {
-        name: "http_requests_total",
-        kind: Kind::Counter,
-        labels: &["job", "instance", "method", "code"],
-    },
-    Family {
-        name: "process_cpu_seconds_total",
-        kind: Kind::Counter,
-        labels: &["job", "instance"],
-    },
+    Family { name: "http_requests_total", kind: Kind::Counter, labels: &["job", "instance", "method", "code"] },
+    Family { name: "process_cpu_seconds_total", kind: Kind::Counter, labels: &["job", "instance"] },
     Family {
         name: "request_duration_seconds_bucket",
         kind: Kind::Counter,
         labels: &["job", "instance", "method", "le"],
     },
-    Family {
-        name: "request_duration_seconds_sum",
-        kind: Kind::Counter,
-        labels: &["job", "instance", "method"],
-    },
-    Family {
-        name: "request_duration_seconds_count",
-        kind: Kind::Counter,
-        labels: &["job", "instance", "method"],
-    },
-    Family {
-        name: "memory_usage_bytes",
-        kind: Kind::Gauge,
-        labels: &["job", "instance"],
-    },
-    Family {
-        name: "temperature_celsius",
-        kind: Kind::Gauge,
-        labels: &["job", "instance", "sensor"],
-    },
-    Family {
-        name: "queue_depth",
-        kind: Kind::Gauge,
-        labels: &["job", "instance", "method"],
-    },
-    Family {
-        name: "up",
-        kind: Kind::Gauge,
-        labels: &["job", "instance"],
-    },
+    Family { name: "request_duration_seconds_sum", kind: Kind::Counter, labels: &["job", "instance", "method"] },
+    Family { name: "request_duration_seconds_count", kind: Kind::Counter, labels: &["job", "instance", "method"] },
+    Family { name: "memory_usage_bytes", kind: Kind::Gauge, labels: &["job", "instance"] },
+    Family { name: "temperature_celsius", kind: Kind::Gauge, labels: &["job", "instance", "sensor"] },
+    Family { name: "queue_depth", kind: Kind::Gauge, labels: &["job", "instance", "method"] },
+    Family { name: "up", kind: Kind::Gauge, labels: &["job", "instance"] },
 ];
 
 const RANGES: &[&str] = &["30s", "1m", "2m", "5m", "5m", "10m", "15m", "30m", "1h"];
 const OFFSETS: &[&str] = &["30s", "1m", "5m", "10m", "-1m", "-5m"];
 const SUB_RANGES: &[&str] = &["5m", "10m", "15m", "30m"];
+/// Subquery ranges inside another subquery, whose evaluation times are multiples of its step
+/// (≡ 0 mod 5 s): ≡ 2 (mod 5 s), so that the inner left edge again misses every inner step.
+const NESTED_SUB_RANGES: &[&str] = &["5m2s", "10m2s", "15m2s"];
 const SUB_STEPS: &[&str] = &["5s", "15s", "30s", "1m", "2m"];
 const RANGE_STEPS: &[i64] = &[15, 20, 30, 60];
 
 fn matchers_for(label: &str) -> &'static [&'static str] {
     match label {
-        "job" => &[
-            r#"job="api""#,
-            r#"job!="web""#,
-            r#"job=~"api|web""#,
-            r#"job!~"a.*""#,
-            r#"job=~"w.+""#,
-        ],
+        "job" => &[r#"job="api""#, r#"job!="web""#, r#"job=~"api|web""#, r#"job!~"a.*""#, r#"job=~"w.+""#],
         "instance" => &[
             r#"instance=~"host-[0-2]:9100""#,
             r#"instance!="host-4:9100""#,
             r#"instance="host-5:9100""#,
             r#"instance!~".*-1:.*""#,
         ],
-        "method" => &[
-            r#"method="GET""#,
-            r#"method=~"GET|POST""#,
-            r#"method!="PUT""#,
-            r#"method!~"P.*""#,
-        ],
-        "code" => &[
-            r#"code=~"5..""#,
-            r#"code!="200""#,
-            r#"code="404""#,
-            r#"code=~"2.*|5.*""#,
-        ],
+        "method" => &[r#"method="GET""#, r#"method=~"GET|POST""#, r#"method!="PUT""#, r#"method!~"P.*""#],
+        "code" => &[r#"code=~"5..""#, r#"code!="200""#, r#"code="404""#, r#"code=~"2.*|5.*""#],
         "sensor" => &[r#"sensor="a""#, r#"sensor!="b""#],
         "le" => &[r#"le!="+Inf""#, r#"le="1""#, r#"le=~"0[.].*""#],
         _ => &[r#"env="""#, r#"env=~"prod|""#, r#"env!="""#],
@@ -171,15 +116,13 @@ pub struct Generator {
     rng: Rng,
     start_s: i64,
     range_query: bool,
+    /// How many subqueries enclose the expression being generated.
+    subquery_depth: u32,
 }
 
 /// `count` queries from `seed` over data starting at `start_s` (a whole minute).
 pub fn generate(seed: u64, start_s: i64, count: usize) -> Vec<Query> {
-    let mut g = Generator {
-        rng: Rng::new(seed),
-        start_s,
-        range_query: false,
-    };
+    let mut g = Generator { rng: Rng::new(seed), start_s, range_query: false, subquery_depth: 0 };
     (0..count).map(|_| g.query()).collect()
 }
 
@@ -191,11 +134,7 @@ impl Generator {
             let step_s = *self.rng.pick(RANGE_STEPS);
             let start_s = self.aligned_time(self.start_s - 300, data_end_s + 100);
             let points = self.rng.range(5, 30);
-            When::Range {
-                start_s,
-                end_s: start_s + step_s * (points - 1),
-                step_s,
-            }
+            When::Range { start_s, end_s: start_s + step_s * (points - 1), step_s }
         } else {
             // Early (ranges reach before the data), the gap, the staleness window, the end of
             // the data and 5 min after it (lookback expiry), or anywhere.
@@ -213,34 +152,28 @@ impl Generator {
 
     /// A whole second ≡ 2 (mod 5) after the data start, within `[lo, hi]`.
     fn aligned_time(&mut self, lo: i64, hi: i64) -> i64 {
-        let k = self
-            .rng
-            .range((lo - self.start_s) / 5, (hi - self.start_s) / 5);
+        let k = self.rng.range((lo - self.start_s) / 5, (hi - self.start_s) / 5);
         self.start_s + 5 * k + 2
     }
 
     fn top(&mut self) -> String {
         match self.rng.below(100) {
-            0..=79 => {
+            0..=5 => {
+                let depth = self.rng.range(1, 3) as u32;
+                self.ranking(depth, true).text
+            }
+            6..=79 => {
                 let depth = self.rng.range(1, 3) as u32;
                 self.vector(depth).text
             }
             80..=86 => {
-                let f = if self.rng.chance(0.5) {
-                    "sort"
-                } else {
-                    "sort_desc"
-                };
+                let f = if self.rng.chance(0.5) { "sort" } else { "sort_desc" };
                 format!("{f}({})", self.vector(2).text)
             }
             87..=91 => self.scalar_query(),
             92..=94 => {
                 let fam = self.family();
-                format!(
-                    "{}[{}]",
-                    self.selector(fam),
-                    self.rng.pick(&["1m", "2m", "5m"])
-                )
+                format!("{}[{}]", self.selector(fam), self.rng.pick(&["1m", "2m", "5m"]))
             }
             95..=96 => r#""a string literal""#.to_string(),
             _ => self.invalid(),
@@ -263,11 +196,7 @@ impl Generator {
     fn selector(&mut self, fam: &Family) -> String {
         let mut matchers: Vec<&str> = Vec::new();
         for _ in 0..self.rng.below(3) {
-            let label = if self.rng.chance(0.05) {
-                "env"
-            } else {
-                *self.rng.pick(fam.labels)
-            };
+            let label = if self.rng.chance(0.05) { "env" } else { *self.rng.pick(fam.labels) };
             let m = *self.rng.pick(matchers_for(label));
             if !matchers.contains(&m) {
                 matchers.push(m);
@@ -290,16 +219,12 @@ impl Generator {
             m.push_str(&format!(" offset {}", self.rng.pick(OFFSETS)));
         }
         if self.rng.chance(0.07) {
-            if self.range_query {
-                // `@` on range selectors inside range queries was fixed in 2.51 (#13559).
-                if instant_selector {
-                    m.push_str(if self.rng.chance(0.5) {
-                        " @ start()"
-                    } else {
-                        " @ end()"
-                    });
-                }
-            } else {
+            // A range selector fixed with `@` but evaluated over a range (a range query or a
+            // subquery) slid with the steps in 2.x (fixed in 2.51, #13559).
+            let ranged = self.range_query || self.subquery_depth > 0;
+            if instant_selector && self.range_query {
+                m.push_str(if self.rng.chance(0.5) { " @ start()" } else { " @ end()" });
+            } else if instant_selector || !ranged {
                 let t = self.aligned_time(self.start_s + 600, self.start_s + 3600);
                 m.push_str(&format!(" @ {t}"));
             }
@@ -320,9 +245,7 @@ impl Generator {
             return Expr::new(format!("{sel}{}", self.modifiers(true)), false);
         }
         let rs = self.range_selector(fam);
-        let over_time = [
-            "avg", "min", "max", "sum", "count", "stddev", "stdvar", "last", "present",
-        ];
+        let over_time = ["avg", "min", "max", "sum", "count", "stddev", "stdvar", "last", "present"];
         let text = match (fam.kind, self.rng.below(10)) {
             (Kind::Counter, 0..=3) => format!("rate({rs})"),
             (Kind::Counter, 4) => format!("irate({rs})"),
@@ -331,16 +254,10 @@ impl Generator {
             (Kind::Gauge, 0) => format!("delta({rs})"),
             (Kind::Gauge, 1) => format!("idelta({rs})"),
             (Kind::Gauge, 2) => format!("deriv({rs})"),
-            (Kind::Gauge, 3) => format!(
-                "predict_linear({rs}, {})",
-                self.rng.pick(&["60", "300", "-120", "3600"])
-            ),
+            (Kind::Gauge, 3) => format!("predict_linear({rs}, {})", self.rng.pick(&["60", "300", "-120", "3600"])),
             (_, 8) => format!("changes({rs})"),
             (_, 9) if self.rng.chance(0.3) => {
-                format!(
-                    "quantile_over_time({}, {rs})",
-                    self.rng.pick(&["0", "0.25", "0.5", "0.9", "1"])
-                )
+                format!("quantile_over_time({}, {rs})", self.rng.pick(&["0", "0.25", "0.5", "0.9", "1"]))
             }
             _ => format!("{}_over_time({rs})", self.rng.pick(&over_time)),
         };
@@ -359,7 +276,7 @@ impl Generator {
             }
             4..=5 => {
                 let (a, b) = (self.fam_expr(fam, depth - 1), self.fam_expr(fam, depth - 1));
-                self.binary_one_to_one(a, b, "")
+                self.binary_one_to_one(a, b)
             }
             6 => {
                 let e = self.fam_expr(fam, depth - 1);
@@ -382,42 +299,33 @@ impl Generator {
 
     fn math(&mut self, e: Expr) -> Expr {
         let x = &e.text;
-        let (text, inf) = match self.rng.below(20) {
+        let (text, inf) = match self.rng.below(24) {
             0 => (format!("abs({x})"), false),
             1 => (format!("ceil({x})"), false),
             2 => (format!("floor({x})"), false),
             3 => (format!("round({x})"), false),
-            4 => (
-                format!("round({x}, {})", self.rng.pick(&["0.5", "5", "0.1"])),
-                false,
-            ),
+            4 => (format!("round({x}, {})", self.rng.pick(&["0.5", "5", "0.1"])), false),
             5 => (format!("sqrt({x})"), false),
             6 => (format!("exp({x})"), true),
             7 => (format!("ln({x})"), true),
             8 => (format!("log2({x})"), true),
             9 => (format!("log10({x})"), true),
             10 => (format!("sgn({x})"), false),
-            11 => (
-                format!("clamp({x}, -5, {})", self.rng.pick(&["5", "100", "-10"])),
-                false,
-            ),
-            12 => (
-                format!("clamp_min({x}, {})", self.rng.pick(&["0", "3.5"])),
-                false,
-            ),
-            13 => (
-                format!("clamp_max({x}, {})", self.rng.pick(&["0", "1000"])),
-                false,
-            ),
+            11 => (format!("clamp({x}, -5, {})", self.rng.pick(&["5", "100", "-10"])), false),
+            12 => (format!("clamp_min({x}, {})", self.rng.pick(&["0", "3.5"])), false),
+            13 => (format!("clamp_max({x}, {})", self.rng.pick(&["0", "1000"])), false),
             14 => (format!("-({x})"), false),
-            15 => (
-                format!("({x} * {})", self.rng.pick(&["2", "-0.5", "1e3"])),
-                false,
-            ),
-            16 => (
-                format!("({x} / {})", self.rng.pick(&["10", "0", "-4"])),
-                true,
-            ),
+            20 => (format!("{}({x})", self.rng.pick(&["sin", "cos", "atan", "tanh"])), false),
+            21 => (format!("{}({x})", self.rng.pick(&["deg", "rad", "asinh"])), false),
+            // Date functions convert the value to an integer of seconds; infinities have no
+            // defined conversion.
+            22 if !e.wild => {
+                let f = self.rng.pick(&["minute", "hour", "day_of_week", "day_of_month", "month", "year"]);
+                (format!("{f}({x})"), false)
+            }
+            23 => (format!("{}(timestamp({x}))", self.rng.pick(&["minute", "hour", "day_of_week"])), false),
+            15 => (format!("({x} * {})", self.rng.pick(&["2", "-0.5", "1e3"])), false),
+            16 => (format!("({x} / {})", self.rng.pick(&["10", "0", "-4"])), true),
             17 => (format!("({x} % {})", self.rng.pick(&["7", "0.5"])), false),
             18 => (format!("({x} ^ 2)"), true),
             _ => (format!("(100 - {x})"), false),
@@ -426,8 +334,10 @@ impl Generator {
     }
 
     /// `a op b` for two expressions with the same labels.
-    fn binary_one_to_one(&mut self, a: Expr, b: Expr, matching: &str) -> Expr {
-        let (op, inf) = match self.rng.below(11) {
+    fn binary_one_to_one(&mut self, a: Expr, b: Expr) -> Expr {
+        let (op, inf) = match self.rng.below(13) {
+            11 => ("atan2", false),
+            12 => ("^", true),
             0 => ("+", false),
             1 => ("-", false),
             2 => ("*", false),
@@ -440,10 +350,7 @@ impl Generator {
             9 => ("!=", false),
             _ => ("<", false),
         };
-        Expr::new(
-            format!("({} {op}{matching} {})", a.text, b.text),
-            a.wild || b.wild || inf,
-        )
+        Expr::new(format!("({} {op} {})", a.text, b.text), a.wild || b.wild || inf)
     }
 
     fn vector(&mut self, depth: u32) -> Expr {
@@ -458,32 +365,20 @@ impl Generator {
             }
             25..=44 => self.aggregation(depth),
             45..=49 => self.histogram_quantile(),
-            50..=55 => self.ranking(depth),
+            50..=55 => self.ranking(depth, false),
             56..=59 => self.label_replace(depth),
             60..=65 => self.grouped_binary(depth),
             66..=71 => self.group_left(depth),
             72..=76 => {
                 let (a, b) = (self.vector(depth - 1), self.vector(depth - 1));
                 let op = self.rng.pick(&["and", "or", "unless"]);
-                let on = self.rng.pick(&[
-                    "",
-                    " on(job)",
-                    " ignoring(instance)",
-                    " on(job, instance)",
-                    " on()",
-                ]);
-                Expr::new(
-                    format!("({} {op}{on} {})", a.text, b.text),
-                    a.wild || b.wild,
-                )
+                let on = self.rng.pick(&["", " on(job)", " ignoring(instance)", " on(job, instance)", " on()"]);
+                Expr::new(format!("({} {op}{on} {})", a.text, b.text), a.wild || b.wild)
             }
             77..=85 => self.subquery(None, depth - 1),
             86..=88 => {
                 let fam = self.family();
-                Expr::new(
-                    format!("timestamp({}{})", self.selector(fam), self.modifiers(true)),
-                    true,
-                )
+                Expr::new(format!("timestamp({}{})", self.selector(fam), self.modifiers(true)), true)
             }
             89..=91 => self.absent(),
             92..=95 => {
@@ -512,11 +407,7 @@ impl Generator {
                 labels.push(l);
             }
         }
-        let kw = if self.rng.chance(0.75) {
-            "by"
-        } else {
-            "without"
-        };
+        let kw = if self.rng.chance(0.75) { "by" } else { "without" };
         format!("{kw} ({})", labels.join(", "))
     }
 
@@ -527,11 +418,7 @@ impl Generator {
             ops.extend(["stddev", "stdvar"]);
         }
         let op = *self.rng.pick(&ops);
-        let grouping = if self.rng.chance(0.7) {
-            self.grouping()
-        } else {
-            String::new()
-        };
+        let grouping = if self.rng.chance(0.7) { self.grouping() } else { String::new() };
         let text = if grouping.is_empty() {
             format!("{op}({})", inner.text)
         } else if self.rng.chance(0.8) {
@@ -542,33 +429,18 @@ impl Generator {
         Expr::new(text, inner.wild)
     }
 
-    fn ranking(&mut self, depth: u32) -> Expr {
+    /// quantile and count_values anywhere; topk and bottomk only at the top level, where a tie
+    /// broken another way changes labels but not values (which `compare` recognises): below
+    /// another operator a different pick would change values.
+    fn ranking(&mut self, depth: u32, top_level: bool) -> Expr {
         let inner = self.vector(depth - 1);
-        let grouping = if self.rng.chance(0.5) {
-            format!(" {}", self.grouping())
-        } else {
-            String::new()
-        };
-        let text = match self.rng.below(4) {
-            0 => format!(
-                "topk{grouping}({}, {})",
-                self.rng.pick(&["1", "3", "5"]),
-                inner.text
-            ),
-            1 => format!(
-                "bottomk{grouping}({}, {})",
-                self.rng.pick(&["1", "2", "4"]),
-                inner.text
-            ),
-            2 => format!(
-                "quantile{grouping}({}, {})",
-                self.rng.pick(&["0.5", "0.9", "0", "1", "0.25"]),
-                inner.text
-            ),
-            _ => {
-                // count_values over rounded values, so the number of output series stays small.
-                format!("count_values{grouping}(\"value\", round({}))", inner.text)
-            }
+        let grouping = if self.rng.chance(0.5) { format!(" {}", self.grouping()) } else { String::new() };
+        let text = match self.rng.below(if top_level { 4 } else { 2 }) {
+            0 => format!("quantile{grouping}({}, {})", self.rng.pick(&["0.5", "0.9", "0", "1", "0.25"]), inner.text),
+            // count_values over rounded values, so the number of output series stays small.
+            1 => format!("count_values{grouping}(\"value\", round({}))", inner.text),
+            2 => format!("topk{grouping}({}, {})", self.rng.pick(&["1", "3", "5"]), inner.text),
+            _ => format!("bottomk{grouping}({}, {})", self.rng.pick(&["1", "2", "4"]), inner.text),
         };
         Expr::new(text, inner.wild)
     }
@@ -578,16 +450,11 @@ impl Generator {
         let range = self.rng.pick(&["1m", "2m", "5m", "10m", "30m"]);
         let fam = &FAMILIES[2];
         let sel = self.selector(fam);
-        let by = self
-            .rng
-            .pick(&["le", "le, job", "le, method", "job, le, instance"]);
+        let by = self.rng.pick(&["le", "le, job", "le, method", "job, le, instance"]);
         let text = match self.rng.below(4) {
             0 => format!("histogram_quantile({q}, rate({sel}[{range}]))"),
             1 => format!("histogram_quantile({q}, sum by ({by}) (rate({sel}[{range}])))"),
-            2 => format!(
-                "histogram_quantile({q}, sum by ({by}) (increase({sel}[{range}]{})))",
-                self.modifiers(false)
-            ),
+            2 => format!("histogram_quantile({q}, sum by ({by}) (increase({sel}[{range}]{})))", self.modifiers(false)),
             _ => format!("histogram_quantile({q}, {sel})"),
         };
         Expr::new(text, false)
@@ -595,36 +462,23 @@ impl Generator {
 
     fn label_replace(&mut self, depth: u32) -> Expr {
         let inner = self.vector(depth - 1);
-        let text = match self.rng.below(3) {
-            0 => format!(
-                r#"label_replace({}, "host", "$1", "instance", "(.+):\\d+")"#,
-                inner.text
-            ),
-            1 => format!(
-                r#"label_replace({}, "instance", "$1", "instance", "(.*):9100")"#,
-                inner.text
-            ),
-            _ => format!(
-                r#"label_replace({}, "job", "prod-$1", "job", "(.*)")"#,
-                inner.text
-            ),
+        let text = match self.rng.below(4) {
+            3 => format!(r#"label_join({}, "target", "/", "job", "instance")"#, inner.text),
+            0 => format!(r#"label_replace({}, "host", "$1", "instance", "(.+):\\d+")"#, inner.text),
+            1 => format!(r#"label_replace({}, "instance", "$1", "instance", "(.*):9100")"#, inner.text),
+            _ => format!(r#"label_replace({}, "job", "prod-$1", "job", "(.*)")"#, inner.text),
         };
         Expr::new(text, inner.wild)
     }
 
     /// Two aggregations grouped the same way, combined one-to-one.
     fn grouped_binary(&mut self, depth: u32) -> Expr {
-        let labels = self
-            .rng
-            .pick(&["job", "job, instance", "instance", "method", ""]);
+        let labels = self.rng.pick(&["job", "job, instance", "instance", "method", ""]);
         let (a, b) = (self.vector(depth - 1), self.vector(depth - 1));
-        let (oa, ob) = (
-            self.rng.pick(&["sum", "max", "avg", "count"]),
-            self.rng.pick(&["sum", "min", "avg", "count"]),
-        );
+        let (oa, ob) = (self.rng.pick(&["sum", "max", "avg", "count"]), self.rng.pick(&["sum", "min", "avg", "count"]));
         let a = Expr::new(format!("{oa} by ({labels}) ({})", a.text), a.wild);
         let b = Expr::new(format!("{ob} by ({labels}) ({})", b.text), b.wild);
-        self.binary_one_to_one(a, b, "")
+        self.binary_one_to_one(a, b)
     }
 
     /// Many-to-one matching against a side that is unique per (job, instance).
@@ -638,16 +492,9 @@ impl Generator {
             3 => format!("sum by (job, instance) ({})", self.vector(depth - 1).text),
             _ => "build_info".to_string(),
         };
-        let copy = if one == "build_info" && self.rng.chance(0.7) {
-            "(version)"
-        } else {
-            "()"
-        };
-        let matching = if self.rng.chance(0.7) {
-            " on(job, instance)"
-        } else {
-            " ignoring(method, code, le, sensor, version)"
-        };
+        let copy = if one == "build_info" && self.rng.chance(0.7) { "(version)" } else { "()" };
+        let matching =
+            if self.rng.chance(0.7) { " on(job, instance)" } else { " ignoring(method, code, le, sensor, version)" };
         let op = self.rng.pick(&["*", "/", "+", ">", "< bool"]);
         let text = if self.rng.chance(0.8) {
             format!("({} {op}{matching} group_left{copy} {one})", many.text)
@@ -658,32 +505,22 @@ impl Generator {
     }
 
     fn subquery(&mut self, fam: Option<&'static Family>, depth: u32) -> Expr {
-        let range = self.rng.pick(SUB_RANGES);
+        let range = self.rng.pick(if self.subquery_depth == 0 { SUB_RANGES } else { NESTED_SUB_RANGES });
         let step = self.rng.pick(SUB_STEPS);
-        let offset = if self.rng.chance(0.15) {
-            format!(" offset {}", self.rng.pick(OFFSETS))
-        } else {
-            String::new()
-        };
+        let offset = if self.rng.chance(0.15) { format!(" offset {}", self.rng.pick(OFFSETS)) } else { String::new() };
         if fam.is_none() && self.rng.chance(0.25) {
             // rate() and increase() over sums or maxima of counters: counter-like and large.
             let c = self.family_of(Kind::Counter);
-            let agg = self
-                .rng
-                .pick(&["sum", "max", "sum by (job)", "max by (instance)"]);
+            let agg = self.rng.pick(&["sum", "max", "sum by (job)", "max by (instance)"]);
             let f = self.rng.pick(&["rate", "increase", "irate", "resets"]);
-            return Expr::new(
-                format!(
-                    "{f}(({agg} ({}))[{range}:{step}]{offset})",
-                    self.selector(c)
-                ),
-                false,
-            );
+            return Expr::new(format!("{f}(({agg} ({}))[{range}:{step}]{offset})", self.selector(c)), false);
         }
+        self.subquery_depth += 1;
         let inner = match fam {
             Some(f) => self.fam_expr(f, depth),
             None => self.vector(depth),
         };
+        self.subquery_depth -= 1;
         let mut fns = vec![
             "max_over_time",
             "min_over_time",
@@ -697,10 +534,7 @@ impl Generator {
             fns.extend(["stddev_over_time", "stdvar_over_time"]);
         }
         let f = *self.rng.pick(&fns);
-        Expr::new(
-            format!("{f}(({})[{range}:{step}]{offset})", inner.text),
-            inner.wild,
-        )
+        Expr::new(format!("{f}(({})[{range}:{step}]{offset})", inner.text), inner.wild)
     }
 
     fn absent(&mut self) -> Expr {
@@ -715,10 +549,7 @@ impl Generator {
 
     fn scalar(&mut self, depth: u32) -> String {
         match self.rng.below(6) {
-            0 | 1 => self
-                .rng
-                .pick(&["2", "0.5", "-1", "100", "1e3", "0"])
-                .to_string(),
+            0 | 1 => self.rng.pick(&["2", "0.5", "-1", "100", "1e3", "0"]).to_string(),
             2 => "time()".to_string(),
             3 => format!("scalar(sum({}))", self.vector(depth).text),
             4 => format!("scalar({})", self.vector(depth).text),
@@ -771,20 +602,12 @@ mod tests {
         for q in &a {
             let times = match q.when {
                 When::Instant { time_s } => vec![time_s],
-                When::Range {
-                    start_s: s,
-                    end_s: e,
-                    step_s,
-                } => {
+                When::Range { start_s: s, end_s: e, step_s } => {
                     assert_eq!(step_s % 5, 0);
                     vec![s, e]
                 }
             };
-            assert!(
-                times.iter().all(|t| (t - start_s).rem_euclid(5) == 2),
-                "{}",
-                q.describe()
-            );
+            assert!(times.iter().all(|t| (t - start_s).rem_euclid(5) == 2), "{}", q.describe());
         }
     }
 }
