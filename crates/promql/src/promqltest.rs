@@ -5,7 +5,7 @@
 
 pub(crate) mod script;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -101,8 +101,9 @@ fn engine() -> Engine {
 
 struct State {
     store: MemStore,
-    /// Metric names with native-histogram samples loaded since the last `clear`.
-    histogram_metrics: HashSet<String>,
+    /// Label sets of series with native-histogram samples loaded since the last `clear`
+    /// (including the native series `load_with_nhcb` derives from classic ones).
+    histogram_series: Vec<Labels>,
     start_timestamps: bool,
     /// Set when a load failed: evals fail until the next `clear`.
     broken_load: Option<String>,
@@ -116,14 +117,14 @@ fn run_script(
 ) -> (Summary, BTreeMap<&'static str, usize>) {
     let engine = engine();
     let mut st =
-        State { store: MemStore::new(), histogram_metrics: HashSet::new(), start_timestamps: false, broken_load: None };
+        State { store: MemStore::new(), histogram_series: Vec::new(), start_timestamps: false, broken_load: None };
     let mut sum = Summary::default();
     let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
     for cmd in script::parse_script(text) {
         match cmd {
             Command::Clear => {
                 st.store.clear();
-                st.histogram_metrics.clear();
+                st.histogram_series.clear();
                 st.start_timestamps = false;
                 st.broken_load = None;
             }
@@ -167,20 +168,24 @@ fn load(st: &mut State, step: i64, nhcb: bool, series: Vec<SeriesDef>) {
         if nhcb {
             for suffix in ["_bucket", "_count", "_sum"] {
                 if let Some(base) = name.strip_suffix(suffix) {
-                    st.histogram_metrics.insert(base.to_string());
+                    let mut b = s.labels.without(&["le"]).to_builder();
+                    b.set(METRIC_NAME, base);
+                    st.histogram_series.push(b.build());
                 }
             }
         }
         let mut samples = Vec::new();
+        let mut has_histogram = false;
         for (i, item) in s.items.iter().enumerate() {
             let t = i as i64 * step;
             match item {
                 Item::Gap => {}
                 Item::Float(v) => samples.push(Sample::new(t, *v)),
-                Item::Histogram => {
-                    st.histogram_metrics.insert(name.clone());
-                }
+                Item::Histogram => has_histogram = true,
             }
+        }
+        if has_histogram {
+            st.histogram_series.push(s.labels.clone());
         }
         // A series loaded twice in one block keeps the last definition.
         st.store.set(s.labels, samples);
@@ -188,20 +193,35 @@ fn load(st: &mut State, step: i64, nhcb: bool, series: Vec<SeriesDef>) {
 }
 
 fn skip_reason(st: &State, ev: &Eval) -> Option<&'static str> {
-    let q = &ev.query;
     if ev.expects_histogram {
         return Some("native histograms not supported");
     }
     if st.start_timestamps {
         return Some("start timestamps not supported");
     }
-    if !st.histogram_metrics.is_empty() {
-        let by_name = st.histogram_metrics.iter().any(|m| has_word(q, m));
-        if by_name || q.contains(METRIC_NAME) || has_bare_selector(q) {
-            return Some("native histograms not supported");
-        }
+    if !st.histogram_series.is_empty() && reads_histograms(&st.histogram_series, &ev.query) {
+        return Some("native histograms not supported");
     }
     None
+}
+
+/// Whether some selector of the query matches a series that has histogram samples (which
+/// this engine does not load, so the result could not be right). For a query that does not
+/// parse (it may use histogram-only syntax such as `>/`), whether it names such a metric.
+fn reads_histograms(histogram_series: &[Labels], query: &str) -> bool {
+    let Ok(expr) = crate::engine::parse_instant(query) else {
+        return histogram_series.iter().filter_map(|l| l.get(METRIC_NAME)).any(|name| has_word(query, name));
+    };
+    let mut selectors = Vec::new();
+    collect_selectors(&expr, &mut selectors);
+    // `info()` also reads info metrics the query does not name.
+    let reads_info = query.contains("info(");
+    selectors.iter().any(|vs| {
+        let Ok(mut matchers) = crate::eval::convert_matchers(vs) else { return false };
+        // Markers the engine adds to selectors (e.g. for `info()`) are not label matchers.
+        matchers.retain(|m| !m.name.starts_with("__osprey_"));
+        histogram_series.iter().any(|l| matchers.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
+    }) || (reads_info && histogram_series.iter().any(|l| l.get(METRIC_NAME).is_some_and(|n| n.ends_with("_info"))))
 }
 
 /// Whether `word` occurs in `q` delimited by non-identifier characters.
@@ -214,12 +234,26 @@ fn has_word(q: &str, word: &str) -> bool {
     })
 }
 
-/// A `{…}` selector without a metric name in front of it.
-fn has_bare_selector(q: &str) -> bool {
-    q.match_indices('{').any(|(i, _)| {
-        let prev = q[..i].trim_end().chars().next_back();
-        !prev.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-    })
+fn collect_selectors<'e>(e: &'e Expr, out: &mut Vec<&'e promql_parser::parser::VectorSelector>) {
+    match e {
+        Expr::VectorSelector(vs) => out.push(vs),
+        Expr::MatrixSelector(ms) => out.push(&ms.vs),
+        Expr::Subquery(sq) => collect_selectors(&sq.expr, out),
+        Expr::Paren(p) => collect_selectors(&p.expr, out),
+        Expr::Unary(u) => collect_selectors(&u.expr, out),
+        Expr::Binary(b) => {
+            collect_selectors(&b.lhs, out);
+            collect_selectors(&b.rhs, out);
+        }
+        Expr::Aggregate(a) => {
+            collect_selectors(&a.expr, out);
+            if let Some(p) = &a.param {
+                collect_selectors(p, out);
+            }
+        }
+        Expr::Call(c) => c.args.args.iter().for_each(|a| collect_selectors(a, out)),
+        _ => {}
+    }
 }
 
 fn run_eval(engine: &Engine, store: &MemStore, ev: &Eval, opts: &RunOptions) -> Result<(), String> {
