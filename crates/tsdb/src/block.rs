@@ -6,6 +6,7 @@
 //! Files are read through [`BlockReader`], a byte-range interface: local files are mmapped
 //! today, an object store can serve the same format later.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,11 +14,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use osprey_codec::{decode_chunk, get_uvarint, get_varint, CodecError};
-use osprey_model::{Label, Labels, Matcher, Sample};
+use osprey_model::{Label, Labels, MatchOp, Matcher, Sample};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::postings::{matches_all, Postings};
+use crate::postings::{select_candidates, union};
 use crate::TsdbError;
 
 pub(crate) const INDEX_MAGIC: u32 = 0x4F53_5049; // "OSPI"
@@ -109,16 +110,32 @@ pub(crate) struct ChunkRef {
     pub(crate) len: u32,
 }
 
+/// One series of a block, decoded from the index on demand.
 pub(crate) struct BlockSeries {
     pub(crate) labels: Labels,
     pub(crate) chunks: Vec<ChunkRef>,
 }
 
+/// Where one postings list starts in the index, and its length.
+struct PostingList {
+    value: u32,
+    offset: u64,
+    len: u32,
+}
+
+/// An open block. Only the symbols, one offset per series and one reference per postings
+/// list stay in memory; series entries and postings lists are decoded from the (mmapped)
+/// index when a query needs them, so a block costs about 8 bytes per series plus its
+/// distinct label strings.
 pub(crate) struct Block {
     pub(crate) dir: PathBuf,
     pub(crate) meta: BlockMeta,
-    pub(crate) series: Vec<BlockSeries>,
-    postings: Postings,
+    index: Bytes,
+    symbols: Vec<String>,
+    /// Offset of each series entry in `index`, in series order.
+    series: Vec<u64>,
+    /// Label name -> lists sorted by value.
+    postings: HashMap<String, Vec<PostingList>>,
     chunks: Box<dyn BlockReader>,
     pub(crate) disk_bytes: u64,
     /// The last decompressed frame: series are read in index order, so consecutive reads
@@ -130,18 +147,20 @@ fn corrupt(path: &Path, what: &'static str, reason: impl Into<String>) -> TsdbEr
     TsdbError::Corrupt { path: path.to_path_buf(), what, reason: reason.into() }
 }
 
-/// Reads `[len u32 BE][payload][crc32 u32 BE]` at `offset`, checking the CRC.
-fn read_section<'a>(buf: &'a [u8], offset: u64, path: &Path, what: &'static str) -> Result<&'a [u8], TsdbError> {
-    let start = offset as usize;
-    let len_bytes = buf.get(start..start + 4).ok_or_else(|| corrupt(path, what, "section offset beyond file"))?;
+/// Checks the section at `offset` (`[len u32 BE][payload][crc32 u32 BE]`) and returns the
+/// payload's range in `buf`.
+fn section(buf: &[u8], offset: u64, path: &Path, what: &'static str) -> Result<(usize, usize), TsdbError> {
+    let start = usize::try_from(offset).map_err(|_| corrupt(path, what, "section offset beyond file"))?;
+    let len_bytes =
+        buf.get(start..start.saturating_add(4)).ok_or_else(|| corrupt(path, what, "section offset beyond file"))?;
     let len = u32::from_be_bytes(len_bytes.try_into().unwrap_or_default()) as usize;
-    let payload = buf.get(start + 4..start + 4 + len).ok_or_else(|| corrupt(path, what, "section beyond file"))?;
-    let crc_bytes =
-        buf.get(start + 4 + len..start + 8 + len).ok_or_else(|| corrupt(path, what, "section beyond file"))?;
+    let (from, to) = (start + 4, start + 4 + len);
+    let payload = buf.get(from..to).ok_or_else(|| corrupt(path, what, "section beyond file"))?;
+    let crc_bytes = buf.get(to..to + 4).ok_or_else(|| corrupt(path, what, "section beyond file"))?;
     if crc32fast::hash(payload) != u32::from_be_bytes(crc_bytes.try_into().unwrap_or_default()) {
         return Err(corrupt(path, what, "checksum mismatch"));
     }
-    Ok(payload)
+    Ok((from, to))
 }
 
 fn check_header(buf: &[u8], magic: u32, path: &Path, what: &'static str) -> Result<(), TsdbError> {
@@ -154,6 +173,7 @@ fn check_header(buf: &[u8], magic: u32, path: &Path, what: &'static str) -> Resu
     Ok(())
 }
 
+/// Reads varints from `buf[pos..end]`.
 struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -166,9 +186,16 @@ impl Cursor<'_> {
     fn varint(&mut self) -> Result<i64, CodecError> {
         get_varint(self.buf, &mut self.pos)
     }
+    /// A count, bounded by the bytes left so that corrupt counts cannot reserve huge vectors.
     fn count(&mut self) -> Result<usize, CodecError> {
         let n = self.uvarint()? as usize;
-        (n <= self.buf.len() - self.pos).then_some(n).ok_or(CodecError::Corrupt("count exceeds section size"))
+        (n <= self.buf.len().saturating_sub(self.pos))
+            .then_some(n)
+            .ok_or(CodecError::Corrupt("count exceeds section size"))
+    }
+    fn symbol(&mut self, symbols: usize) -> Result<u32, CodecError> {
+        let i = self.uvarint()?;
+        (i < symbols as u64).then_some(i as u32).ok_or(CodecError::Corrupt("symbol reference out of range"))
     }
 }
 
@@ -186,64 +213,37 @@ fn parse_symbols(payload: &[u8]) -> Result<Vec<String>, CodecError> {
     Ok(out)
 }
 
-fn symbol(symbols: &[String], i: u64) -> Result<&str, CodecError> {
-    symbols.get(i as usize).map(String::as_str).ok_or(CodecError::Corrupt("symbol reference out of range"))
+/// A series entry as stored: labels as (name, value) symbol references, and chunks.
+struct SeriesEntry {
+    pairs: Vec<(u32, u32)>,
+    chunks: Vec<ChunkRef>,
 }
 
-fn parse_series(payload: &[u8], symbols: &[String]) -> Result<Vec<BlockSeries>, CodecError> {
-    let mut c = Cursor { buf: payload, pos: 0 };
-    let n = c.count()?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let nl = c.count()?;
-        let mut labels = Vec::with_capacity(nl);
-        for _ in 0..nl {
-            let name = symbol(symbols, c.uvarint()?)?.to_string();
-            let value = symbol(symbols, c.uvarint()?)?.to_string();
-            labels.push(Label { name, value });
-        }
-        let nc = c.count()?;
-        let mut chunks = Vec::with_capacity(nc);
-        let mut prev_max = 0i64;
-        for _ in 0..nc {
-            let min_t = prev_max.wrapping_add(c.varint()?);
-            let max_t = min_t.wrapping_add(c.uvarint()? as i64);
-            let frame = c.uvarint()?;
-            let offset = u32::try_from(c.uvarint()?).map_err(|_| CodecError::Corrupt("chunk offset"))?;
-            let len = u32::try_from(c.uvarint()?).map_err(|_| CodecError::Corrupt("chunk length"))?;
-            chunks.push(ChunkRef { min_t, max_t, frame, offset, len });
-            prev_max = max_t;
-        }
-        out.push(BlockSeries { labels: crate::record::labels_from_vec(labels), chunks });
+/// Decodes one series entry at `c.pos`.
+fn decode_series(c: &mut Cursor<'_>, symbols: usize) -> Result<SeriesEntry, CodecError> {
+    let nl = c.count()?;
+    let mut labels = Vec::with_capacity(nl);
+    for _ in 0..nl {
+        labels.push((c.symbol(symbols)?, c.symbol(symbols)?));
     }
-    Ok(out)
-}
-
-fn parse_postings(payload: &[u8], symbols: &[String], num_series: usize) -> Result<Postings, CodecError> {
-    let mut c = Cursor { buf: payload, pos: 0 };
-    let n = c.count()?;
-    let mut p = Postings::default();
-    for _ in 0..n {
-        let name = symbol(symbols, c.uvarint()?)?;
-        let value = symbol(symbols, c.uvarint()?)?;
-        let k = c.count()?;
-        let mut ids = Vec::with_capacity(k);
-        let mut id = 0u64;
-        for _ in 0..k {
-            id = id.wrapping_add(c.uvarint()?);
-            if id as usize >= num_series {
-                return Err(CodecError::Corrupt("posting beyond series count"));
-            }
-            ids.push(id);
-        }
-        p.insert_list(name, value, ids);
+    let nc = c.count()?;
+    let mut chunks = Vec::with_capacity(nc);
+    let mut prev_max = 0i64;
+    for _ in 0..nc {
+        let min_t = prev_max.wrapping_add(c.varint()?);
+        let max_t = min_t.wrapping_add(c.uvarint()? as i64);
+        let frame = c.uvarint()?;
+        let offset = u32::try_from(c.uvarint()?).map_err(|_| CodecError::Corrupt("chunk offset"))?;
+        let len = u32::try_from(c.uvarint()?).map_err(|_| CodecError::Corrupt("chunk length"))?;
+        chunks.push(ChunkRef { min_t, max_t, frame, offset, len });
+        prev_max = max_t;
     }
-    p.set_all((0..num_series as u64).collect());
-    Ok(p)
+    Ok(SeriesEntry { pairs: labels, chunks })
 }
 
 impl Block {
-    /// Opens the block in `dir`, reading and verifying `meta.json` and the whole index.
+    /// Opens the block in `dir`: reads `meta.json`, verifies the index (magic, version, every
+    /// section's checksum, every reference) and the chunks file header.
     pub(crate) fn open(dir: &Path) -> Result<Block, TsdbError> {
         let meta_path = dir.join("meta.json");
         let meta_bytes = fs::read(&meta_path).map_err(TsdbError::io(&meta_path))?;
@@ -274,22 +274,58 @@ impl Block {
         let trailer = &buf[buf.len() - INDEX_TRAILER_LEN as usize..];
         let word = |i: usize| u64::from_be_bytes(trailer[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         let crc = u32::from_be_bytes(trailer[24..28].try_into().unwrap_or_default());
-        if crc32fast::hash(&trailer[..24]) != crc
-            || u32::from_be_bytes(trailer[28..32].try_into().unwrap_or_default()) != INDEX_MAGIC
-        {
+        let magic = u32::from_be_bytes(trailer[28..32].try_into().unwrap_or_default());
+        if crc32fast::hash(&trailer[..24]) != crc || magic != INDEX_MAGIC {
             return Err(corrupt(&index_path, what, "table of contents checksum mismatch"));
         }
         let parse_err = |e: CodecError| corrupt(&index_path, what, e.to_string());
-        let symbols = parse_symbols(read_section(&buf, word(0), &index_path, what)?).map_err(parse_err)?;
-        let series = parse_series(read_section(&buf, word(1), &index_path, what)?, &symbols).map_err(parse_err)?;
-        let postings = parse_postings(read_section(&buf, word(2), &index_path, what)?, &symbols, series.len())
-            .map_err(parse_err)?;
+        let (from, to) = section(&buf, word(0), &index_path, what)?;
+        let symbols = parse_symbols(&buf[from..to]).map_err(parse_err)?;
+
+        let (from, to) = section(&buf, word(1), &index_path, what)?;
+        let mut c = Cursor { buf: &buf[..to], pos: from };
+        let n = c.count().map_err(parse_err)?;
+        let mut series = Vec::with_capacity(n);
+        for _ in 0..n {
+            series.push(c.pos as u64);
+            decode_series(&mut c, symbols.len()).map_err(parse_err)?;
+        }
+
+        let (from, to) = section(&buf, word(2), &index_path, what)?;
+        let mut c = Cursor { buf: &buf[..to], pos: from };
+        let n = c.count().map_err(parse_err)?;
+        let mut postings: HashMap<String, Vec<PostingList>> = HashMap::new();
+        for _ in 0..n {
+            let name = c.symbol(symbols.len()).map_err(parse_err)?;
+            let value = c.symbol(symbols.len()).map_err(parse_err)?;
+            let len = c.count().map_err(parse_err)?;
+            let offset = c.pos as u64;
+            let mut id = 0u64;
+            for _ in 0..len {
+                id = id.wrapping_add(c.uvarint().map_err(parse_err)?);
+                if id >= series.len() as u64 {
+                    return Err(corrupt(&index_path, what, "posting beyond series count"));
+                }
+            }
+            let name = &symbols[name as usize];
+            let lists = match postings.get_mut(name.as_str()) {
+                Some(lists) => lists,
+                None => postings.entry(name.clone()).or_default(),
+            };
+            lists.push(PostingList { value, offset, len: len as u32 });
+        }
+        for lists in postings.values_mut() {
+            lists.sort_by(|a, b| symbols[a.value as usize].cmp(&symbols[b.value as usize]));
+        }
+
         let chunks_path = dir.join("chunks");
         let head = chunks.read_range(0, FILE_HEADER_LEN.min(chunks.size())).map_err(TsdbError::io(&chunks_path))?;
         check_header(&head, CHUNKS_MAGIC, &chunks_path, "chunks file")?;
         Ok(Block {
             dir: dir.to_path_buf(),
             meta,
+            index: buf,
+            symbols,
             series,
             postings,
             chunks,
@@ -302,30 +338,107 @@ impl Block {
         &self.meta.ulid
     }
 
+    pub(crate) fn num_series(&self) -> usize {
+        self.series.len()
+    }
+
     pub(crate) fn overlaps(&self, mint: i64, maxt: i64) -> bool {
         self.meta.min_time <= maxt && self.meta.max_time > mint
-    }
-
-    /// Indexes of series matching every matcher with a chunk overlapping `[mint, maxt]`.
-    pub(crate) fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<usize> {
-        self.postings
-            .candidates(matchers)
-            .into_iter()
-            .map(|i| i as usize)
-            .filter(|&i| {
-                let s = &self.series[i];
-                matches_all(&s.labels, matchers) && s.chunks.iter().any(|c| c.min_t <= maxt && c.max_t >= mint)
-            })
-            .collect()
-    }
-
-    pub(crate) fn postings(&self) -> &Postings {
-        &self.postings
     }
 
     /// Whether all of the block's data lies inside `[mint, maxt]`.
     pub(crate) fn within(&self, mint: i64, maxt: i64) -> bool {
         self.meta.min_time >= mint && self.meta.max_time.saturating_sub(1) <= maxt
+    }
+
+    fn index_error(&self, e: CodecError) -> TsdbError {
+        corrupt(&self.dir.join("index"), "block index", e.to_string())
+    }
+
+    fn decode_posting_list(&self, list: &PostingList) -> Result<Vec<u64>, CodecError> {
+        let mut c = Cursor { buf: &self.index, pos: list.offset as usize };
+        let mut ids = Vec::with_capacity(list.len as usize);
+        let mut id = 0u64;
+        for _ in 0..list.len {
+            id = id.wrapping_add(c.uvarint()?);
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Series `i`'s label symbol pairs and chunk references.
+    fn entry(&self, i: usize) -> Result<SeriesEntry, TsdbError> {
+        let offset =
+            *self.series.get(i).ok_or_else(|| self.index_error(CodecError::Corrupt("series id out of range")))?;
+        let mut c = Cursor { buf: &self.index, pos: offset as usize };
+        decode_series(&mut c, self.symbols.len()).map_err(|e| self.index_error(e))
+    }
+
+    fn labels_of(&self, pairs: &[(u32, u32)]) -> Labels {
+        let labels = pairs
+            .iter()
+            .map(|&(n, v)| Label { name: self.symbols[n as usize].clone(), value: self.symbols[v as usize].clone() })
+            .collect();
+        crate::record::labels_from_vec(labels)
+    }
+
+    /// Series `i`, for reading a whole block (compaction).
+    pub(crate) fn series(&self, i: usize) -> Result<BlockSeries, TsdbError> {
+        let entry = self.entry(i)?;
+        Ok(BlockSeries { labels: self.labels_of(&entry.pairs), chunks: entry.chunks })
+    }
+
+    /// Series matching every matcher with a chunk overlapping `[mint, maxt]`, in label order.
+    pub(crate) fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<BlockSeries>, TsdbError> {
+        let mut failure = None;
+        let ids = select_candidates(
+            matchers,
+            |m| {
+                let Some(lists) = self.postings.get(m.name.as_str()) else { return Vec::new() };
+                let value = |l: &PostingList| self.symbols[l.value as usize].as_str();
+                let chosen: Vec<&PostingList> = if m.op == MatchOp::Equal {
+                    let found = lists.binary_search_by(|l| value(l).cmp(m.value.as_str()));
+                    found.map(|i| vec![&lists[i]]).unwrap_or_default()
+                } else {
+                    lists.iter().filter(|l| m.matches(value(l))).collect()
+                };
+                let mut decoded = Vec::with_capacity(chosen.len());
+                for l in chosen {
+                    match self.decode_posting_list(l) {
+                        Ok(ids) => decoded.push(ids),
+                        Err(e) => failure = Some(e),
+                    }
+                }
+                union(decoded.iter().map(Vec::as_slice))
+            },
+            || (0..self.series.len() as u64).collect(),
+        );
+        if let Some(e) = failure {
+            return Err(self.index_error(e));
+        }
+        let mut out = Vec::new();
+        for id in ids {
+            let SeriesEntry { pairs, chunks } = self.entry(id as usize)?;
+            let value_of = |name: &str| {
+                pairs
+                    .iter()
+                    .find(|&&(n, _)| self.symbols[n as usize] == name)
+                    .map(|&(_, v)| self.symbols[v as usize].as_str())
+            };
+            let matches = matchers.iter().all(|m| m.matches(value_of(&m.name).unwrap_or("")));
+            if matches && chunks.iter().any(|c| c.min_t <= maxt && c.max_t >= mint) {
+                out.push(BlockSeries { labels: self.labels_of(&pairs), chunks });
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn label_names(&self) -> impl Iterator<Item = &str> {
+        self.postings.keys().map(String::as_str)
+    }
+
+    pub(crate) fn label_values(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.postings.get(name).into_iter().flatten().map(|l| self.symbols[l.value as usize].as_str())
     }
 
     fn frame(&self, offset: u64) -> Result<Arc<Vec<u8>>, TsdbError> {
@@ -355,11 +468,11 @@ impl Block {
         Ok(raw)
     }
 
-    /// Samples of series `i` with `mint <= t <= maxt`, in time order.
-    pub(crate) fn samples(&self, i: usize, mint: i64, maxt: i64) -> Result<Vec<Sample>, TsdbError> {
+    /// Samples of a series with `mint <= t <= maxt`, in time order.
+    pub(crate) fn samples(&self, series: &BlockSeries, mint: i64, maxt: i64) -> Result<Vec<Sample>, TsdbError> {
         let mut out = Vec::new();
         let path = self.dir.join("chunks");
-        for c in self.series[i].chunks.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {
+        for c in series.chunks.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {
             let frame = self.frame(c.frame)?;
             let (start, end) = (c.offset as usize, c.offset as usize + c.len as usize);
             let bytes = frame.get(start..end).ok_or_else(|| corrupt(&path, "chunks file", "chunk beyond its frame"))?;

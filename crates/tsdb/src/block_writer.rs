@@ -254,13 +254,18 @@ mod tests {
         let b = Block::open(&dir).unwrap();
         assert_eq!(b.meta.stats.num_series, 300);
         assert_eq!(b.meta.stats.num_samples, 300 * 501);
-        let ids = b.select(&[Matcher::equal("i", "0007")], 0, i64::MAX);
-        assert_eq!(ids.len(), 1);
-        let s = b.samples(ids[0], 15_000, 30_000).unwrap();
+        let found = b.select(&[Matcher::equal("i", "0007")], 0, i64::MAX).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].labels, Labels::from_pairs([("__name__", "m"), ("i", "0007")]));
+        let s = b.samples(&found[0], 15_000, 30_000).unwrap();
         assert_eq!(s, vec![Sample::new(15_000, 7.0), Sample::new(30_000, 14.0)]);
-        let last = b.samples(ids[0], 500 * 15_000, i64::MAX).unwrap();
+        let last = b.samples(&found[0], 500 * 15_000, i64::MAX).unwrap();
         assert_eq!(last[0].v.to_bits(), STALE_NAN.to_bits());
-        assert_eq!(b.select(&[Matcher::equal("__name__", "m")], 0, 10).len(), 300);
+        assert_eq!(b.select(&[Matcher::equal("__name__", "m")], 0, 10).unwrap().len(), 300);
+        let re = Matcher::new(osprey_model::MatchOp::RegexMatch, "i", "000[1-3]").unwrap();
+        assert_eq!(b.select(&[re], 0, i64::MAX).unwrap().len(), 3);
+        assert!(b.select(&[Matcher::equal("i", "nope")], 0, i64::MAX).unwrap().is_empty());
+        assert_eq!(b.label_values("__name__").collect::<Vec<_>>(), vec!["m"]);
     }
 
     #[test]
@@ -273,7 +278,8 @@ mod tests {
         bytes[mid] ^= 0x55;
         fs::write(&chunks, &bytes).unwrap();
         let b = Block::open(&dir).unwrap();
-        let err = b.samples(0, 0, i64::MAX).unwrap_err().to_string();
+        let all = b.select(&[], 0, i64::MAX).unwrap();
+        let err = all.iter().map(|s| b.samples(s, 0, i64::MAX)).find_map(Result::err).unwrap().to_string();
         assert!(err.contains("checksum mismatch"), "{err}");
 
         let index = dir.join("index");

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use osprey_model::{Labels, Sample};
 
-use crate::block::{Block, BlockCompaction};
+use crate::block::{Block, BlockCompaction, BlockSeries};
 use crate::block_writer::BlockWriter;
 use crate::TsdbError;
 
@@ -62,23 +62,25 @@ fn overlapping(blocks: &[Arc<Block>]) -> Option<Vec<Arc<Block>>> {
 pub(crate) fn compact(blocks_dir: &Path, sources: &[Arc<Block>]) -> Result<Option<PathBuf>, TsdbError> {
     let min_time = sources.iter().map(|b| b.meta.min_time).min().unwrap_or_default();
     let max_time = sources.iter().map(|b| b.meta.max_time).max().unwrap_or_default();
-    let mut merged: BTreeMap<&Labels, Vec<(usize, usize)>> = BTreeMap::new();
+    // Chunk references of every series, grouped by labels (the merge order).
+    let mut merged: BTreeMap<Labels, Vec<(usize, BlockSeries)>> = BTreeMap::new();
     for (bi, b) in sources.iter().enumerate() {
-        for (si, s) in b.series.iter().enumerate() {
-            merged.entry(&s.labels).or_default().push((bi, si));
+        for si in 0..b.num_series() {
+            let series = b.series(si)?;
+            merged.entry(series.labels.clone()).or_default().push((bi, series));
         }
     }
     let mut writer = BlockWriter::new(blocks_dir, min_time).map_err(TsdbError::io(blocks_dir))?;
     for (labels, parts) in merged {
         let mut samples: Vec<Sample> = Vec::new();
-        for &(bi, si) in &parts {
-            samples.extend(sources[bi].samples(si, i64::MIN, i64::MAX)?);
+        for (bi, series) in &parts {
+            samples.extend(sources[*bi].samples(series, i64::MIN, i64::MAX)?);
         }
         if parts.len() > 1 {
             samples.sort_by_key(|s| s.t);
             samples.dedup_by_key(|s| s.t);
         }
-        writer.add_series(labels.clone(), &samples).map_err(TsdbError::io(blocks_dir))?;
+        writer.add_series(labels, &samples).map_err(TsdbError::io(blocks_dir))?;
     }
     let leaves: BTreeSet<String> = sources.iter().flat_map(|b| b.meta.compaction.sources.iter().cloned()).collect();
     let compaction = BlockCompaction {

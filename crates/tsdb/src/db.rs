@@ -146,8 +146,14 @@ impl Tsdb {
     }
 
     /// Label sets of matching series with data in the range, sorted, from the index alone.
-    pub fn series(&self, tenant: &TenantId, matchers: &[Matcher], start: Timestamp, end: Timestamp) -> Vec<Labels> {
-        self.tenant(tenant).map(|t| t.series(matchers, start, end)).unwrap_or_default()
+    pub fn series(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<Labels>, TsdbError> {
+        self.tenant(tenant).map_or(Ok(Vec::new()), |t| t.series(matchers, start, end))
     }
 
     pub fn label_names(
@@ -156,8 +162,9 @@ impl Tsdb {
         matchers: &[Matcher],
         start: Timestamp,
         end: Timestamp,
-    ) -> Vec<String> {
-        self.tenant(tenant).map(|t| t.label_names(matchers, start, end).into_iter().collect()).unwrap_or_default()
+    ) -> Result<Vec<String>, TsdbError> {
+        let names = self.tenant(tenant).map(|t| t.label_names(matchers, start, end)).transpose()?;
+        Ok(names.unwrap_or_default().into_iter().collect())
     }
 
     pub fn label_values(
@@ -167,10 +174,9 @@ impl Tsdb {
         matchers: &[Matcher],
         start: Timestamp,
         end: Timestamp,
-    ) -> Vec<String> {
-        self.tenant(tenant)
-            .map(|t| t.label_values(name, matchers, start, end).into_iter().collect())
-            .unwrap_or_default()
+    ) -> Result<Vec<String>, TsdbError> {
+        let values = self.tenant(tenant).map(|t| t.label_values(name, matchers, start, end)).transpose()?;
+        Ok(values.unwrap_or_default().into_iter().collect())
     }
 
     pub fn exemplars(
@@ -291,7 +297,7 @@ impl MetricsQuerier for Tsdb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<Labels>, StorageError> {
-        Ok(Tsdb::series(self, tenant, matchers, start, end))
+        Ok(Tsdb::series(self, tenant, matchers, start, end)?)
     }
 
     fn label_names(
@@ -301,7 +307,7 @@ impl MetricsQuerier for Tsdb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<String>, StorageError> {
-        Ok(Tsdb::label_names(self, tenant, matchers, start, end))
+        Ok(Tsdb::label_names(self, tenant, matchers, start, end)?)
     }
 
     fn label_values(
@@ -312,7 +318,7 @@ impl MetricsQuerier for Tsdb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<String>, StorageError> {
-        Ok(Tsdb::label_values(self, tenant, name, matchers, start, end))
+        Ok(Tsdb::label_values(self, tenant, name, matchers, start, end)?)
     }
 
     fn exemplars(

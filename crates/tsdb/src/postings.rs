@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use osprey_model::{Labels, Matcher};
+use osprey_model::{Labels, MatchOp, Matcher};
 
 #[derive(Debug, Default)]
 pub(crate) struct Postings {
@@ -59,15 +59,6 @@ impl Postings {
         insert_sorted(&mut self.all, id);
     }
 
-    /// Builds from already sorted lists, as decoded from a block.
-    pub(crate) fn insert_list(&mut self, name: &str, value: &str, ids: Vec<u64>) {
-        self.map.entry_ref_or_insert(name).insert(value.to_string(), ids);
-    }
-
-    pub(crate) fn set_all(&mut self, ids: Vec<u64>) {
-        self.all = ids;
-    }
-
     pub(crate) fn remove(&mut self, id: u64, labels: &Labels) {
         for l in labels {
             if let Some(values) = self.map.get_mut(l.name.as_str()) {
@@ -88,34 +79,18 @@ impl Postings {
     /// Candidate ids for the matchers, sorted. Candidates still need a full label check when a
     /// matcher also accepts an absent label (such matchers are not used to narrow).
     pub(crate) fn candidates(&self, matchers: &[Matcher]) -> Vec<u64> {
-        let mut result: Option<Vec<u64>> = None;
-        for m in matchers.iter().filter(|m| !m.matches_empty()) {
-            let mut ids: Vec<u64> = match self.map.get(m.name.as_str()) {
+        select_candidates(
+            matchers,
+            |m| match self.map.get(m.name.as_str()) {
                 None => Vec::new(),
-                Some(values) if m.op == osprey_model::MatchOp::Equal => {
-                    values.get(m.value.as_str()).cloned().unwrap_or_default()
-                }
+                Some(values) if m.op == MatchOp::Equal => values.get(m.value.as_str()).cloned().unwrap_or_default(),
                 Some(values) => {
-                    let mut ids = Vec::new();
-                    for (v, list) in values {
-                        if m.matches(v) {
-                            ids.extend_from_slice(list);
-                        }
-                    }
-                    ids.sort_unstable();
-                    ids.dedup();
-                    ids
+                    let lists = values.iter().filter(|(v, _)| m.matches(v)).map(|(_, l)| l.as_slice());
+                    union(lists)
                 }
-            };
-            if let Some(prev) = result.take() {
-                ids = intersect(&prev, &ids);
-            }
-            if ids.is_empty() {
-                return ids;
-            }
-            result = Some(ids);
-        }
-        result.unwrap_or_else(|| self.all.clone())
+            },
+            || self.all.clone(),
+        )
     }
 
     pub(crate) fn label_names(&self) -> impl Iterator<Item = &str> {
@@ -152,6 +127,39 @@ impl Postings {
     }
 }
 
+/// Intersects, over the matchers that reject an absent label, the ids whose label value the
+/// matcher accepts (`ids_for` gives them, sorted); with no such matcher, `all()`. Shared by
+/// the head's index and the blocks' lazily decoded one.
+pub(crate) fn select_candidates(
+    matchers: &[Matcher],
+    mut ids_for: impl FnMut(&Matcher) -> Vec<u64>,
+    all: impl FnOnce() -> Vec<u64>,
+) -> Vec<u64> {
+    let mut result: Option<Vec<u64>> = None;
+    for m in matchers.iter().filter(|m| !m.matches_empty()) {
+        let mut ids = ids_for(m);
+        if let Some(prev) = result.take() {
+            ids = intersect(&prev, &ids);
+        }
+        if ids.is_empty() {
+            return ids;
+        }
+        result = Some(ids);
+    }
+    result.unwrap_or_else(all)
+}
+
+/// The sorted, deduplicated union of sorted lists.
+pub(crate) fn union<'a>(lists: impl Iterator<Item = &'a [u64]>) -> Vec<u64> {
+    let mut ids: Vec<u64> = Vec::new();
+    for l in lists {
+        ids.extend_from_slice(l);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// Whether a label set satisfies every matcher (an absent label reads as "").
 pub(crate) fn matches_all(labels: &Labels, matchers: &[Matcher]) -> bool {
     matchers.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
@@ -174,7 +182,6 @@ impl EntryRef for HashMap<String, HashMap<String, Vec<u64>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use osprey_model::MatchOp;
 
     #[test]
     fn selects_by_equality_regex_and_absence() {

@@ -241,8 +241,8 @@ impl TenantDb {
             }
         };
         for block in self.blocks_snapshot().iter().filter(|b| b.overlaps(start, end)) {
-            for i in block.select(matchers, start, end) {
-                add(&block.series[i].labels, block.samples(i, start, end)?);
+            for series in block.select(matchers, start, end)? {
+                add(&series.labels, block.samples(&series, start, end)?);
             }
         }
         for series in self.head.select(matchers) {
@@ -263,11 +263,18 @@ impl TenantDb {
 
     /// Calls `visit` with the labels of every matching series that has data overlapping
     /// `[start, end]` (by chunk time ranges, without decoding samples).
-    fn visit_series(&self, matchers: &[Matcher], start: Timestamp, end: Timestamp, visit: &mut dyn FnMut(&Labels)) {
+    fn visit_series(
+        &self,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+        visit: &mut dyn FnMut(&Labels),
+    ) -> Result<(), TsdbError> {
         for block in self.blocks_snapshot().iter().filter(|b| b.overlaps(start, end)) {
-            visit_block_series(block, matchers, start, end, visit);
+            visit_block_series(block, matchers, start, end, visit)?;
         }
         self.visit_head_series(matchers, start, end, visit);
+        Ok(())
     }
 
     fn visit_head_series(
@@ -293,19 +300,29 @@ impl TenantDb {
         self.head.time_range().is_none_or(|(min, max)| min >= start && max <= end)
     }
 
-    pub(crate) fn series(&self, matchers: &[Matcher], start: Timestamp, end: Timestamp) -> Vec<Labels> {
+    pub(crate) fn series(
+        &self,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<Labels>, TsdbError> {
         let mut out = BTreeSet::new();
         self.visit_series(matchers, start, end, &mut |l| {
             if !out.contains(l) {
                 out.insert(l.clone());
             }
-        });
-        out.into_iter().collect()
+        })?;
+        Ok(out.into_iter().collect())
     }
 
     /// Label names; without matchers, sources inside the range answer from their index
     /// (the common "all label names" call), others by visiting their series.
-    pub(crate) fn label_names(&self, matchers: &[Matcher], start: Timestamp, end: Timestamp) -> BTreeSet<String> {
+    pub(crate) fn label_names(
+        &self,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<BTreeSet<String>, TsdbError> {
         let mut out = BTreeSet::new();
         let mut add = |l: &Labels| {
             for label in l {
@@ -317,9 +334,9 @@ impl TenantDb {
         let mut from_index = Vec::new();
         for block in self.blocks_snapshot().iter().filter(|b| b.overlaps(start, end)) {
             if matchers.is_empty() && block.within(start, end) {
-                from_index.extend(block.postings().label_names().map(str::to_string));
+                from_index.extend(block.label_names().map(str::to_string));
             } else {
-                visit_block_series(block, matchers, start, end, &mut add);
+                visit_block_series(block, matchers, start, end, &mut add)?;
             }
         }
         if matchers.is_empty() && self.head_within(start, end) {
@@ -328,7 +345,7 @@ impl TenantDb {
             self.visit_head_series(matchers, start, end, &mut add);
         }
         out.extend(from_index);
-        out
+        Ok(out)
     }
 
     /// Values of one label, answered like [`TenantDb::label_names`].
@@ -338,7 +355,7 @@ impl TenantDb {
         matchers: &[Matcher],
         start: Timestamp,
         end: Timestamp,
-    ) -> BTreeSet<String> {
+    ) -> Result<BTreeSet<String>, TsdbError> {
         let mut out = BTreeSet::new();
         let mut add = |l: &Labels| {
             if let Some(v) = l.get(name) {
@@ -350,9 +367,9 @@ impl TenantDb {
         let mut from_index = Vec::new();
         for block in self.blocks_snapshot().iter().filter(|b| b.overlaps(start, end)) {
             if matchers.is_empty() && block.within(start, end) {
-                from_index.extend(block.postings().values(name).map(|(v, _)| v.to_string()));
+                from_index.extend(block.label_values(name).map(str::to_string));
             } else {
-                visit_block_series(block, matchers, start, end, &mut add);
+                visit_block_series(block, matchers, start, end, &mut add)?;
             }
         }
         if matchers.is_empty() && self.head_within(start, end) {
@@ -361,7 +378,7 @@ impl TenantDb {
             self.visit_head_series(matchers, start, end, &mut add);
         }
         out.extend(from_index);
-        out
+        Ok(out)
     }
 
     pub(crate) fn exemplars(
@@ -602,10 +619,11 @@ fn visit_block_series(
     start: Timestamp,
     end: Timestamp,
     visit: &mut dyn FnMut(&Labels),
-) {
-    for i in block.select(matchers, start, end) {
-        visit(&block.series[i].labels);
+) -> Result<(), TsdbError> {
+    for series in block.select(matchers, start, end)? {
+        visit(&series.labels);
     }
+    Ok(())
 }
 
 fn record_rejection(summary: &mut AppendSummary, outcome: Outcome, labels: &Labels, s: Sample) {

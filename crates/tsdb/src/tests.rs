@@ -92,10 +92,10 @@ fn select_returns_sorted_series_with_samples_in_range() {
     let re = Matcher::new(MatchOp::RegexNoMatch, "job", "a").unwrap();
     let got = db.select(&t, &[Matcher::equal("__name__", "up"), re], 0, 5000).unwrap();
     assert_eq!(got[0].labels.get("job"), Some("b"));
-    assert_eq!(db.label_names(&t, &[], 0, 5000), vec!["__name__", "job"]);
-    assert_eq!(db.label_values(&t, "job", &[], 0, 5000), vec!["a", "b"]);
-    assert_eq!(db.label_values(&t, "__name__", &[Matcher::equal("job", "a")], 0, 5000), vec!["up"]);
-    assert!(db.label_names(&t, &[], 10_000, 20_000).is_empty());
+    assert_eq!(db.label_names(&t, &[], 0, 5000).unwrap(), vec!["__name__", "job"]);
+    assert_eq!(db.label_values(&t, "job", &[], 0, 5000).unwrap(), vec!["a", "b"]);
+    assert_eq!(db.label_values(&t, "__name__", &[Matcher::equal("job", "a")], 0, 5000).unwrap(), vec!["up"]);
+    assert!(db.label_names(&t, &[], 10_000, 20_000).unwrap().is_empty());
     let names = MetricsQuerier::series(&db, &t, &[Matcher::equal("job", "a")], 0, 5000).unwrap();
     assert_eq!(names, vec![labels(&[("__name__", "up"), ("job", "a")])]);
 }
@@ -196,8 +196,8 @@ fn tenants_are_isolated() {
     db.append(&a, req).unwrap();
     db.append(&b, write(vec![series(&[("__name__", "public")], &[(1000, 1.0)])])).unwrap();
     assert!(select_all(&db, &b, "secret").is_empty());
-    assert_eq!(db.label_values(&b, "__name__", &[], 0, 2000), vec!["public"]);
-    assert_eq!(db.label_names(&b, &[], 0, 2000), vec!["__name__"]);
+    assert_eq!(db.label_values(&b, "__name__", &[], 0, 2000).unwrap(), vec!["public"]);
+    assert_eq!(db.label_names(&b, &[], 0, 2000).unwrap(), vec!["__name__"]);
     assert!(db.exemplars(&b, &[], 0, 2000).is_empty());
     assert!(db.metadata(&b).is_empty());
     assert_eq!(db.exemplars(&a, &[], 0, 2000).len(), 1);
@@ -208,8 +208,8 @@ fn tenants_are_isolated() {
     drop(db);
     let db = open(dir.path());
     assert!(select_all(&db, &b, "secret").is_empty());
-    assert_eq!(db.label_values(&b, "__name__", &[], 0, 2000), vec!["public"]);
-    assert_eq!(db.label_names(&b, &[], 0, 2000), vec!["__name__"]);
+    assert_eq!(db.label_values(&b, "__name__", &[], 0, 2000).unwrap(), vec!["public"]);
+    assert_eq!(db.label_names(&b, &[], 0, 2000).unwrap(), vec!["__name__"]);
     assert_eq!(select_all(&db, &a, "secret").len(), 1);
     assert_eq!(db.metadata(&a).len(), 1);
     assert_eq!(db.exemplars(&a, &[], 0, 2000).len(), 1);
