@@ -6,8 +6,9 @@ use osprey_model::{is_valid_label_name, Labels, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use crate::error::PromqlError;
-use crate::eval::{arg_pos, by_step, intern, Collector, Evaluator, StepSeries, Val};
+use crate::eval::{by_step, intern, Collector, Evaluator, StepSeries, Val};
 use crate::functions::{format_float, kahan_inc, quantile};
+use crate::scan::arg_pos;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Agg {

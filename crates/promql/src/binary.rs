@@ -139,7 +139,7 @@ fn vector_scalar(
 ) -> Vec<StepSeries> {
     for s in &mut series {
         s.points.retain_mut(|p| {
-            let sv = scalar[ev_index(ev, p.t)];
+            let sv = scalar[ev.range.index(p.t)];
             let (l, r) = if swap { (sv, p.v) } else { (p.v, sv) };
             let (mut v, keep) = apply(op, l, r);
             if op.is_comparison() && swap {
@@ -157,14 +157,6 @@ fn vector_scalar(
     }
     series.retain(|s| !s.points.is_empty());
     series
-}
-
-fn ev_index(ev: &Evaluator, t: i64) -> usize {
-    if ev.range.step == 0 {
-        0
-    } else {
-        ((t - ev.range.start) / ev.range.step) as usize
-    }
 }
 
 /// How two vectors' series are paired.

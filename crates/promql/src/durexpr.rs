@@ -4,6 +4,7 @@
 //! range, so the rewrite needs the evaluation parameters.
 
 use crate::error::PromqlError;
+use crate::scan::{follows_operand, is_ident, skip_string, skip_ws};
 
 /// The query's step and range in milliseconds, as `step()` and `range()` give them.
 #[derive(Debug, Clone, Copy)]
@@ -141,20 +142,6 @@ fn is_keyword(q: &str, i: usize, kw: &str) -> bool {
         && b.get(i + kw.len()).is_none_or(|c| !is_ident(*c))
 }
 
-/// Whether the text before `i` ends an operand (a selector, a range, a call), so a keyword
-/// at `i` is a modifier rather than a name.
-pub(crate) fn follows_operand(b: &[u8], i: usize) -> bool {
-    let mut j = i;
-    while j > 0 && b[j - 1].is_ascii_whitespace() {
-        j -= 1;
-    }
-    j > 0 && (is_ident(b[j - 1]) || matches!(b[j - 1], b']' | b'}' | b')'))
-}
-
-fn is_ident(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
-}
-
 /// `5m`, `1h30m`, `10s53ms` (what promql-parser accepts as a duration).
 fn is_plain_duration(t: &str) -> bool {
     let b = t.as_bytes();
@@ -175,25 +162,6 @@ fn is_plain_duration(t: &str) -> bool {
         units += 1;
     }
     units > 0
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && b[i].is_ascii_whitespace() {
-        i += 1;
-    }
-    i
-}
-
-fn skip_string(b: &[u8], mut i: usize) -> usize {
-    let q = b[i];
-    i += 1;
-    while i < b.len() && b[i] != q {
-        if b[i] == b'\\' && q != b'`' {
-            i += 1;
-        }
-        i += 1;
-    }
-    i
 }
 
 fn match_bracket(b: &[u8], open: usize) -> Option<usize> {

@@ -205,7 +205,7 @@ fn parse_error_message(query: &str, e: &str) -> String {
         let parts: Vec<&str> = rest.splitn(2, " in call to function '").collect();
         if let [want, tail] = parts.as_slice() {
             if let Some((func, got)) = tail.split_once("', got ") {
-                let pos = crate::eval::arg_pos(query, func, 0);
+                let pos = crate::scan::arg_pos(query, func, 0);
                 let pos = pos.trim_matches(|c| c == '(' || c == ')');
                 return format!(
                     "{pos}: parse error: expected type {} in call to function \"{func}\", got {}",

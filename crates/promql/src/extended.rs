@@ -9,8 +9,8 @@
 
 use osprey_model::{Matcher, Sample};
 
-use crate::durexpr::follows_operand;
 use crate::error::PromqlError;
+use crate::scan::{follows_operand, skip_string, skip_ws};
 
 /// The label of the sentinel matcher carrying the modifier.
 const SENTINEL: &str = "__osprey_range_modifier__";
@@ -210,25 +210,6 @@ fn apply_edits(query: &str, edits: &[(usize, Modifier)], removals: &[(usize, usi
     }
     out.push_str(&query[pos..]);
     out
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && b[i].is_ascii_whitespace() {
-        i += 1;
-    }
-    i
-}
-
-fn skip_string(b: &[u8], mut i: usize) -> usize {
-    let q = b[i];
-    i += 1;
-    while i < b.len() && b[i] != q {
-        if b[i] == b'\\' && q != b'`' {
-            i += 1;
-        }
-        i += 1;
-    }
-    i
 }
 
 /// The index of `close` ending the group opened at `open`, skipping strings.

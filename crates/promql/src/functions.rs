@@ -9,8 +9,9 @@ use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::{Call, Expr};
 
 use crate::error::PromqlError;
-use crate::eval::{arg_pos, by_step, call_pos, Collector, Evaluator, MatrixArg, StepSeries, Val};
+use crate::eval::{by_step, Collector, Evaluator, MatrixArg, StepSeries, Val};
 use crate::extended::{anchored_samples, extended_rate, Modifier};
+use crate::scan::{arg_pos, call_pos};
 
 /// Neumaier's improved Kahan summation step, as Prometheus's `kahanSumInc`.
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -251,7 +252,7 @@ fn map_points(ev: &Evaluator, mut v: Vec<StepSeries>, f: impl Fn(usize, f64) -> 
             .points
             .iter()
             .filter_map(|p| {
-                let i = if range.step == 0 { 0 } else { ((p.t - range.start) / range.step) as usize };
+                let i = range.index(p.t);
                 f(i, p.v).map(|v| Sample::new(p.t, v))
             })
             .collect();

@@ -6,8 +6,9 @@ use osprey_model::{Labels, METRIC_NAME};
 use promql_parser::parser::Expr;
 
 use crate::error::PromqlError;
-use crate::eval::{arg_pos, by_step, Collector, Evaluator, Val};
+use crate::eval::{by_step, Collector, Evaluator, Val};
 use crate::functions::format_float;
+use crate::scan::arg_pos;
 
 /// Bucket counts closer than this (relative) are treated as equal, hiding float noise.
 const SMALL_DELTA_TOLERANCE: f64 = 1e-12;

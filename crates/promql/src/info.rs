@@ -8,7 +8,8 @@ use osprey_model::{Labels, MatchOp, Matcher, METRIC_NAME};
 use promql_parser::parser::{Expr, SubqueryExpr, VectorSelector};
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, convert_matchers, find_arg, find_call, offset_ms, Collector, Evaluator, StepSeries, Val};
+use crate::eval::{by_step, convert_matchers, offset_ms, Collector, Evaluator, StepSeries, Val};
+use crate::scan::{find_arg, find_call};
 
 const TARGET_INFO: &str = "target_info";
 

@@ -23,6 +23,7 @@ mod histogram;
 mod info;
 pub mod memstore;
 pub mod promqltest;
+mod scan;
 
 pub use engine::{
     format_query, parse_query_json, Engine, EngineOptions, QueryContext, QueryOutput, QueryStats, Value, VectorSample,
