@@ -7,9 +7,17 @@
 //! - Results follow Prometheus exactly where it is observable: lookback delta and staleness
 //!   markers, left-open ranges `(t - r, t]`, delayed `__name__` removal, error texts,
 //!   annotation texts (positions are approximated, the parser keeps none).
+//! - Every node is evaluated over all steps at once (`eval`), so instant and range queries
+//!   share one code path; an instant query is a range of one step.
+//!
+//! How it is put together: `engine` (public API) → text rewrites for syntax promql-parser
+//! lacks (`durexpr`: duration expressions; `extended`: `anchored`/`smoothed`; `info`: its
+//! selector argument) → `eval` (selectors, subqueries, `@`, offsets, name removal) with
+//! `binary`, `aggregate`, `functions`, `histogram` (classic buckets). `promqltest` runs
+//! Prometheus's test scripts against the engine over `memstore`.
 //!
 //! Non-goals: native histograms (series are floats only) and start timestamps; the
-//! [`promqltest`] runner reports the cases they affect as skipped or failed.
+//! [`promqltest`] runner reports the cases they affect as skipped.
 
 mod aggregate;
 mod binary;
