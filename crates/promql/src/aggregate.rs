@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 
-use osprey_model::{is_valid_label_name, Labels, METRIC_NAME};
+use osprey_model::{Labels, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use crate::error::PromqlError;
 use crate::eval::{by_step, intern, Collector, Evaluator, StepSeries, Val};
-use crate::functions::{format_float, kahan_inc, quantile};
+use crate::functions::{format_float, is_valid_label_name_utf8, kahan_inc, quantile};
 use crate::scan::arg_pos;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
     if let Some(p) = &agg.param {
         if op == Agg::CountValues {
             string_param = ev.eval_string(p)?;
-            if !is_valid_label_name(&string_param) {
+            if !is_valid_label_name_utf8(&string_param) {
                 return Err(PromqlError::execution(format!("invalid label name {string_param:?}")));
             }
         } else {

@@ -189,7 +189,8 @@ fn parse_with_params(query: &str, params: DurationParams) -> Result<Expr, Promql
 pub(crate) fn parse(query: &str) -> Result<Expr, PromqlError> {
     // promql-parser panics on some out-of-range literals (e.g. `x offset 1e400`); a query
     // must never take the process down, so such a panic becomes a parse error.
-    match std::panic::catch_unwind(|| parser::parse(query)) {
+    let decoded = crate::scan::decode_byte_escapes(query);
+    match std::panic::catch_unwind(|| parser::parse(&decoded)) {
         Ok(Ok(expr)) => Ok(expr),
         Ok(Err(e)) => Err(PromqlError::bad_data(parse_error_message(query, &e))),
         Err(_) => Err(PromqlError::bad_data("1:1: parse error: number or duration out of range")),

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 use chrono::{DateTime, Datelike, Timelike};
-use osprey_model::{is_valid_label_name, Labels, Sample, METRIC_NAME};
+use osprey_model::{Labels, Sample, METRIC_NAME};
 use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::{Call, Expr};
 
@@ -63,6 +63,13 @@ pub(crate) fn format_float(v: f64) -> String {
     } else {
         format!("{v}")
     }
+}
+
+/// Prometheus 3's label-name rule for names computed by a query (`label_replace`,
+/// `label_join`, `count_values`): any non-empty valid UTF-8 string. Rust strings are UTF-8;
+/// U+FFFD stands for the invalid bytes of a `\xHH` escape (see `scan::decode_byte_escapes`).
+pub(crate) fn is_valid_label_name_utf8(name: &str) -> bool {
+    !name.is_empty() && !name.contains('\u{FFFD}')
 }
 
 /// Go's `math.Max`/`math.Min`: NaN wins, and the signs of zeros are respected.
@@ -365,7 +372,7 @@ fn eval_label_replace(ev: &mut Evaluator, args: &[&Expr]) -> Result<Val, PromqlE
     let re = regex::Regex::new(&format!("^(?s:{re_text})$")).map_err(|e| {
         PromqlError::execution(format!("invalid regular expression in label_replace(): {re_text}: {e}"))
     })?;
-    if !is_valid_label_name(&dst) {
+    if !is_valid_label_name_utf8(&dst) {
         return Err(PromqlError::execution(format!("invalid destination label name in label_replace(): {dst}")));
     }
     let mut out = Vec::with_capacity(v.len());
@@ -393,12 +400,12 @@ fn eval_label_join(ev: &mut Evaluator, args: &[&Expr]) -> Result<Val, PromqlErro
     let mut srcs = Vec::new();
     for a in &args[3..] {
         let s = ev.eval_string(a)?;
-        if !is_valid_label_name(&s) {
+        if !is_valid_label_name_utf8(&s) {
             return Err(PromqlError::execution(format!("invalid source label name in label_join(): {s}")));
         }
         srcs.push(s);
     }
-    if !is_valid_label_name(&dst) {
+    if !is_valid_label_name_utf8(&dst) {
         return Err(PromqlError::execution(format!("invalid destination label name in label_join(): {dst}")));
     }
     let mut out = Vec::with_capacity(v.len());

@@ -127,3 +127,80 @@ pub(crate) fn skip_string(b: &[u8], mut i: usize) -> usize {
     }
     i
 }
+
+/// Decodes `\xHH` escapes in quoted strings the way Go does (as bytes, so `"\xc3\xa9"` is
+/// `é`), where promql-parser would read each escape as one character (`Ã©`). Byte sequences
+/// that are not UTF-8 become U+FFFD, which the label-name checks reject as Prometheus
+/// rejects invalid UTF-8.
+pub(crate) fn decode_byte_escapes(query: &str) -> std::borrow::Cow<'_, str> {
+    if !query.contains("\\x") {
+        return std::borrow::Cow::Borrowed(query);
+    }
+    let b = query.as_bytes();
+    let mut out = String::with_capacity(query.len());
+    let mut i = 0;
+    let mut copied = 0;
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        match quote {
+            None => {
+                if b[i] == b'"' || b[i] == b'\'' {
+                    quote = Some(b[i]);
+                } else if b[i] == b'`' {
+                    i = skip_string(b, i);
+                }
+                i += 1;
+            }
+            Some(q) if b[i] == q => {
+                quote = None;
+                i += 1;
+            }
+            Some(_) if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') => {
+                let start = i;
+                let mut bytes = Vec::new();
+                while b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'x') {
+                    let Some(v) = query.get(i + 2..i + 4).and_then(|h| u8::from_str_radix(h, 16).ok()) else { break };
+                    bytes.push(v);
+                    i += 4;
+                }
+                if bytes.is_empty() {
+                    i += 2;
+                    continue;
+                }
+                out.push_str(&query[copied..start]);
+                for c in String::from_utf8_lossy(&bytes).chars() {
+                    if c.is_ascii() {
+                        out.push_str(&format!("\\x{:02x}", c as u8));
+                    } else {
+                        out.push(c);
+                    }
+                }
+                copied = i;
+            }
+            Some(_) if b[i] == b'\\' => i += 2,
+            Some(_) => i += 1,
+        }
+    }
+    out.push_str(&query[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_byte_escapes_like_go() {
+        assert_eq!(decode_byte_escapes(r#"x{a="\xc3\xa9"}"#), r#"x{a="é"}"#);
+        assert_eq!(decode_byte_escapes(r#"f("\xff")"#), "f(\"\u{fffd}\")");
+        assert_eq!(decode_byte_escapes(r#"f("\x41\"", `\xff`)"#), r#"f("\x41\"", `\xff`)"#);
+        assert_eq!(decode_byte_escapes("sum(x)"), "sum(x)");
+    }
+
+    #[test]
+    fn finds_argument_positions() {
+        assert_eq!(arg_pos("histogram_quantile(0.5, rate(x[5m]))", "histogram_quantile", 1), "(1:25)");
+        assert_eq!(arg_pos("quantile without(a)(NaN, x)", "quantile", 0), "(1:21)");
+        assert_eq!(call_pos("sum(sort(x))", "sort"), "(1:5)");
+    }
+}

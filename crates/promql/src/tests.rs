@@ -65,7 +65,7 @@ fn render(res: Result<crate::QueryOutput, crate::PromqlError>) -> String {
 fn check(store: &MemStore, query: &str, at_s: i64, expected: &str) {
     let ctx = QueryContext::new(Duration::from_secs(10));
     let got = render(engine().instant_query(store, &TenantId::default_tenant(), query, at_s * 1000, &ctx));
-    assert_eq!(got, expected.trim(), "query: {query}");
+    assert_eq!(got.trim(), expected.trim(), "query: {query}");
 }
 
 /// Range query from `start_s` to `end_s` seconds.
@@ -73,7 +73,7 @@ fn check_range(store: &MemStore, query: &str, (start_s, end_s, step_s): (i64, i6
     let ctx = QueryContext::new(Duration::from_secs(10));
     let tenant = TenantId::default_tenant();
     let got = render(engine().range_query(store, &tenant, query, start_s * 1000, end_s * 1000, step_s * 1000, &ctx));
-    assert_eq!(got, expected.trim(), "query: {query}");
+    assert_eq!(got.trim(), expected.trim(), "query: {query}");
 }
 
 fn requests() -> MemStore {
@@ -191,6 +191,23 @@ fn delayed_name_removal_keeps_name_for_label_replace() {
         r#"label_replace(rate(http_requests_total{instance="b"}[5m]), "__name__", "rate_$1", "job", "(.*)")"#,
         300,
         r#"{__name__="rate_api", instance="b", job="api"} 0.3333333333333333"#,
+    );
+}
+
+#[test]
+fn computed_label_names_follow_utf8_rules() {
+    let s = requests();
+    check(
+        &s,
+        r#"label_replace(http_requests_total{instance="b"}, "höst", "$1", "instance", "(.*)")"#,
+        0,
+        r#"{__name__="http_requests_total", höst="b", instance="b", job="api"} 0"#,
+    );
+    check(
+        &s,
+        r#"label_join(http_requests_total{instance="b"}, "", "-", "job")"#,
+        0,
+        "error(Execution): invalid destination label name in label_join(): ",
     );
 }
 
