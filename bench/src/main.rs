@@ -59,11 +59,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Which servers to run, in order.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "osprey,prometheus,victoria-metrics"
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "osprey,prometheus,victoria-metrics")]
     peers: Vec<String>,
     /// The Osprey binary.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/osprey"))]
@@ -79,14 +75,8 @@ struct Args {
 
 impl Args {
     fn workload_options(&self) -> Result<WorkloadOptions, String> {
-        let (series, samples) = if self.quick {
-            (10_000, 20)
-        } else {
-            (100_000, 120)
-        };
-        let end_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let (series, samples) = if self.quick { (10_000, 20) } else { (100_000, 120) };
+        let end_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let opts = WorkloadOptions {
             series: self.series.unwrap_or(series),
             samples_per_series: self.samples.unwrap_or(samples),
@@ -107,10 +97,7 @@ impl Args {
             .map(|name| {
                 Peer::from_name(name).ok_or_else(|| {
                     let known: Vec<&str> = Peer::ALL.iter().map(|p| p.name()).collect();
-                    format!(
-                        "unknown peer {name:?} in --peers: choose from {}",
-                        known.join(", ")
-                    )
+                    format!("unknown peer {name:?} in --peers: choose from {}", known.join(", "))
                 })
             })
             .collect()
@@ -167,11 +154,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         eprintln!("bench: {}: starting {}", peer.name(), binary.display());
         let outcome = run_peer(peer, binary, workload.clone(), &client).await;
         if let Outcome::Unavailable { reason } = &outcome {
-            eprintln!(
-                "bench: {}: unavailable: {}",
-                peer.name(),
-                reason.lines().next().unwrap_or_default()
-            );
+            eprintln!("bench: {}: unavailable: {}", peer.name(), reason.lines().next().unwrap_or_default());
         }
         reports.push(PeerReport {
             peer: peer.name(),
@@ -208,27 +191,16 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts one peer, sends the workload, persists and measures, stops it.
-async fn run_peer(
-    peer: Peer,
-    binary: &std::path::Path,
-    workload: Arc<Workload>,
-    client: &reqwest::Client,
-) -> Outcome {
+/// Starts one peer, sends the workload, persists and measures, checks what it stored (after
+/// reading its peak memory, so the query does not count), stops it.
+async fn run_peer(peer: Peer, binary: &std::path::Path, workload: Arc<Workload>, client: &reqwest::Client) -> Outcome {
     let mut server = match peer.start(binary, client).await {
         Ok(server) => server,
-        Err(e) => {
-            return Outcome::Unavailable {
-                reason: format!("{e:#}"),
-            }
-        }
+        Err(e) => return Outcome::Unavailable { reason: format!("{e:#}") },
     };
-    eprintln!(
-        "bench: {}: ready (pid {}), sending",
-        peer.name(),
-        server.pid()
-    );
+    eprintln!("bench: {}: ready (pid {}), sending", peer.name(), server.pid());
     let url = peer::write_url(&server);
+    let (first_ms, last_ms) = (workload.first_ms, workload.last_ms);
     let sending = send::send_all(client, &url, workload, send::RetryPolicy::default());
     tokio::pin!(sending);
     let stats: SendStats = loop {
@@ -267,11 +239,18 @@ async fn run_peer(
     match disk {
         Ok(d) => {
             m.disk_bytes = Some(d.bytes);
-            m.bytes_per_sample =
-                (m.samples_accepted > 0).then(|| d.bytes as f64 / m.samples_accepted as f64);
+            m.bytes_per_sample = (m.samples_accepted > 0).then(|| d.bytes as f64 / m.samples_accepted as f64);
             m.disk_method = Some(d.method);
         }
         Err(e) => m.disk_error = Some(format!("{e:#}")),
+    }
+    if server.is_running() {
+        match peer::stored_samples(&server, client, first_ms, last_ms).await {
+            Ok(n) => m.samples_queryable = Some(n),
+            Err(e) => m.query_error = Some(format!("{e:#}")),
+        }
+    } else {
+        m.query_error = Some("the server was stopped to persist its data".into());
     }
     if let Err(e) = server.stop() {
         eprintln!("bench: {}: {e:#}", peer.name());

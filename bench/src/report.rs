@@ -75,6 +75,9 @@ pub struct Measurements {
     pub bytes_per_sample: Option<f64>,
     pub disk_method: Option<String>,
     pub disk_error: Option<String>,
+    /// Samples a PromQL count over the workload's time range returns after the flush.
+    pub samples_queryable: Option<u64>,
+    pub query_error: Option<String>,
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -86,57 +89,25 @@ struct Row {
     decimals: usize,
 }
 
-const ROWS: [Row; 8] = [
-    Row {
-        label: "samples/s ingested",
-        value: |m| Some(m.samples_per_second),
-        decimals: 0,
-    },
-    Row {
-        label: "send wall time (s)",
-        value: |m| Some(m.wall_seconds),
-        decimals: 2,
-    },
-    Row {
-        label: "retries (429/5xx)",
-        value: |m| Some(m.retries as f64),
-        decimals: 0,
-    },
+const ROWS: [Row; 9] = [
+    Row { label: "samples/s ingested", value: |m| Some(m.samples_per_second), decimals: 0 },
+    Row { label: "send wall time (s)", value: |m| Some(m.wall_seconds), decimals: 2 },
+    Row { label: "retries (429/5xx)", value: |m| Some(m.retries as f64), decimals: 0 },
     Row {
         label: "requests rejected or failed",
         value: |m| Some((m.rejected_requests + m.failed_requests) as f64),
         decimals: 0,
     },
-    Row {
-        label: "peak RSS, VmHWM (MiB)",
-        value: |m| Some(m.peak_rss_hwm_bytes as f64 / MIB),
-        decimals: 1,
-    },
-    Row {
-        label: "peak RSS, sampled (MiB)",
-        value: |m| Some(m.peak_rss_sampled_bytes as f64 / MIB),
-        decimals: 1,
-    },
-    Row {
-        label: "bytes on disk (MiB)",
-        value: |m| m.disk_bytes.map(|b| b as f64 / MIB),
-        decimals: 2,
-    },
-    Row {
-        label: "bytes on disk per sample",
-        value: |m| m.bytes_per_sample,
-        decimals: 3,
-    },
+    Row { label: "peak RSS, VmHWM (MiB)", value: |m| Some(m.peak_rss_hwm_bytes as f64 / MIB), decimals: 1 },
+    Row { label: "peak RSS, sampled (MiB)", value: |m| Some(m.peak_rss_sampled_bytes as f64 / MIB), decimals: 1 },
+    Row { label: "bytes on disk (MiB)", value: |m| m.disk_bytes.map(|b| b as f64 / MIB), decimals: 2 },
+    Row { label: "bytes on disk per sample", value: |m| m.bytes_per_sample, decimals: 3 },
+    Row { label: "samples queryable after flush", value: |m| m.samples_queryable.map(|n| n as f64), decimals: 0 },
 ];
 
 impl Report {
     fn measurements(&self, peer: Peer) -> Result<&Measurements, &'static str> {
-        match self
-            .peers
-            .iter()
-            .find(|p| p.peer == peer.name())
-            .map(|p| &p.outcome)
-        {
+        match self.peers.iter().find(|p| p.peer == peer.name()).map(|p| &p.outcome) {
             Some(Outcome::Measured(m)) => Ok(m),
             Some(Outcome::Unavailable { .. }) => Err("unavailable"),
             None => Err("not run"),
@@ -156,9 +127,7 @@ impl Report {
         ]];
         for row in &ROWS {
             let cell = |m: &Result<&Measurements, &str>| match m {
-                Ok(m) => {
-                    (row.value)(m).map_or("-".to_string(), |v| format!("{v:.*}", row.decimals))
-                }
+                Ok(m) => (row.value)(m).map_or("-".to_string(), |v| format!("{v:.*}", row.decimals)),
                 Err(why) => why.to_string(),
             };
             let ratio = |peer: &Result<&Measurements, &str>| {
@@ -178,42 +147,32 @@ impl Report {
                 ratio(&vm),
             ]);
         }
-        let widths: Vec<usize> = (0..lines[0].len())
-            .map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0))
-            .collect();
+        let widths: Vec<usize> =
+            (0..lines[0].len()).map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0)).collect();
         let mut out = String::new();
         for line in &lines {
-            let cells: Vec<String> = line
-                .iter()
-                .enumerate()
-                .map(|(c, text)| {
-                    if c == 0 {
-                        format!("{text:<w$}", w = widths[c])
-                    } else {
-                        format!("{text:>w$}", w = widths[c])
-                    }
-                })
-                .collect();
+            let cells: Vec<String> =
+                line.iter()
+                    .enumerate()
+                    .map(|(c, text)| {
+                        if c == 0 {
+                            format!("{text:<w$}", w = widths[c])
+                        } else {
+                            format!("{text:>w$}", w = widths[c])
+                        }
+                    })
+                    .collect();
             let _ = writeln!(out, "{}", cells.join("  ").trim_end());
         }
+        out.push_str("ratios are Osprey/peer: above 1x is better for samples/s, below 1x for memory and disk\n");
         for p in &self.peers {
-            let _ = writeln!(
-                out,
-                "\n{} ({}): {}",
-                p.peer,
-                p.binary,
-                p.version.as_deref().unwrap_or("version unknown")
-            );
+            let _ = writeln!(out, "\n{} ({}): {}", p.peer, p.binary, p.version.as_deref().unwrap_or("version unknown"));
             if let Some(load) = p.load_average_before {
                 let _ = writeln!(out, "  load average before the run: {load:.2}");
             }
             match &p.outcome {
                 Outcome::Unavailable { reason } => {
-                    let _ = writeln!(
-                        out,
-                        "  unavailable: {}",
-                        reason.trim_end().replace('\n', "\n    ")
-                    );
+                    let _ = writeln!(out, "  unavailable: {}", reason.trim_end().replace('\n', "\n    "));
                 }
                 Outcome::Measured(m) => {
                     if let Some(method) = &m.disk_method {
@@ -222,9 +181,11 @@ impl Report {
                     if let Some(e) = &m.disk_error {
                         let _ = writeln!(out, "  disk not measured: {e}");
                     }
+                    if let Some(e) = &m.query_error {
+                        let _ = writeln!(out, "  stored samples not checked: {e}");
+                    }
                     if let Some(e) = &m.first_error {
-                        let _ =
-                            writeln!(out, "  {} samples lost; first error: {e}", m.samples_lost);
+                        let _ = writeln!(out, "  {} samples lost; first error: {e}", m.samples_lost);
                     }
                 }
             }
@@ -237,8 +198,7 @@ impl Report {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join(format!("{}.json", self.date.replace(':', "")));
         let json = serde_json::to_string_pretty(self).context("cannot serialise the report")?;
-        std::fs::write(&path, json + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, json + "\n").with_context(|| format!("cannot write {}", path.display()))?;
         Ok(path)
     }
 }
@@ -259,12 +219,7 @@ impl Machine {
 
 /// The 1-minute load average.
 pub fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 /// The value of a `name : value` line in a /proc file.
@@ -283,11 +238,7 @@ mod tests {
         Report {
             date: "2026-11-29T15:00:00Z".into(),
             command: "osprey-bench --quick".into(),
-            machine: Machine {
-                cpus: 2,
-                cpu_model: None,
-                memory_bytes: None,
-            },
+            machine: Machine { cpus: 2, cpu_model: None, memory_bytes: None },
             workload: WorkloadSummary {
                 series: 10,
                 samples_per_series: 2,
@@ -332,51 +283,25 @@ mod tests {
                 binary: "/usr/bin/victoria-metrics".into(),
                 version: None,
                 load_average_before: None,
-                outcome: Outcome::Unavailable {
-                    reason: "exited with status 1".into(),
-                },
+                outcome: Outcome::Unavailable { reason: "exited with status 1".into() },
             },
         ]);
         let table = r.render();
         let row = |label: &str| -> Vec<String> {
-            let line = table
-                .lines()
-                .find(|l| l.starts_with(label))
-                .unwrap_or_else(|| panic!("no {label} row"));
-            line[label.len()..]
-                .split_whitespace()
-                .map(str::to_string)
-                .collect()
+            let line = table.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no {label} row"));
+            line[label.len()..].split_whitespace().map(str::to_string).collect()
         };
-        assert_eq!(
-            row("samples/s ingested"),
-            ["300000", "150000", "unavailable", "2.00x", "-"]
-        );
-        assert_eq!(
-            row("bytes on disk per sample"),
-            ["1.000", "2.000", "unavailable", "0.50x", "-"]
-        );
-        assert_eq!(
-            row("peak RSS, VmHWM (MiB)"),
-            ["100.0", "100.0", "unavailable", "1.00x", "-"]
-        );
-        assert!(
-            table.contains("unavailable: exited with status 1"),
-            "{table}"
-        );
+        assert_eq!(row("samples/s ingested"), ["300000", "150000", "unavailable", "2.00x", "-"]);
+        assert_eq!(row("bytes on disk per sample"), ["1.000", "2.000", "unavailable", "0.50x", "-"]);
+        assert_eq!(row("peak RSS, VmHWM (MiB)"), ["100.0", "100.0", "unavailable", "1.00x", "-"]);
+        assert!(table.contains("unavailable: exited with status 1"), "{table}");
     }
 
     #[test]
     fn peers_not_run_are_marked_and_ratios_omitted() {
         let table = report(vec![measured(Peer::Prometheus, 1.0, 1.0)]).render();
-        let line = table
-            .lines()
-            .find(|l| l.starts_with("samples/s"))
-            .expect("row");
-        assert_eq!(
-            line.split_whitespace().collect::<Vec<_>>()[2..],
-            ["not", "run", "1", "not", "run", "-", "-"]
-        );
+        let line = table.lines().find(|l| l.starts_with("samples/s")).expect("row");
+        assert_eq!(line.split_whitespace().collect::<Vec<_>>()[2..], ["not", "run", "1", "not", "run", "-", "-"]);
     }
 
     #[test]
@@ -384,13 +309,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let r = report(vec![measured(Peer::Osprey, 10.0, 1.5)]);
         let path = r.write_json(dir.path()).expect("written");
-        assert_eq!(
-            path.file_name().and_then(|n| n.to_str()),
-            Some("2026-11-29T150000Z.json")
-        );
+        assert_eq!(path.file_name().and_then(|n| n.to_str()), Some("2026-11-29T150000Z.json"));
         let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).expect("read"))
-                .expect("valid JSON");
+            serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("valid JSON");
         assert_eq!(json["peers"][0]["status"], "measured");
         assert_eq!(json["peers"][0]["bytes_per_sample"], 1.5);
         assert_eq!(json["workload"]["series"], 10);
@@ -398,13 +319,7 @@ mod tests {
 
     #[test]
     fn reads_proc_fields() {
-        assert_eq!(
-            field("model name\t: AMD EPYC\nflags\t: x", "model name"),
-            Some("AMD EPYC")
-        );
-        assert_eq!(
-            field("MemTotal:       24000000 kB\n", "MemTotal"),
-            Some("24000000 kB")
-        );
+        assert_eq!(field("model name\t: AMD EPYC\nflags\t: x", "model name"), Some("AMD EPYC"));
+        assert_eq!(field("MemTotal:       24000000 kB\n", "MemTotal"), Some("24000000 kB"));
     }
 }

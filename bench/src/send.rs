@@ -21,11 +21,7 @@ impl Default for RetryPolicy {
     /// Prometheus's queue manager defaults: 30 ms doubling up to 5 s. It retries forever;
     /// ten attempts bound a run against a server that stays down.
     fn default() -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: 10,
-            first_backoff: Duration::from_millis(30),
-            max_backoff: Duration::from_secs(5),
-        }
+        RetryPolicy { max_attempts: 10, first_backoff: Duration::from_millis(30), max_backoff: Duration::from_secs(5) }
     }
 }
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -63,12 +59,7 @@ impl SendStats {
 }
 
 /// Sends every shard concurrently and times the whole.
-pub async fn send_all(
-    client: &reqwest::Client,
-    url: &str,
-    workload: Arc<Workload>,
-    retry: RetryPolicy,
-) -> SendStats {
+pub async fn send_all(client: &reqwest::Client, url: &str, workload: Arc<Workload>, retry: RetryPolicy) -> SendStats {
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for shard in 0..workload.shards.len() {
@@ -79,22 +70,16 @@ pub async fn send_all(
     while let Some(result) = tasks.join_next().await {
         match result {
             Ok(stats) => total.merge(stats),
-            Err(e) => total.merge(SendStats {
-                first_error: Some(format!("sender task failed: {e}")),
-                ..SendStats::default()
-            }),
+            Err(e) => {
+                total.merge(SendStats { first_error: Some(format!("sender task failed: {e}")), ..SendStats::default() })
+            }
         }
     }
     total.wall = start.elapsed();
     total
 }
 
-async fn send_shard(
-    client: &reqwest::Client,
-    url: &str,
-    batches: &[Batch],
-    retry: RetryPolicy,
-) -> SendStats {
+async fn send_shard(client: &reqwest::Client, url: &str, batches: &[Batch], retry: RetryPolicy) -> SendStats {
     let mut stats = SendStats::default();
     let mut consecutive_failures = 0;
     for (i, batch) in batches.iter().enumerate() {
@@ -125,9 +110,7 @@ async fn send_shard(
                     consecutive_failures += 1;
                     stats.failed_requests += 1;
                     stats.samples_lost += batch.samples;
-                    stats
-                        .first_error
-                        .get_or_insert(format!("gave up after {attempt} attempts: {message}"));
+                    stats.first_error.get_or_insert(format!("gave up after {attempt} attempts: {message}"));
                 }
                 Outcome::Retry(_) => {
                     stats.retries += 1;
@@ -188,10 +171,7 @@ mod tests {
     /// A one-connection-at-a-time HTTP server answering with `statuses` in turn (then 204).
     fn scripted_server(statuses: Vec<u16>) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!(
-            "http://{}/api/v1/write",
-            listener.local_addr().expect("addr")
-        );
+        let url = format!("http://{}/api/v1/write", listener.local_addr().expect("addr"));
         std::thread::spawn(move || {
             let mut statuses = statuses.into_iter();
             for stream in listener.incoming().take(50) {
@@ -210,9 +190,7 @@ mod tests {
                 let mut body = vec![0; length];
                 let _ = reader.read_exact(&mut body);
                 let status = statuses.next().unwrap_or(204);
-                let answer = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-length: 4\r\nconnection: close\r\n\r\noops"
-                );
+                let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 4\r\nconnection: close\r\n\r\noops");
                 let _ = stream.write_all(answer.as_bytes());
             }
         });
@@ -220,10 +198,7 @@ mod tests {
     }
 
     fn workload(batches: usize) -> Arc<Workload> {
-        let batch = Batch {
-            body: bytes::Bytes::from_static(b"body"),
-            samples: 10,
-        };
+        let batch = Batch { body: bytes::Bytes::from_static(b"body"), samples: 10 };
         Arc::new(Workload {
             shards: vec![vec![batch; batches]],
             samples: 10 * batches as u64,
@@ -234,11 +209,7 @@ mod tests {
     }
 
     fn fast_retries() -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: 3,
-            first_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(4),
-        }
+        RetryPolicy { max_attempts: 3, first_backoff: Duration::from_millis(1), max_backoff: Duration::from_millis(4) }
     }
 
     #[tokio::test]
@@ -246,47 +217,24 @@ mod tests {
         let url = scripted_server(vec![500; 9]);
         let stats = send_all(&reqwest::Client::new(), &url, workload(5), fast_retries()).await;
         // Three requests use all three attempts, the last two are never sent.
-        assert_eq!(
-            (stats.requests, stats.retries, stats.failed_requests),
-            (5, 6, 5)
-        );
+        assert_eq!((stats.requests, stats.retries, stats.failed_requests), (5, 6, 5));
         assert_eq!((stats.samples_accepted, stats.samples_lost), (0, 50));
-        assert_eq!(
-            stats.first_error.as_deref(),
-            Some("gave up after 3 attempts: 500 Internal Server Error: oops")
-        );
+        assert_eq!(stats.first_error.as_deref(), Some("gave up after 3 attempts: 500 Internal Server Error: oops"));
     }
 
     #[tokio::test]
     async fn retries_429_and_5xx_and_counts_them() {
         let url = scripted_server(vec![429, 503, 204, 204]);
         let stats = send_all(&reqwest::Client::new(), &url, workload(2), fast_retries()).await;
-        assert_eq!(
-            (stats.requests, stats.retries, stats.samples_accepted),
-            (2, 2, 20)
-        );
-        assert_eq!(
-            (
-                stats.rejected_requests,
-                stats.failed_requests,
-                stats.samples_lost
-            ),
-            (0, 0, 0)
-        );
+        assert_eq!((stats.requests, stats.retries, stats.samples_accepted), (2, 2, 20));
+        assert_eq!((stats.rejected_requests, stats.failed_requests, stats.samples_lost), (0, 0, 0));
     }
 
     #[tokio::test]
     async fn drops_requests_refused_with_400_and_keeps_the_first_error() {
         let url = scripted_server(vec![400, 204, 400]);
         let stats = send_all(&reqwest::Client::new(), &url, workload(3), fast_retries()).await;
-        assert_eq!(
-            (
-                stats.samples_accepted,
-                stats.rejected_requests,
-                stats.samples_lost
-            ),
-            (10, 2, 20)
-        );
+        assert_eq!((stats.samples_accepted, stats.rejected_requests, stats.samples_lost), (10, 2, 20));
         assert_eq!(stats.retries, 0);
         assert_eq!(stats.first_error.as_deref(), Some("400 Bad Request: oops"));
     }

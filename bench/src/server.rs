@@ -36,8 +36,7 @@ impl Workspace {
             .prefix(&format!("osprey-bench-{peer}-"))
             .tempdir()
             .context("cannot create a temporary directory: check that $TMPDIR is writable")?;
-        std::fs::create_dir(root.path().join("data"))
-            .context("cannot create the data directory")?;
+        std::fs::create_dir(root.path().join("data")).context("cannot create the data directory")?;
         Ok(Workspace { root })
     }
 
@@ -64,8 +63,7 @@ pub struct Server {
 /// Binds port 0 and releases it: the port is free unless another program grabs it within
 /// the next moment, which on a developer machine it does not.
 pub fn free_port() -> anyhow::Result<u16> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind a port on 127.0.0.1")?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind a port on 127.0.0.1")?;
     Ok(listener.local_addr()?.port())
 }
 
@@ -81,10 +79,7 @@ impl Server {
     ) -> anyhow::Result<Server> {
         let log = workspace.file("server.log");
         let out = File::create(&log).context("cannot create the server log")?;
-        command
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
+        command.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
         // SAFETY: the closure runs in the forked child before exec and only calls prctl, which
         // is async-signal-safe. PDEATHSIG fires when the spawning thread exits; servers are
         // spawned from the main thread, which lives as long as this program.
@@ -95,55 +90,31 @@ impl Server {
             });
         }
         let program = command.get_program().to_string_lossy().into_owned();
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {program}"))?;
+        let child = command.spawn().with_context(|| format!("cannot start {program}"))?;
         let pid = child.id();
         let rss_max = Arc::new(AtomicU64::new(0));
         let sampler = tokio::spawn(sample_rss(pid, rss_max.clone()));
-        let mut server = Server {
-            child,
-            base_url: format!("http://127.0.0.1:{port}"),
-            log,
-            rss_max,
-            hwm: 0,
-            sampler,
-            workspace,
-        };
+        let mut server =
+            Server { child, base_url: format!("http://127.0.0.1:{port}"), log, rss_max, hwm: 0, sampler, workspace };
         server.wait_ready(ready_path, client).await?;
         Ok(server)
     }
 
-    async fn wait_ready(
-        &mut self,
-        ready_path: &str,
-        client: &reqwest::Client,
-    ) -> anyhow::Result<()> {
+    async fn wait_ready(&mut self, ready_path: &str, client: &reqwest::Client) -> anyhow::Result<()> {
         let url = format!("{}{ready_path}", self.base_url);
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "exited with {status} before becoming ready; its log ends with:\n{}",
-                    self.log_tail()
-                );
+                bail!("exited with {status} before becoming ready; its log ends with:\n{}", self.log_tail());
             }
-            if let Ok(response) = client
-                .get(&url)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-            {
+            if let Ok(response) = client.get(&url).timeout(Duration::from_secs(2)).send().await {
                 if response.status().is_success() {
                     return Ok(());
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!(
-            "not ready at {url} after {READY_TIMEOUT:?}; its log ends with:\n{}",
-            self.log_tail()
-        )
+        bail!("not ready at {url} after {READY_TIMEOUT:?}; its log ends with:\n{}", self.log_tail())
     }
 
     pub fn pid(&self) -> u32 {
@@ -229,12 +200,7 @@ fn read_status_kib(pid: u32, field: &str) -> Option<u64> {
 
 fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
+    line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
 }
 
 fn tail(path: &Path, max_bytes: u64) -> String {
@@ -274,8 +240,7 @@ mod tests {
 
     #[test]
     fn parses_proc_status_fields() {
-        let status =
-            "Name:\tprometheus\nVmPeak:\t 1000 kB\nVmHWM:\t  52340 kB\nVmRSS:\t   51200 kB\n";
+        let status = "Name:\tprometheus\nVmPeak:\t 1000 kB\nVmHWM:\t  52340 kB\nVmRSS:\t   51200 kB\n";
         assert_eq!(parse_status_kib(status, "VmHWM:"), Some(52_340));
         assert_eq!(parse_status_kib(status, "VmRSS:"), Some(51_200));
         assert_eq!(parse_status_kib(status, "VmSwap:"), None);
@@ -301,10 +266,7 @@ mod tests {
         command.args(["-c", "echo cannot open storage >&2; exit 3"]);
         let port = free_port().expect("port");
         let client = reqwest::Client::new();
-        let err = Server::start(command, workspace, port, "/ready", &client)
-            .await
-            .err()
-            .expect("must fail");
+        let err = Server::start(command, workspace, port, "/ready", &client).await.err().expect("must fail");
         let message = format!("{err:#}");
         assert!(message.contains("exited with exit status: 3"), "{message}");
         assert!(message.contains("cannot open storage"), "{message}");
@@ -316,17 +278,9 @@ mod tests {
         let port = free_port().expect("port");
         // A server stand-in: answers readiness checks until told to stop.
         let mut command = Command::new("python3");
-        command.args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ]);
+        command.args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]);
         let client = reqwest::Client::new();
-        let mut server = Server::start(command, workspace, port, "/", &client)
-            .await
-            .expect("starts");
+        let mut server = Server::start(command, workspace, port, "/", &client).await.expect("starts");
         assert!(server.is_running());
         let hwm = server.peak_rss_hwm();
         assert!(hwm > 0);

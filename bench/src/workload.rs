@@ -57,10 +57,7 @@ impl WorkloadOptions {
         }
         // Jitter must never reorder two scrapes of one series.
         if self.interval_ms <= 2 * JITTER_MS {
-            return Err(format!(
-                "--interval-ms must be more than {} ms",
-                2 * JITTER_MS
-            ));
+            return Err(format!("--interval-ms must be more than {} ms", 2 * JITTER_MS));
         }
         Ok(())
     }
@@ -71,12 +68,8 @@ impl WorkloadOptions {
 
     /// When `target` was scraped in `round`: its phase within the interval plus jitter.
     fn timestamp(&self, target: u32, round: usize) -> i64 {
-        let phase = (mix(self.seed, u64::from(target)) % (self.interval_ms - 2 * JITTER_MS) as u64)
-            as i64
-            + JITTER_MS;
-        let jitter = (mix(self.seed ^ u64::from(target), round as u64) % (2 * JITTER_MS + 1) as u64)
-            as i64
-            - JITTER_MS;
+        let phase = (mix(self.seed, u64::from(target)) % (self.interval_ms - 2 * JITTER_MS) as u64) as i64 + JITTER_MS;
+        let jitter = (mix(self.seed ^ u64::from(target), round as u64) % (2 * JITTER_MS + 1) as u64) as i64 - JITTER_MS;
         self.start_ms() + round as i64 * self.interval_ms + phase + jitter
     }
 }
@@ -84,15 +77,10 @@ impl WorkloadOptions {
 /// Generates and encodes the whole workload, using all cores; shards are independent.
 pub fn build(opts: &WorkloadOptions) -> Workload {
     let mut shard_groups: Vec<Vec<Group>> = vec![Vec::new(); opts.senders];
-    for (i, group) in catalog::build(opts.series, opts.seed)
-        .into_iter()
-        .enumerate()
-    {
+    for (i, group) in catalog::build(opts.series, opts.seed).into_iter().enumerate() {
         shard_groups[i % opts.senders].push(group);
     }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(opts.senders);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(opts.senders);
     let mut shards: Vec<Vec<Batch>> = vec![Vec::new(); opts.senders];
     std::thread::scope(|scope| {
         let mut work: Vec<Vec<(usize, Vec<Group>)>> = (0..threads).map(|_| Vec::new()).collect();
@@ -103,9 +91,7 @@ pub fn build(opts: &WorkloadOptions) -> Workload {
             .into_iter()
             .map(|mine| {
                 scope.spawn(move || {
-                    mine.into_iter()
-                        .map(|(i, groups)| (i, encode_shard(groups, opts)))
-                        .collect::<Vec<_>>()
+                    mine.into_iter().map(|(i, groups)| (i, encode_shard(groups, opts))).collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -118,13 +104,7 @@ pub fn build(opts: &WorkloadOptions) -> Workload {
     });
     let samples = shards.iter().flatten().map(|b| b.samples).sum();
     let body_bytes = shards.iter().flatten().map(|b| b.body.len() as u64).sum();
-    Workload {
-        shards,
-        samples,
-        body_bytes,
-        first_ms: opts.start_ms(),
-        last_ms: opts.end_ms + JITTER_MS,
-    }
+    Workload { shards, samples, body_bytes, first_ms: opts.start_ms(), last_ms: opts.end_ms + JITTER_MS }
 }
 
 fn encode_shard(mut groups: Vec<Group>, opts: &WorkloadOptions) -> Vec<Batch> {
@@ -155,16 +135,10 @@ fn encode_shard(mut groups: Vec<Group>, opts: &WorkloadOptions) -> Vec<Batch> {
 }
 
 fn encode(pending: &mut Vec<TimeSeries>) -> Batch {
-    let request = WriteRequest {
-        series: std::mem::take(pending),
-        metadata: Vec::new(),
-    };
+    let request = WriteRequest { series: std::mem::take(pending), metadata: Vec::new() };
     let body = osprey_wire::remote_write::encode_write_request(&request);
     pending.reserve(request.series.len());
-    Batch {
-        body: Bytes::from(body),
-        samples: request.series.len() as u64,
-    }
+    Batch { body: Bytes::from(body), samples: request.series.len() as u64 }
 }
 
 #[cfg(test)]
@@ -186,14 +160,7 @@ mod tests {
     }
 
     fn decoded(shard: &[Batch]) -> Vec<TimeSeries> {
-        shard
-            .iter()
-            .flat_map(|b| {
-                decode_write_request(&b.body)
-                    .expect("valid remote_write body")
-                    .series
-            })
-            .collect()
+        shard.iter().flat_map(|b| decode_write_request(&b.body).expect("valid remote_write body").series).collect()
     }
 
     #[test]
@@ -205,10 +172,7 @@ mod tests {
         let mut total = 0;
         for shard in &w.shards {
             for b in shard {
-                let n = decode_write_request(&b.body)
-                    .expect("valid body")
-                    .series
-                    .len() as u64;
+                let n = decode_write_request(&b.body).expect("valid body").series.len() as u64;
                 assert_eq!(n, b.samples);
                 assert!(n <= 700 && n > 0);
                 total += n;
@@ -224,14 +188,8 @@ mod tests {
         let mut seen: HashMap<String, (usize, Vec<i64>)> = HashMap::new();
         for (shard_index, shard) in w.shards.iter().enumerate() {
             for ts in decoded(shard) {
-                let entry = seen
-                    .entry(ts.labels.to_string())
-                    .or_insert((shard_index, Vec::new()));
-                assert_eq!(
-                    entry.0, shard_index,
-                    "{} is split across senders",
-                    ts.labels
-                );
+                let entry = seen.entry(ts.labels.to_string()).or_insert((shard_index, Vec::new()));
+                assert_eq!(entry.0, shard_index, "{} is split across senders", ts.labels);
                 entry.1.push(ts.samples[0].t);
             }
         }
@@ -240,24 +198,17 @@ mod tests {
             assert_eq!(times.len(), 8);
             for (round, w) in times.windows(2).enumerate() {
                 let gap = w[1] - w[0];
-                assert!(
-                    (15_000 - 100..=15_000 + 100).contains(&gap),
-                    "{series}: gap {gap} ms after round {round}"
-                );
+                assert!((15_000 - 100..=15_000 + 100).contains(&gap), "{series}: gap {gap} ms after round {round}");
             }
-            assert!(
-                times[0] >= w.first_ms && times[7] <= w.last_ms,
-                "{series}: {times:?} outside the workload range"
-            );
+            assert!(times[0] >= w.first_ms && times[7] <= w.last_ms, "{series}: {times:?} outside the workload range");
         }
     }
 
     #[test]
     fn jitter_varies_between_scrapes() {
         let o = opts(10, 50, 1, 2_000);
-        let offsets: std::collections::BTreeSet<i64> = (0..50)
-            .map(|r| o.timestamp(0, r) - o.start_ms() - r as i64 * o.interval_ms)
-            .collect();
+        let offsets: std::collections::BTreeSet<i64> =
+            (0..50).map(|r| o.timestamp(0, r) - o.start_ms() - r as i64 * o.interval_ms).collect();
         assert!(offsets.len() > 20, "jitter too regular: {offsets:?}");
     }
 
@@ -267,17 +218,12 @@ mod tests {
             let mut m: HashMap<String, Vec<(i64, u64)>> = HashMap::new();
             for shard in &w.shards {
                 for ts in decoded(shard) {
-                    m.entry(ts.labels.to_string())
-                        .or_default()
-                        .push((ts.samples[0].t, ts.samples[0].v.to_bits()));
+                    m.entry(ts.labels.to_string()).or_default().push((ts.samples[0].t, ts.samples[0].v.to_bits()));
                 }
             }
             m
         };
-        assert_eq!(
-            by_series(&build(&opts(300, 4, 1, 100))),
-            by_series(&build(&opts(300, 4, 5, 100)))
-        );
+        assert_eq!(by_series(&build(&opts(300, 4, 1, 100))), by_series(&build(&opts(300, 4, 5, 100))));
     }
 
     #[test]
@@ -286,13 +232,7 @@ mod tests {
         let mut o = opts(10, 10, 8, 2000);
         o.interval_ms = 100;
         assert!(o.validate().unwrap_err().contains("--interval-ms"));
-        assert!(opts(0, 10, 8, 2000)
-            .validate()
-            .unwrap_err()
-            .contains("--series"));
-        assert!(opts(10, 10, 0, 2000)
-            .validate()
-            .unwrap_err()
-            .contains("--senders"));
+        assert!(opts(0, 10, 8, 2000).validate().unwrap_err().contains("--series"));
+        assert!(opts(10, 10, 0, 2000).validate().unwrap_err().contains("--senders"));
     }
 }

@@ -23,19 +23,11 @@ pub async fn start(binary: &Path, client: &reqwest::Client) -> anyhow::Result<Se
     let workspace = Workspace::new("osprey")?;
     let port = free_port()?;
     let mut command = Command::new(binary);
-    command
-        .arg("serve")
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(workspace.data_dir());
+    command.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--data-dir").arg(workspace.data_dir());
     Server::start(command, workspace, port, "/ready", client).await
 }
 
-pub async fn disk_usage(
-    server: &mut Server,
-    client: &reqwest::Client,
-) -> anyhow::Result<DiskUsage> {
+pub async fn disk_usage(server: &mut Server, client: &reqwest::Client) -> anyhow::Result<DiskUsage> {
     let url = format!("{}/api/v1/admin/tsdb/flush", server.base_url);
     let response = client
         .post(&url)
@@ -46,38 +38,24 @@ pub async fn disk_usage(
     let status = response.status();
     let data = server.workspace.data_dir();
     if status == StatusCode::NOT_FOUND {
-        server
-            .stop()
-            .context("stopping Osprey to make it persist its data")?;
+        server.stop().context("stopping Osprey to make it persist its data")?;
         let bytes = dir_size(&data, &|_| false)?;
         return Ok(DiskUsage {
             bytes,
-            method:
-                "no flush endpoint (404): stopped with SIGTERM, whole data directory including WAL"
-                    .into(),
+            method: "no flush endpoint (404): stopped with SIGTERM, whole data directory including WAL".into(),
         });
     }
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
-        anyhow::bail!(
-            "POST /api/v1/admin/tsdb/flush answered {status}: {}",
-            body.trim()
-        );
+        anyhow::bail!("POST /api/v1/admin/tsdb/flush answered {status}: {}", body.trim());
     }
     let metrics = data.join("metrics");
     let (dir, method) = if metrics.is_dir() {
-        (
-            metrics,
-            "metrics directory without WAL after POST /api/v1/admin/tsdb/flush",
-        )
+        (metrics, "metrics directory without WAL after POST /api/v1/admin/tsdb/flush")
     } else {
         (data, "whole data directory without WAL after POST /api/v1/admin/tsdb/flush (no metrics/ subdirectory)")
     };
     let is_wal = |p: &Path| p.file_name().is_some_and(|n| n == "wal");
-    let bytes =
-        dir_size(&dir, &is_wal).with_context(|| format!("cannot measure {}", dir.display()))?;
-    Ok(DiskUsage {
-        bytes,
-        method: method.into(),
-    })
+    let bytes = dir_size(&dir, &is_wal).with_context(|| format!("cannot measure {}", dir.display()))?;
+    Ok(DiskUsage { bytes, method: method.into() })
 }

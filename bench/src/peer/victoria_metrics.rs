@@ -17,24 +17,16 @@ pub async fn start(binary: &Path, client: &reqwest::Client) -> anyhow::Result<Se
     let port = free_port()?;
     let mut command = Command::new(binary);
     command
-        .arg(format!(
-            "-storageDataPath={}",
-            workspace.data_dir().display()
-        ))
-        .arg(format!("-httpListenAddr=127.0.0.1:{port}"));
+        .arg(format!("-storageDataPath={}", workspace.data_dir().display()))
+        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+        // Queries only: show the last 30 s of samples too, so the stored-sample check sees all.
+        .arg("-search.latencyOffset=0s");
     Server::start(command, workspace, port, "/health", client).await
 }
 
-pub async fn disk_usage(
-    server: &mut Server,
-    client: &reqwest::Client,
-) -> anyhow::Result<DiskUsage> {
+pub async fn disk_usage(server: &mut Server, client: &reqwest::Client) -> anyhow::Result<DiskUsage> {
     let url = format!("{}/internal/force_flush", server.base_url);
-    admin_call(
-        client.get(&url).timeout(Duration::from_secs(300)),
-        "GET /internal/force_flush",
-    )
-    .await?;
+    admin_call(client.get(&url).timeout(Duration::from_secs(300)), "GET /internal/force_flush").await?;
     let dir = server.workspace.data_dir();
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     let mut last = dir_size(&dir, &|_| false)?;
@@ -53,8 +45,5 @@ pub async fn disk_usage(
     } else {
         "whole data directory after /internal/force_flush; still changing when measured"
     };
-    Ok(DiskUsage {
-        bytes: last,
-        method: method.into(),
-    })
+    Ok(DiskUsage { bytes: last, method: method.into() })
 }

@@ -58,26 +58,11 @@ struct Scale {
 }
 
 const ONE: Scale = Scale { mul: 1.0, div: 1.0 };
-const HUNDREDTHS: Scale = Scale {
-    mul: 1.0,
-    div: 100.0,
-};
-const MILLIS: Scale = Scale {
-    mul: 1.0,
-    div: 1000.0,
-};
-const KIB: Scale = Scale {
-    mul: 1024.0,
-    div: 1.0,
-};
-const BLOCKS: Scale = Scale {
-    mul: 4096.0,
-    div: 1.0,
-};
-const SECTORS: Scale = Scale {
-    mul: 512.0,
-    div: 1.0,
-};
+const HUNDREDTHS: Scale = Scale { mul: 1.0, div: 100.0 };
+const MILLIS: Scale = Scale { mul: 1.0, div: 1000.0 };
+const KIB: Scale = Scale { mul: 1024.0, div: 1.0 };
+const BLOCKS: Scale = Scale { mul: 4096.0, div: 1.0 };
+const SECTORS: Scale = Scale { mul: 512.0, div: 1.0 };
 
 impl Scale {
     fn apply(self, units: f64) -> f64 {
@@ -86,9 +71,7 @@ impl Scale {
 }
 
 /// Upper bounds of the latency histograms, Prometheus client libraries' defaults.
-const LATENCY_BOUNDS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const LATENCY_BOUNDS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 #[derive(Clone, Debug)]
 enum Values {
@@ -126,19 +109,12 @@ impl Histogram {
     /// Latencies centred on bucket `peak`, falling off geometrically on both sides.
     fn new(peak: usize, mean_observations: f64, rng: &mut Rng) -> Histogram {
         let n = LATENCY_BOUNDS.len() + 1;
-        let raw: Vec<f64> = (0..n)
-            .map(|i| 0.3f64.powi((i as i32 - peak as i32).abs()))
-            .collect();
+        let raw: Vec<f64> = (0..n).map(|i| 0.3f64.powi((i as i32 - peak as i32).abs())).collect();
         let total: f64 = raw.iter().sum();
         let weights: Vec<f64> = raw.iter().map(|w| w / total).collect();
         // Start as a process that has been up for a while: a few hours' worth of observations.
         let history = mean_observations * rng.range(200.0, 2000.0);
-        let mut h = Histogram {
-            weights,
-            counts: vec![0; n],
-            sum: 0.0,
-            mean_observations,
-        };
+        let mut h = Histogram { weights, counts: vec![0; n], sum: 0.0, mean_observations };
         h.observe(history, rng);
         h
     }
@@ -166,55 +142,26 @@ impl Histogram {
 
 impl Values {
     fn counter(units: f64, mean_step: f64, scale: Scale) -> Values {
-        Values::Counter {
-            units: units.max(0.0) as u64,
-            mean_step,
-            scale,
-        }
+        Values::Counter { units: units.max(0.0) as u64, mean_step, scale }
     }
 
     fn gauge(center: f64, step: f64, scale: Scale) -> Values {
-        Values::Gauge {
-            units: center.round(),
-            center,
-            step,
-            min: 0.0,
-            max: f64::MAX,
-            scale,
-        }
+        Values::Gauge { units: center.round(), center, step, min: 0.0, max: f64::MAX, scale }
     }
 
     fn bounded_gauge(center: f64, step: f64, min: f64, max: f64, scale: Scale) -> Values {
-        Values::Gauge {
-            units: center.round().clamp(min, max),
-            center,
-            step,
-            min,
-            max,
-            scale,
-        }
+        Values::Gauge { units: center.round().clamp(min, max), center, step, min, max, scale }
     }
 
     /// Advances one scrape and appends this group's values.
     fn next(&mut self, rng: &mut Rng, out: &mut Vec<f64>) {
         match self {
-            Values::Counter {
-                units,
-                mean_step,
-                scale,
-            } => {
+            Values::Counter { units, mean_step, scale } => {
                 let step = *mean_step * rng.range(0.5, 1.5);
                 *units += rng.stochastic_round(step);
                 out.push(scale.apply(*units as f64));
             }
-            Values::Gauge {
-                units,
-                center,
-                step,
-                min,
-                max,
-                scale,
-            } => {
+            Values::Gauge { units, center, step, min, max, scale } => {
                 let drift = (*center - *units) * 0.1 + *step * rng.range(-1.0, 1.0);
                 *units = (*units + drift).round().clamp(*min, *max);
                 out.push(scale.apply(*units));
@@ -252,14 +199,7 @@ impl Group {
 
 /// Builds `series` series' worth of groups, alternating host and service targets.
 pub fn build(series: usize, seed: u64) -> Vec<Group> {
-    let mut b = Builder {
-        groups: Vec::new(),
-        remaining: series,
-        seed,
-        target: 0,
-        job: "",
-        instance: String::new(),
-    };
+    let mut b = Builder { groups: Vec::new(), remaining: series, seed, target: 0, job: "", instance: String::new() };
     let mut host = 0;
     let mut service = 0;
     while b.remaining > 0 {
@@ -294,11 +234,7 @@ impl Builder {
     }
 
     fn labels(&self, name: &str, extra: &[(&str, &str)]) -> Labels {
-        let mut pairs = vec![
-            ("__name__", name),
-            ("instance", self.instance.as_str()),
-            ("job", self.job),
-        ];
+        let mut pairs = vec![("__name__", name), ("instance", self.instance.as_str()), ("job", self.job)];
         pairs.extend_from_slice(extra);
         Labels::from_pairs(pairs)
     }
@@ -332,13 +268,7 @@ impl Builder {
         labels.truncate(self.remaining);
         self.remaining -= labels.len();
         let rng = Rng::new(mix(self.seed ^ 0x5EED, self.groups.len() as u64));
-        self.groups.push(Group {
-            target: self.target,
-            labels,
-            values,
-            rng,
-            scratch: Vec::new(),
-        });
+        self.groups.push(Group { target: self.target, labels, values, rng, scratch: Vec::new() });
     }
 }
 
@@ -363,21 +293,13 @@ fn node_exporter(b: &mut Builder, rng: &mut Rng) {
             let share = if mode == "idle" { share } else { share * busy };
             // Ticks of 1/100 s, as /proc/stat counts them.
             let values = Values::counter(uptime * share * 100.0, 15.0 * share * 100.0, HUNDREDTHS);
-            b.series(
-                "node_cpu_seconds_total",
-                &[("cpu", &cpu), ("mode", mode)],
-                values,
-            );
+            b.series("node_cpu_seconds_total", &[("cpu", &cpu), ("mode", mode)], values);
         }
     }
 
     // /proc/meminfo reports kB.
     let total_kib = [4.0, 8.0, 16.0, 32.0, 64.0][(rng.next_u64() % 5) as usize] * 1024.0 * 1024.0;
-    b.series(
-        "node_memory_MemTotal_bytes",
-        &[],
-        Values::Constant(total_kib * 1024.0),
-    );
+    b.series("node_memory_MemTotal_bytes", &[], Values::Constant(total_kib * 1024.0));
     for (name, share, wobble) in [
         ("node_memory_MemFree_bytes", 0.25, 0.004),
         ("node_memory_MemAvailable_bytes", 0.55, 0.004),
@@ -388,137 +310,58 @@ fn node_exporter(b: &mut Builder, rng: &mut Rng) {
         ("node_memory_Dirty_bytes", 0.0005, 0.0003),
     ] {
         let center = total_kib * share * rng.range(0.8, 1.2);
-        b.series(
-            name,
-            &[],
-            Values::bounded_gauge(center, total_kib * wobble, 0.0, total_kib, KIB),
-        );
+        b.series(name, &[], Values::bounded_gauge(center, total_kib * wobble, 0.0, total_kib, KIB));
     }
-    b.series(
-        "node_memory_SwapTotal_bytes",
-        &[],
-        Values::Constant(2.0 * 1024.0 * 1024.0 * 1024.0),
-    );
-    b.series(
-        "node_memory_SwapFree_bytes",
-        &[],
-        Values::gauge(1_900_000.0, 64.0, KIB),
-    );
+    b.series("node_memory_SwapTotal_bytes", &[], Values::Constant(2.0 * 1024.0 * 1024.0 * 1024.0));
+    b.series("node_memory_SwapFree_bytes", &[], Values::gauge(1_900_000.0, 64.0, KIB));
 
     for (mountpoint, device, fstype, gib) in [
         ("/", "/dev/vda1", "ext4", 80.0),
         ("/boot", "/dev/vda15", "vfat", 0.5),
         ("/var/lib/docker", "/dev/vdb", "xfs", 200.0),
     ] {
-        let labels = [
-            ("device", device),
-            ("fstype", fstype),
-            ("mountpoint", mountpoint),
-        ];
+        let labels = [("device", device), ("fstype", fstype), ("mountpoint", mountpoint)];
         let blocks = gib * 262_144.0;
         let free = blocks * rng.range(0.2, 0.8);
-        let churn = if mountpoint == "/boot" {
-            0.0
-        } else {
-            blocks * 0.0002
-        };
-        b.series(
-            "node_filesystem_size_bytes",
-            &labels,
-            Values::Constant(blocks * 4096.0),
-        );
-        b.series(
-            "node_filesystem_free_bytes",
-            &labels,
-            Values::bounded_gauge(free, churn, 0.0, blocks, BLOCKS),
-        );
+        let churn = if mountpoint == "/boot" { 0.0 } else { blocks * 0.0002 };
+        b.series("node_filesystem_size_bytes", &labels, Values::Constant(blocks * 4096.0));
+        b.series("node_filesystem_free_bytes", &labels, Values::bounded_gauge(free, churn, 0.0, blocks, BLOCKS));
         let avail = free - blocks * 0.05;
-        b.series(
-            "node_filesystem_avail_bytes",
-            &labels,
-            Values::bounded_gauge(avail, churn, 0.0, blocks, BLOCKS),
-        );
+        b.series("node_filesystem_avail_bytes", &labels, Values::bounded_gauge(avail, churn, 0.0, blocks, BLOCKS));
         let inodes = (gib * 65_536.0).round();
         b.series("node_filesystem_files", &labels, Values::Constant(inodes));
         let files_churn = if mountpoint == "/boot" { 0.0 } else { 20.0 };
-        b.series(
-            "node_filesystem_files_free",
-            &labels,
-            Values::gauge(inodes * 0.9, files_churn, ONE),
-        );
+        b.series("node_filesystem_files_free", &labels, Values::gauge(inodes * 0.9, files_churn, ONE));
     }
 
-    for (device, bytes_per_second) in [
-        ("eth0", rng.range(1e5, 5e6)),
-        ("eth1", rng.range(1e3, 1e5)),
-        ("lo", 2e4),
-    ] {
+    for (device, bytes_per_second) in [("eth0", rng.range(1e5, 5e6)), ("eth1", rng.range(1e3, 1e5)), ("lo", 2e4)] {
         for direction in ["receive", "transmit"] {
             let rate = bytes_per_second * rng.range(0.3, 1.0);
             let labels = [("device", device)];
             let name = |what: &str| format!("node_network_{direction}_{what}_total");
-            b.series(
-                &name("bytes"),
-                &labels,
-                Values::counter(rate * uptime, rate * 15.0, ONE),
-            );
-            b.series(
-                &name("packets"),
-                &labels,
-                Values::counter(rate * uptime / 800.0, rate * 15.0 / 800.0, ONE),
-            );
-            b.series(
-                &name("errs"),
-                &labels,
-                Values::counter(uptime / 1e5, 0.001, ONE),
-            );
-            b.series(
-                &name("drop"),
-                &labels,
-                Values::counter(uptime / 1e4, 0.01, ONE),
-            );
+            b.series(&name("bytes"), &labels, Values::counter(rate * uptime, rate * 15.0, ONE));
+            b.series(&name("packets"), &labels, Values::counter(rate * uptime / 800.0, rate * 15.0 / 800.0, ONE));
+            b.series(&name("errs"), &labels, Values::counter(uptime / 1e5, 0.001, ONE));
+            b.series(&name("drop"), &labels, Values::counter(uptime / 1e4, 0.01, ONE));
         }
     }
 
-    for (device, iops) in [
-        ("vda", rng.range(5.0, 50.0)),
-        ("vdb", rng.range(1.0, 200.0)),
-    ] {
+    for (device, iops) in [("vda", rng.range(5.0, 50.0)), ("vdb", rng.range(1.0, 200.0))] {
         let labels = [("device", device)];
-        b.series(
-            "node_disk_reads_completed_total",
-            &labels,
-            Values::counter(iops * uptime, iops * 15.0, ONE),
-        );
-        b.series(
-            "node_disk_writes_completed_total",
-            &labels,
-            Values::counter(iops * uptime * 2.0, iops * 30.0, ONE),
-        );
-        b.series(
-            "node_disk_read_bytes_total",
-            &labels,
-            Values::counter(iops * uptime * 16.0, iops * 240.0, SECTORS),
-        );
+        b.series("node_disk_reads_completed_total", &labels, Values::counter(iops * uptime, iops * 15.0, ONE));
+        b.series("node_disk_writes_completed_total", &labels, Values::counter(iops * uptime * 2.0, iops * 30.0, ONE));
+        b.series("node_disk_read_bytes_total", &labels, Values::counter(iops * uptime * 16.0, iops * 240.0, SECTORS));
         b.series(
             "node_disk_written_bytes_total",
             &labels,
             Values::counter(iops * uptime * 24.0, iops * 720.0, SECTORS),
         );
-        b.series(
-            "node_disk_io_time_seconds_total",
-            &labels,
-            Values::counter(iops * uptime, iops * 15.0, MILLIS),
-        );
+        b.series("node_disk_io_time_seconds_total", &labels, Values::counter(iops * uptime, iops * 15.0, MILLIS));
     }
 
     // /proc/loadavg has two decimals.
     let load = cpus as f64 * busy * 30.0;
-    for (name, step) in [
-        ("node_load1", 20.0),
-        ("node_load5", 8.0),
-        ("node_load15", 3.0),
-    ] {
+    for (name, step) in [("node_load1", 20.0), ("node_load5", 8.0), ("node_load15", 3.0)] {
         b.series(name, &[], Values::gauge(load, step, HUNDREDTHS));
     }
     let activity = busy * cpus as f64;
@@ -527,32 +370,13 @@ fn node_exporter(b: &mut Builder, rng: &mut Rng) {
         &[],
         Values::counter(uptime * 2_000.0 * activity, 30_000.0 * activity, ONE),
     );
-    b.series(
-        "node_intr_total",
-        &[],
-        Values::counter(uptime * 1_500.0 * activity, 22_500.0 * activity, ONE),
-    );
-    b.series(
-        "node_forks_total",
-        &[],
-        Values::counter(uptime * 3.0 * activity, 45.0 * activity, ONE),
-    );
-    b.series(
-        "node_procs_running",
-        &[],
-        Values::bounded_gauge(activity, 1.5, 1.0, 64.0, ONE),
-    );
-    b.series(
-        "node_procs_blocked",
-        &[],
-        Values::bounded_gauge(0.0, 0.6, 0.0, 16.0, ONE),
-    );
+    b.series("node_intr_total", &[], Values::counter(uptime * 1_500.0 * activity, 22_500.0 * activity, ONE));
+    b.series("node_forks_total", &[], Values::counter(uptime * 3.0 * activity, 45.0 * activity, ONE));
+    b.series("node_procs_running", &[], Values::bounded_gauge(activity, 1.5, 1.0, 64.0, ONE));
+    b.series("node_procs_blocked", &[], Values::bounded_gauge(0.0, 0.6, 0.0, 16.0, ONE));
+    // Only has to look like a Unix time: it is constant for a host.
     let now_s = 1.78e9;
-    b.series(
-        "node_boot_time_seconds",
-        &[],
-        Values::Constant((now_s - uptime).round()),
-    );
+    b.series("node_boot_time_seconds", &[], Values::Constant((now_s - uptime).round()));
 }
 
 /// An instrumented HTTP service: request counters by handler, method and code, a latency
@@ -577,46 +401,18 @@ fn http_service(b: &mut Builder, rng: &mut Rng) {
         for (code, share) in CODES {
             let per_scrape = rps * share * 15.0;
             let labels = [("code", code), ("handler", handler), ("method", method)];
-            b.series(
-                "http_requests_total",
-                &labels,
-                Values::counter(per_scrape / 15.0 * uptime, per_scrape, ONE),
-            );
+            b.series("http_requests_total", &labels, Values::counter(per_scrape / 15.0 * uptime, per_scrape, ONE));
         }
         let histogram = Values::Histogram(Histogram::new(peak, rps * 15.0, rng));
-        b.histogram(
-            "http_request_duration_seconds",
-            &[("handler", handler), ("method", method)],
-            histogram,
-        );
+        b.histogram("http_request_duration_seconds", &[("handler", handler), ("method", method)], histogram);
     }
-    b.series(
-        "process_cpu_seconds_total",
-        &[],
-        Values::counter(uptime * traffic * 5.0, traffic * 75.0, HUNDREDTHS),
-    );
+    b.series("process_cpu_seconds_total", &[], Values::counter(uptime * traffic * 5.0, traffic * 75.0, HUNDREDTHS));
     let rss_pages = rng.range(30_000.0, 200_000.0);
-    b.series(
-        "process_resident_memory_bytes",
-        &[],
-        Values::gauge(rss_pages, rss_pages * 0.01, BLOCKS),
-    );
-    b.series(
-        "process_open_fds",
-        &[],
-        Values::bounded_gauge(40.0 + 20.0 * traffic, 4.0, 8.0, 1024.0, ONE),
-    );
-    b.series(
-        "go_goroutines",
-        &[],
-        Values::bounded_gauge(60.0 + 40.0 * traffic, 10.0, 10.0, 10_000.0, ONE),
-    );
+    b.series("process_resident_memory_bytes", &[], Values::gauge(rss_pages, rss_pages * 0.01, BLOCKS));
+    b.series("process_open_fds", &[], Values::bounded_gauge(40.0 + 20.0 * traffic, 4.0, 8.0, 1024.0, ONE));
+    b.series("go_goroutines", &[], Values::bounded_gauge(60.0 + 40.0 * traffic, 10.0, 10.0, 10_000.0, ONE));
     let heap = rng.range(2e7, 2e8);
-    b.series(
-        "go_memstats_heap_alloc_bytes",
-        &[],
-        Values::gauge(heap, heap * 0.2, ONE),
-    );
+    b.series("go_memstats_heap_alloc_bytes", &[], Values::gauge(heap, heap * 0.2, ONE));
 }
 
 #[cfg(test)]
@@ -637,11 +433,7 @@ mod tests {
     fn builds_exactly_the_requested_series_count() {
         for n in [1, 13, 100, 1_000, 10_007] {
             let groups = build(n, 7);
-            assert_eq!(
-                groups.iter().map(|g| g.labels.len()).sum::<usize>(),
-                n,
-                "series count {n}"
-            );
+            assert_eq!(groups.iter().map(|g| g.labels.len()).sum::<usize>(), n, "series count {n}");
         }
     }
 
@@ -649,8 +441,7 @@ mod tests {
     fn series_are_unique_and_both_target_kinds_appear() {
         let groups = build(5_000, 3);
         let mut all: Vec<&Labels> = groups.iter().flat_map(|g| &g.labels).collect();
-        let jobs: std::collections::BTreeSet<&str> =
-            all.iter().filter_map(|l| l.get("job")).collect();
+        let jobs: std::collections::BTreeSet<&str> = all.iter().filter_map(|l| l.get("job")).collect();
         assert_eq!(jobs.into_iter().collect::<Vec<_>>(), ["api", "node"]);
         all.sort();
         all.dedup();
@@ -662,48 +453,28 @@ mod tests {
         let mut groups = build(2_000, 11);
         let mut grew = 0;
         let mut counters = 0;
-        for g in groups.iter_mut().filter(|g| {
-            g.labels[0]
-                .metric_name()
-                .is_some_and(|n| n.ends_with("_total"))
-        }) {
+        for g in groups.iter_mut().filter(|g| g.labels[0].metric_name().is_some_and(|n| n.ends_with("_total"))) {
             let scrapes = values_of(g, 30);
-            assert!(
-                scrapes.windows(2).all(|w| w[1][0] >= w[0][0]),
-                "{} decreased",
-                g.labels[0]
-            );
+            assert!(scrapes.windows(2).all(|w| w[1][0] >= w[0][0]), "{} decreased", g.labels[0]);
             counters += 1;
             grew += usize::from(scrapes[29][0] > scrapes[0][0]);
         }
         assert!(counters > 500, "only {counters} counters");
         // A few error counters legitimately stay flat for 30 scrapes.
-        assert!(
-            grew * 10 > counters * 8,
-            "{grew} of {counters} counters grew"
-        );
+        assert!(grew * 10 > counters * 8, "{grew} of {counters} counters grew");
     }
 
     #[test]
     fn histograms_are_cumulative_with_count_equal_to_inf_bucket() {
         let mut groups = build(2_000, 5);
         let mut seen = 0;
-        for g in groups
-            .iter_mut()
-            .filter(|g| g.labels.len() == LATENCY_BOUNDS.len() + 3)
-        {
+        for g in groups.iter_mut().filter(|g| g.labels.len() == LATENCY_BOUNDS.len() + 3) {
             assert_eq!(g.labels[11].get("le"), Some("+Inf"));
             assert_eq!(g.labels[0].get("le"), Some("0.005"));
-            assert_eq!(
-                g.labels[13].metric_name(),
-                Some("http_request_duration_seconds_count")
-            );
+            assert_eq!(g.labels[13].metric_name(), Some("http_request_duration_seconds_count"));
             let scrapes = values_of(g, 10);
             for v in &scrapes {
-                assert!(
-                    v[..12].windows(2).all(|w| w[1] >= w[0]),
-                    "buckets not cumulative: {v:?}"
-                );
+                assert!(v[..12].windows(2).all(|w| w[1] >= w[0]), "buckets not cumulative: {v:?}");
                 assert_eq!(v[11], v[13], "_count must equal the +Inf bucket");
                 assert!(v[12] > 0.0);
             }
@@ -720,11 +491,7 @@ mod tests {
             let name = g.labels[0].metric_name().unwrap_or_default().to_string();
             let v = values_of(g, 3)[2][0];
             if name == "node_cpu_seconds_total" {
-                assert_eq!(
-                    v,
-                    (v * 100.0).round() / 100.0,
-                    "{name} has more than two decimals: {v}"
-                );
+                assert_eq!(v, (v * 100.0).round() / 100.0, "{name} has more than two decimals: {v}");
             }
             if name.starts_with("node_memory_") {
                 assert_eq!(v % 1024.0, 0.0, "{name} is not in kB: {v}");
