@@ -233,8 +233,7 @@ pub fn format_query(query: &str) -> Result<String, PromqlError> {
 }
 
 /// The parsed query as JSON, in the shape of Prometheus's `/api/v1/parse_query` answer
-/// (`{"type": "vectorSelector", …}`).
+/// (`{"type": "vectorSelector", …}`). Duration expressions appear evaluated.
 pub fn parse_query_json(query: &str) -> Result<serde_json::Value, PromqlError> {
-    serde_json::to_value(parse(query)?)
-        .map_err(|e| PromqlError::internal(format!("cannot render the parsed query: {e}")))
+    Ok(crate::ast_json::translate(&parse_instant(query)?))
 }

@@ -20,6 +20,7 @@
 //! [`promqltest`] runner reports the cases they affect as skipped.
 
 mod aggregate;
+mod ast_json;
 mod binary;
 mod durexpr;
 mod engine;
