@@ -94,9 +94,10 @@ pub enum Value {
 /// Counters about one evaluation.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueryStats {
-    /// Samples read from storage (each sample counted once per step it was used in).
+    /// Samples read from storage.
     pub total_samples: u64,
-    /// The most samples held at once.
+    /// The most samples one selector or one step's range windows held (what `max_samples`
+    /// limits).
     pub peak_samples: u64,
     /// Time from the query context's creation to the result (read from the context's
     /// clock, never used for results).
