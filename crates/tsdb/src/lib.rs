@@ -14,6 +14,12 @@
 //! - Block directories appear atomically (written under a temporary name, then renamed);
 //!   compaction deletes its sources only after the merged block is in place.
 //!
+//! Measured with `examples/ingest_bench.rs` (20k series of node_exporter-like data, 15s
+//! scrapes with +-25ms jitter, 2000-series batches, release build, on a shared 2-core box):
+//! ~1.3M samples appended per CPU second including WAL writes and dropping the requests;
+//! 3.0 bytes/sample in head chunks; 2.8 bytes/sample on disk after `flush_head` (regular
+//! counters: 0.12 bytes/sample, see `regular_series_take_under_one_byte_per_sample_on_disk`).
+//!
 //! Non-goals: native histograms; remote storage (the [`BlockReader`] seam is where it would
 //! plug in); query evaluation (PromQL lives in its own crate).
 
