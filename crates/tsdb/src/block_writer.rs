@@ -291,6 +291,33 @@ mod tests {
     }
 
     #[test]
+    fn damaged_blocks_never_panic() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = write_block(tmp.path(), 20);
+        let (index, chunks) = (fs::read(dir.join("index")).unwrap(), fs::read(dir.join("chunks")).unwrap());
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..300 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let (file, original) = if round % 2 == 0 { ("index", &index) } else { ("chunks", &chunks) };
+            let mut bytes = original.clone();
+            let at = (seed as usize) % bytes.len();
+            bytes[at] ^= (seed >> 32) as u8 | 1;
+            if round % 7 == 0 {
+                bytes.truncate(at);
+            }
+            fs::write(dir.join(file), &bytes).unwrap();
+            if let Ok(b) = Block::open(&dir) {
+                for s in b.select(&[], i64::MIN, i64::MAX).unwrap_or_default() {
+                    let _ = b.samples(&s, i64::MIN, i64::MAX);
+                }
+            }
+            fs::write(dir.join(file), original).unwrap();
+        }
+    }
+
+    #[test]
     fn ids_are_ulid_shaped_and_sort_by_time() {
         let (a, b) = (new_block_id(1_000), new_block_id(2_000));
         assert_eq!(a.len(), 26);
