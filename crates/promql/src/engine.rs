@@ -217,6 +217,12 @@ fn parse_error_message(query: &str, e: &str) -> String {
             }
         }
     }
+    if e.starts_with("unexpected end of input") || e == "unclosed left parenthesis" {
+        // Prometheus reports these at the end of the input.
+        let line = query.matches('\n').count() + 1;
+        let col = query.len() - query.rfind('\n').map_or(0, |i| i + 1) + 1;
+        return format!("{line}:{col}: parse error: {e}");
+    }
     format!("1:1: parse error: {e}")
 }
 

@@ -250,7 +250,7 @@ load 1m
 #[test]
 fn errors_name_the_problem() {
     let s = requests();
-    check(&s, "sum(", 0, "error(BadData): 1:1: parse error: unclosed left parenthesis");
+    check(&s, "sum(", 0, "error(BadData): 1:5: parse error: unclosed left parenthesis");
     check(
         &s,
         "http_requests_total{job=\"db\"}[5m]",
