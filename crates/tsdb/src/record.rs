@@ -1,8 +1,9 @@
 //! WAL record encoding (byte layout in `docs/format/wal.md`).
 //!
 //! A record is framed as `len: u32 LE | crc32: u32 LE | type: u8 | payload`, where `len`
-//! counts type and payload and the CRC32 (IEEE) covers them. Series are logged once with
-//! their labels and referenced by number afterwards.
+//! counts type and payload and the CRC32 (IEEE) covers them. Payloads of 64 bytes or more are
+//! snappy-compressed when that makes them smaller (flag bit `0x80` in the type). Series are
+//! logged once with their labels and referenced by number afterwards.
 
 use osprey_codec::{get_uvarint, get_varint, put_uvarint, put_varint, CodecError};
 use osprey_model::{Exemplar, Label, Labels, MetricMetadata, MetricType, Sample};
@@ -35,7 +36,26 @@ fn begin_frame(buf: &mut Vec<u8>, kind: u8) -> usize {
     start
 }
 
-fn end_frame(buf: &mut [u8], start: usize) {
+/// Payloads shorter than this are stored as they are: snappy would not pay for itself.
+const COMPRESS_FROM: usize = 64;
+/// Set in the type byte when the payload is snappy-compressed.
+const FLAG_SNAPPY: u8 = 0x80;
+
+thread_local! {
+    /// Snappy's encoder carries a hash table; reusing it keeps the append path allocation-light.
+    static SNAPPY: std::cell::RefCell<snap::raw::Encoder> = std::cell::RefCell::new(snap::raw::Encoder::new());
+}
+
+fn end_frame(buf: &mut Vec<u8>, start: usize) {
+    let payload_start = start + FRAME_HEADER_LEN + 1;
+    if buf.len() - payload_start >= COMPRESS_FROM {
+        let compressed = SNAPPY.with(|e| e.borrow_mut().compress_vec(&buf[payload_start..])).ok();
+        if let Some(compressed) = compressed.filter(|c| c.len() < buf.len() - payload_start) {
+            buf.truncate(payload_start);
+            buf.extend_from_slice(&compressed);
+            buf[payload_start - 1] |= FLAG_SNAPPY;
+        }
+    }
     let body = &buf[start + FRAME_HEADER_LEN..];
     let len = (body.len() as u32).to_le_bytes();
     let crc = crc32fast::hash(body).to_le_bytes();
@@ -164,7 +184,25 @@ pub(crate) fn decode_frame(buf: &[u8]) -> Result<(Record, usize), FrameError> {
     if crc32fast::hash(body) != crc {
         return Err(FrameError::Checksum);
     }
-    let record = decode_body(body).map_err(|e| FrameError::Payload(e.to_string()))?;
+    let record = if body[0] & FLAG_SNAPPY != 0 {
+        let payload = &body[1..];
+        let size = snap::raw::decompress_len(payload).map_err(|e| FrameError::Payload(e.to_string()))?;
+        // A snappy element of 3 bytes expands to at most 64: a larger claim is corrupt, and
+        // checking it first keeps garbage from allocating gigabytes.
+        if size > MAX_RECORD_LEN || size > payload.len().saturating_mul(22) {
+            return Err(FrameError::Length(size));
+        }
+        let mut plain = Vec::with_capacity(size + 1);
+        plain.push(body[0] & !FLAG_SNAPPY);
+        plain.resize(size + 1, 0);
+        snap::raw::Decoder::new()
+            .decompress(payload, &mut plain[1..])
+            .map_err(|e| FrameError::Payload(e.to_string()))?;
+        decode_body(&plain)
+    } else {
+        decode_body(body)
+    }
+    .map_err(|e| FrameError::Payload(e.to_string()))?;
     Ok((record, FRAME_HEADER_LEN + len))
 }
 
@@ -296,7 +334,7 @@ mod tests {
         #[test]
         fn garbage_frames_never_panic(mut body in proptest::collection::vec(any::<u8>(), 1..200)) {
             // A frame with a valid checksum around arbitrary bytes reaches the payload decoder.
-            body[0] %= 6;
+            body[0] = body[0] % 6 | (body[0] & FLAG_SNAPPY);
             let mut frame = (body.len() as u32).to_le_bytes().to_vec();
             frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
             frame.extend_from_slice(&body);
@@ -321,6 +359,8 @@ mod tests {
         encode_exemplars(&mut buf, [(7u64, &ex)].into_iter());
         encode_metadata(&mut buf, [&meta].into_iter());
         encode_chunks(&mut buf, [(7u64, &[1u8, 0, 0][..])].into_iter());
+        let many: Vec<(u64, Sample)> = (0..100).map(|i| (7, Sample::new(i * 15_000, 1.0))).collect();
+        encode_samples(&mut buf, &many);
         let mut records = Vec::new();
         let mut pos = 0;
         while pos < buf.len() {
@@ -339,6 +379,7 @@ mod tests {
         assert_eq!(records[2], Record::Exemplars(vec![(7, ex)]));
         assert_eq!(records[3], Record::Metadata(vec![meta]));
         assert_eq!(records[4], Record::Chunks(vec![(7, vec![1, 0, 0])]));
+        assert_eq!(records[5], Record::Samples(many), "compressed record");
         assert_eq!(decode_frame(&buf[..buf.len() - 1]).map(|r| r.1).ok(), Some(decode_frame(&buf).unwrap().1));
         let mut corrupt = buf.clone();
         corrupt[10] ^= 0xff;
