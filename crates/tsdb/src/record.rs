@@ -334,7 +334,7 @@ mod tests {
         #[test]
         fn garbage_frames_never_panic(mut body in proptest::collection::vec(any::<u8>(), 1..200)) {
             // A frame with a valid checksum around arbitrary bytes reaches the payload decoder.
-            body[0] = body[0] % 6 | (body[0] & FLAG_SNAPPY);
+            body[0] = (body[0] % 6) | (body[0] & FLAG_SNAPPY);
             let mut frame = (body.len() as u32).to_le_bytes().to_vec();
             frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
             frame.extend_from_slice(&body);
