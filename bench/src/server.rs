@@ -212,7 +212,11 @@ fn tail(path: &Path, max_bytes: u64) -> String {
         file.read_to_end(&mut bytes)?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     };
-    read().unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()))
+    match read() {
+        Ok(text) if text.trim().is_empty() => "(it printed nothing)".to_string(),
+        Ok(text) => text,
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
 }
 
 /// Sum of the sizes of the regular files under `dir` (like `du --apparent-size`), skipping

@@ -59,3 +59,36 @@ pub async fn disk_usage(server: &mut Server, client: &reqwest::Client) -> anyhow
     let bytes = dir_size(&dir, &is_wal).with_context(|| format!("cannot measure {}", dir.display()))?;
     Ok(DiskUsage { bytes, method: method.into() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for an Osprey build without the flush endpoint: ready, but 404 on POST.
+    const WITHOUT_FLUSH: &str = r#"
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers()
+    def do_POST(self):
+        self.send_response(404); self.end_headers()
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+    #[tokio::test]
+    async fn without_a_flush_endpoint_it_stops_the_server_and_measures_everything() {
+        let workspace = Workspace::new("osprey-test").expect("workspace");
+        std::fs::create_dir(workspace.data_dir().join("wal")).expect("mkdir");
+        std::fs::write(workspace.data_dir().join("wal/000001"), [0u8; 700]).expect("write");
+        std::fs::write(workspace.data_dir().join("head"), [0u8; 300]).expect("write");
+        let port = free_port().expect("port");
+        let mut command = Command::new("python3");
+        command.args(["-c", WITHOUT_FLUSH, &port.to_string()]);
+        let client = reqwest::Client::new();
+        let mut server = Server::start(command, workspace, port, "/ready", &client).await.expect("starts");
+        let usage = disk_usage(&mut server, &client).await.expect("measured");
+        assert_eq!(usage.bytes, 1_000);
+        assert!(usage.method.contains("404") && usage.method.contains("SIGTERM"), "{}", usage.method);
+        assert!(!server.is_running());
+    }
+}
