@@ -16,7 +16,8 @@
 //!
 //! Measured with `examples/ingest_bench.rs` (20k series of node_exporter-like data, 15s
 //! scrapes with +-25ms jitter, 2000-series batches, release build, on a shared 2-core box):
-//! ~1.3M samples appended per CPU second including WAL writes and dropping the requests;
+//! ~1.25M samples appended per CPU second including WAL writes and dropping the requests
+//! (1.1M samples/s wall-clock with 2 appender threads); WAL 9.0 bytes/sample (snappy);
 //! 3.0 bytes/sample in head chunks; 2.8 bytes/sample on disk after `flush_head` (regular
 //! counters: 0.12 bytes/sample, see `regular_series_take_under_one_byte_per_sample_on_disk`).
 //!
@@ -38,7 +39,7 @@ mod stats;
 mod tenant;
 mod wal;
 
-pub use block::{BlockCompaction, BlockMeta, BlockReader, BlockStats, MmapReader};
+pub use block::{BlockReader, MmapReader};
 pub use db::{MaintenanceReport, OpenReport, Tsdb};
 pub use error::TsdbError;
 pub use options::{TsdbOptions, WalSync};
