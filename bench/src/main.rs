@@ -49,6 +49,9 @@ struct Args {
     /// Scrape interval the timestamps follow, in milliseconds.
     #[arg(long, default_value_t = 15_000)]
     interval_ms: i64,
+    /// Most a scrape's timestamp strays from its target's fixed phase, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    jitter_ms: i64,
     /// Concurrent senders (Prometheus's remote_write shards).
     #[arg(long, default_value_t = 8)]
     senders: usize,
@@ -81,6 +84,7 @@ impl Args {
             series: self.series.unwrap_or(series),
             samples_per_series: self.samples.unwrap_or(samples),
             interval_ms: self.interval_ms,
+            jitter_ms: self.jitter_ms,
             senders: self.senders,
             batch_size: self.batch_size,
             seed: self.seed,
@@ -173,6 +177,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             series: opts.series,
             samples_per_series: opts.samples_per_series,
             interval_ms: opts.interval_ms,
+            jitter_ms: opts.jitter_ms,
             senders: opts.senders,
             batch_size: opts.batch_size,
             seed: opts.seed,

@@ -4,7 +4,8 @@
 //! sender; each shard sends its samples scrape round by scrape round in batches of up to
 //! `batch_size` samples, one `TimeSeries` entry per sample, so every series' samples arrive in
 //! order even though senders run concurrently. Timestamps follow real scrapes: each target has
-//! a fixed phase within the interval plus ±50 ms of jitter per scrape, shared by all its series.
+//! a fixed phase within the interval plus up to ±`jitter_ms` of jitter per scrape (50 ms by
+//! default), shared by all its series.
 
 mod catalog;
 
@@ -13,14 +14,13 @@ use osprey_model::{Sample, TimeSeries, WriteRequest};
 
 use catalog::{mix, Group};
 
-/// The most a scrape's timestamp strays from its target's phase, in milliseconds.
-const JITTER_MS: i64 = 50;
-
 #[derive(Clone, Debug)]
 pub struct WorkloadOptions {
     pub series: usize,
     pub samples_per_series: usize,
     pub interval_ms: i64,
+    /// The most a scrape's timestamp strays from its target's phase, in milliseconds.
+    pub jitter_ms: i64,
     pub senders: usize,
     pub batch_size: usize,
     pub seed: u64,
@@ -56,8 +56,11 @@ impl WorkloadOptions {
             return Err("--senders and --batch-size must be at least 1".into());
         }
         // Jitter must never reorder two scrapes of one series.
-        if self.interval_ms <= 2 * JITTER_MS {
-            return Err(format!("--interval-ms must be more than {} ms", 2 * JITTER_MS));
+        if self.jitter_ms < 0 {
+            return Err("--jitter-ms must not be negative".into());
+        }
+        if self.interval_ms <= 2 * self.jitter_ms {
+            return Err(format!("--interval-ms must be more than twice --jitter-ms ({} ms)", 2 * self.jitter_ms));
         }
         Ok(())
     }
@@ -68,8 +71,9 @@ impl WorkloadOptions {
 
     /// When `target` was scraped in `round`: its phase within the interval plus jitter.
     fn timestamp(&self, target: u32, round: usize) -> i64 {
-        let phase = (mix(self.seed, u64::from(target)) % (self.interval_ms - 2 * JITTER_MS) as u64) as i64 + JITTER_MS;
-        let jitter = (mix(self.seed ^ u64::from(target), round as u64) % (2 * JITTER_MS + 1) as u64) as i64 - JITTER_MS;
+        let jitter_ms = self.jitter_ms;
+        let phase = (mix(self.seed, u64::from(target)) % (self.interval_ms - 2 * jitter_ms) as u64) as i64 + jitter_ms;
+        let jitter = (mix(self.seed ^ u64::from(target), round as u64) % (2 * jitter_ms + 1) as u64) as i64 - jitter_ms;
         self.start_ms() + round as i64 * self.interval_ms + phase + jitter
     }
 }
@@ -104,7 +108,7 @@ pub fn build(opts: &WorkloadOptions) -> Workload {
     });
     let samples = shards.iter().flatten().map(|b| b.samples).sum();
     let body_bytes = shards.iter().flatten().map(|b| b.body.len() as u64).sum();
-    Workload { shards, samples, body_bytes, first_ms: opts.start_ms(), last_ms: opts.end_ms + JITTER_MS }
+    Workload { shards, samples, body_bytes, first_ms: opts.start_ms(), last_ms: opts.end_ms }
 }
 
 fn encode_shard(mut groups: Vec<Group>, opts: &WorkloadOptions) -> Vec<Batch> {
@@ -152,6 +156,7 @@ mod tests {
             series,
             samples_per_series: samples,
             interval_ms: 15_000,
+            jitter_ms: 50,
             senders,
             batch_size,
             seed: 42,
@@ -232,6 +237,8 @@ mod tests {
         let mut o = opts(10, 10, 8, 2000);
         o.interval_ms = 100;
         assert!(o.validate().unwrap_err().contains("--interval-ms"));
+        o.jitter_ms = -1;
+        assert!(o.validate().unwrap_err().contains("--jitter-ms"));
         assert!(opts(0, 10, 8, 2000).validate().unwrap_err().contains("--series"));
         assert!(opts(10, 10, 0, 2000).validate().unwrap_err().contains("--senders"));
     }
