@@ -126,7 +126,11 @@ impl Tsdb {
         Ok(())
     }
 
-    /// Appends a batch for one tenant; see [`MetricsAppender::append`].
+    /// Appends a batch for one tenant; see [`MetricsAppender::append`]. Samples that break a
+    /// rule (out of order, out of bounds, duplicate timestamp with another value) are counted
+    /// in the summary, the rest is stored. `Err` before anything is stored for a series limit
+    /// or a series without labels; an `Err` from the WAL write means the batch is not durable
+    /// (it may already be visible to queries) and the caller should report failure.
     pub fn append(&self, tenant: &TenantId, request: WriteRequest) -> Result<AppendSummary, TsdbError> {
         self.check_open()?;
         self.tenant_or_create(tenant)?.append(request)
@@ -198,11 +202,15 @@ impl Tsdb {
     /// minute is plenty).
     pub fn run_maintenance(&self, now_ms: i64) -> Result<MaintenanceReport, TsdbError> {
         let mut report = MaintenanceReport::default();
-        for t in self.tenants() {
+        let tenants = self.tenants();
+        for t in &tenants {
             let r = t.maintain(now_ms)?;
             report.blocks_written += r.blocks_written;
             report.compactions += r.compactions;
             report.blocks_deleted += r.blocks_deleted;
+        }
+        if let Some(max_bytes) = self.inner.opts.max_bytes {
+            report.blocks_deleted += apply_size_retention(&tenants, max_bytes)?;
         }
         Ok(report)
     }
@@ -246,6 +254,33 @@ impl Tsdb {
         }
         s
     }
+}
+
+/// Deletes the oldest blocks, whichever tenant they belong to, while all blocks together take
+/// more than `max_bytes` (like Prometheus's `--storage.tsdb.retention.size`, a bound on the
+/// disk the engine uses).
+fn apply_size_retention(tenants: &[Arc<TenantDb>], max_bytes: u64) -> Result<usize, TsdbError> {
+    let mut blocks: Vec<(i64, usize, String, u64)> = Vec::new();
+    for (i, t) in tenants.iter().enumerate() {
+        blocks.extend(t.block_sizes().into_iter().map(|(min_time, id, bytes)| (min_time, i, id, bytes)));
+    }
+    let mut total: u64 = blocks.iter().map(|b| b.3).sum();
+    blocks.sort();
+    let mut doomed: Vec<Vec<String>> = vec![Vec::new(); tenants.len()];
+    for (_, tenant, id, bytes) in blocks {
+        if total <= max_bytes {
+            break;
+        }
+        total -= bytes;
+        doomed[tenant].push(id);
+    }
+    let mut deleted = 0;
+    for (t, ids) in tenants.iter().zip(doomed) {
+        if !ids.is_empty() {
+            deleted += t.delete_blocks_by_id(&ids)?;
+        }
+    }
+    Ok(deleted)
 }
 
 fn spawn_syncer(inner: Arc<Inner>, every: Duration) -> Result<(mpsc::Sender<()>, JoinHandle<()>), TsdbError> {

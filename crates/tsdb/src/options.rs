@@ -25,7 +25,8 @@ pub struct TsdbOptions {
     pub block_range: Duration,
     /// Blocks whose data is entirely older than `now - retention` are deleted (default 15 days).
     pub retention: Duration,
-    /// When set, the oldest blocks of a tenant are deleted while its blocks take more bytes.
+    /// When set, the oldest blocks (of any tenant) are deleted while all blocks together take
+    /// more bytes than this. WAL and head are not counted.
     pub max_bytes: Option<u64>,
     /// How far behind a series' newest sample an older sample is still accepted and merged;
     /// zero rejects out-of-order samples as Prometheus does by default.

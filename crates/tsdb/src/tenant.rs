@@ -541,29 +541,45 @@ impl TenantDb {
 
     fn apply_retention(&self, now_ms: i64, report: &mut TenantMaintenance) -> Result<(), TsdbError> {
         let cutoff = now_ms.saturating_sub(self.opts.retention_ms());
-        let blocks = self.blocks_snapshot();
-        let mut total: u64 = blocks.iter().map(|b| b.disk_bytes).sum();
-        let mut doomed = Vec::new();
-        // Oldest first: blocks are sorted by min time.
-        for b in &blocks {
-            let expired = b.meta.max_time <= cutoff;
-            let over_size = self.opts.max_bytes.is_some_and(|max| total > max);
-            if expired || over_size {
-                total -= b.disk_bytes;
-                doomed.push(b.clone());
-            }
-        }
+        let expired: Vec<Arc<Block>> =
+            self.blocks_snapshot().into_iter().filter(|b| b.meta.max_time <= cutoff).collect();
+        report.blocks_deleted += self.delete_blocks(&expired, "time")?;
+        Ok(())
+    }
+
+    /// `(min_time, id, bytes)` of every block, for size-based retention across tenants.
+    pub(crate) fn block_sizes(&self) -> Vec<(i64, String, u64)> {
+        self.blocks.read().iter().map(|b| (b.meta.min_time, b.id().to_string(), b.disk_bytes)).collect()
+    }
+
+    /// Deletes the named blocks (those still present); returns how many went.
+    pub(crate) fn delete_blocks_by_id(&self, ids: &[String]) -> Result<usize, TsdbError> {
+        let _guard = self.maintenance.lock();
+        let doomed: Vec<Arc<Block>> =
+            self.blocks_snapshot().into_iter().filter(|b| ids.iter().any(|id| id == b.id())).collect();
+        self.delete_blocks(&doomed, "size")
+    }
+
+    /// Drops blocks from the list, then their directories (queries holding them keep reading
+    /// the unlinked, still mapped files). Callers hold the maintenance lock.
+    fn delete_blocks(&self, doomed: &[Arc<Block>], reason: &str) -> Result<usize, TsdbError> {
         if doomed.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         self.blocks.write().retain(|b| !doomed.iter().any(|d| d.id() == b.id()));
-        for b in &doomed {
-            tracing::info!(tenant = %self.id, block = b.id(), min_time = b.meta.min_time, max_time = b.meta.max_time, "retention deleted block");
+        for b in doomed {
+            tracing::info!(
+                tenant = %self.id,
+                block = b.id(),
+                min_time = b.meta.min_time,
+                max_time = b.meta.max_time,
+                reason,
+                "retention deleted block"
+            );
             fs::remove_dir_all(&b.dir).map_err(TsdbError::io(&b.dir))?;
         }
         Counters::add(&self.counters.blocks_deleted_by_retention, doomed.len() as u64);
-        report.blocks_deleted += doomed.len();
-        Ok(())
+        Ok(doomed.len())
     }
 
     pub(crate) fn block_count_and_bytes(&self) -> (u64, u64) {

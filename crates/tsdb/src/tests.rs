@@ -531,3 +531,26 @@ fn head_cuts_during_appends_lose_no_acknowledged_sample() {
     drop(db);
     assert_eq!(count(&open(dir.path())), appended);
 }
+
+#[test]
+fn size_retention_deletes_the_oldest_blocks_across_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let (a, b) = (tenant("a"), tenant("b"));
+    // a: blocks at 0h and 4h; b: a block at 2h.
+    db.append(&a, write(vec![series(&[("__name__", "m")], &regular(0, 100))])).unwrap();
+    db.append(&b, write(vec![series(&[("__name__", "m")], &regular(2 * HOUR, 100))])).unwrap();
+    db.flush_head().unwrap();
+    db.append(&a, write(vec![series(&[("__name__", "m")], &regular(4 * HOUR, 100))])).unwrap();
+    db.flush_head().unwrap();
+    let stats = db.stats();
+    assert_eq!(stats.blocks, 3);
+    // Room for two of the three blocks: the oldest (tenant a's first) goes.
+    let one = stats.block_bytes / 3;
+    let reopen = |max| open_with(TsdbOptions { max_bytes: Some(max), ..TsdbOptions::new(dir.path()) });
+    drop(db);
+    let db = reopen(stats.block_bytes - one / 2);
+    assert_eq!(db.run_maintenance(0).unwrap().blocks_deleted, 1);
+    assert_eq!(select_all(&db, &a, "m")[0].samples[0].t, 4 * HOUR);
+    assert_eq!(select_all(&db, &b, "m")[0].samples.len(), 100);
+}
