@@ -42,17 +42,17 @@ pub async fn remote_write(
     }
 }
 
-/// `POST /v1/metrics`: OTLP `ExportMetricsServiceRequest` as protobuf or JSON.
+/// `POST /v1/metrics`: OTLP `ExportMetricsServiceRequest` as protobuf or JSON. Metrics that
+/// cannot be converted (delta temporality, exponential histograms) are refused one by one and
+/// counted in the response's `partial_success`, the rest is stored, as OTLP specifies.
 pub async fn otlp_metrics(
     State(state): State<Arc<ApiState>>,
     RequestTenant(tenant): RequestTenant,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    use osprey_wire::otlp;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let is_json = content_type.starts_with("application/json");
     let result = async {
         if !is_json && !content_type.starts_with("application/x-protobuf") {
@@ -62,33 +62,22 @@ pub async fn otlp_metrics(
             ));
         }
         let _budget = reserve_write_budget(&state, body.len())?;
-        let export = if is_json {
-            osprey_wire::otlp::decode_metrics_json(&body)
-        } else {
-            osprey_wire::otlp::decode_metrics_protobuf(&body)
-        }
-        .map_err(|e| ApiError::bad_data(e.to_string()))?;
-        let request = osprey_wire::otlp::metrics_to_write_request(&export, &osprey_wire::otlp::OtlpOptions::default())
+        let export = if is_json { otlp::decode_metrics_json(&body) } else { otlp::decode_metrics_protobuf(&body) }
             .map_err(|e| ApiError::bad_data(e.to_string()))?;
-        append(&state, tenant, request, Protocol::Otlp).await
+        let mut conversion = otlp::metrics_to_write_request_partial(&export, &otlp::OtlpOptions::default());
+        let request = std::mem::take(&mut conversion.request);
+        append(&state, tenant, request, Protocol::Otlp).await?;
+        Ok(conversion)
     }
     .await;
     match result {
-        // An empty ExportMetricsServiceResponse: zero bytes in protobuf, `{}` in JSON.
-        Ok(()) if is_json => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            "{}",
-        )
-            .into_response(),
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-protobuf"),
-            )],
-            Bytes::new(),
+        Ok(conversion) if is_json => {
+            ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], otlp::export_response_json(&conversion))
+                .into_response()
+        }
+        Ok(conversion) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"))],
+            otlp::export_response_protobuf(&conversion),
         )
             .into_response(),
         Err(e) => {

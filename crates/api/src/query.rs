@@ -98,8 +98,7 @@ pub async fn format(params: Params) -> Result<Response, ApiError> {
 
 pub async fn parse(params: Params) -> Result<Response, ApiError> {
     let query = params.get("query").unwrap_or("");
-    let ast = crate::selector::parse_query_json(query)
-        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))?;
+    let ast = osprey_promql::parse_query_json(query).map_err(query_error)?;
     Ok(success(ast, &[], &[]))
 }
 

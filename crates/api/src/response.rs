@@ -152,19 +152,26 @@ fn format_seconds(t_ms: i64) -> String {
     format!("{sign}{}.{}", abs / 1000, frac.trim_end_matches('0'))
 }
 
-/// A sample value as Prometheus renders it: Go's `strconv.FormatFloat(v, 'f', -1, 64)`, with
-/// `NaN`, `+Inf`, `-Inf`.
+/// A sample value as Prometheus renders it: the shortest text that round-trips, in Go's 'f'
+/// format, or its 'e' format (`5.16e-07`, `1e+21`) when |v| < 1e-6 or |v| >= 1e21; and `NaN`,
+/// `+Inf`, `-Inf`.
 pub fn format_value(v: f64) -> String {
     if v.is_nan() {
-        "NaN".to_string()
-    } else if v == f64::INFINITY {
-        "+Inf".to_string()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".to_string()
-    } else {
-        // Rust's shortest round-trip formatting never uses an exponent, like Go's 'f', -1.
-        format!("{v}")
+        return "NaN".to_string();
     }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+    }
+    let abs = v.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        // Rust writes `5.16e-7`; Go writes a signed exponent of at least two digits.
+        let text = format!("{v:e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let (sign, digits) = exponent.strip_prefix('-').map_or(("+", exponent), |d| ("-", d));
+        return format!("{mantissa}e{sign}{digits:0>2}");
+    }
+    // Rust's shortest round-trip formatting without exponent, like Go's 'f', -1.
+    format!("{v}")
 }
 
 #[cfg(test)]
@@ -179,7 +186,11 @@ mod tests {
         assert_eq!(json_time(-1_500).to_string(), "-1.5");
         assert_eq!(format_value(1.0), "1");
         assert_eq!(format_value(0.1), "0.1");
-        assert_eq!(format_value(1e21), "1000000000000000000000");
+        assert_eq!(format_value(1e21), "1e+21");
+        assert_eq!(format_value(123456789e20), "1.23456789e+28");
+        assert_eq!(format_value(5.16e-7), "5.16e-07");
+        assert_eq!(format_value(-1e-100), "-1e-100");
+        assert_eq!(format_value(0.000001), "0.000001");
         assert_eq!(format_value(-0.0), "-0");
         assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
     }

@@ -1,5 +1,5 @@
-//! PromQL syntax in API parameters: series selectors (`match[]`, the selectors of an exemplar
-//! query) turned into the model's matchers, and the syntax tree for `/api/v1/parse_query`.
+//! Series selectors in API parameters (`match[]`, the selectors of an exemplar query), turned
+//! into the model's matchers.
 
 use osprey_model::{MatchOp, Matcher, METRIC_NAME};
 use promql_parser::label::{MatchOp as ParsedOp, Matcher as ParsedMatcher};
@@ -21,12 +21,6 @@ pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
             "1:1: parse error: expected a series selector such as up{{job=\"x\"}}, got {text:?}"
         )),
     }
-}
-
-/// The syntax tree of a query as JSON, for `/api/v1/parse_query`.
-pub fn parse_query_json(query: &str) -> Result<serde_json::Value, String> {
-    let expr = parser::parse(query)?;
-    serde_json::to_value(&expr).map_err(|e| format!("cannot render the syntax tree: {e}"))
 }
 
 /// The matcher sets of every vector and matrix selector in a query.

@@ -4,13 +4,18 @@
 //!
 //! Time rules (why they matter: `exclusions.rs`): every evaluation time is a whole second
 //! ≡ 2 (mod 5 s) after the data start (a whole minute); every duration, offset, `@` time
-//! shift and step is a multiple of 5 s. So no range boundary, lookback boundary or subquery
-//! step ever coincides with a sample, nor a subquery step with its range's left edge.
+//! shift and step is a multiple of 5 s, except the ranges of subqueries nested in another
+//! subquery, which are ≡ 2 (mod 5 s) because their evaluation times are multiples of the
+//! outer step. So no range boundary, lookback boundary or subquery step ever coincides with a
+//! sample, nor a subquery step with its range's left edge.
 //!
 //! The generator also keeps clear of constructs whose results Prometheus leaves unspecified
-//! or changed between 2.x and 3.x: label_replace only in injective forms, group_left only
-//! against a side unique per (job, instance), stddev/stdvar only over finite inputs, and
-//! rate()/increase() only over counters or sums/maxima of counters.
+//! or changed between 2.x and 3.x, or that turn last-bit float differences into big ones:
+//! topk/bottomk only at the top level, label_replace/label_join only in injective forms,
+//! group_left only against a side unique per (job, instance), stddev/stdvar only over finite
+//! inputs, rate()/increase() only over counters or sums/maxima of counters, `@` on range
+//! selectors only outside range evaluation, no changes() over subqueries, no `%` between
+//! vectors, no negative factors.
 
 use super::data::{INTERVAL_MS, ROUNDS};
 use super::prng::Rng;

@@ -1,0 +1,46 @@
+//! The OpenTelemetry Python SDK exports metrics over OTLP/HTTP into Osprey; they come back
+//! through PromQL under Prometheus's OTLP naming.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn otel_sdk_metrics_are_queryable_with_prometheus_names() {
+    let sdk_ok = Command::new("python3")
+        .args(["-c", "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !sdk_ok {
+        assert!(std::env::var_os("CI").is_none(), "opentelemetry-sdk is not installed; make test installs it");
+        eprintln!("skipped: python opentelemetry-sdk not installed");
+        return;
+    }
+    let osprey = Osprey::start(&[]);
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/otlp_app.py");
+    let status = Command::new("python3").arg(fixture).arg(osprey.url("/v1/metrics")).status().unwrap();
+    assert!(status.success(), "OTLP export failed; log:\n{}", osprey.log());
+
+    let now = format!("{:.3}", now_ms() as f64 / 1000.0);
+    let value = |q: &str| -> Option<String> {
+        osprey.query(None, q, &now).first().and_then(|s| s["value"][1].as_str()).map(str::to_string)
+    };
+    assert_eq!(value(r#"orders_total{job="shop/checkout",instance="pod-1",region="eu"}"#).as_deref(), Some("5"));
+    assert_eq!(value("queue_depth").as_deref(), Some("4"));
+    assert_eq!(value(r#"request_duration_seconds_bucket{le="0.5",route="/pay"}"#).as_deref(), Some("2"));
+    assert_eq!(value(r#"request_duration_seconds_bucket{le="+Inf"}"#).as_deref(), Some("4"));
+    assert_eq!(value("request_duration_seconds_count").as_deref(), Some("4"));
+    assert_eq!(value(r#"target_info{job="shop/checkout",deployment_environment="test"}"#).as_deref(), Some("1"));
+
+    // Garbage gets a 400, and the server keeps serving what it stored.
+    let resp = client()
+        .post(osprey.url("/v1/metrics"))
+        .header("Content-Type", "application/x-protobuf")
+        .body(vec![0xff_u8; 32])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(value("queue_depth").as_deref(), Some("4"));
+}
