@@ -40,6 +40,12 @@ fn shorten(v: &serde_json::Value) -> String {
     }
 }
 
+/// Wall-clock time for answering `queries` queries: generous (about 5x what both servers
+/// need on a loaded 2-core machine), only there to bound the test when a server hangs.
+fn query_budget(queries: usize) -> Duration {
+    Duration::from_secs(30) + Duration::from_millis(60) * queries as u32
+}
+
 /// Waits (bounded) until `endpoint` holds at least `want` series live at `time_s`.
 fn wait_for_data(endpoint: &Endpoint, time_s: i64, want: usize) -> bool {
     let q = queries::Query { expr: "count({__name__=~\".+\"})".into(), when: queries::When::Instant { time_s } };
@@ -76,15 +82,26 @@ pub fn run(reference: &Endpoint, candidate: &Endpoint, opts: &Options) -> Summar
 
     let all = queries::generate(opts.query_seed, start_s, opts.queries);
     let (excluded, to_run): (Vec<_>, Vec<_>) = all.iter().partition(|q| exclusions::excluded(&q.expr).is_some());
-    // Both servers answer in parallel; each gets the queries one at a time, in the same order.
+    // Both servers answer in parallel; each gets the queries one at a time, in the same order,
+    // until the time budget is spent (a hanging server must not hang the test).
+    let deadline = Instant::now() + query_budget(to_run.len());
+    let answer_all = |ep: &Endpoint| -> Vec<Option<(u16, serde_json::Value)>> {
+        to_run.iter().map(|q| (Instant::now() < deadline).then(|| ep.query(q))).collect()
+    };
     let (want, got) = std::thread::scope(|s| {
-        let r = s.spawn(|| to_run.iter().map(|q| reference.query(q)).collect::<Vec<_>>());
-        let c = s.spawn(|| to_run.iter().map(|q| candidate.query(q)).collect::<Vec<_>>());
+        let r = s.spawn(|| answer_all(reference));
+        let c = s.spawn(|| answer_all(candidate));
         (r.join().unwrap(), c.join().unwrap())
     });
 
+    let unanswered = (0, serde_json::Value::String("not answered within the time budget".into()));
     let (mut matched, mut ties, mut excused, mut mismatched) = (0, 0, 0, Vec::new());
     for ((q, w), g) in to_run.iter().zip(&want).zip(&got) {
+        let (Some(w), Some(g)) = (w, g) else {
+            let (w, g) = (w.as_ref().unwrap_or(&unanswered), g.as_ref().unwrap_or(&unanswered));
+            mismatched.push((q, "not run within the time budget".to_string(), w, g));
+            continue;
+        };
         let lenient = Leniency {
             ordered: q.ordered(),
             ties: q.expr.contains("topk") || q.expr.contains("bottomk"),
@@ -108,8 +125,9 @@ pub fn run(reference: &Endpoint, candidate: &Endpoint, opts: &Options) -> Summar
             shorten(&g.1)
         );
     }
-    let errors = want.iter().filter(|(_, b)| b["status"] == "error").count();
-    let empty = want.iter().filter(|(_, b)| b["data"]["result"].as_array().is_some_and(|r| r.is_empty())).count();
+    let errors = want.iter().flatten().filter(|(_, b)| b["status"] == "error").count();
+    let empty =
+        want.iter().flatten().filter(|(_, b)| b["data"]["result"].as_array().is_some_and(|r| r.is_empty())).count();
     let summary = Summary {
         queries: all.len(),
         matched,
