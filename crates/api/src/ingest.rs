@@ -26,7 +26,8 @@ pub async fn remote_write(
 ) -> Response {
     let result = async {
         let _budget = reserve_write_budget(&state, body.len())?;
-        let request = osprey_wire::remote_write::decode_write_request(&body)
+        let request =
+            osprey_wire::remote_write::decode_write_request_with_limit(&body, state.options.max_decompressed_bytes)
             .map_err(|e| ApiError::bad_data(e.to_string()))?;
         append(&state, tenant, request, Protocol::RemoteWrite).await
     }
@@ -95,7 +96,7 @@ fn reserve_write_budget(
 ) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
     const ASSUMED_COMPRESSION_RATIO: usize = 8;
     let want = (compressed_len.max(1) * ASSUMED_COMPRESSION_RATIO)
-        .min(state.limits.max_inflight_write_bytes);
+        .min(state.options.max_inflight_write_bytes);
     let permits = u32::try_from(want).unwrap_or(u32::MAX);
     state.inflight_write_bytes.try_acquire_many(permits).map_err(|_| {
         ApiError::new(

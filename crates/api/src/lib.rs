@@ -29,9 +29,10 @@ pub use response::{ApiError, ErrorType};
 pub use status::{Admin, BuildInfo, HeadStats, TargetStatus, TsdbStatus};
 pub use telemetry::{header as write_metric_header, ApiMetrics};
 
-/// Limits of the HTTP layer that keep memory bounded under overload.
+/// Settings of the HTTP layer: the limits that keep memory bounded under overload, and query
+/// admission and logging.
 #[derive(Debug, Clone)]
-pub struct HttpLimits {
+pub struct ApiOptions {
     /// Largest accepted write body, compressed, in bytes.
     pub max_write_body_bytes: usize,
     /// Largest decompressed remote_write body, in bytes.
@@ -39,14 +40,20 @@ pub struct HttpLimits {
     /// Budget of decompressed bytes of writes being processed at once; a write that does not
     /// fit gets 429 with `Retry-After` instead of queueing without bound.
     pub max_inflight_write_bytes: usize,
+    /// Queries evaluated at once; more wait for a slot (Prometheus's `query.max-concurrency`).
+    pub max_concurrent_queries: usize,
+    /// Queries slower than this are logged with their text, tenant and duration.
+    pub slow_query_threshold: std::time::Duration,
 }
 
-impl Default for HttpLimits {
+impl Default for ApiOptions {
     fn default() -> Self {
-        HttpLimits {
+        ApiOptions {
             max_write_body_bytes: 32 << 20,
             max_decompressed_bytes: 128 << 20,
             max_inflight_write_bytes: 512 << 20,
+            max_concurrent_queries: 20,
+            slow_query_threshold: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -58,9 +65,11 @@ pub struct ApiState {
     pub engine: Arc<Engine>,
     pub admin: Arc<dyn Admin>,
     pub metrics: Arc<ApiMetrics>,
-    pub limits: HttpLimits,
-    /// Counts decompressed write bytes in flight against `limits.max_inflight_write_bytes`.
+    pub options: ApiOptions,
+    /// Counts decompressed write bytes in flight against `options.max_inflight_write_bytes`.
     pub(crate) inflight_write_bytes: Arc<tokio::sync::Semaphore>,
+    /// One permit per query slot.
+    pub(crate) query_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
@@ -69,11 +78,9 @@ impl ApiState {
         querier: Arc<dyn MetricsQuerier>,
         engine: Arc<Engine>,
         admin: Arc<dyn Admin>,
-        limits: HttpLimits,
+        options: ApiOptions,
     ) -> ApiState {
-        let permits = limits
-            .max_inflight_write_bytes
-            .min(tokio::sync::Semaphore::MAX_PERMITS);
+        let permits = options.max_inflight_write_bytes.min(tokio::sync::Semaphore::MAX_PERMITS);
         ApiState {
             appender,
             querier,
@@ -81,7 +88,8 @@ impl ApiState {
             admin,
             metrics: Arc::new(ApiMetrics::default()),
             inflight_write_bytes: Arc::new(tokio::sync::Semaphore::new(permits)),
-            limits,
+            query_slots: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_queries.max(1))),
+            options,
         }
     }
 }

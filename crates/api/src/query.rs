@@ -7,7 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::response::Response;
-use osprey_promql::{PromqlError, PromqlErrorKind, QueryContext, QueryOutput, Value};
+use osprey_model::{MetricsQuerier, TenantId};
+use osprey_promql::{Engine, PromqlError, PromqlErrorKind, QueryContext, QueryOutput, Value};
 use serde_json::{json, Value as Json};
 
 use crate::params::Params;
@@ -34,18 +35,11 @@ pub async fn instant(
     let time = params.time_or("time", now_ms())?;
     let ctx = context(&state, &params)?;
     let with_stats = params.get("stats").is_some();
-    let started = Instant::now();
-    let engine = state.engine.clone();
-    let querier = state.querier.clone();
-    let _cancel_on_disconnect = CancelOnDrop(ctx.cancel_handle());
-    let output = blocking(move || {
-        engine
-            .instant_query(&*querier, &tenant, &query, time, &ctx)
-            .map_err(query_error)
+    let output = evaluate(&state, tenant, query, ctx, move |engine, querier, tenant, query, ctx| {
+        engine.instant_query(querier, tenant, query, time, ctx)
     })
-    .await;
-    state.metrics.query_done(started.elapsed());
-    Ok(render(output?, with_stats))
+    .await?;
+    Ok(render(output, with_stats))
 }
 
 pub async fn range(
@@ -76,18 +70,40 @@ pub async fn range(
     let query = params.get("query").unwrap_or("").to_string();
     let ctx = context(&state, &params)?;
     let with_stats = params.get("stats").is_some();
-    let started = Instant::now();
-    let engine = state.engine.clone();
-    let querier = state.querier.clone();
-    let _cancel_on_disconnect = CancelOnDrop(ctx.cancel_handle());
-    let output = blocking(move || {
-        engine
-            .range_query(&*querier, &tenant, &query, start, end, step, &ctx)
-            .map_err(query_error)
+    let output = evaluate(&state, tenant, query, ctx, move |engine, querier, tenant, query, ctx| {
+        engine.range_query(querier, tenant, query, start, end, step, ctx)
     })
-    .await;
-    state.metrics.query_done(started.elapsed());
-    Ok(render(output?, with_stats))
+    .await?;
+    Ok(render(output, with_stats))
+}
+
+/// Runs one query: waits for a query slot, evaluates on a blocking thread (cancelled if the
+/// client goes away), records its duration and logs it when slow.
+async fn evaluate(
+    state: &Arc<ApiState>,
+    tenant: TenantId,
+    query: String,
+    ctx: QueryContext,
+    run: impl FnOnce(&Engine, &dyn MetricsQuerier, &TenantId, &str, &QueryContext) -> Result<QueryOutput, PromqlError>
+        + Send
+        + 'static,
+) -> Result<QueryOutput, ApiError> {
+    let _slot = state
+        .query_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::new(crate::ErrorType::Unavailable, "the server is shutting down"))?;
+    let started = Instant::now();
+    let (engine, querier) = (state.engine.clone(), state.querier.clone());
+    let _cancel_on_disconnect = CancelOnDrop(ctx.cancel_handle());
+    let logged = (tenant.clone(), query.clone());
+    let output = blocking(move || run(&engine, &*querier, &tenant, &query, &ctx).map_err(query_error)).await;
+    let elapsed = started.elapsed();
+    state.metrics.query_done(elapsed);
+    if elapsed >= state.options.slow_query_threshold {
+        tracing::warn!(tenant = %logged.0, query = %logged.1, seconds = elapsed.as_secs_f64(), "slow query");
+    }
+    output
 }
 
 pub async fn format(params: Params) -> Result<Response, ApiError> {

@@ -98,7 +98,9 @@ async fn shutdown_signal() {
 fn init_logging(format: osprey_server::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OSPREY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only on a terminal: escape codes in log files break grep and log shippers.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         osprey_server::LogFormat::Json => builder.json().init(),
         osprey_server::LogFormat::Text => builder.init(),

@@ -43,24 +43,34 @@ fn promtool_queries_osprey_like_a_prometheus() {
         return;
     }
     let osprey = Osprey::start(&[]);
-    let t0 = 1_700_000_000_000;
+    // Recent data: promtool's label queries look at roughly the last two years.
+    let t0 = (now_ms() / 60_000 - 10) * 60_000;
+    let s0 = t0 / 1000;
     assert_eq!(osprey.remote_write(None, &series_batch("promtool_metric", 2, 5, t0)).status().as_u16(), 204);
     let server = format!("http://127.0.0.1:{}", osprey.port);
     let out = Command::new("promtool")
-        .args(["query", "instant", "--time=1700000060", &server, "sum(promtool_metric)"])
+        .args(["query", "instant", &format!("--time={}", s0 + 60), &server, "sum(promtool_metric)"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("=> 1008 @[1700000060]"), "{stdout}");
+    assert!(stdout.contains(&format!("=> 1008 @[{}]", s0 + 60)), "{stdout}");
 
     let out = Command::new("promtool")
-        .args(["query", "range", "--start=1700000000", "--end=1700000060", "--step=30s", &server, "promtool_metric{instance=\"host-0\"}"])
+        .args([
+            "query",
+            "range",
+            &format!("--start={s0}"),
+            &format!("--end={}", s0 + 60),
+            "--step=30s",
+            &server,
+            "promtool_metric{instance=\"host-0\"}",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("0 @[1700000000]") && stdout.contains("4 @[1700000060]"), "{stdout}");
+    assert!(stdout.contains(&format!("0 @[{s0}]")) && stdout.contains(&format!("4 @[{}]", s0 + 60)), "{stdout}");
 
     let out = Command::new("promtool").args(["query", "labels", &server, "instance"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>(), ["host-0", "host-1"]);

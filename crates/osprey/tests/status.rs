@@ -7,7 +7,8 @@ use serde_json::json;
 
 #[test]
 fn status_endpoints_answer_like_prometheus() {
-    let osprey = Osprey::start(&[]);
+    // Every query counts as slow here, so each one is logged; `--set` reaches any option.
+    let osprey = Osprey::start(&["--set", "query.slow_query_log_threshold=0s"]);
     assert_eq!(osprey.remote_write(None, &series_batch("status_metric", 3, 2, 1_700_000_000_000)).status().as_u16(), 204);
 
     let (status, body) = osprey.get(None, "/api/v1/status/buildinfo", &[]);
@@ -44,4 +45,6 @@ fn status_endpoints_answer_like_prometheus() {
     assert!(metrics.contains("osprey_tsdb_head_series 3"), "{metrics}");
     assert!(metrics.contains("osprey_query_duration_seconds_count"), "{metrics}");
     assert_eq!(client().get(osprey.url("/health")).send().unwrap().status().as_u16(), 200);
+    assert!(osprey.log().contains("slow query"), "log:\n{}", osprey.log());
+    assert!(osprey.log().contains("query=sum("), "the slow query's text is logged");
 }

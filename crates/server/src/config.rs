@@ -144,11 +144,22 @@ pub struct QueryConfig {
     /// How far back an instant vector selector looks for a sample.
     #[serde(with = "humantime_serde_compat")]
     pub lookback_delta: Duration,
+    /// Queries evaluated at once; more wait for a slot.
+    pub max_concurrency: usize,
+    /// Queries slower than this are logged (with text, tenant and duration).
+    #[serde(with = "humantime_serde_compat")]
+    pub slow_query_log_threshold: Duration,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { timeout: Duration::from_secs(120), max_samples: 50_000_000, lookback_delta: Duration::from_secs(300) }
+        QueryConfig {
+            timeout: Duration::from_secs(120),
+            max_samples: 50_000_000,
+            lookback_delta: Duration::from_secs(300),
+            max_concurrency: 20,
+            slow_query_log_threshold: Duration::from_secs(5),
+        }
     }
 }
 
@@ -180,6 +191,9 @@ impl Config {
         parse_wal_fsync(&self.storage.wal_fsync)?;
         if self.storage.retention.is_zero() {
             return Err(ConfigError::Invalid("storage.retention must be positive, e.g. 15d".into()));
+        }
+        if self.query.max_concurrency == 0 {
+            return Err(ConfigError::Invalid("query.max_concurrency must be positive".into()));
         }
         if self.query.max_samples == 0 {
             return Err(ConfigError::Invalid("query.max_samples must be positive".into()));

@@ -13,7 +13,7 @@ mod status;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use osprey_api::{ApiState, HttpLimits};
+use osprey_api::{ApiState, ApiOptions};
 use osprey_model::{MetricsAppender, TenantId};
 use osprey_promql::{Engine, EngineOptions};
 use osprey_tsdb::{Tsdb, TsdbOptions};
@@ -78,10 +78,16 @@ pub async fn start(config: Config, config_yaml: String) -> Result<RunningServer,
         .map_err(|e| ServerError::Scrape(e.to_string()))?;
 
     let status = Arc::new(status::ServerStatus::new(tsdb.clone(), scrape.clone(), config.clone(), config_yaml));
-    let state = Arc::new(ApiState::new(appender, tsdb.clone(), engine, status, HttpLimits::default()));
+    let api_options = ApiOptions {
+        max_concurrent_queries: config.query.max_concurrency,
+        slow_query_threshold: config.query.slow_query_log_threshold,
+        ..ApiOptions::default()
+    };
+    let body_limit = api_options.max_write_body_bytes;
+    let state = Arc::new(ApiState::new(appender, tsdb.clone(), engine, status, api_options));
     let router = osprey_api::router(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .layer(axum::extract::DefaultBodyLimit::max(HttpLimits::default().max_write_body_bytes));
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit));
 
     let listener = TcpListener::bind(config.server.listen)
         .await
