@@ -4,8 +4,11 @@
 //! compared. Known 2.x → 3.x differences are listed, with reasons, in
 //! `differential/exclusions.rs`; every other difference is an Osprey bug.
 //!
-//! Sizes: `OSPREY_DIFF_QUERIES` sets the number of queries (CI: `CI_QUERIES`; e.g. 5000 for
-//! a long run from `bench/`) and `OSPREY_DIFF_SEED` the query seed.
+//! Knobs: `OSPREY_DIFF_QUERIES` sets the number of queries (CI: `CI_QUERIES`; e.g. 5000 for
+//! a long run from `bench/`), `OSPREY_DIFF_SEED` the query seed, `OSPREY_DIFF_ONLY` runs only
+//! the queries containing a substring, `OSPREY_DIFF_SHOW` how many mismatches are printed.
+//! A mismatch line names the evaluation times; the summary names the data start, so a query
+//! can be replayed at the same offsets.
 
 mod common;
 mod differential;
@@ -39,6 +42,7 @@ fn promql_answers_match_prometheus() {
         data_seed: DATA_SEED,
         query_seed: env_number("OSPREY_DIFF_SEED", QUERY_SEED),
         queries: env_number("OSPREY_DIFF_QUERIES", CI_QUERIES as u64) as usize,
+        only: std::env::var("OSPREY_DIFF_ONLY").ok(),
     };
     let summary = differential::run(&prometheus, &candidate, &opts);
     assert_eq!(summary.matched + summary.mismatched + summary.excluded, summary.queries);

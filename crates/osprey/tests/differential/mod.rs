@@ -23,6 +23,8 @@ pub struct Options {
     pub data_seed: u64,
     pub query_seed: u64,
     pub queries: usize,
+    /// Run only the generated queries whose text contains this (for chasing one mismatch).
+    pub only: Option<String>,
 }
 
 pub struct Summary {
@@ -80,7 +82,10 @@ pub fn run(reference: &Endpoint, candidate: &Endpoint, opts: &Options) -> Summar
     }
     let loaded = Instant::now();
 
-    let all = queries::generate(opts.query_seed, start_s, opts.queries);
+    let mut all = queries::generate(opts.query_seed, start_s, opts.queries);
+    if let Some(only) = &opts.only {
+        all.retain(|q| q.expr.contains(only.as_str()));
+    }
     let (excluded, to_run): (Vec<_>, Vec<_>) = all.iter().partition(|q| exclusions::excluded(&q.expr).is_some());
     // Both servers answer in parallel; each gets the queries one at a time, in the same order,
     // until the time budget is spent (a hanging server must not hang the test).
