@@ -10,6 +10,7 @@
 //! This crate deliberately knows nothing of wire formats, HTTP or on-disk layouts.
 
 mod error;
+mod histogram;
 mod labels;
 mod matcher;
 mod sample;
@@ -17,12 +18,12 @@ mod storage;
 mod tenant;
 
 pub use error::{ErrorKind, StorageError};
+pub use histogram::{
+    exponential_bound, CombineNotes, CounterResetHint, FloatHistogram, HistogramBucket, HistogramError,
+    HistogramSample, HistogramSeries, Span, CUSTOM_BUCKETS_SCHEMA,
+};
 pub use labels::{is_valid_label_name, is_valid_metric_name, Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
-pub use sample::{
-    is_stale_nan, Exemplar, MetricMetadata, MetricType, Sample, Timestamp, STALE_NAN, STALE_NAN_BITS,
-};
-pub use storage::{
-    AppendSummary, MetricsAppender, MetricsQuerier, SelectRequest, Series, TimeSeries, WriteRequest,
-};
+pub use sample::{is_stale_nan, Exemplar, MetricMetadata, MetricType, Sample, Timestamp, STALE_NAN, STALE_NAN_BITS};
+pub use storage::{AppendSummary, MetricsAppender, MetricsQuerier, SelectRequest, Series, TimeSeries, WriteRequest};
 pub use tenant::{TenantError, TenantId};

@@ -4,7 +4,7 @@
 //! Both traits are synchronous and batch-oriented: async callers run them on a blocking
 //! thread (`tokio::task::spawn_blocking`), never on the runtime's worker threads.
 
-use crate::{Exemplar, Labels, Matcher, MetricMetadata, Sample, StorageError, TenantId, Timestamp};
+use crate::{Exemplar, HistogramSeries, Labels, Matcher, MetricMetadata, Sample, StorageError, TenantId, Timestamp};
 
 /// One series of a write: its labels and its new samples, in time order.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -75,6 +75,17 @@ pub trait MetricsQuerier: Send + Sync {
     /// Series matching every matcher that have at least one sample in `[start, end]`,
     /// sorted by labels.
     fn select(&self, tenant: &TenantId, request: &SelectRequest) -> Result<Vec<Series>, StorageError>;
+
+    /// Native-histogram samples of series matching every matcher in `[start, end]`, sorted
+    /// by labels; a series may have float samples too (each timestamp holds one or the
+    /// other). Engines without native-histogram storage keep this default: none.
+    fn select_histograms(
+        &self,
+        _tenant: &TenantId,
+        _request: &SelectRequest,
+    ) -> Result<Vec<HistogramSeries>, StorageError> {
+        Ok(Vec::new())
+    }
 
     /// Label sets of series matching every matcher with samples in `[start, end]`, sorted.
     /// Engines should override this to answer from their index without reading samples.
