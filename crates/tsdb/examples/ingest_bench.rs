@@ -1,6 +1,9 @@
 //! Ingest throughput and bytes per sample on disk, on synthetic scrape-like data.
 //!
-//! `cargo run --release -p osprey-tsdb --example ingest_bench -- [series] [scrapes] [threads]`
+//! `cargo run --release -p osprey-tsdb --example ingest_bench -- [series] [scrapes] [threads] [mem]`
+//!
+//! With `mem` as the fourth argument, batches are generated while appending (one thread) and the
+//! resident memory the engine added is reported per series instead of the ingest rate.
 //!
 //! Series are a mix like node_exporter's: integer counters with irregular increments, float
 //! gauges with two decimals, and constants; scrapes are 15s apart with +-25ms jitter. Each
@@ -30,26 +33,42 @@ impl Rng {
 /// be shared, so throughput per CPU second is the steadier figure.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Resident set size in bytes, from `/proc/self/statm` (pages of 4 KiB).
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+}
+
+/// One scrape of every series, as remote-write sized batches.
+fn scrape_batches(labels: &[Labels], values: &mut [f64], rng: &mut Rng, t: i64, batch: usize) -> Vec<WriteRequest> {
+    let mut out = Vec::new();
+    for start in (0..labels.len()).step_by(batch) {
+        let mut req = WriteRequest::default();
+        for i in start..(start + batch).min(labels.len()) {
+            let jitter = rng.below(51) as i64 - 25;
+            values[i] = match i % 10 {
+                0..=4 => values[i] + rng.below(10_000) as f64,
+                5..=7 => ((values[i] + (rng.below(200) as f64 - 100.0) / 100.0) * 100.0).round() / 100.0,
+                _ => values[i],
+            };
+            req.series.push(TimeSeries {
+                labels: labels[i].clone(),
+                samples: vec![Sample::new(t + jitter, values[i])],
+                exemplars: Vec::new(),
+            });
+        }
+        out.push(req);
+    }
+    out
+}
+
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let series = args.first().copied().unwrap_or(20_000);
     let scrapes = args.get(1).copied().unwrap_or(480);
     let threads = args.get(2).copied().unwrap_or(2).max(1);
@@ -67,39 +86,22 @@ fn main() {
         .collect();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut values: Vec<f64> = (0..series).map(|i| (i % 1000) as f64).collect();
+    let start_ms = 1_700_000_000_000i64;
+    if std::env::args().any(|a| a == "mem") {
+        measure_memory(&labels, &mut values, &mut rng, start_ms, scrapes, batch_series);
+        return;
+    }
     // Pre-build the batches so the timing covers only the engine.
     let mut batches = Vec::new();
-    let start_ms = 1_700_000_000_000i64;
     for scrape in 0..scrapes {
-        for chunk_start in (0..series).step_by(batch_series) {
-            let mut req = WriteRequest::default();
-            for i in chunk_start..(chunk_start + batch_series).min(series) {
-                let jitter = rng.below(51) as i64 - 25;
-                let t = start_ms + scrape as i64 * 15_000 + jitter;
-                values[i] = match i % 10 {
-                    0..=4 => values[i] + rng.below(10_000) as f64,
-                    5..=7 => {
-                        ((values[i] + (rng.below(200) as f64 - 100.0) / 100.0) * 100.0).round()
-                            / 100.0
-                    }
-                    _ => values[i],
-                };
-                req.series.push(TimeSeries {
-                    labels: labels[i].clone(),
-                    samples: vec![Sample::new(t, values[i])],
-                    exemplars: Vec::new(),
-                });
-            }
-            batches.push(req);
-        }
+        let t = start_ms + scrape as i64 * 15_000;
+        batches.extend(scrape_batches(&labels, &mut values, &mut rng, t, batch_series));
     }
     let total_samples = (series * scrapes) as f64;
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let opts = TsdbOptions {
-        wal_sync: WalSync::Interval(std::time::Duration::from_secs(1)),
-        ..TsdbOptions::new(dir.path())
-    };
+    let opts =
+        TsdbOptions { wal_sync: WalSync::Interval(std::time::Duration::from_secs(1)), ..TsdbOptions::new(dir.path()) };
     let (db, _) = Tsdb::open(opts).expect("open");
     let db = Arc::new(db);
     let tenant = TenantId::default_tenant();
@@ -150,5 +152,32 @@ fn main() {
         flushed.blocks,
         flushed.block_bytes,
         flushed.block_bytes as f64 / total_samples
+    );
+}
+
+fn measure_memory(labels: &[Labels], values: &mut [f64], rng: &mut Rng, start_ms: i64, scrapes: usize, batch: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let before = rss_bytes();
+    let (db, _) = Tsdb::open(TsdbOptions::new(dir.path())).expect("open");
+    let tenant = TenantId::default_tenant();
+    for scrape in 0..scrapes {
+        let t = start_ms + scrape as i64 * 15_000;
+        // One batch at a time, so that freed requests are not counted as engine memory.
+        for start in (0..labels.len()).step_by(batch) {
+            let end = (start + batch).min(labels.len());
+            for r in scrape_batches(&labels[start..end], &mut values[start..end], rng, t, batch) {
+                db.append(&tenant, r).expect("append");
+            }
+        }
+    }
+    let added = rss_bytes().saturating_sub(before);
+    let head = db.head_stats(&tenant);
+    println!(
+        "memory: {} series x {} samples: resident +{:.1} MiB = {:.0} bytes/series (chunks {:.0} bytes/series)",
+        labels.len(),
+        scrapes,
+        added as f64 / (1 << 20) as f64,
+        added as f64 / labels.len() as f64,
+        head.chunk_bytes as f64 / labels.len() as f64,
     );
 }
