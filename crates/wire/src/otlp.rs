@@ -17,9 +17,14 @@
 //!   staleness markers; exemplars keep trace and span ids in hex; metadata carries the type, the
 //!   description as help, and the OTLP unit.
 //!
-//! What is refused, per metric, with a reason: delta temporality (Prometheus refuses it by
-//! default too; a stateless decoder cannot accumulate deltas into counters), exponential
-//! histograms (they map to native histograms, which Osprey does not store), metrics without
+//! Sums and histograms of delta temporality are named and typed as cumulative ones (monotonic
+//! sums `_total` counters, non-monotonic sums gauges), but their points are not series yet:
+//! they come out in [`OtlpConversion::deltas`], one [`DeltaPoint`] each with the series it adds
+//! to and by how much, for a stateful converter (`osprey_ingest::DeltaToCumulative`) to turn
+//! into running totals, as Prometheus's `otlp-deltatocumulative` feature does before
+//! translating. This crate keeps no state between requests.
+//!
+//! What is refused, per metric, with a reason: exponential histograms (they map to native histograms, which Osprey does not store), metrics without
 //! data, and names or attribute keys with no usable character. [`metrics_to_write_request_partial`]
 //! keeps the rest and counts what it refused, as OTLP's partial success reports it;
 //! [`metrics_to_write_request`] refuses the whole request instead. Metrics with no data points
@@ -56,9 +61,44 @@ pub struct OtlpOptions {
 /// first reason for what could not (what OTLP's `ExportMetricsPartialSuccess` reports).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtlpConversion {
+    /// Series of gauges, summaries and cumulative sums and histograms, with their metadata
+    /// (delta metrics' metadata included).
     pub request: osprey_model::WriteRequest,
+    /// Points of delta sums and histograms, in request order, still to be accumulated.
+    pub deltas: Vec<DeltaPoint>,
     pub rejected_data_points: u64,
     pub first_rejection: Option<WireError>,
+}
+
+/// Identifies an OTLP stream: a 128-bit hash of its resource attributes, scope (name, version,
+/// attributes), metric (name, unit, type) and point attributes. Stable within a process only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamId(pub u128);
+
+/// One point of a delta sum or histogram: what it adds to each Prometheus series of its stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaPoint {
+    pub stream: StreamId,
+    /// Start of the interval the point covers, as sent (0 when unknown).
+    pub start_time_unix_nano: u64,
+    /// End of that interval: the time the running totals are stamped with.
+    pub time_unix_nano: u64,
+    /// The point is flagged "no recorded value": its series are stale, its values meaningless.
+    pub no_recorded_value: bool,
+    /// Each series' increment over the interval. A sum has one series; a histogram has `_sum`
+    /// (when sent), `_count` and one `_bucket` per bound ending in `le="+Inf"`, whose increments
+    /// are already cumulative over `le`, so adding them series by series gives the cumulative
+    /// histogram. The list changes when the bucket bounds do.
+    pub series: Vec<PointSeries>,
+}
+
+/// One Prometheus series' value from one OTLP point (an increment, for a [`DeltaPoint`]), with
+/// the exemplars that belong to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointSeries {
+    pub labels: osprey_model::Labels,
+    pub value: f64,
+    pub exemplars: Vec<osprey_model::Exemplar>,
 }
 
 /// Decodes an OTLP/protobuf `ExportMetricsServiceRequest` (already decompressed).
@@ -76,14 +116,23 @@ pub fn decode_metrics_json(body: &[u8]) -> Result<ExportMetricsServiceRequest, W
 }
 
 /// Converts every metric, or refuses the whole request with the first reason a metric could
-/// not be converted.
+/// not be converted. Delta metrics need state this function does not keep, so they are
+/// refused too: use [`metrics_to_write_request_partial`] and accumulate its deltas.
 pub fn metrics_to_write_request(
     request: &ExportMetricsServiceRequest,
     opts: &OtlpOptions,
 ) -> Result<osprey_model::WriteRequest, WireError> {
     let conversion = convert::convert(request, opts);
-    match conversion.first_rejection {
-        Some(e) => Err(e),
+    if let Some(e) = conversion.first_rejection {
+        return Err(e);
+    }
+    match conversion.deltas.first().and_then(|d| d.series.first()) {
+        Some(s) => Err(WireError::OtlpUnsupported {
+            metric: s.labels.metric_name().unwrap_or_default().to_string(),
+            reason: "delta temporality needs running totals kept between requests; send it to the OTLP \
+                     endpoint, which accumulates them, or export cumulative temporality"
+                .to_string(),
+        }),
         None => Ok(conversion.request),
     }
 }

@@ -2,11 +2,12 @@
 //! (`storage/remote/otlptranslator/prometheusremotewrite`: `FromMetrics`, `createAttributes`,
 //! `addHistogramDataPoints`, `addSummaryDataPoints`, `addResourceTargetInfo`).
 
-use std::collections::hash_map::Entry;
+use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::HashMap;
+use std::hash::Hasher;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
     exemplar, metric, number_data_point, AggregationTemporality, Exemplar as OtlpExemplar, HistogramDataPoint, Metric,
     NumberDataPoint, SummaryDataPoint,
@@ -16,8 +17,10 @@ use osprey_model::{
     STALE_NAN,
 };
 
+use prost::Message;
+
 use super::names::{format_float, label_name, metric_name, value_string, NameKind};
-use super::{OtlpConversion, OtlpOptions, WireError};
+use super::{DeltaPoint, OtlpConversion, OtlpOptions, PointSeries, StreamId, WireError};
 
 const SERVICE_NAME: &str = "service.name";
 const SERVICE_NAMESPACE: &str = "service.namespace";
@@ -39,6 +42,7 @@ struct Builder {
     series: Vec<TimeSeries>,
     index: HashMap<Labels, usize>,
     metadata: Vec<MetricMetadata>,
+    deltas: Vec<DeltaPoint>,
 }
 
 impl Builder {
@@ -57,6 +61,72 @@ impl Builder {
         let i = self.index_of(labels);
         self.series[i].samples.push(Sample { t, v });
         i
+    }
+
+    /// Appends the samples of one cumulative point (or gauge or summary point).
+    fn push_point(&mut self, t: Timestamp, flags: u32, point: Vec<PointSeries>) {
+        for s in point {
+            let i = self.push(s.labels, t, point_value(flags, s.value));
+            self.series[i].exemplars.extend(s.exemplars);
+        }
+    }
+}
+
+/// Hashes what identifies an OTLP stream (resource attributes; scope name, version and
+/// attributes; metric name, unit and type; point attributes) into a [`StreamId`]. Attributes
+/// are hashed in key order, as OTLP treats them as a map. Two SipHash states with different
+/// first bytes give 128 bits, so collisions among a tenant's streams are out of reach; the
+/// prefix state is cloned per point rather than re-hashed.
+#[derive(Clone)]
+struct StreamHasher {
+    a: DefaultHasher,
+    b: DefaultHasher,
+}
+
+impl StreamHasher {
+    fn new() -> StreamHasher {
+        let mut b = DefaultHasher::new();
+        b.write_u8(0xa5);
+        StreamHasher { a: DefaultHasher::new(), b }
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for h in [&mut self.a, &mut self.b] {
+            h.write_usize(bytes.len());
+            h.write(bytes);
+        }
+    }
+
+    fn attributes(&mut self, attributes: &[KeyValue]) {
+        let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
+        sorted.sort_by(|x, y| x.key.cmp(&y.key));
+        self.bytes(&(sorted.len() as u64).to_le_bytes());
+        let mut buf = Vec::new();
+        for kv in sorted {
+            buf.clear();
+            // Encoding into a Vec cannot fail: it grows as needed.
+            kv.encode(&mut buf).unwrap_or_default();
+            self.bytes(&buf);
+        }
+    }
+
+    fn scope(&mut self, scope: Option<&InstrumentationScope>) {
+        let (name, version, attributes) = scope.map_or(("", "", &[][..]), |s| (&s.name, &s.version, &s.attributes[..]));
+        self.bytes(name.as_bytes());
+        self.bytes(version.as_bytes());
+        self.attributes(attributes);
+    }
+
+    fn metric(&mut self, m: &Metric, kind: NameKind) {
+        self.bytes(m.name.as_bytes());
+        self.bytes(m.unit.as_bytes());
+        self.bytes(&[kind as u8]);
+    }
+
+    fn point(&self, attributes: &[KeyValue]) -> StreamId {
+        let mut h = self.clone();
+        h.attributes(attributes);
+        StreamId((u128::from(h.a.finish()) << 64) | u128::from(h.b.finish()))
     }
 }
 
@@ -149,12 +219,11 @@ fn point_value(flags: u32, v: f64) -> f64 {
 }
 
 fn number_value(p: &NumberDataPoint) -> f64 {
-    let v = match p.value {
+    match p.value {
         Some(number_data_point::Value::AsDouble(d)) => d,
         Some(number_data_point::Value::AsInt(i)) => i as f64,
         None => 0.0,
-    };
-    point_value(p.flags, v)
+    }
 }
 
 /// `getPromExemplars`: trace and span ids in hex, then the filtered attributes unless they
@@ -229,9 +298,18 @@ fn point_times(data: &metric::Data) -> Vec<u64> {
     }
 }
 
-/// Refuses what Prometheus's receiver refuses by default (anything but cumulative
-/// temporality) and what Osprey cannot store (exponential histograms are native histograms).
-fn check_supported(data: &metric::Data) -> Result<(), String> {
+/// How a metric's points relate to each other in time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Temporality {
+    /// Each point is the running total (or a gauge or summary reading): stored as it is.
+    Cumulative,
+    /// Each point is the change since the previous one: handed over as [`DeltaPoint`]s.
+    Delta,
+}
+
+/// Refuses what Osprey cannot store (exponential histograms are native histograms) and
+/// temporalities OTLP leaves undefined.
+fn check_supported(data: &metric::Data) -> Result<Temporality, String> {
     let temporality = match data {
         metric::Data::Sum(s) => s.aggregation_temporality,
         metric::Data::Histogram(h) => h.aggregation_temporality,
@@ -240,17 +318,16 @@ fn check_supported(data: &metric::Data) -> Result<(), String> {
                         configure the SDK or collector to export explicit-bucket histograms"
                 .to_string())
         }
-        metric::Data::Gauge(_) | metric::Data::Summary(_) => return Ok(()),
+        metric::Data::Gauge(_) | metric::Data::Summary(_) => return Ok(Temporality::Cumulative),
     };
     if temporality == AggregationTemporality::Cumulative as i32 {
-        Ok(())
+        Ok(Temporality::Cumulative)
     } else if temporality == AggregationTemporality::Delta as i32 {
-        Err("delta temporality is not supported, as in Prometheus; export cumulative temporality \
-             (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative) or convert with the \
-             collector's deltatocumulative processor"
-            .to_string())
+        Ok(Temporality::Delta)
     } else {
-        Err(format!("invalid aggregation temporality {temporality} for a sum or histogram; send cumulative (2)"))
+        Err(format!(
+            "invalid aggregation temporality {temporality} for a sum or histogram; send cumulative (2) or delta (1)"
+        ))
     }
 }
 
@@ -265,6 +342,8 @@ pub(crate) fn convert(req: &ExportMetricsServiceRequest, opts: &OtlpOptions) -> 
 
     for rm in &req.resource_metrics {
         let resource: &[KeyValue] = rm.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+        let mut resource_stream = StreamHasher::new();
+        resource_stream.attributes(resource);
         let ctx = match resource_labels(resource, opts) {
             Ok(resource_labels) => Context { opts, resource_labels },
             Err(reason) => {
@@ -275,17 +354,21 @@ pub(crate) fn convert(req: &ExportMetricsServiceRequest, opts: &OtlpOptions) -> 
             }
         };
         let (mut earliest, mut latest) = (u64::MAX, 0u64);
-        for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
-            let Some(data) = &m.data else {
-                reject(&m.name, 0, "the metric has no data (no gauge, sum, histogram or summary)".to_string());
-                continue;
-            };
-            for t in point_times(data) {
-                earliest = earliest.min(t);
-                latest = latest.max(t);
-            }
-            if let Err(reason) = convert_metric(&mut b, &ctx, m, data) {
-                reject(&m.name, data_point_count(data), reason);
+        for sm in &rm.scope_metrics {
+            let mut scope_stream = resource_stream.clone();
+            scope_stream.scope(sm.scope.as_ref());
+            for m in &sm.metrics {
+                let Some(data) = &m.data else {
+                    reject(&m.name, 0, "the metric has no data (no gauge, sum, histogram or summary)".to_string());
+                    continue;
+                };
+                for t in point_times(data) {
+                    earliest = earliest.min(t);
+                    latest = latest.max(t);
+                }
+                if let Err(reason) = convert_metric(&mut b, &ctx, &scope_stream, m, data) {
+                    reject(&m.name, data_point_count(data), reason);
+                }
             }
         }
         if earliest != u64::MAX && !opts.disable_target_info {
@@ -296,6 +379,7 @@ pub(crate) fn convert(req: &ExportMetricsServiceRequest, opts: &OtlpOptions) -> 
     }
     OtlpConversion {
         request: WriteRequest { series: b.series, metadata: b.metadata },
+        deltas: b.deltas,
         rejected_data_points,
         first_rejection,
     }
@@ -317,28 +401,50 @@ fn check_attribute_keys(data: &metric::Data) -> Result<(), String> {
     Ok(())
 }
 
-fn convert_metric(b: &mut Builder, ctx: &Context, m: &Metric, data: &metric::Data) -> Result<(), String> {
-    check_supported(data)?;
+fn convert_metric(
+    b: &mut Builder,
+    ctx: &Context,
+    scope_stream: &StreamHasher,
+    m: &Metric,
+    data: &metric::Data,
+) -> Result<(), String> {
+    let temporality = check_supported(data)?;
     let Some(kind) = name_kind(data) else { return Ok(()) };
     let family = metric_name(&m.name, &m.unit, kind, ctx.opts.translation)?;
     check_attribute_keys(data)?;
+    let mut metric_stream = scope_stream.clone();
+    metric_stream.metric(m, kind);
+    // Hands a point over as it is, or as a delta for the stateful converter.
+    let emit =
+        |b: &mut Builder, attributes: &[KeyValue], start: u64, time: u64, flags: u32, series: Vec<_>| match temporality
+        {
+            Temporality::Cumulative => b.push_point(ns_to_ms(time), flags, series),
+            Temporality::Delta => b.deltas.push(DeltaPoint {
+                stream: metric_stream.point(attributes),
+                start_time_unix_nano: start,
+                time_unix_nano: time,
+                no_recorded_value: flags & FLAG_NO_RECORDED_VALUE != 0,
+                series,
+            }),
+        };
     match data {
         metric::Data::Gauge(g) => {
             for p in &g.data_points {
                 let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &family)])?;
-                b.push(labels, ns_to_ms(p.time_unix_nano), number_value(p));
+                b.push(labels, ns_to_ms(p.time_unix_nano), point_value(p.flags, number_value(p)));
             }
         }
         metric::Data::Sum(s) => {
             for p in &s.data_points {
                 let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &family)])?;
-                let i = b.push(labels, ns_to_ms(p.time_unix_nano), number_value(p));
-                b.series[i].exemplars.extend(exemplars(&p.exemplars));
+                let series = vec![PointSeries { labels, value: number_value(p), exemplars: exemplars(&p.exemplars) }];
+                emit(b, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, series);
             }
         }
         metric::Data::Histogram(h) => {
             for p in &h.data_points {
-                add_histogram_point(b, ctx, &family, p)?;
+                let series = histogram_series(ctx, &family, p)?;
+                emit(b, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, p.flags, series);
             }
         }
         metric::Data::Summary(s) => {
@@ -360,17 +466,15 @@ fn convert_metric(b: &mut Builder, ctx: &Context, m: &Metric, data: &metric::Dat
 /// Classic histogram series: `_sum` (when the point has a sum), `_count`, and cumulative
 /// `_bucket{le}` series ending in `le="+Inf"` equal to the count. Each exemplar goes to the
 /// first bucket whose bound is at least its value.
-fn add_histogram_point(b: &mut Builder, ctx: &Context, family: &str, p: &HistogramDataPoint) -> Result<(), String> {
-    let t = ns_to_ms(p.time_unix_nano);
+fn histogram_series(ctx: &Context, family: &str, p: &HistogramDataPoint) -> Result<Vec<PointSeries>, String> {
+    let mut series = Vec::with_capacity(p.explicit_bounds.len() + 3);
+    let plain = |labels, value| PointSeries { labels, value, exemplars: Vec::new() };
     if let Some(sum) = p.sum {
-        let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &format!("{family}_sum"))])?;
-        b.push(labels, t, point_value(p.flags, sum));
+        series.push(plain(ctx.labels(&p.attributes, &[(METRIC_NAME, &format!("{family}_sum"))])?, sum));
     }
-    let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &format!("{family}_count"))])?;
-    b.push(labels, t, point_value(p.flags, p.count as f64));
+    series.push(plain(ctx.labels(&p.attributes, &[(METRIC_NAME, &format!("{family}_count"))])?, p.count as f64));
 
     let bucket_name = format!("{family}_bucket");
-    let mut buckets: Vec<(f64, usize)> = Vec::with_capacity(p.explicit_bounds.len() + 1);
     let mut cumulative = 0u64;
     // As many buckets as both lists cover, then +Inf holding the total count.
     let explicit = p.explicit_bounds.iter().zip(&p.bucket_counts).map(|(bound, count)| {
@@ -378,18 +482,19 @@ fn add_histogram_point(b: &mut Builder, ctx: &Context, family: &str, p: &Histogr
         (*bound, cumulative as f64)
     });
     let all: Vec<(f64, f64)> = explicit.chain([(f64::INFINITY, p.count as f64)]).collect();
+    let mut buckets: Vec<(f64, usize)> = Vec::with_capacity(all.len());
     for (bound, v) in all {
         let le = format_float(bound);
-        let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &bucket_name), ("le", &le)])?;
-        buckets.push((bound, b.push(labels, t, point_value(p.flags, v))));
+        buckets.push((bound, series.len()));
+        series.push(plain(ctx.labels(&p.attributes, &[(METRIC_NAME, &bucket_name), ("le", &le)])?, v));
     }
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     for e in exemplars(&p.exemplars) {
         if let Some((_, i)) = buckets.iter().find(|(bound, _)| e.v <= *bound) {
-            b.series[*i].exemplars.push(e);
+            series[*i].exemplars.push(e);
         }
     }
-    Ok(())
+    Ok(series)
 }
 
 /// Summary series: `_sum`, `_count`, and one series per quantile.

@@ -277,27 +277,21 @@ fn colliding_attribute_keys_are_joined_and_no_recorded_value_is_stale() {
 }
 
 #[test]
-fn delta_and_exponential_histograms_are_refused_by_name() {
-    let delta = Sum {
-        data_points: vec![number(vec![], number_data_point::Value::AsInt(1))],
-        aggregation_temporality: DELTA,
-        is_monotonic: true,
-    };
+fn exponential_histograms_are_refused_by_name() {
     let exp = ExponentialHistogram {
-        data_points: vec![ExponentialHistogramDataPoint { time_unix_nano: T0_NS, count: 1, ..Default::default() }],
+        data_points: vec![
+            ExponentialHistogramDataPoint { time_unix_nano: T0_NS, count: 1, ..Default::default() },
+            ExponentialHistogramDataPoint { time_unix_nano: T0_NS + 1, count: 2, ..Default::default() },
+        ],
         aggregation_temporality: CUMULATIVE,
     };
     let ok = Gauge { data_points: vec![number(vec![], number_data_point::Value::AsDouble(1.0))] };
     let req = request(
         vec![],
-        vec![
-            metric("deltas", "", metric::Data::Sum(delta)),
-            metric("exp", "", metric::Data::ExponentialHistogram(exp)),
-            metric("fine", "", metric::Data::Gauge(ok)),
-        ],
+        vec![metric("exp", "", metric::Data::ExponentialHistogram(exp)), metric("fine", "", metric::Data::Gauge(ok))],
     );
     let err = metrics_to_write_request(&req, &OtlpOptions::default()).unwrap_err().to_string();
-    assert!(err.contains(r#"OTLP metric "deltas""#) && err.contains("delta temporality"), "{err}");
+    assert!(err.contains(r#"OTLP metric "exp""#) && err.contains("exponential histograms"), "{err}");
 
     let partial = metrics_to_write_request_partial(&req, &OtlpOptions::default());
     assert_eq!(partial.rejected_data_points, 2);
@@ -309,16 +303,145 @@ fn delta_and_exponential_histograms_are_refused_by_name() {
     .unwrap();
     let partial_success = response.partial_success.unwrap();
     assert_eq!(partial_success.rejected_data_points, 2);
-    assert!(partial_success.error_message.contains("deltas"));
+    assert!(partial_success.error_message.contains("exp"));
     let json: serde_json::Value = serde_json::from_slice(&export_response_json(&partial)).unwrap();
     assert_eq!(json["partialSuccess"]["rejectedDataPoints"], "2");
     let all_fine = metrics_to_write_request_partial(&request(vec![], vec![]), &OtlpOptions::default());
     assert_eq!(export_response_json(&all_fine), b"{}");
     assert!(export_response_protobuf(&all_fine).is_empty());
+}
 
-    let only_exp = request(vec![], vec![req.resource_metrics[0].scope_metrics[0].metrics[1].clone()]);
-    let err = metrics_to_write_request(&only_exp, &OtlpOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("exponential histograms"), "{err}");
+fn delta_sum(monotonic: bool, points: Vec<NumberDataPoint>) -> metric::Data {
+    metric::Data::Sum(Sum { data_points: points, aggregation_temporality: DELTA, is_monotonic: monotonic })
+}
+
+/// The deltas as `stream: labels += value @ t` lines.
+fn render_deltas(deltas: &[DeltaPoint]) -> Vec<String> {
+    deltas
+        .iter()
+        .flat_map(|d| {
+            d.series.iter().map(move |s| format!("{} += {} @ {}", s.labels, s.value, d.time_unix_nano - T0_NS))
+        })
+        .collect()
+}
+
+#[test]
+fn delta_sums_are_handed_over_as_increments_with_cumulative_names() {
+    let mut second = number(vec![kv("k", "v")], number_data_point::Value::AsDouble(2.5));
+    second.time_unix_nano = T0_NS + 10;
+    second.start_time_unix_nano = T0_NS;
+    second.exemplars = vec![Exemplar {
+        time_unix_nano: T0_NS,
+        span_id: vec![1; 8],
+        value: Some(exemplar::Value::AsInt(1)),
+        ..Default::default()
+    }];
+    let req = request(
+        service(),
+        vec![
+            metric(
+                "requests",
+                "",
+                delta_sum(true, vec![number(vec![kv("k", "v")], number_data_point::Value::AsInt(3)), second]),
+            ),
+            metric("inflight", "", delta_sum(false, vec![number(vec![], number_data_point::Value::AsInt(-1))])),
+        ],
+    );
+    let got = metrics_to_write_request_partial(&req, &OtlpOptions::default());
+    assert_eq!(got.rejected_data_points, 0);
+    assert!(find(&got.request, "requests_total").is_empty() && find(&got.request, "inflight").is_empty());
+    assert_eq!(
+        render_deltas(&got.deltas),
+        vec![
+            r#"{__name__="requests_total", instance="pod-1", job="shop/api", k="v"} += 3 @ 0"#,
+            r#"{__name__="requests_total", instance="pod-1", job="shop/api", k="v"} += 2.5 @ 10"#,
+            r#"{__name__="inflight", instance="pod-1", job="shop/api"} += -1 @ 0"#,
+        ]
+    );
+    assert_eq!(got.deltas[1].start_time_unix_nano, T0_NS);
+    assert_eq!(got.deltas[1].series[0].exemplars.len(), 1);
+    assert_eq!(got.deltas[0].stream, got.deltas[1].stream);
+    assert_ne!(got.deltas[0].stream, got.deltas[2].stream);
+    let types: Vec<_> = got.request.metadata.iter().map(|m| (m.metric_family_name.as_str(), m.metric_type)).collect();
+    assert_eq!(types, vec![("requests_total", MetricType::Counter), ("inflight", MetricType::Gauge)]);
+
+    // The strict conversion has nowhere to keep running totals, so it refuses deltas.
+    let err = metrics_to_write_request(&req, &OtlpOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("requests_total") && err.contains("delta temporality"), "{err}");
+}
+
+#[test]
+fn stream_ids_follow_resource_scope_metric_and_attributes_but_not_their_order() {
+    let id = |resource: Vec<KeyValue>, scope: &str, name: &str, attrs: Vec<KeyValue>| {
+        let mut req = request(
+            resource,
+            vec![metric(name, "", delta_sum(true, vec![number(attrs, number_data_point::Value::AsInt(1))]))],
+        );
+        req.resource_metrics[0].scope_metrics[0].scope.as_mut().unwrap().name = scope.into();
+        metrics_to_write_request_partial(&req, &OtlpOptions::default()).deltas[0].stream
+    };
+    let base = id(service(), "lib", "m", vec![kv("a", "1"), kv("b", "2")]);
+    assert_eq!(base, id(service(), "lib", "m", vec![kv("b", "2"), kv("a", "1")]));
+    let mut reordered = service();
+    reordered.reverse();
+    assert_eq!(base, id(reordered, "lib", "m", vec![kv("a", "1"), kv("b", "2")]));
+    assert_ne!(base, id(service(), "other", "m", vec![kv("a", "1"), kv("b", "2")]));
+    assert_ne!(base, id(service(), "lib", "n", vec![kv("a", "1"), kv("b", "2")]));
+    assert_ne!(base, id(service(), "lib", "m", vec![kv("a", "1"), kv("b", "3")]));
+    assert_ne!(base, id(vec![kv("service.name", "x")], "lib", "m", vec![kv("a", "1"), kv("b", "2")]));
+}
+
+#[test]
+fn delta_histograms_are_handed_over_with_increments_cumulative_over_le() {
+    let point = HistogramDataPoint {
+        attributes: vec![kv("route", "/a")],
+        time_unix_nano: T0_NS,
+        count: 4,
+        sum: Some(1.5),
+        bucket_counts: vec![1, 2, 1],
+        explicit_bounds: vec![0.1, 1.0],
+        exemplars: vec![Exemplar {
+            time_unix_nano: T0_NS,
+            value: Some(exemplar::Value::AsDouble(0.5)),
+            ..Default::default()
+        }],
+        flags: 1,
+        ..Default::default()
+    };
+    let h = Histogram { data_points: vec![point], aggregation_temporality: DELTA };
+    let got = metrics_to_write_request_partial(
+        &request(vec![], vec![metric("lat", "s", metric::Data::Histogram(h))]),
+        &OtlpOptions::default(),
+    );
+    assert!(got.request.series.is_empty());
+    assert_eq!(
+        render_deltas(&got.deltas),
+        vec![
+            r#"{__name__="lat_seconds_sum", route="/a"} += 1.5 @ 0"#,
+            r#"{__name__="lat_seconds_count", route="/a"} += 4 @ 0"#,
+            r#"{__name__="lat_seconds_bucket", le="0.1", route="/a"} += 1 @ 0"#,
+            r#"{__name__="lat_seconds_bucket", le="1", route="/a"} += 3 @ 0"#,
+            r#"{__name__="lat_seconds_bucket", le="+Inf", route="/a"} += 4 @ 0"#,
+        ]
+    );
+    assert_eq!(got.deltas[0].series[3].exemplars.len(), 1, "the exemplar goes to le=1");
+    assert!(got.deltas[0].no_recorded_value);
+    assert_eq!(got.request.metadata[0].metric_type, MetricType::Histogram);
+}
+
+#[test]
+fn unspecified_temporality_is_refused() {
+    let sum = Sum {
+        data_points: vec![number(vec![], number_data_point::Value::AsInt(1))],
+        aggregation_temporality: 0,
+        is_monotonic: true,
+    };
+    let got = metrics_to_write_request_partial(
+        &request(vec![], vec![metric("m", "", metric::Data::Sum(sum))]),
+        &OtlpOptions::default(),
+    );
+    assert_eq!(got.rejected_data_points, 1);
+    assert!(got.first_rejection.unwrap().to_string().contains("invalid aggregation temporality 0"));
 }
 
 #[test]
