@@ -47,17 +47,8 @@ pub struct LimitedAppender {
 }
 
 impl LimitedAppender {
-    pub fn new(
-        inner: Arc<dyn MetricsAppender>,
-        limits: Limits,
-        clock: Arc<dyn Clock>,
-    ) -> LimitedAppender {
-        LimitedAppender {
-            inner,
-            limits,
-            clock,
-            buckets: Mutex::new(HashMap::new()),
-        }
+    pub fn new(inner: Arc<dyn MetricsAppender>, limits: Limits, clock: Arc<dyn Clock>) -> LimitedAppender {
+        LimitedAppender { inner, limits, clock, buckets: Mutex::new(HashMap::new()) }
     }
 
     fn check_labels(&self, request: &WriteRequest) -> Result<(), StorageError> {
@@ -73,7 +64,9 @@ impl LimitedAppender {
                 if label.name.len() > l.max_label_name_length {
                     return Err(StorageError::bad_request(format!(
                         "label name {:?} is {} bytes long, more than the limit of {} (limits.max_label_name_length)",
-                        label.name, label.name.len(), l.max_label_name_length
+                        label.name,
+                        label.name.len(),
+                        l.max_label_name_length
                     )));
                 }
                 if label.value.len() > l.max_label_value_length {
@@ -94,15 +87,8 @@ impl LimitedAppender {
         }
         let now = self.clock.now_ms();
         let mut buckets = self.buckets.lock();
-        let bucket = buckets
-            .entry(tenant.clone())
-            .or_insert_with(|| TokenBucket::new(l.ingestion_burst_size, now));
-        if bucket.try_take(
-            samples as f64,
-            l.ingestion_rate,
-            l.ingestion_burst_size,
-            now,
-        ) {
+        let bucket = buckets.entry(tenant.clone()).or_insert_with(|| TokenBucket::new(l.ingestion_burst_size, now));
+        if bucket.try_take(samples as f64, l.ingestion_rate, l.ingestion_burst_size, now) {
             Ok(())
         } else {
             Err(StorageError::too_many_requests(format!(
@@ -114,11 +100,7 @@ impl LimitedAppender {
 }
 
 impl MetricsAppender for LimitedAppender {
-    fn append(
-        &self,
-        tenant: &TenantId,
-        request: WriteRequest,
-    ) -> Result<AppendSummary, StorageError> {
+    fn append(&self, tenant: &TenantId, request: WriteRequest) -> Result<AppendSummary, StorageError> {
         self.check_labels(&request)?;
         self.check_rate(tenant, request.sample_count())?;
         self.inner.append(tenant, request)
@@ -136,10 +118,7 @@ mod tests {
     impl MetricsAppender for CountingAppender {
         fn append(&self, _: &TenantId, r: WriteRequest) -> Result<AppendSummary, StorageError> {
             self.0.fetch_add(r.sample_count() as u64, Ordering::SeqCst);
-            Ok(AppendSummary {
-                samples_appended: r.sample_count() as u64,
-                ..Default::default()
-            })
+            Ok(AppendSummary { samples_appended: r.sample_count() as u64, ..Default::default() })
         }
     }
 
@@ -170,26 +149,17 @@ mod tests {
 
     #[test]
     fn refuses_a_batch_over_the_rate_and_stores_nothing_of_it() {
-        let limits = Limits {
-            ingestion_rate: 10.0,
-            ingestion_burst_size: 10.0,
-            ..Limits::default()
-        };
+        let limits = Limits { ingestion_rate: 10.0, ingestion_burst_size: 10.0, ..Limits::default() };
         let (inner, clock, a) = setup(limits);
         let t = TenantId::new("a").unwrap();
         let up = Labels::from_pairs([("__name__", "up")]);
         a.append(&t, batch(up.clone(), 10)).unwrap();
         let err = a.append(&t, batch(up.clone(), 5)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::TooManyRequests);
-        assert!(
-            err.message.contains("limits.ingestion_rate"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("limits.ingestion_rate"), "{}", err.message);
         assert_eq!(inner.0.load(Ordering::SeqCst), 10);
         // Another tenant has its own bucket.
-        a.append(&TenantId::new("b").unwrap(), batch(up.clone(), 10))
-            .unwrap();
+        a.append(&TenantId::new("b").unwrap(), batch(up.clone(), 10)).unwrap();
         clock.0.store(1000, Ordering::SeqCst);
         a.append(&t, batch(up, 5)).unwrap();
         assert_eq!(inner.0.load(Ordering::SeqCst), 25);
@@ -197,27 +167,15 @@ mod tests {
 
     #[test]
     fn refuses_series_with_too_many_or_too_long_labels() {
-        let limits = Limits {
-            max_label_names_per_series: 2,
-            max_label_value_length: 4,
-            ..Limits::default()
-        };
+        let limits = Limits { max_label_names_per_series: 2, max_label_value_length: 4, ..Limits::default() };
         let (inner, _, a) = setup(limits);
         let t = TenantId::default_tenant();
         let many = Labels::from_pairs([("__name__", "m"), ("a", "1"), ("b", "2")]);
         let err = a.append(&t, batch(many, 1)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::BadRequest);
-        assert!(
-            err.message.contains("max_label_names_per_series"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("max_label_names_per_series"), "{}", err.message);
         let long = Labels::from_pairs([("__name__", "m"), ("a", "12345")]);
-        assert!(a
-            .append(&t, batch(long, 1))
-            .unwrap_err()
-            .message
-            .contains("max_label_value_length"));
+        assert!(a.append(&t, batch(long, 1)).unwrap_err().message.contains("max_label_value_length"));
         assert_eq!(inner.0.load(Ordering::SeqCst), 0);
     }
 }

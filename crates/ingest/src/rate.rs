@@ -13,10 +13,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
     }
 }
 
@@ -29,10 +26,7 @@ pub(crate) struct TokenBucket {
 
 impl TokenBucket {
     pub(crate) fn new(burst: f64, now_ms: i64) -> TokenBucket {
-        TokenBucket {
-            tokens: burst,
-            last_ms: now_ms,
-        }
+        TokenBucket { tokens: burst, last_ms: now_ms }
     }
 
     /// Takes `n` tokens if available; otherwise takes none and returns false.
