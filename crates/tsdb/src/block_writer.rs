@@ -165,7 +165,7 @@ fn write_section(out: &mut Vec<u8>, payload: &[u8]) -> u64 {
 fn write_index(path: &Path, series: &[(Labels, Vec<ChunkRef>)]) -> io::Result<()> {
     let mut postings = Postings::default();
     for (i, (labels, _)) in series.iter().enumerate() {
-        postings.add(i as u64, labels);
+        postings.add(i as u64, labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
     }
     let symbols: Vec<&str> = postings.symbols().into_iter().collect();
     let sym_index: HashMap<&str, u64> = symbols.iter().enumerate().map(|(i, s)| (*s, i as u64)).collect();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use osprey_model::{Labels, Matcher};
 use parking_lot::RwLock;
 
-use crate::postings::{matches_all, Postings};
+use crate::postings::Postings;
 use crate::series::{AppendLimits, MemSeries};
 
 /// Stripes of the series maps. Appenders of different series rarely share a lock.
@@ -50,8 +50,10 @@ struct HashStripe {
 impl HashStripe {
     fn find(&self, hash: u64, labels: &Labels) -> Option<&Arc<MemSeries>> {
         match self.first.get(&hash) {
-            Some(s) if s.labels == *labels => Some(s),
-            Some(_) if !self.collisions.is_empty() => self.collisions.get(&hash)?.iter().find(|s| s.labels == *labels),
+            Some(s) if s.labels.eq_labels(labels) => Some(s),
+            Some(_) if !self.collisions.is_empty() => {
+                self.collisions.get(&hash)?.iter().find(|s| s.labels.eq_labels(labels))
+            }
             _ => None,
         }
     }
@@ -135,13 +137,13 @@ impl Head {
 
     /// Returns the series with these labels, creating it (with a fresh id) when absent; the
     /// flag says whether it was created.
-    pub(crate) fn get_or_create(&self, hash: u64, labels: Labels) -> (Arc<MemSeries>, bool) {
+    pub(crate) fn get_or_create(&self, hash: u64, labels: &Labels) -> (Arc<MemSeries>, bool) {
         let mut map = self.by_hash[stripe(hash)].write();
-        if let Some(s) = map.find(hash, &labels) {
+        if let Some(s) = map.find(hash, labels) {
             return (s.clone(), false);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let series = Arc::new(MemSeries::new(id, labels));
+        let series = Arc::new(MemSeries::new(id, hash, labels));
         map.insert(hash, series.clone());
         drop(map);
         self.register(&series);
@@ -159,7 +161,7 @@ impl Head {
             return s.clone();
         }
         self.next_id.fetch_max(id + 1, Ordering::Relaxed);
-        let series = Arc::new(MemSeries::new(id, labels));
+        let series = Arc::new(MemSeries::new(id, hash, &labels));
         map.insert(hash, series.clone());
         drop(map);
         self.register(&series);
@@ -168,7 +170,7 @@ impl Head {
 
     fn register(&self, series: &Arc<MemSeries>) {
         self.by_id[stripe(series.id)].write().insert(series.id, series.clone());
-        self.postings.write().add(series.id, &series.labels);
+        self.postings.write().add(series.id, series.labels.iter());
         self.active.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -238,7 +240,7 @@ impl Head {
     /// Series matching every matcher (not yet filtered by time).
     pub(crate) fn select(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
         let ids = self.postings.read().candidates(matchers);
-        ids.into_iter().filter_map(|id| self.by_id(id)).filter(|s| matches_all(&s.labels, matchers)).collect()
+        ids.into_iter().filter_map(|id| self.by_id(id)).filter(|s| s.labels.matches(matchers)).collect()
     }
 
     pub(crate) fn postings(&self) -> parking_lot::RwLockReadGuard<'_, Postings> {
@@ -266,10 +268,9 @@ impl Head {
     }
 
     fn remove(&self, series: &Arc<MemSeries>) {
-        let hash = self.hash(&series.labels);
-        self.by_hash[stripe(hash)].write().remove(hash, series.id);
+        self.by_hash[stripe(series.hash)].write().remove(series.hash, series.id);
         self.by_id[stripe(series.id)].write().remove(&series.id);
-        self.postings.write().remove(series.id, &series.labels);
+        self.postings.write().remove(series.id, series.labels.iter());
         self.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -282,8 +283,8 @@ mod tests {
     fn hash_collisions_keep_series_apart() {
         let mut stripe = HashStripe::default();
         let (a, b) = (Labels::from_pairs([("a", "1")]), Labels::from_pairs([("a", "2")]));
-        stripe.insert(7, Arc::new(MemSeries::new(1, a.clone())));
-        stripe.insert(7, Arc::new(MemSeries::new(2, b.clone())));
+        stripe.insert(7, Arc::new(MemSeries::new(1, 7, &a)));
+        stripe.insert(7, Arc::new(MemSeries::new(2, 7, &b)));
         assert_eq!(stripe.find(7, &a).map(|s| s.id), Some(1));
         assert_eq!(stripe.find(7, &b).map(|s| s.id), Some(2));
         stripe.remove(7, 1);

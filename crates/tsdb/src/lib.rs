@@ -26,6 +26,7 @@
 
 mod block;
 mod block_writer;
+mod compact_labels;
 mod compactor;
 mod db;
 mod error;

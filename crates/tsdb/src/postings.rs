@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use osprey_model::{Labels, MatchOp, Matcher};
+use osprey_model::{MatchOp, Matcher};
 
 #[derive(Debug, Default)]
 pub(crate) struct Postings {
@@ -46,30 +46,30 @@ fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
 }
 
 impl Postings {
-    pub(crate) fn add(&mut self, id: u64, labels: &Labels) {
-        for l in labels {
-            let values = self.map.entry_ref_or_insert(&l.name);
-            match values.get_mut(l.value.as_str()) {
+    pub(crate) fn add<'a>(&mut self, id: u64, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        for (name, value) in pairs {
+            let values = self.map.entry_ref_or_insert(name);
+            match values.get_mut(value) {
                 Some(list) => insert_sorted(list, id),
                 None => {
-                    values.insert(l.value.clone(), vec![id]);
+                    values.insert(value.to_string(), vec![id]);
                 }
             }
         }
         insert_sorted(&mut self.all, id);
     }
 
-    pub(crate) fn remove(&mut self, id: u64, labels: &Labels) {
-        for l in labels {
-            if let Some(values) = self.map.get_mut(l.name.as_str()) {
-                if let Some(list) = values.get_mut(l.value.as_str()) {
+    pub(crate) fn remove<'a>(&mut self, id: u64, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        for (name, value) in pairs {
+            if let Some(values) = self.map.get_mut(name) {
+                if let Some(list) = values.get_mut(value) {
                     remove_sorted(list, id);
                     if list.is_empty() {
-                        values.remove(l.value.as_str());
+                        values.remove(value);
                     }
                 }
                 if values.is_empty() {
-                    self.map.remove(l.name.as_str());
+                    self.map.remove(name);
                 }
             }
         }
@@ -160,11 +160,6 @@ pub(crate) fn union<'a>(lists: impl Iterator<Item = &'a [u64]>) -> Vec<u64> {
     ids
 }
 
-/// Whether a label set satisfies every matcher (an absent label reads as "").
-pub(crate) fn matches_all(labels: &Labels, matchers: &[Matcher]) -> bool {
-    matchers.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
-}
-
 trait EntryRef {
     fn entry_ref_or_insert(&mut self, name: &str) -> &mut HashMap<String, Vec<u64>>;
 }
@@ -186,14 +181,14 @@ mod tests {
     #[test]
     fn selects_by_equality_regex_and_absence() {
         let mut p = Postings::default();
-        p.add(1, &Labels::from_pairs([("__name__", "up"), ("job", "a")]));
-        p.add(2, &Labels::from_pairs([("__name__", "up"), ("job", "b")]));
-        p.add(3, &Labels::from_pairs([("__name__", "down")]));
+        p.add(1, [("__name__", "up"), ("job", "a")]);
+        p.add(2, [("__name__", "up"), ("job", "b")]);
+        p.add(3, [("__name__", "down")]);
         assert_eq!(p.candidates(&[Matcher::equal("__name__", "up")]), vec![1, 2]);
         let re = Matcher::new(MatchOp::RegexMatch, "job", "a|b").unwrap();
         assert_eq!(p.candidates(&[re, Matcher::equal("job", "b")]), vec![2]);
         assert_eq!(p.candidates(&[Matcher::equal("job", "")]), vec![1, 2, 3]);
-        p.remove(2, &Labels::from_pairs([("__name__", "up"), ("job", "b")]));
+        p.remove(2, [("__name__", "up"), ("job", "b")]);
         assert_eq!(p.candidates(&[Matcher::equal("__name__", "up")]), vec![1]);
         assert_eq!(p.values("job").count(), 1);
     }

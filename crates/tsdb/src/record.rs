@@ -8,6 +8,8 @@
 use osprey_codec::{get_uvarint, get_varint, put_uvarint, put_varint, CodecError};
 use osprey_model::{Exemplar, Label, Labels, MetricMetadata, MetricType, Sample};
 
+use crate::compact_labels::CompactLabels;
+
 pub(crate) const FRAME_HEADER_LEN: usize = 8;
 /// A record larger than this is taken as corruption of its length field.
 pub(crate) const MAX_RECORD_LEN: usize = 1 << 30;
@@ -76,12 +78,16 @@ fn put_labels(buf: &mut Vec<u8>, labels: &Labels) {
     }
 }
 
-pub(crate) fn encode_series<'a>(buf: &mut Vec<u8>, series: impl ExactSizeIterator<Item = (u64, &'a Labels)>) {
+pub(crate) fn encode_series<'a>(buf: &mut Vec<u8>, series: impl ExactSizeIterator<Item = (u64, &'a CompactLabels)>) {
     let start = begin_frame(buf, TYPE_SERIES);
     put_uvarint(buf, series.len() as u64);
     for (r, labels) in series {
         put_uvarint(buf, r);
-        put_labels(buf, labels);
+        put_uvarint(buf, labels.len() as u64);
+        for (name, value) in labels.iter() {
+            put_str(buf, name);
+            put_str(buf, value);
+        }
     }
     end_frame(buf, start);
 }
@@ -354,7 +360,7 @@ mod tests {
             unit: String::new(),
         };
         let mut buf = Vec::new();
-        encode_series(&mut buf, [(7u64, &labels)].into_iter());
+        encode_series(&mut buf, [(7u64, &CompactLabels::new(&labels))].into_iter());
         encode_samples(&mut buf, &[(7, Sample::new(1000, 1.5)), (7, Sample::new(900, STALE_NAN))]);
         encode_exemplars(&mut buf, [(7u64, &ex)].into_iter());
         encode_metadata(&mut buf, [&meta].into_iter());

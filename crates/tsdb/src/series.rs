@@ -3,6 +3,8 @@
 
 use osprey_codec::{decode_chunk, encode_chunk, XorAppender};
 use osprey_model::{Labels, Sample};
+
+use crate::compact_labels::CompactLabels;
 use parking_lot::Mutex;
 
 /// Samples per head chunk: as Prometheus, bounds the cost of decoding a chunk for a query.
@@ -12,7 +14,9 @@ const OOO_MERGE_AT: usize = 64;
 
 pub(crate) struct MemSeries {
     pub(crate) id: u64,
-    pub(crate) labels: Labels,
+    /// The head's hash of the labels (the key of its stripe map).
+    pub(crate) hash: u64,
+    pub(crate) labels: CompactLabels,
     pub(crate) data: Mutex<SeriesData>,
 }
 
@@ -48,8 +52,8 @@ pub(crate) enum Outcome {
 }
 
 impl MemSeries {
-    pub(crate) fn new(id: u64, labels: Labels) -> MemSeries {
-        MemSeries { id, labels, data: Mutex::new(SeriesData::new()) }
+    pub(crate) fn new(id: u64, hash: u64, labels: &Labels) -> MemSeries {
+        MemSeries { id, hash, labels: CompactLabels::new(labels), data: Mutex::new(SeriesData::new()) }
     }
 }
 

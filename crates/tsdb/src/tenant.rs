@@ -17,7 +17,6 @@ use crate::block::{Block, BlockCompaction};
 use crate::block_writer::{BlockWriter, TMP_SUFFIX};
 use crate::exemplars::ExemplarRing;
 use crate::head::Head;
-use crate::postings::matches_all;
 use crate::record::{self, Record};
 use crate::series::{MemSeries, Outcome};
 use crate::stats::{top_n, Counters, HeadStats};
@@ -141,13 +140,13 @@ impl TenantDb {
         for (i, ts) in request.series.iter_mut().enumerate() {
             let mut series = match resolved[i].take() {
                 Some(s) => s,
-                None => self.create(hashes[i], std::mem::take(&mut ts.labels), &mut created),
+                None => self.create(hashes[i], &ts.labels, &mut created),
             };
             let mut data = series.data.lock();
             if data.removed {
                 // Garbage-collected between lookup and lock: append to a fresh series.
                 drop(data);
-                series = self.create(hashes[i], series.labels.clone(), &mut created);
+                series = self.create(hashes[i], &ts.labels, &mut created);
                 data = series.data.lock();
             }
             for &s in &ts.samples {
@@ -158,7 +157,7 @@ impl TenantDb {
                     max_t = max_t.max(s.t);
                     continue;
                 }
-                record_rejection(&mut summary, outcome, &series.labels, s);
+                record_rejection(&mut summary, outcome, &ts.labels, s);
             }
             drop(data);
             for e in ts.exemplars.drain(..) {
@@ -206,7 +205,7 @@ impl TenantDb {
         Ok(summary)
     }
 
-    fn create(&self, hash: u64, labels: Labels, created: &mut Vec<Arc<MemSeries>>) -> Arc<MemSeries> {
+    fn create(&self, hash: u64, labels: &Labels, created: &mut Vec<Arc<MemSeries>>) -> Arc<MemSeries> {
         let (series, is_new) = self.head.get_or_create(hash, labels);
         if is_new {
             created.push(series.clone());
@@ -226,28 +225,28 @@ impl TenantDb {
     ) -> Result<Vec<Series>, TsdbError> {
         // Per series: samples and whether several sources contributed (then sort and dedup).
         let mut merged: BTreeMap<Labels, (Vec<Sample>, bool)> = BTreeMap::new();
-        let mut add = |labels: &Labels, samples: Vec<Sample>| {
-            if samples.is_empty() {
-                return;
+        let mut add = |labels: Labels, samples: Vec<Sample>| match merged.get_mut(&labels) {
+            Some((existing, several)) => {
+                existing.extend(samples);
+                *several = true;
             }
-            match merged.get_mut(labels) {
-                Some((existing, several)) => {
-                    existing.extend(samples);
-                    *several = true;
-                }
-                None => {
-                    merged.insert(labels.clone(), (samples, false));
-                }
+            None => {
+                merged.insert(labels, (samples, false));
             }
         };
         for block in self.blocks_snapshot().iter().filter(|b| b.overlaps(start, end)) {
             for series in block.select(matchers, start, end)? {
-                add(&series.labels, block.samples(&series, start, end)?);
+                let samples = block.samples(&series, start, end)?;
+                if !samples.is_empty() {
+                    add(series.labels, samples);
+                }
             }
         }
         for series in self.head.select(matchers) {
             let samples = series.data.lock().samples(start, end);
-            add(&series.labels, samples);
+            if !samples.is_empty() {
+                add(series.labels.to_labels(), samples);
+            }
         }
         Ok(merged
             .into_iter()
@@ -289,7 +288,7 @@ impl TenantDb {
             let in_range = data.min_t().is_some_and(|min| min <= end) && data.max_t >= start;
             drop(data);
             if in_range {
-                visit(&series.labels);
+                visit(&series.labels.to_labels());
             }
         }
     }
@@ -389,8 +388,8 @@ impl TenantDb {
     ) -> Vec<(Labels, Vec<Exemplar>)> {
         let mut out: BTreeMap<Labels, Vec<Exemplar>> = BTreeMap::new();
         for (series, e) in self.exemplars.lock().iter() {
-            if e.t >= start && e.t <= end && matches_all(&series.labels, matchers) {
-                out.entry(series.labels.clone()).or_default().push(e.clone());
+            if e.t >= start && e.t <= end && series.labels.matches(matchers) {
+                out.entry(series.labels.to_labels()).or_default().push(e.clone());
             }
         }
         out.into_iter()
@@ -456,7 +455,7 @@ impl TenantDb {
             let mut writer = BlockWriter::new(&self.blocks_dir, window).map_err(io)?;
             for s in &series {
                 let samples = s.data.lock().samples(window, window_end - 1);
-                writer.add_series(s.labels.clone(), &samples).map_err(TsdbError::io(&self.blocks_dir))?;
+                writer.add_series(s.labels.to_labels(), &samples).map_err(TsdbError::io(&self.blocks_dir))?;
             }
             let compaction = BlockCompaction { level: 1, ..Default::default() };
             if let Some(dir) = writer.finish(window, window_end, compaction).map_err(TsdbError::io(&self.blocks_dir))? {
