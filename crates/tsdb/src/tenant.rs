@@ -78,8 +78,13 @@ impl TenantDb {
         if let Some(boundary) = blocks.iter().map(|b| b.meta.max_time).max() {
             head.raise_boundary(boundary);
         }
-        let mut replay =
-            Replay { head: &head, pending: HashMap::new(), exemplars: Vec::new(), metadata: HashMap::new() };
+        let mut replay = Replay {
+            head: &head,
+            pending: HashMap::new(),
+            aliases: HashMap::new(),
+            exemplars: Vec::new(),
+            metadata: HashMap::new(),
+        };
         let wal_dir = dir.join("wal");
         let (wal, records, repairs) =
             Wal::open(&wal_dir, opts.wal_segment_bytes, &mut |r| replay.apply(r)).map_err(TsdbError::io(&wal_dir))?;
@@ -698,11 +703,18 @@ struct Replay<'a> {
     /// Samples whose series record comes later in the log (concurrent appenders may log
     /// samples of a series before its creator logs the series).
     pending: HashMap<u64, Vec<Sample>>,
+    /// Logged ids that resolved to a series logged under another id (a series dropped from
+    /// the head and created again before a checkpoint replaced the log).
+    aliases: HashMap<u64, Arc<MemSeries>>,
     exemplars: Vec<(Arc<MemSeries>, Exemplar)>,
     metadata: HashMap<String, MetricMetadata>,
 }
 
 impl Replay<'_> {
+    fn series(&self, id: u64) -> Option<Arc<MemSeries>> {
+        self.head.by_id(id).or_else(|| self.aliases.get(&id).cloned())
+    }
+
     fn add_samples(&self, series: &MemSeries, samples: impl IntoIterator<Item = Sample>) {
         let boundary = self.head.boundary();
         let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
@@ -721,6 +733,9 @@ impl Replay<'_> {
             Record::Series(list) => {
                 for (id, labels) in list {
                     let series = self.head.create_with_id(id, labels);
+                    if series.id != id {
+                        self.aliases.insert(id, series.clone());
+                    }
                     if let Some(samples) = self.pending.remove(&id) {
                         self.add_samples(&series, samples);
                     }
@@ -728,7 +743,7 @@ impl Replay<'_> {
             }
             Record::Samples(list) => {
                 for (id, s) in list {
-                    match self.head.by_id(id) {
+                    match self.series(id) {
                         Some(series) => self.add_samples(&series, [s]),
                         None => self.pending.entry(id).or_default().push(s),
                     }
@@ -741,7 +756,7 @@ impl Replay<'_> {
                         tracing::warn!(series = id, "skipping undecodable chunk in wal checkpoint");
                         continue;
                     }
-                    match self.head.by_id(id) {
+                    match self.series(id) {
                         Some(series) => self.add_samples(&series, samples),
                         None => self.pending.entry(id).or_default().extend(samples),
                     }
@@ -749,7 +764,7 @@ impl Replay<'_> {
             }
             Record::Exemplars(list) => {
                 for (id, e) in list {
-                    if let Some(series) = self.head.by_id(id) {
+                    if let Some(series) = self.series(id) {
                         self.exemplars.push((series, e));
                     }
                 }

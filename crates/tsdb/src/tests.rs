@@ -554,3 +554,24 @@ fn size_retention_deletes_the_oldest_blocks_across_tenants() {
     assert_eq!(select_all(&db, &a, "m")[0].samples[0].t, 4 * HOUR);
     assert_eq!(select_all(&db, &b, "m")[0].samples.len(), 100);
 }
+
+#[test]
+fn a_series_logged_again_under_a_new_id_replays_into_one_series() {
+    // What a crash between head garbage collection and the WAL checkpoint leaves behind: the
+    // same labels defined under two ids, samples under both.
+    use crate::compact_labels::CompactLabels;
+    use crate::record::{encode_samples, encode_series};
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("tenants/a/wal");
+    fs::create_dir_all(&wal).unwrap();
+    let l = CompactLabels::new(&labels(&[("__name__", "m")]));
+    let mut buf = Vec::new();
+    encode_series(&mut buf, [(1u64, &l)].into_iter());
+    encode_samples(&mut buf, &[(1, Sample::new(1000, 1.0))]);
+    encode_series(&mut buf, [(2u64, &l)].into_iter());
+    encode_samples(&mut buf, &[(2, Sample::new(2000, 2.0))]);
+    fs::write(wal.join("00000000"), buf).unwrap();
+    let (db, report) = Tsdb::open(TsdbOptions::new(dir.path())).unwrap();
+    assert_eq!(report.samples_without_series, 0);
+    assert_eq!(times(&select_all(&db, &tenant("a"), "m")[0]), vec![1000, 2000]);
+}
