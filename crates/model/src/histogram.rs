@@ -353,15 +353,19 @@ impl FloatHistogram {
     fn adjust_counter_reset(&mut self, other: &FloatHistogram) -> bool {
         use CounterResetHint::*;
         let (a, b) = (self.counter_reset_hint, other.counter_reset_hint);
-        if a == b || a == Gauge || a == Unknown {
+        // In Prometheus's order: a gauge on either side wins, then "unknown".
+        if a == b || a == Gauge {
             return false;
         }
-        if b == Gauge || b == Unknown {
-            self.counter_reset_hint = b;
+        if b == Gauge {
+            self.counter_reset_hint = Gauge;
+            return false;
+        }
+        if a == Unknown {
             return false;
         }
         self.counter_reset_hint = Unknown;
-        true
+        b != Unknown
     }
 
     /// Makes both zero buckets equally wide (the wider one, widened further if it would
@@ -437,6 +441,25 @@ impl FloatHistogram {
             b.1 = 0.0;
         }
         self.compact();
+    }
+
+    /// This histogram in the bucket layout of `layout` (a sum it was added into): the same
+    /// or a coarser schema, an equal or wider zero bucket, or a subset of custom bounds.
+    pub fn aligned_to(&self, layout: &FloatHistogram) -> FloatHistogram {
+        let mut h = self.clone();
+        if h.uses_custom_buckets() {
+            if h.custom_values != layout.custom_values {
+                h.positive = map_custom(&h.positive, &h.custom_values, &layout.custom_values);
+                h.custom_values = layout.custom_values.clone();
+            }
+            return h;
+        }
+        h.reduce_resolution(layout.schema);
+        if h.zero_threshold < layout.zero_threshold {
+            (h.zero_count, h.zero_threshold) = h.zero_count_for_larger_threshold(layout.zero_threshold);
+            h.trim_buckets_in_zero_bucket();
+        }
+        h
     }
 
     /// Whether going from `previous` to `self` is a counter reset (Prometheus's
@@ -537,6 +560,14 @@ mod tests {
         assert_eq!(a.schema, 0);
         assert_eq!(a.positive, vec![(1, 7.0)]);
         assert_eq!(a.count, 7.0);
+    }
+
+    #[test]
+    fn aligns_to_a_coarser_layout() {
+        let a = h(1, &[(1, 1.0), (2, 2.0)]);
+        let mut sum = a.clone();
+        sum.add(&h(0, &[(1, 4.0)])).unwrap();
+        assert_eq!(a.aligned_to(&sum).positive, vec![(1, 3.0)]);
     }
 
     #[test]

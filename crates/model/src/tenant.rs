@@ -37,9 +37,10 @@ impl TenantId {
         if id == "." || id == ".." {
             return Err(TenantError::Reserved(id.to_string()));
         }
-        if let Some(c) = id.chars().find(|&c| {
-            !(c.is_ascii_alphanumeric() || matches!(c, '!' | '-' | '_' | '.' | '*' | '\'' | '(' | ')'))
-        }) {
+        if let Some(c) = id
+            .chars()
+            .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '!' | '-' | '_' | '.' | '*' | '\'' | '(' | ')')))
+        {
             return Err(TenantError::BadChar(id.to_string(), c));
         }
         Ok(TenantId(Arc::from(id)))

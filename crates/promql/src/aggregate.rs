@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 
-use osprey_model::{Labels, METRIC_NAME};
+use osprey_model::{FloatHistogram, Labels, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, intern, Collector, Evaluator, StepSeries, Val};
+use crate::eval::{by_step, by_step_h, intern, Collector, Evaluator, StepSeries, Val};
 use crate::functions::{format_float, is_valid_label_name_utf8, kahan_inc, quantile};
-use crate::scan::arg_pos;
+use crate::native::{fieldwise, Fieldwise, Notes};
+use crate::scan::{arg_pos, call_pos};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Agg {
@@ -67,6 +68,13 @@ struct Group {
     mean: f64,
     incremental_mean: bool,
     values: Vec<(usize, f64)>,
+    /// Native histograms (for `sum` and `avg`, with the series they came from), how many,
+    /// and whether floats were seen too.
+    hists: Vec<(usize, FloatHistogram)>,
+    hist_count: f64,
+    has_float: bool,
+    /// Series indices of histogram samples (for `limitk` and `limit_ratio`).
+    hist_members: Vec<usize>,
 }
 
 pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<Val, PromqlError> {
@@ -149,6 +157,8 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
     let mut slots: Vec<Option<usize>> = vec![None; ids.len()];
     let mut groups: Vec<Option<Group>> = (0..ids.len()).map(|_| None).collect();
     let steps = by_step(&input, &range);
+    let hsteps = by_step_h(&input, &range);
+    let expr_pos = arg_pos(ev.query, &name, usize::from(agg.param.is_some()));
     let mut out = Collector::new();
     for (i, step) in steps.iter().enumerate() {
         ev.check_deadline()?;
@@ -161,12 +171,69 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
                 Group::default()
             });
             group.drop_name |= input[j].drop_name;
+            group.has_float = true;
             accumulate(op, group, j, v);
         }
+        for &(j, h) in &hsteps[i] {
+            match op {
+                Agg::Min | Agg::Max | Agg::Stddev | Agg::Stdvar | Agg::Quantile => {
+                    ev.info(format!("ignored histogram in {name} aggregation {expr_pos}"));
+                    continue;
+                }
+                Agg::Topk | Agg::Bottomk => {
+                    ev.info(format!("ignored histogram in {name} aggregation {}", call_pos(ev.query, &name)));
+                    continue;
+                }
+                Agg::CountValues => continue,
+                _ => {}
+            }
+            let g = group_of[j];
+            let group = groups[g].get_or_insert_with(|| {
+                order.push(g);
+                Group::default()
+            });
+            group.drop_name |= input[j].drop_name;
+            group.count += 1.0;
+            group.hist_count += 1.0;
+            match op {
+                Agg::Sum | Agg::Avg => group.hists.push((j, h.clone())),
+                Agg::Limitk | Agg::LimitRatio => group.hist_members.push(j),
+                _ => {}
+            }
+        }
         for g in order {
-            let group = groups[g].take().unwrap_or_default();
+            let mut group = groups[g].take().unwrap_or_default();
+            let mut hist = None;
+            if matches!(op, Agg::Sum | Agg::Avg) && !group.hists.is_empty() {
+                let hs: Vec<&FloatHistogram> = group.hists.iter().map(|(_, h)| h).collect();
+                let how = if op == Agg::Sum { Fieldwise::Sum } else { Fieldwise::Mean };
+                let mut notes = Notes::default();
+                hist = fieldwise(&hs, how, &mut notes);
+                if notes.counter_reset_collision {
+                    ev.warn(format!("conflicting counter resets during histogram aggregation {expr_pos}"));
+                }
+                if group.has_float {
+                    ev.warn(format!("encountered a mix of histograms and floats for aggregation {expr_pos}"));
+                    continue;
+                }
+                if notes.mixed_exponential_custom {
+                    // Named after the first series whose buckets do not match the first one's.
+                    let custom = hs[0].uses_custom_buckets();
+                    let j = group.hists.iter().find(|(_, h)| h.uses_custom_buckets() != custom).map_or(0, |x| x.0);
+                    let metric = input[j].labels.get(METRIC_NAME).unwrap_or("");
+                    ev.warn(format!(
+                        "vector contains a mix of histograms with exponential and custom buckets schemas for metric \
+                         name {metric:?} {expr_pos}"
+                    ));
+                    continue;
+                }
+                if !notes.reconciled.is_empty() {
+                    ev.info(format!("mismatched custom buckets were reconciled during aggregation {expr_pos}"));
+                }
+            }
+            group.hists.clear();
             let target = Target { key: group_keys[g], slot: &mut slots[g] };
-            emit(op, group, target, &input, scalar_param[i], &string_param, t, &mut out)?;
+            emit(op, group, hist, target, &input, scalar_param[i], &string_param, t, &mut out)?;
         }
     }
     Ok(Val::Vector(out.finish()))
@@ -252,6 +319,7 @@ struct Target<'a> {
 fn emit(
     op: Agg,
     mut g: Group,
+    hist: Option<FloatHistogram>,
     target: Target,
     input: &[StepSeries],
     param: f64,
@@ -259,6 +327,14 @@ fn emit(
     t: i64,
     out: &mut Collector,
 ) -> Result<(), PromqlError> {
+    if let Some(mut h) = hist {
+        h.compact();
+        let slot = *target.slot.get_or_insert_with(|| out.slot(target.key.clone(), g.drop_name));
+        if g.drop_name {
+            out.set_drop_name(slot);
+        }
+        return out.push_hist_at(slot, t, h);
+    }
     let value = match op {
         Agg::Sum => g.value + g.kahan,
         Agg::Avg if g.incremental_mean => g.mean + g.kahan,
@@ -284,14 +360,25 @@ fn emit(
             for (s, c) in counts {
                 let mut b = target.key.to_builder();
                 b.set(label, s);
-                out.push(b.build(), g.drop_name, t, c)?;
+                out.add(b.build(), g.drop_name, t, c);
             }
             return Ok(());
         }
         Agg::Topk | Agg::Bottomk | Agg::Limitk | Agg::LimitRatio => {
+            // Histograms take part in limitk/limit_ratio; NaN marks them among the values.
+            let hist_members = std::mem::take(&mut g.hist_members);
+            g.values.extend(hist_members.iter().map(|&j| (j, f64::NAN)));
+            if op == Agg::Limitk {
+                g.values.sort_by_key(|x| x.0);
+            }
             let selected = select_series(op, &mut g.values, input, param);
             for (j, v) in selected {
-                out.push(input[j].labels.clone(), input[j].drop_name, t, v)?;
+                if hist_members.contains(&j) {
+                    let h = input[j].hists.iter().find(|p| p.t == t).map(|p| p.h.clone()).unwrap_or_default();
+                    out.push_hist(input[j].labels.clone(), input[j].drop_name, t, h)?;
+                } else {
+                    out.push(input[j].labels.clone(), input[j].drop_name, t, v)?;
+                }
             }
             return Ok(());
         }

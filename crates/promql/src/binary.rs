@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use osprey_model::{Labels, LabelsBuilder, METRIC_NAME};
+use osprey_model::{CounterResetHint, FloatHistogram, HistogramError, Labels, LabelsBuilder, METRIC_NAME};
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, intern, Collector, Evaluator, StepSeries, Val, METADATA_LABELS};
+use crate::eval::{by_step_any, intern, Collector, Evaluator, Operand, StepSeries, Val, METADATA_LABELS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -66,6 +66,83 @@ impl Op {
     }
 }
 
+/// The result of an operator on one pair of samples.
+enum Elem {
+    /// The value (or the histogram) and whether a comparison keeps the sample.
+    Value(Option<FloatHistogram>, f64, bool),
+    /// The pair is dropped with an info annotation.
+    DropInfo(String),
+    /// The pair is dropped with a warning.
+    DropWarn(String),
+}
+
+/// `lhs op rhs` on floats or histograms, as Prometheus's `vectorElemBinop`. `reconciled`
+/// is set when custom buckets had to be reconciled (an info, the result is kept).
+fn apply_any(op: Op, op_text: &str, l: Operand, r: Operand, reconciled: &mut Option<&'static str>) -> Elem {
+    use Operand::{F, H};
+    let incompatible = |lt: &str, rt: &str| {
+        Elem::DropInfo(format!(
+            "incompatible sample types encountered for binary operator {op_text:?}: {lt} {op_text} {rt}"
+        ))
+    };
+    match (l, r) {
+        (F(l), F(r)) => {
+            let (v, keep) = apply(op, l, r);
+            Elem::Value(None, v, keep)
+        }
+        (F(l), H(h)) => match op {
+            Op::Mul => Elem::Value(Some(scaled(h, l, false)), 0.0, true),
+            _ => incompatible("float", "histogram"),
+        },
+        (H(h), F(r)) => match op {
+            Op::Mul => Elem::Value(Some(scaled(h, r, false)), 0.0, true),
+            Op::Div => Elem::Value(Some(scaled(h, r, true)), 0.0, true),
+            _ => incompatible("histogram", "float"),
+        },
+        (H(a), H(b)) => match op {
+            Op::Add | Op::Sub => {
+                let mut res = a.clone();
+                let (outcome, what) =
+                    if op == Op::Add { (res.add(b), "addition") } else { (res.sub(b), "subtraction") };
+                match outcome {
+                    Err(HistogramError::IncompatibleSchema) => {
+                        Elem::DropWarn(format!("incompatible bucket layout encountered for binary operator {op_text}"))
+                    }
+                    Ok(notes) if notes.counter_reset_collision => {
+                        Elem::DropWarn(format!("conflicting counter resets during histogram {what}"))
+                    }
+                    Ok(notes) => {
+                        if notes.nhcb_bounds_reconciled {
+                            *reconciled = Some(what);
+                        }
+                        if op == Op::Sub {
+                            res.counter_reset_hint = CounterResetHint::Gauge;
+                        }
+                        res.compact();
+                        Elem::Value(Some(res), 0.0, true)
+                    }
+                }
+            }
+            Op::Eq | Op::Ne => {
+                let eq = crate::native::histograms_equal(a, b);
+                Elem::Value(Some(a.clone()), 0.0, eq == (op == Op::Eq))
+            }
+            _ => incompatible("histogram", "histogram"),
+        },
+    }
+}
+
+fn scaled(h: &FloatHistogram, by: f64, divide: bool) -> FloatHistogram {
+    let mut h = h.clone();
+    if divide {
+        h.div(by);
+    } else {
+        h.mul(by);
+    }
+    h.compact();
+    h
+}
+
 /// `lhs op rhs` on floats: the value and whether a comparison keeps the sample.
 fn apply(op: Op, l: f64, r: f64) -> (f64, bool) {
     match op {
@@ -111,14 +188,19 @@ pub(crate) fn eval_binary(ev: &mut Evaluator, b: &BinaryExpr) -> Result<Val, Pro
                 })
                 .collect(),
         )),
-        (Val::Vector(v), Val::Scalar(s)) => Ok(Val::Vector(vector_scalar(op, v, &s, false, return_bool, ev))),
-        (Val::Scalar(s), Val::Vector(v)) => Ok(Val::Vector(vector_scalar(op, v, &s, true, return_bool, ev))),
+        (Val::Vector(v), Val::Scalar(s)) => {
+            Ok(Val::Vector(vector_scalar(op, &op_text, v, &s, false, return_bool, ev, &binary_pos(ev.query, b))))
+        }
+        (Val::Scalar(s), Val::Vector(v)) => {
+            Ok(Val::Vector(vector_scalar(op, &op_text, v, &s, true, return_bool, ev, &binary_pos(ev.query, b))))
+        }
         (Val::Vector(l), Val::Vector(r)) => {
             let matching = Matching::from_expr(b, op);
             if op.is_set() {
                 set_op(ev, op, &matching, l, r)
             } else {
-                vector_vector(ev, op, &matching, return_bool, l, r)
+                let pos = binary_pos(ev.query, b);
+                vector_vector(ev, (op, &op_text, &pos), &matching, return_bool, l, r)
             }
         }
         (l, r) => Err(PromqlError::bad_data(format!(
@@ -129,13 +211,27 @@ pub(crate) fn eval_binary(ev: &mut Evaluator, b: &BinaryExpr) -> Result<Val, Pro
     }
 }
 
+/// `(line:col)` of a binary expression: where its left operand's text starts, or the
+/// query's start.
+fn binary_pos(query: &str, b: &BinaryExpr) -> String {
+    let lhs = b.lhs.to_string();
+    let off = query.find(&lhs).unwrap_or(0);
+    let before = &query[..off];
+    let line = before.matches('\n').count() + 1;
+    let col = off - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("({line}:{col})")
+}
+
+#[allow(clippy::too_many_arguments)]
 fn vector_scalar(
     op: Op,
+    op_text: &str,
     mut series: Vec<StepSeries>,
     scalar: &[f64],
     swap: bool,
     return_bool: bool,
-    ev: &Evaluator,
+    ev: &mut Evaluator,
+    pos: &str,
 ) -> Vec<StepSeries> {
     for s in &mut series {
         s.points.retain_mut(|p| {
@@ -155,7 +251,32 @@ fn vector_scalar(
             s.drop_name = true;
         }
     }
-    series.retain(|s| !s.points.is_empty());
+    // Histograms after floats, so that `bool` results from histograms are not re-evaluated.
+    let range = ev.range;
+    for s in &mut series {
+        let hists = std::mem::take(&mut s.hists);
+        for p in hists {
+            let sv = Operand::F(scalar[range.index(p.t)]);
+            let (l, r) = if swap { (sv, Operand::H(&p.h)) } else { (Operand::H(&p.h), sv) };
+            let mut reconciled = None;
+            match apply_any(op, op_text, l, r, &mut reconciled) {
+                Elem::Value(h, v, keep) => {
+                    if return_bool {
+                        s.points.push(osprey_model::Sample::new(p.t, if keep { 1.0 } else { 0.0 }));
+                    } else if keep {
+                        match h {
+                            Some(h) => s.hists.push(osprey_model::HistogramSample { t: p.t, h }),
+                            None => s.points.push(osprey_model::Sample::new(p.t, v)),
+                        }
+                    }
+                }
+                Elem::DropInfo(m) => ev.info(format!("{m} {pos}")),
+                Elem::DropWarn(m) => ev.warn(format!("{m} {pos}")),
+            }
+        }
+        s.points.sort_by_key(|p| p.t);
+    }
+    series.retain(|s| !s.is_empty());
     series
 }
 
@@ -221,8 +342,8 @@ fn set_op(
     let mut ids = HashMap::new();
     let lsig = intern(lsig_labels.iter(), &mut ids);
     let rsig = intern(rsig_labels.iter(), &mut ids);
-    let lsteps = by_step(&lhs, &range);
-    let rsteps = by_step(&rhs, &range);
+    let lsteps = by_step_any(&lhs, &range);
+    let rsteps = by_step_any(&rhs, &range);
     let mut out = Collector::new();
     let lslots: Vec<usize> = lhs.iter().map(|s| out.slot(s.labels.clone(), s.drop_name)).collect();
     let rslots: Vec<usize> = rhs.iter().map(|s| out.slot(s.labels.clone(), s.drop_name)).collect();
@@ -239,18 +360,18 @@ fn set_op(
                 }
                 for &(j, v) in ls {
                     if (seen[lsig[j]] == i) == (op == Op::And) {
-                        out.push_at(lslots[j], t, v)?;
+                        out.push_operand(lslots[j], t, v)?;
                     }
                 }
             }
             _ => {
                 for &(j, v) in ls {
                     seen[lsig[j]] = i;
-                    out.push_at(lslots[j], t, v)?;
+                    out.push_operand(lslots[j], t, v)?;
                 }
                 for &(j, v) in rs {
                     if seen[rsig[j]] != i {
-                        out.push_at(rslots[j], t, v)?;
+                        out.push_operand(rslots[j], t, v)?;
                     }
                 }
             }
@@ -261,7 +382,7 @@ fn set_op(
 
 fn vector_vector(
     ev: &mut Evaluator,
-    op: Op,
+    (op, op_text, pos): (Op, &str, &str),
     matching: &Matching,
     return_bool: bool,
     lhs: Vec<StepSeries>,
@@ -278,11 +399,14 @@ fn vector_vector(
     let many_sig = intern(many_sig_labels.iter(), &mut ids);
     let one_sig = intern(one_sig_labels.iter(), &mut ids);
     let sig_count = ids.len();
-    let many_steps = by_step(many, &range);
-    let one_steps = by_step(one, &range);
+    let many_steps = by_step_any(many, &range);
+    let one_steps = by_step_any(one, &range);
     let no_fill = matching.fill_one.is_none() && matching.fill_many.is_none();
     let mut step = StepMatch {
         op,
+        op_text,
+        infos: Vec::new(),
+        warnings: Vec::new(),
         matching,
         return_bool,
         one_to_many,
@@ -292,7 +416,7 @@ fn vector_vector(
         out: Collector::new(),
     };
     // Per signature at the current step: the "one"-side series and value (stamped).
-    let mut one_by_sig: Vec<(usize, usize, f64)> = vec![(usize::MAX, 0, 0.0); sig_count];
+    let mut one_by_sig: Vec<(usize, usize, Operand)> = vec![(usize::MAX, 0, Operand::F(0.0)); sig_count];
     for (i, (ms, os)) in many_steps.iter().zip(&one_steps).enumerate() {
         ev.check_deadline()?;
         let t = range.ts(i);
@@ -322,7 +446,7 @@ fn vector_vector(
                 }
                 _ => {
                     if let Some(fill) = matching.fill_one {
-                        step.apply(i, t, Side::Series(j), v, Side::Filled(j), fill, sig, many, one)?;
+                        step.apply(i, t, Side::Series(j), v, Side::Filled(j), Operand::F(fill), sig, many, one)?;
                     }
                 }
             }
@@ -331,10 +455,16 @@ fn vector_vector(
             for &(k, ov) in os {
                 let sig = one_sig[k];
                 if step.matched[sig].0 != i {
-                    step.apply(i, t, Side::Filled(k), fill, Side::Series(k), ov, sig, one, one)?;
+                    step.apply(i, t, Side::Filled(k), Operand::F(fill), Side::Series(k), ov, sig, one, one)?;
                 }
             }
         }
+    }
+    for m in std::mem::take(&mut step.warnings) {
+        ev.warn(format!("{m} {pos}"));
+    }
+    for m in std::mem::take(&mut step.infos) {
+        ev.info(format!("{m} {pos}"));
     }
     Ok(Val::Vector(step.out.finish()))
 }
@@ -351,6 +481,10 @@ enum Side {
 /// caches each pair's result labels and output slot across steps.
 struct StepMatch<'m> {
     op: Op,
+    op_text: &'m str,
+    /// Annotation texts (without position) raised by pairs of samples.
+    infos: Vec<String>,
+    warnings: Vec<String>,
     matching: &'m Matching,
     return_bool: bool,
     one_to_many: bool,
@@ -369,16 +503,31 @@ impl StepMatch<'_> {
         step: usize,
         t: i64,
         many_side: Side,
-        mv: f64,
+        mv: Operand,
         one_side: Side,
-        ov: f64,
+        ov: Operand,
         sig: usize,
         many_series: &[StepSeries],
         one_series: &[StepSeries],
     ) -> Result<(), PromqlError> {
         let (l, r) = if self.one_to_many { (ov, mv) } else { (mv, ov) };
-        let (mut value, keep) = apply(self.op, l, r);
+        let mut reconciled = None;
+        let (mut hist, mut value, keep) = match apply_any(self.op, self.op_text, l, r, &mut reconciled) {
+            Elem::Value(h, v, keep) => (h, v, keep),
+            Elem::DropInfo(m) => {
+                self.infos.push(m);
+                return Ok(());
+            }
+            Elem::DropWarn(m) => {
+                self.warnings.push(m);
+                return Ok(());
+            }
+        };
+        if let Some(what) = reconciled {
+            self.infos.push(format!("mismatched custom buckets were reconciled during {what}"));
+        }
         if self.return_bool {
+            hist = None;
             value = if keep { 1.0 } else { 0.0 };
         }
         let slot = match self.results.get(&(many_side, one_side)) {
@@ -399,7 +548,9 @@ impl StepMatch<'_> {
                 };
                 let labels =
                     result_labels(&many_labels, &one_labels, self.matching, self.one_to_one, self.op.drops_name());
-                let slot = self.out.slot(labels, self.return_bool);
+                // A filter keeps the "many" series' labels, so also its pending name removal.
+                let many_drops = matches!(many_side, Side::Series(i) if many_series[i].drop_name);
+                let slot = self.out.slot(labels, self.return_bool || many_drops);
                 self.results.insert((many_side, one_side), slot);
                 slot
             }
@@ -419,7 +570,10 @@ impl StepMatch<'_> {
         }
         group.1.push(slot);
         if keep || self.return_bool {
-            self.out.push_at(slot, t, value)?;
+            match hist {
+                Some(h) => self.out.push_hist_at(slot, t, h)?,
+                None => self.out.push_at(slot, t, value)?,
+            }
         }
         Ok(())
     }

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use osprey_model::{Labels, MetricsQuerier, Series, TenantId};
+use osprey_model::{FloatHistogram, HistogramSample, Labels, MetricsQuerier, Sample, TenantId};
 use promql_parser::parser::{self, Expr};
 
 use crate::durexpr::{self, DurationParams};
@@ -23,6 +23,11 @@ pub struct EngineOptions {
     /// Step of subqueries written without one (`[5m:]`); `None` means the query's step for
     /// range queries and 60s for instant queries, as Prometheus's default evaluation interval.
     pub default_subquery_step_ms: Option<i64>,
+    /// Prometheus's `promql-delayed-name-removal` feature (off by default there too): keep
+    /// `__name__` through the query and drop it only from the final result, so that
+    /// `label_replace` and `by (__name__)` above a function still see it. When off, functions
+    /// and operators drop it at once, as Prometheus 2.x and 3.x do by default.
+    pub delayed_name_removal: bool,
 }
 
 impl Default for EngineOptions {
@@ -32,6 +37,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: None,
+            delayed_name_removal: false,
         }
     }
 }
@@ -74,12 +80,22 @@ impl QueryContext {
     }
 }
 
-/// One sample of an instant vector.
+/// One sample of an instant vector: a float `v`, or a native histogram `h` (then `v` is 0).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorSample {
     pub labels: Labels,
     pub t: i64,
     pub v: f64,
+    pub h: Option<FloatHistogram>,
+}
+
+/// One series of a matrix result: float points and native-histogram points (at other
+/// timestamps), each in time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixSeries {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+    pub histograms: Vec<HistogramSample>,
 }
 
 /// A query result.
@@ -88,7 +104,7 @@ pub enum Value {
     Scalar { t: i64, v: f64 },
     String { t: i64, v: String },
     Vector(Vec<VectorSample>),
-    Matrix(Vec<Series>),
+    Matrix(Vec<MatrixSeries>),
 }
 
 /// Counters about one evaluation.

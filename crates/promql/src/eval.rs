@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use osprey_model::{
-    is_stale_nan, Labels, MatchOp, Matcher, MetricsQuerier, Sample, SelectRequest, Series, TenantId, METRIC_NAME,
+    is_stale_nan, CounterResetHint, FloatHistogram, HistogramSample, Labels, MatchOp, Matcher, MetricsQuerier, Sample,
+    SelectRequest, Series, TenantId, METRIC_NAME,
 };
 use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
 
-use crate::engine::{EngineOptions, QueryContext, QueryOutput, QueryStats, Value, VectorSample};
+use crate::engine::{EngineOptions, MatrixSeries, QueryContext, QueryOutput, QueryStats, Value, VectorSample};
 use crate::error::PromqlError;
 use crate::extended::{extend_floats, modifier_of, smoothed_value, take_modifier, Modifier};
 
@@ -54,6 +55,19 @@ pub(crate) struct StepSeries {
     pub labels: Labels,
     pub drop_name: bool,
     pub points: Vec<Sample>,
+    /// Native-histogram points, at steps where the series has no float point.
+    pub hists: Vec<HistogramSample>,
+}
+
+impl StepSeries {
+    /// A series of float points only.
+    pub fn floats(labels: Labels, drop_name: bool, points: Vec<Sample>) -> StepSeries {
+        StepSeries { labels, drop_name, points, hists: Vec::new() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty() && self.hists.is_empty()
+    }
 }
 
 /// The value of an expression over the evaluation range.
@@ -97,22 +111,38 @@ impl MatrixArg {
         self.at_ms.unwrap_or(ts) - self.offset_ms
     }
 
-    pub fn window<'s>(&self, series: &'s StepSeries, ts: i64) -> &'s [Sample] {
+    /// The window's time bounds `(lo, hi]`.
+    fn bounds(&self, ts: i64) -> (i64, i64) {
         let end = self.window_end(ts);
         let (before, after) = match self.modifier {
             Modifier::None => (0, 0),
             Modifier::Anchored => (self.lookback_ms, 0),
             Modifier::Smoothed => (self.lookback_ms, self.lookback_ms),
         };
-        let lo = series.points.partition_point(|s| s.t <= end - self.range_ms - before);
-        let hi = series.points.partition_point(|s| s.t <= end + after);
+        (end - self.range_ms - before, end + after)
+    }
+
+    pub fn window<'s>(&self, series: &'s StepSeries, ts: i64) -> &'s [Sample] {
+        let (lo_t, hi_t) = self.bounds(ts);
+        let lo = series.points.partition_point(|s| s.t <= lo_t);
+        let hi = series.points.partition_point(|s| s.t <= hi_t);
         &series.points[lo..hi]
+    }
+
+    /// The histogram samples of the window at step time `ts`.
+    pub fn window_h<'s>(&self, series: &'s StepSeries, ts: i64) -> &'s [HistogramSample] {
+        let (lo_t, hi_t) = self.bounds(ts);
+        let lo = series.hists.partition_point(|s| s.t <= lo_t);
+        let hi = series.hists.partition_point(|s| s.t <= hi_t);
+        &series.hists[lo..hi]
     }
 }
 
-/// Collects per-step outputs into series keyed by label set, as Prometheus does.
+/// Collects per-step outputs into series keyed by label set, as Prometheus does, and by
+/// whether the name is to be dropped: `x or rate(x[1m])` keeps the named left series apart
+/// from the right one whose name goes, so they do not merge under the left one's name.
 pub(crate) struct Collector {
-    index: HashMap<Labels, usize>,
+    index: HashMap<(Labels, bool), usize>,
     out: Vec<StepSeries>,
 }
 
@@ -129,11 +159,13 @@ impl Collector {
     /// The output series for a label set, created on first use; callers that produce the
     /// same label set at every step cache the slot instead of hashing labels each time.
     pub fn slot(&mut self, labels: Labels, drop_name: bool) -> usize {
-        if let Some(&i) = self.index.get(&labels) {
+        let key = (labels, drop_name);
+        if let Some(&i) = self.index.get(&key) {
             return i;
         }
-        self.index.insert(labels.clone(), self.out.len());
-        self.out.push(StepSeries { labels, drop_name, points: Vec::new() });
+        let labels = key.0.clone();
+        self.index.insert(key, self.out.len());
+        self.out.push(StepSeries::floats(labels, drop_name, Vec::new()));
         self.out.len() - 1
     }
 
@@ -146,16 +178,48 @@ impl Collector {
     /// the same label set.
     pub fn push_at(&mut self, slot: usize, t: i64, v: f64) -> Result<(), PromqlError> {
         let s = &mut self.out[slot];
-        if s.points.last().is_some_and(|p| p.t == t) {
+        if s.points.last().is_some_and(|p| p.t == t) || s.hists.last().is_some_and(|p| p.t == t) {
             return Err(PromqlError::execution("vector cannot contain metrics with the same labelset"));
         }
         s.points.push(Sample::new(t, v));
         Ok(())
     }
 
+    /// Adds `v` to the point of a series at `t`, or adds the point: `count_values` groups
+    /// that differ only in the label it overwrites are one group in Prometheus.
+    pub fn add(&mut self, labels: Labels, drop_name: bool, t: i64, v: f64) {
+        let slot = self.slot(labels, drop_name);
+        match self.out[slot].points.last_mut() {
+            Some(p) if p.t == t => p.v += v,
+            _ => self.out[slot].points.push(Sample::new(t, v)),
+        }
+    }
+
+    pub fn push_hist(&mut self, labels: Labels, drop_name: bool, t: i64, h: FloatHistogram) -> Result<(), PromqlError> {
+        let slot = self.slot(labels, drop_name);
+        self.push_hist_at(slot, t, h)
+    }
+
+    pub fn push_hist_at(&mut self, slot: usize, t: i64, h: FloatHistogram) -> Result<(), PromqlError> {
+        let s = &mut self.out[slot];
+        if s.points.last().is_some_and(|p| p.t == t) || s.hists.last().is_some_and(|p| p.t == t) {
+            return Err(PromqlError::execution("vector cannot contain metrics with the same labelset"));
+        }
+        s.hists.push(HistogramSample { t, h });
+        Ok(())
+    }
+
+    /// Adds a float or a histogram point.
+    pub fn push_operand(&mut self, slot: usize, t: i64, v: Operand) -> Result<(), PromqlError> {
+        match v {
+            Operand::F(f) => self.push_at(slot, t, f),
+            Operand::H(h) => self.push_hist_at(slot, t, h.clone()),
+        }
+    }
+
     /// The output, without series that never received a point.
     pub fn finish(mut self) -> Vec<StepSeries> {
-        self.out.retain(|s| !s.points.is_empty());
+        self.out.retain(|s| !s.is_empty());
         self.out
     }
 }
@@ -181,6 +245,46 @@ pub(crate) fn by_step(series: &[StepSeries], range: &EvalRange) -> Vec<Vec<(usiz
     steps
 }
 
+/// For each step, the (series index, histogram) pairs of the series with a histogram there.
+pub(crate) fn by_step_h<'s>(series: &'s [StepSeries], range: &EvalRange) -> Vec<Vec<(usize, &'s FloatHistogram)>> {
+    let mut steps = vec![Vec::new(); range.len()];
+    for (i, s) in series.iter().enumerate() {
+        for p in &s.hists {
+            steps[range.index(p.t)].push((i, &p.h));
+        }
+    }
+    steps
+}
+
+/// A value at one step: a float or a native histogram.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Operand<'a> {
+    F(f64),
+    H(&'a FloatHistogram),
+}
+
+/// For each step, the (series index, value) pairs of every series with a point there,
+/// floats and histograms alike, in series order.
+pub(crate) fn by_step_any<'s>(series: &'s [StepSeries], range: &EvalRange) -> Vec<Vec<(usize, Operand<'s>)>> {
+    let mut steps = vec![Vec::new(); range.len()];
+    for (i, s) in series.iter().enumerate() {
+        for p in &s.points {
+            steps[range.index(p.t)].push((i, Operand::F(p.v)));
+        }
+        for p in &s.hists {
+            steps[range.index(p.t)].push((i, Operand::H(&p.h)));
+        }
+    }
+    steps
+}
+
+/// A series read from storage: float samples (with staleness markers) and histogram samples.
+pub(crate) struct RawSeries {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+    pub hists: Vec<HistogramSample>,
+}
+
 pub(crate) struct Evaluator<'a> {
     storage: &'a dyn MetricsQuerier,
     tenant: &'a TenantId,
@@ -192,6 +296,11 @@ pub(crate) struct Evaluator<'a> {
     /// `end()`, `step()` and `range()` refer to (also inside subqueries).
     pub query_range: EvalRange,
     stats: QueryStats,
+    /// Set while evaluating the argument of `histogram_count/sum/avg` (outside subqueries):
+    /// Prometheus then reads histograms through its stats iterator, which turns
+    /// "unknown" counter-reset hints into definite ones by comparing with the previous
+    /// sample read. Selectors emulate that so hint-dependent annotations match.
+    pub stats_decoding: bool,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
 }
@@ -233,6 +342,7 @@ impl<'a> Evaluator<'a> {
             range,
             query_range: range,
             stats: QueryStats::default(),
+            stats_decoding: false,
             warnings: Vec::new(),
             infos: Vec::new(),
         }
@@ -287,13 +397,24 @@ impl<'a> Evaluator<'a> {
                 Value::Vector(
                     series
                         .into_iter()
-                        .filter_map(|s| s.points.first().map(|p| VectorSample { labels: s.labels.clone(), t, v: p.v }))
+                        .filter_map(|s| match (s.points.first(), s.hists.first()) {
+                            (Some(p), _) => Some(VectorSample { labels: s.labels.clone(), t, v: p.v, h: None }),
+                            (None, Some(h)) => {
+                                Some(VectorSample { labels: s.labels.clone(), t, v: 0.0, h: Some(h.h.clone()) })
+                            }
+                            (None, None) => None,
+                        })
                         .collect(),
                 )
             }
             Val::Matrix(series) => {
                 let series = finalize_names(series)?;
-                Value::Matrix(series.into_iter().map(|s| Series { labels: s.labels, samples: s.points }).collect())
+                Value::Matrix(
+                    series
+                        .into_iter()
+                        .map(|s| MatrixSeries { labels: s.labels, samples: s.points, histograms: s.hists })
+                        .collect(),
+                )
             }
         })
     }
@@ -301,14 +422,15 @@ impl<'a> Evaluator<'a> {
     pub fn eval_range(&mut self, expr: &Expr) -> Result<Value, PromqlError> {
         let val = self.eval(expr)?;
         let mut series = match val {
-            Val::Scalar(v) => vec![Series {
+            Val::Scalar(v) => vec![MatrixSeries {
                 labels: Labels::empty(),
                 samples: v.iter().enumerate().map(|(i, v)| Sample::new(self.range.ts(i), *v)).collect(),
+                histograms: Vec::new(),
             }],
             Val::Vector(series) => finalize_names(series)?
                 .into_iter()
-                .filter(|s| !s.points.is_empty())
-                .map(|s| Series { labels: s.labels, samples: s.points })
+                .filter(|s| !s.is_empty())
+                .map(|s| MatrixSeries { labels: s.labels, samples: s.points, histograms: s.hists })
                 .collect(),
             other => {
                 return Err(PromqlError::bad_data(format!(
@@ -321,7 +443,22 @@ impl<'a> Evaluator<'a> {
         Ok(Value::Matrix(series))
     }
 
+    /// Evaluates a node. Without delayed name removal, a name the node dropped is removed
+    /// here, before any parent node sees the series (Prometheus's default).
     pub fn eval(&mut self, expr: &Expr) -> Result<Val, PromqlError> {
+        match self.eval_node(expr)? {
+            Val::Vector(series) if !self.opts.delayed_name_removal => {
+                let mut series = finalize_names(series)?;
+                for s in &mut series {
+                    s.drop_name = false;
+                }
+                Ok(Val::Vector(series))
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn eval_node(&mut self, expr: &Expr) -> Result<Val, PromqlError> {
         self.ctx.check()?;
         let n = self.range.len();
         match expr {
@@ -335,6 +472,9 @@ impl<'a> Evaluator<'a> {
                         s.drop_name = true;
                         for p in &mut s.points {
                             p.v = -p.v;
+                        }
+                        for p in &mut s.hists {
+                            p.h.mul(-1.0);
                         }
                     }
                     Ok(Val::Vector(series))
@@ -357,10 +497,12 @@ impl<'a> Evaluator<'a> {
                                 extend_floats(w, end - arg.range_ms, end, m == Modifier::Smoothed)
                             }
                         };
-                        (!points.is_empty()).then(|| StepSeries {
+                        let hists = arg.window_h(s, ts).to_vec();
+                        (!points.is_empty() || !hists.is_empty()).then(|| StepSeries {
                             labels: s.labels.clone(),
                             drop_name: s.drop_name,
                             points,
+                            hists,
                         })
                     })
                     .collect();
@@ -411,8 +553,42 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn select(&mut self, vs: &VectorSelector, start: i64, end: i64) -> Result<Vec<Series>, PromqlError> {
-        self.select_matchers(convert_matchers(vs)?, start, end)
+    /// Reads float and histogram samples of the series a selector matches in `[start, end]`.
+    fn select(&mut self, vs: &VectorSelector, start: i64, end: i64) -> Result<Vec<RawSeries>, PromqlError> {
+        let matchers = convert_matchers(vs)?;
+        let request = SelectRequest { matchers: matchers.clone(), start, end };
+        let hists = self.storage.select_histograms(self.tenant, &request)?;
+        let floats = self.select_matchers(matchers, start, end)?;
+        self.stats.total_samples += hists.iter().map(|s| s.samples.len() as u64).sum::<u64>();
+        let mut out: Vec<RawSeries> = Vec::with_capacity(floats.len());
+        let mut by_labels: HashMap<Labels, usize> = HashMap::new();
+        for s in floats {
+            by_labels.insert(s.labels.clone(), out.len());
+            out.push(RawSeries { labels: s.labels, samples: s.samples, hists: Vec::new() });
+        }
+        for s in hists {
+            match by_labels.get(&s.labels) {
+                Some(&i) => out[i].hists = s.samples,
+                None => out.push(RawSeries { labels: s.labels, samples: Vec::new(), hists: s.samples }),
+            }
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        if self.stats_decoding {
+            for s in &mut out {
+                for i in 1..s.hists.len() {
+                    let (before, after) = s.hists.split_at_mut(i);
+                    let (prev, cur) = (&before[i - 1].h, &mut after[0].h);
+                    if cur.counter_reset_hint == CounterResetHint::Unknown {
+                        cur.counter_reset_hint = if cur.detect_reset(prev) {
+                            CounterResetHint::CounterReset
+                        } else {
+                            CounterResetHint::NotCounterReset
+                        };
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Reads the series matching `matchers` with samples in `[start, end]`.
@@ -429,6 +605,12 @@ impl<'a> Evaluator<'a> {
         self.stats.total_samples += series.iter().map(|s| s.samples.len() as u64).sum::<u64>();
         self.ctx.check()?;
         Ok(series)
+    }
+
+    /// Whether series matching `matchers` have native-histogram samples in `[start, end]`.
+    pub fn has_histograms(&mut self, matchers: Vec<Matcher>, start: i64, end: i64) -> Result<bool, PromqlError> {
+        let series = self.storage.select_histograms(self.tenant, &SelectRequest { matchers, start, end })?;
+        Ok(series.iter().any(|s| !s.samples.is_empty()))
     }
 
     /// The sample an instant selector sees at step time `ts`: the latest one in
@@ -454,11 +636,25 @@ impl<'a> Evaluator<'a> {
         let smoothed = modifier_of(vs) == Modifier::Smoothed;
         let (min_ref, max_ref) = self.ref_times(at, offset);
         let ahead = if smoothed { lookback } else { 0 };
-        let raw = self.select(vs, min_ref - lookback + 1, max_ref + ahead)?;
+        let (lo, hi) = (min_ref - lookback + 1, max_ref + ahead);
+        let mut raw = self.select(vs, lo, hi)?;
+        // `timestamp(x offset o @ t)`: Prometheus replaces the offset by `step - t` (its fix
+        // for issue 8433), so it looks up the latest sample at `t` itself, among the samples
+        // its storage read for the selector's own window.
+        let offset = if sample_time && at.is_some() {
+            for s in &mut raw {
+                s.samples.retain(|x| (lo..=hi).contains(&x.t));
+                s.hists.retain(|x| (lo..=hi).contains(&x.t));
+            }
+            0
+        } else {
+            offset
+        };
         let mut out = Vec::with_capacity(raw.len());
         let mut total = 0;
         for mut s in raw {
             let mut points = Vec::new();
+            let mut hists = Vec::new();
             if smoothed {
                 s.samples.retain(|x| !is_stale_nan(x.v));
             }
@@ -470,16 +666,31 @@ impl<'a> Evaluator<'a> {
                     let hi = s.samples.partition_point(|x| x.t <= t + lookback);
                     smoothed_value(&s.samples[lo..hi], t).map(|v| Sample::new(t, v))
                 } else {
-                    self.sample_at(&s.samples, at, offset, ts)
+                    let rt = at.unwrap_or(ts) - offset;
+                    // The latest sample of either kind wins; a later staleness marker hides
+                    // a histogram as it hides a float.
+                    let hi = s.hists.partition_point(|x| x.t <= rt);
+                    let last_float = s.samples.partition_point(|x| x.t <= rt).checked_sub(1).map(|i| s.samples[i].t);
+                    match hi.checked_sub(1).map(|i| &s.hists[i]) {
+                        Some(h) if h.t > rt - lookback && last_float.is_none_or(|ft| ft < h.t) => {
+                            if sample_time {
+                                points.push(Sample::new(ts, h.t as f64 / 1000.0));
+                            } else {
+                                hists.push(HistogramSample { t: ts, h: h.h.clone() });
+                            }
+                            continue;
+                        }
+                        _ => self.sample_at(&s.samples, at, offset, ts),
+                    }
                 };
                 if let Some(sample) = sample {
                     let v = if sample_time { sample.t as f64 / 1000.0 } else { sample.v };
                     points.push(Sample::new(ts, v));
                 }
             }
-            total += points.len();
-            if !points.is_empty() {
-                out.push(StepSeries { labels: s.labels, drop_name: false, points });
+            total += points.len() + hists.len();
+            if !points.is_empty() || !hists.is_empty() {
+                out.push(StepSeries { labels: s.labels, drop_name: false, points, hists });
             }
         }
         self.account(total)?;
@@ -519,6 +730,7 @@ impl<'a> Evaluator<'a> {
                 labels: s.labels,
                 drop_name: false,
                 points: s.samples.into_iter().filter(|x| !is_stale_nan(x.v)).collect(),
+                hists: s.hists,
             })
             .collect();
         let arg = MatrixArg { series, range_ms, offset_ms: offset, at_ms: at, modifier, lookback_ms };
@@ -531,7 +743,7 @@ impl<'a> Evaluator<'a> {
         let mut peak = 0;
         for i in 0..self.range.len() {
             let ts = self.range.ts(i);
-            let n: usize = arg.series.iter().map(|s| arg.window(s, ts).len()).sum();
+            let n: usize = arg.series.iter().map(|s| arg.window(s, ts).len() + arg.window_h(s, ts).len()).sum();
             peak = peak.max(n);
         }
         self.account(peak)
@@ -553,15 +765,26 @@ impl<'a> Evaluator<'a> {
             start += step;
         }
         let inner_range = EvalRange { start, end: max_ref.max(start), step };
-        let series = if start > max_ref {
+        let mut series = if start > max_ref {
             Vec::new()
         } else {
-            let saved = self.range;
+            let saved = (self.range, self.stats_decoding);
             self.range = inner_range;
+            self.stats_decoding = false;
             let res = self.eval_vector(&sq.expr);
-            self.range = saved;
+            (self.range, self.stats_decoding) = saved;
             res?
         };
+        // As Prometheus: definite counter-reset hints become "unknown", since the subquery
+        // may skip the sample with a reset or return it several times.
+        for s in &mut series {
+            for p in &mut s.hists {
+                if matches!(p.h.counter_reset_hint, CounterResetHint::NotCounterReset | CounterResetHint::CounterReset)
+                {
+                    p.h.counter_reset_hint = CounterResetHint::Unknown;
+                }
+            }
+        }
         let arg = MatrixArg {
             series,
             range_ms,
@@ -601,6 +824,16 @@ fn finalize_names(mut series: Vec<StepSeries>) -> Result<Vec<StepSeries>, Promql
             }
             Some(&i) => {
                 let target = &mut out[i];
+                let times = |s: &StepSeries| s.hists.iter().map(|h| h.t).collect::<Vec<_>>();
+                let clash = |a: &StepSeries, b: &StepSeries| {
+                    let tb = times(b);
+                    times(a).iter().any(|t| tb.contains(t) || b.points.iter().any(|p| p.t == *t))
+                };
+                if clash(target, &s) || clash(&s, target) {
+                    return Err(PromqlError::execution("vector cannot contain metrics with the same labelset"));
+                }
+                target.hists.extend(s.hists.iter().cloned());
+                target.hists.sort_by_key(|h| h.t);
                 let mut merged = Vec::with_capacity(target.points.len() + s.points.len());
                 let (mut a, mut b) = (target.points.iter().peekable(), s.points.iter().peekable());
                 loop {

@@ -4,13 +4,14 @@
 use std::cmp::Ordering;
 
 use chrono::{DateTime, Datelike, Timelike};
-use osprey_model::{Labels, Sample, METRIC_NAME};
+use osprey_model::{HistogramSample, Labels, Sample, METRIC_NAME};
 use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::{Call, Expr};
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, Collector, Evaluator, MatrixArg, StepSeries, Val};
+use crate::eval::{by_step, by_step_any, Collector, Evaluator, MatrixArg, StepSeries, Val};
 use crate::extended::{anchored_samples, extended_rate, Modifier};
+use crate::native::{Notes, Out as NativeOut};
 use crate::scan::{arg_pos, call_pos};
 
 /// Neumaier's improved Kahan summation step, as Prometheus's `kahanSumInc`.
@@ -131,7 +132,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
         "vector" => {
             let s = ev.eval_scalar(args[0])?;
             let points = s.iter().enumerate().map(|(i, v)| Sample::new(ev.range.ts(i), *v)).collect();
-            Ok(Val::Vector(vec![StepSeries { labels: Labels::empty(), drop_name: false, points }]))
+            Ok(Val::Vector(vec![StepSeries::floats(Labels::empty(), false, points)]))
         }
         "scalar" => {
             let v = ev.eval_vector(args[0])?;
@@ -149,6 +150,9 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
                 other => {
                     let mut v = ev.eval_vector(other)?;
                     for s in &mut v {
+                        let hists = std::mem::take(&mut s.hists);
+                        s.points.extend(hists.iter().map(|h| Sample::new(h.t, 0.0)));
+                        s.points.sort_by_key(|p| p.t);
                         for p in &mut s.points {
                             p.v = p.t as f64 / 1000.0;
                         }
@@ -161,39 +165,47 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
         "absent" => {
             let v = ev.eval_vector(args[0])?;
             let labels = absent_labels(args[0]);
-            let steps = by_step(&v, &ev.range);
+            let steps = by_step_any(&v, &ev.range);
             let points = (0..n).filter(|&i| steps[i].is_empty()).map(|i| Sample::new(ev.range.ts(i), 1.0)).collect();
-            Ok(non_empty(StepSeries { labels, drop_name: false, points }))
+            Ok(non_empty(StepSeries::floats(labels, false, points)))
         }
         "absent_over_time" => {
             let arg = ev.eval_matrix_arg(args[0])?;
             let labels = absent_labels(strip_parens(args[0]));
             let points = (0..n)
                 .map(|i| ev.range.ts(i))
-                .filter(|&ts| arg.series.iter().all(|s| arg.window(s, ts).is_empty()))
+                .filter(|&ts| arg.series.iter().all(|s| arg.window(s, ts).is_empty() && arg.window_h(s, ts).is_empty()))
                 .map(|ts| Sample::new(ts, 1.0))
                 .collect();
-            Ok(non_empty(StepSeries { labels, drop_name: false, points }))
+            Ok(non_empty(StepSeries::floats(labels, false, points)))
         }
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => eval_sort(ev, name, &args),
         "label_replace" => eval_label_replace(ev, &args),
         "info" => crate::info::eval_info(ev, &args),
         "label_join" => eval_label_join(ev, &args),
         "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
-            crate::histogram::eval_histogram_function(ev, name, &args)
+            let saved = std::mem::replace(&mut ev.stats_decoding, false);
+            let res = crate::histogram::eval_histogram_function(ev, name, &args);
+            ev.stats_decoding = saved;
+            res
         }
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
-            // Classic (float) series are not native histograms; these functions ignore them.
-            for a in &args {
-                ev.eval(a)?;
-            }
-            Ok(Val::Vector(Vec::new()))
+            let stats_only = matches!(name, "histogram_count" | "histogram_sum" | "histogram_avg");
+            let decoding = ev.stats_decoding || stats_only;
+            let saved = std::mem::replace(&mut ev.stats_decoding, decoding);
+            let res = crate::histogram::eval_native_stat(ev, name, args[0]);
+            ev.stats_decoding = saved;
+            res
         }
         "clamp" => {
             let v = ev.eval_vector(args[0])?;
             let lo = ev.eval_scalar(args[1])?;
             let hi = ev.eval_scalar(args[2])?;
-            Ok(Val::Vector(map_points(ev, v, |i, x| (lo[i] <= hi[i]).then(|| go_max(lo[i], go_min(hi[i], x))))))
+            Ok(Val::Vector(map_points(ev, v, |i, x| {
+                // Empty only when max < min; a NaN bound yields NaN, as in Prometheus.
+                let empty = hi[i].partial_cmp(&lo[i]) == Some(Ordering::Less);
+                (!empty).then(|| go_max(lo[i], go_min(hi[i], x)))
+            })))
         }
         "clamp_min" | "clamp_max" => {
             let v = ev.eval_vector(args[0])?;
@@ -217,7 +229,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
                 Some(a) => ev.eval_vector(a)?,
                 None => {
                     let points = (0..n).map(|i| Sample::new(ev.range.ts(i), ev.range.ts(i) as f64 / 1000.0)).collect();
-                    vec![StepSeries { labels: Labels::empty(), drop_name: false, points }]
+                    vec![StepSeries::floats(Labels::empty(), false, points)]
                 }
             };
             Ok(Val::Vector(map_points(ev, v, |_, x| date_part(name, x))))
@@ -250,11 +262,13 @@ fn drop_names(mut v: Vec<StepSeries>) -> Vec<StepSeries> {
     v
 }
 
-/// Applies `f(step index, value)` to every point; `None` drops the point. Drops the name.
+/// Applies `f(step index, value)` to every float point; `None` drops the point.
+/// Histograms are dropped (these functions are defined on floats only). Drops the name.
 fn map_points(ev: &Evaluator, mut v: Vec<StepSeries>, f: impl Fn(usize, f64) -> Option<f64>) -> Vec<StepSeries> {
     let range = ev.range;
     for s in &mut v {
         s.drop_name = true;
+        s.hists.clear();
         s.points = s
             .points
             .iter()
@@ -355,9 +369,10 @@ fn absent_labels(e: &Expr) -> Labels {
 /// Regroups series after a label change, rejecting collisions at the same step.
 fn recollect(ev: &Evaluator, series: Vec<StepSeries>) -> Result<Vec<StepSeries>, PromqlError> {
     let mut out = Collector::new();
-    for (i, step) in by_step(&series, &ev.range).iter().enumerate() {
+    for (i, step) in by_step_any(&series, &ev.range).iter().enumerate() {
         for &(j, v) in step {
-            out.push(series[j].labels.clone(), series[j].drop_name, ev.range.ts(i), v)?;
+            let slot = out.slot(series[j].labels.clone(), series[j].drop_name);
+            out.push_operand(slot, ev.range.ts(i), v)?;
         }
     }
     Ok(out.finish())
@@ -425,6 +440,13 @@ fn eval_label_join(ev: &mut Evaluator, args: &[&Expr]) -> Result<Val, PromqlErro
 
 fn eval_sort(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result<Val, PromqlError> {
     let mut v = ev.eval_vector(args[0])?;
+    if matches!(name, "sort" | "sort_desc") {
+        // Sorting by value is defined on floats only; histograms are dropped at every step.
+        for s in &mut v {
+            s.hists.clear();
+        }
+        v.retain(|s| !s.points.is_empty());
+    }
     if ev.range.start != ev.range.end {
         let pos = call_pos(ev.query, name);
         ev.warn(format!("sort is ineffective for range queries since results are always ordered by labels {pos}"));
@@ -561,14 +583,7 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
         ),
         "resets" => (0, |w| Some(anchored_or_all(w)?.windows(2).filter(|p| p[1].v < p[0].v).count() as f64), false),
         "avg_over_time" => (0, |w| Some(avg_over_time(w.samples)), false),
-        "sum_over_time" => (
-            0,
-            |w| {
-                let (s, c) = w.samples.iter().fold((0.0, 0.0), |(s, c), p| kahan_inc(p.v, s, c));
-                Some(s + c)
-            },
-            false,
-        ),
+        "sum_over_time" => (0, |w| Some(kahan_sum(&mut w.samples.iter().map(|p| p.v))), false),
         "count_over_time" => (0, |w| Some(w.samples.len() as f64), false),
         "min_over_time" => (0, |w| Some(fold_extreme(w.samples, |cur, v| v < cur)), false),
         "max_over_time" => (0, |w| Some(fold_extreme(w.samples, |cur, v| v > cur)), false),
@@ -622,12 +637,38 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
         non_counter_info(ev, &arg, name);
     }
     let mut out = Vec::with_capacity(arg.series.len());
+    let handles_histograms = crate::native::handles_histograms(name);
     for s in &arg.series {
         ev.check_deadline()?;
         let mut points = Vec::new();
+        let mut hists = Vec::new();
+        let mut notes = Notes::default();
         for i in 0..n {
             let ts = ev.range.ts(i);
             let samples = arg.window(s, ts);
+            let hw = arg.window_h(s, ts);
+            if !hw.is_empty() {
+                if handles_histograms && arg.modifier == Modifier::None {
+                    let end = arg.window_end(ts);
+                    match crate::native::eval_window(
+                        name,
+                        samples,
+                        hw,
+                        end - arg.range_ms,
+                        end,
+                        arg.range_ms,
+                        &mut notes,
+                    ) {
+                        Some(NativeOut::F(v)) => points.push(Sample::new(ts, v)),
+                        Some(NativeOut::H(h)) => hists.push(HistogramSample { t: ts, h }),
+                        None => {}
+                    }
+                    continue;
+                }
+                if !samples.is_empty() {
+                    notes.ignored_histograms = true;
+                }
+            }
             if samples.is_empty() {
                 continue;
             }
@@ -644,11 +685,43 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
                 points.push(Sample::new(ts, v));
             }
         }
-        if !points.is_empty() {
-            out.push(StepSeries { labels: s.labels.clone(), drop_name: s.drop_name || !keep_name, points });
+        report_notes(ev, &notes, s, name, arg_pos(ev.query, name, matrix_idx));
+        if !points.is_empty() || !hists.is_empty() {
+            out.push(StepSeries { labels: s.labels.clone(), drop_name: s.drop_name || !keep_name, points, hists });
         }
     }
     Ok(Val::Vector(out))
+}
+
+/// Turns what a range function noticed about histograms into annotations.
+fn report_notes(ev: &mut Evaluator, notes: &Notes, s: &StepSeries, func: &str, pos: String) {
+    let metric = s.labels.get(METRIC_NAME).unwrap_or("");
+    if notes.mixed_floats_histograms {
+        ev.warn(format!("encountered a mix of histograms and floats for metric name {metric:?} {pos}"));
+    }
+    if notes.mixed_exponential_custom {
+        ev.warn(format!(
+            "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?} {pos}"
+        ));
+    }
+    if notes.not_counter {
+        ev.warn(format!("this native histogram metric is not a counter: {metric:?} {pos}"));
+    }
+    if notes.not_gauge {
+        ev.warn(format!("this native histogram metric is not a gauge: {metric:?} {pos}"));
+    }
+    if notes.counter_reset_collision {
+        ev.warn(format!("conflicting counter resets during histogram aggregation {pos}"));
+    }
+    for op in &notes.reconciled {
+        ev.info(format!("mismatched custom buckets were reconciled during {op} {pos}"));
+    }
+    if notes.ignored_histograms {
+        ev.info(format!(
+            "ignored histograms in a range containing both floats and histograms for metric name {metric:?} {pos}"
+        ));
+    }
+    let _ = func;
 }
 
 fn validate_params(ev: &mut Evaluator, name: &str, p0: &[f64], p1: &[f64]) -> Result<(), PromqlError> {
@@ -813,13 +886,30 @@ fn linear_regression(samples: &[Sample], intercept_time: i64) -> (f64, f64) {
 }
 
 fn avg_over_time(s: &[Sample]) -> f64 {
-    let (mut sum, mut count) = (s[0].v, 1.0);
+    mean(&mut s.iter().map(|p| p.v))
+}
+
+/// Kahan-compensated sum; an infinite sum is returned as is.
+pub(crate) fn kahan_sum(values: &mut dyn Iterator<Item = f64>) -> f64 {
+    let (s, c) = values.fold((0.0, 0.0), |(s, c), v| kahan_inc(v, s, c));
+    if s.is_infinite() {
+        s
+    } else {
+        s + c
+    }
+}
+
+/// Prometheus's mean: a Kahan sum divided by the count, switching to an incremental mean
+/// when the sum would overflow. NaN for no values.
+pub(crate) fn mean(values: &mut dyn Iterator<Item = f64>) -> f64 {
+    let Some(first) = values.next() else { return f64::NAN };
+    let (mut sum, mut count) = (first, 1.0);
     let (mut mean, mut c) = (0.0, 0.0);
     let mut incremental = false;
-    for (i, p) in s[1..].iter().enumerate() {
+    for (i, v) in values.enumerate() {
         count = (i + 2) as f64;
         if !incremental {
-            let (ns, nc) = kahan_inc(p.v, sum, c);
+            let (ns, nc) = kahan_inc(v, sum, c);
             if !ns.is_infinite() {
                 (sum, c) = (ns, nc);
                 continue;
@@ -829,7 +919,7 @@ fn avg_over_time(s: &[Sample]) -> f64 {
             c /= count - 1.0;
         }
         let q = (count - 1.0) / count;
-        (mean, c) = kahan_inc(p.v / count, q * mean, q * c);
+        (mean, c) = kahan_inc(v / count, q * mean, q * c);
     }
     if incremental {
         mean + c

@@ -1,13 +1,16 @@
-//! `histogram_quantile` over classic histograms (`_bucket` series with an `le` label).
+//! Histogram functions: `histogram_quantile(s)` and `histogram_fraction` over classic
+//! histograms (`_bucket` series with an `le` label) and native histograms, and the
+//! native-only `histogram_count/sum/avg/stddev/stdvar`.
 
 use std::collections::HashMap;
 
-use osprey_model::{Labels, METRIC_NAME};
+use osprey_model::{FloatHistogram, HistogramBucket, Labels, METRIC_NAME};
 use promql_parser::parser::Expr;
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, Collector, Evaluator, Val};
+use crate::eval::{by_step, by_step_h, Collector, Evaluator, StepSeries, Val};
 use crate::functions::format_float;
+use crate::functions::kahan_inc;
 use crate::scan::arg_pos;
 
 /// Bucket counts closer than this (relative) are treated as equal, hiding float noise.
@@ -64,6 +67,10 @@ pub(crate) fn eval_histogram_function(ev: &mut Evaluator, name: &str, args: &[&E
     // Per input series: its group (labels without `le`) and its upper bound.
     let mut keys = Vec::with_capacity(input.len());
     for s in &input {
+        if s.points.is_empty() {
+            keys.push((s.labels.without(&["le"]), None));
+            continue;
+        }
         let le = s.labels.get("le");
         let upper = le.and_then(parse_le);
         if upper.is_none() {
@@ -78,6 +85,7 @@ pub(crate) fn eval_histogram_function(ev: &mut Evaluator, name: &str, args: &[&E
     let range = ev.range;
     let mut out = Collector::new();
     let mut fixes: Vec<(String, MonotonicityFix)> = Vec::new();
+    let native_steps = by_step_h(&input, &range);
     for (i, step) in by_step(&input, &range).iter().enumerate() {
         let t = range.ts(i);
         let mut order: Vec<&Labels> = Vec::new();
@@ -93,6 +101,22 @@ pub(crate) fn eval_histogram_function(ev: &mut Evaluator, name: &str, args: &[&E
                 })
                 .push(Bucket { upper: *upper, count: v });
         }
+        // A native histogram with the labels of a classic one at the same step: neither
+        // is evaluated.
+        let mut natives = Vec::new();
+        for &(j, h) in &native_steps[i] {
+            let labels = &input[j].labels;
+            if groups.remove(labels).is_some() {
+                order.retain(|k| *k != labels);
+                let metric = labels.get(METRIC_NAME).unwrap_or("");
+                ev.warn(format!(
+                    "vector contains a mix of classic and native histograms for metric name {metric:?} {pos}"
+                ));
+                continue;
+            }
+            natives.push((&input[j], h));
+        }
+        eval_native(ev, &func, &natives, i, t, &pos, &mut out)?;
         let mut emit = |key: &Labels, buckets: &[Bucket], q: f64, out: &mut Collector, label: Option<&str>| {
             let mut buckets = buckets.to_vec();
             let (v, fix) = bucket_quantile(q, &mut buckets);
@@ -158,6 +182,286 @@ pub(crate) fn eval_histogram_function(ev: &mut Evaluator, name: &str, args: &[&E
         ));
     }
     Ok(Val::Vector(out.finish()))
+}
+
+/// The native-histogram half of the functions above, for one step.
+fn eval_native(
+    ev: &mut Evaluator,
+    func: &HistogramFn,
+    natives: &[(&StepSeries, &FloatHistogram)],
+    i: usize,
+    t: i64,
+    pos: &str,
+    out: &mut Collector,
+) -> Result<(), PromqlError> {
+    let quantile_of = |ev: &mut Evaluator, q: f64, s: &StepSeries, h: &FloatHistogram| {
+        let (v, note) = native_quantile(q, h);
+        if let Some(note) = note {
+            let metric = s.labels.get(METRIC_NAME).unwrap_or("");
+            ev.info(format!("input to histogram_quantile has NaN observations, {note}{} {pos}", for_metric(metric)));
+        }
+        v
+    };
+    match func {
+        HistogramFn::Quantile(q) => {
+            for (s, h) in natives {
+                let v = quantile_of(ev, q[i], s, h);
+                out.push(s.labels.clone(), true, t, v)?;
+            }
+        }
+        HistogramFn::Quantiles(label, qs) => {
+            for q in qs {
+                for (s, h) in natives {
+                    let v = quantile_of(ev, q[i], s, h);
+                    let mut b = s.labels.to_builder();
+                    b.set(label.as_str(), format_openmetrics_float(q[i]));
+                    out.push(b.build(), true, t, v)?;
+                }
+            }
+        }
+        HistogramFn::Fraction(lower, upper) => {
+            for (s, h) in natives {
+                let (v, nans) = native_fraction(lower[i], upper[i], h);
+                if nans {
+                    let metric = s.labels.get(METRIC_NAME).unwrap_or("");
+                    ev.info(format!(
+                        "input to histogram_fraction has NaN observations, which are excluded from all fractions{} {pos}",
+                        for_metric(metric)
+                    ));
+                }
+                out.push(s.labels.clone(), true, t, v)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn for_metric(metric: &str) -> String {
+    if metric.is_empty() {
+        String::new()
+    } else {
+        format!(" for metric name {metric:?}")
+    }
+}
+
+/// `histogram_count`, `histogram_sum`, `histogram_avg`, `histogram_stddev` and
+/// `histogram_stdvar`: a float per native histogram; float samples are ignored.
+pub(crate) fn eval_native_stat(ev: &mut Evaluator, name: &str, arg: &Expr) -> Result<Val, PromqlError> {
+    let f: fn(&FloatHistogram) -> f64 = match name {
+        "histogram_count" => |h| h.count,
+        "histogram_sum" => |h| h.sum,
+        "histogram_avg" => |h| h.sum / h.count,
+        "histogram_stddev" => |h| native_variance(h).sqrt(),
+        _ => native_variance,
+    };
+    let input = ev.eval_vector(arg)?;
+    let out = input
+        .into_iter()
+        .filter(|s| !s.hists.is_empty())
+        .map(|s| {
+            let points = s.hists.iter().map(|p| osprey_model::Sample::new(p.t, f(&p.h))).collect();
+            StepSeries::floats(s.labels, true, points)
+        })
+        .collect();
+    Ok(Val::Vector(out))
+}
+
+/// The variance of the observations, each bucket standing for its (geometric, for
+/// exponential buckets) mean.
+fn native_variance(h: &FloatHistogram) -> f64 {
+    let mean = h.sum / h.count;
+    let (mut var, mut c) = (0.0, 0.0);
+    for b in h.buckets() {
+        if b.count == 0.0 {
+            continue;
+        }
+        let val = if h.uses_custom_buckets() {
+            (b.upper + b.lower) / 2.0
+        } else if b.lower <= 0.0 && b.upper >= 0.0 {
+            0.0
+        } else {
+            let v = (b.upper * b.lower).sqrt();
+            if b.upper < 0.0 {
+                -v
+            } else {
+                v
+            }
+        };
+        let delta = val - mean;
+        (var, c) = kahan_inc(b.count * delta * delta, var, c);
+    }
+    (var + c) / h.count
+}
+
+/// Prometheus's `HistogramQuantile` for native histograms: linear interpolation in custom
+/// and zero buckets, exponential elsewhere. The note is set when NaN observations made
+/// the result NaN or skewed it.
+fn native_quantile(q: f64, h: &FloatHistogram) -> (f64, Option<&'static str>) {
+    if q < 0.0 {
+        return (f64::NEG_INFINITY, None);
+    }
+    if q > 1.0 {
+        return (f64::INFINITY, None);
+    }
+    if h.count == 0.0 || q.is_nan() {
+        return (f64::NAN, None);
+    }
+    let mut buckets = h.buckets();
+    let forward = h.sum.is_nan() || q < 0.5;
+    let mut rank = if forward { q * h.count } else { (1.0 - q) * h.count };
+    if !forward {
+        buckets.reverse();
+    }
+    let mut count = 0.0;
+    let mut bucket =
+        HistogramBucket { lower: 0.0, upper: 0.0, lower_inclusive: false, upper_inclusive: false, count: 0.0 };
+    let mut next = 0;
+    for b in &buckets {
+        next += 1;
+        if b.count == 0.0 {
+            continue;
+        }
+        bucket = *b;
+        count += b.count;
+        if count >= rank {
+            break;
+        }
+    }
+    let custom = h.uses_custom_buckets();
+    if !custom && bucket.lower < 0.0 && bucket.upper > 0.0 {
+        if h.negative.is_empty() && !h.positive.is_empty() {
+            bucket.lower = 0.0;
+        } else if h.positive.is_empty() && !h.negative.is_empty() {
+            bucket.upper = 0.0;
+        }
+    } else if custom {
+        if bucket.lower == f64::NEG_INFINITY {
+            if bucket.upper <= 0.0 {
+                return (bucket.upper, None);
+            }
+            bucket.lower = 0.0;
+        } else if bucket.upper == f64::INFINITY {
+            return (bucket.lower, None);
+        }
+    }
+    if count > h.count {
+        count = h.count;
+    }
+    if count < rank {
+        if h.sum.is_nan() {
+            return (f64::NAN, Some("result is NaN"));
+        }
+        return (bucket.upper, None);
+    }
+    if forward {
+        rank -= count - bucket.count;
+    } else {
+        rank = count - rank;
+    }
+    let mut note = None;
+    if h.sum.is_nan() {
+        let total = count + buckets[next..].iter().map(|b| b.count).sum::<f64>();
+        if total < h.count {
+            note = Some("result is skewed higher");
+        }
+    }
+    let fraction = rank / bucket.count;
+    if custom || (bucket.lower <= 0.0 && bucket.upper >= 0.0) {
+        return (bucket.lower + (bucket.upper - bucket.lower) * fraction, note);
+    }
+    let log_lower = bucket.lower.abs().log2();
+    let log_upper = bucket.upper.abs().log2();
+    if bucket.lower > 0.0 {
+        return ((log_lower + (log_upper - log_lower) * fraction).exp2(), note);
+    }
+    (-(log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2(), note)
+}
+
+/// The share of a bucket at or below `v` (strictly inside it), on a linear or a
+/// logarithmic scale.
+fn fraction_below(b: &HistogramBucket, v: f64, linear: bool) -> f64 {
+    if linear {
+        return (v - b.lower) / (b.upper - b.lower);
+    }
+    let (ll, lu, lv) = (b.lower.abs().log2(), b.upper.abs().log2(), v.abs().log2());
+    if v > 0.0 {
+        (lv - ll) / (lu - ll)
+    } else {
+        1.0 - (lv - lu) / (ll - lu)
+    }
+}
+
+/// Prometheus's `HistogramFraction`; the flag says NaN observations were excluded.
+fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> (f64, bool) {
+    if h.count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return (f64::NAN, false);
+    }
+    if lower >= upper {
+        return (0.0, false);
+    }
+    let buckets = h.buckets();
+    let (mut count, mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let mut next = 0;
+    for b in &buckets {
+        next += 1;
+        let mut b = *b;
+        count += b.count;
+        let mut zero_bucket = false;
+        if b.lower <= 0.0 && b.upper >= 0.0 {
+            zero_bucket = true;
+            if h.negative.is_empty() && !h.positive.is_empty() {
+                b.lower = 0.0;
+            } else if h.positive.is_empty() && !h.negative.is_empty() {
+                b.upper = 0.0;
+            }
+        }
+        let linear = h.uses_custom_buckets() || zero_bucket;
+        let interpolate = |v: f64| {
+            if linear && b.lower == f64::NEG_INFINITY {
+                b.count
+            } else {
+                rank + b.count * fraction_below(&b, v, linear)
+            }
+        };
+        if !lower_set && b.lower >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && b.lower >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && b.lower < lower && b.upper > lower {
+            lower_rank = interpolate(lower);
+            lower_set = true;
+        }
+        if !upper_set && b.lower < upper && b.upper > upper {
+            upper_rank = interpolate(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank += b.count;
+    }
+    let mut nans = false;
+    if h.sum.is_nan() {
+        count += buckets[next..].iter().map(|b| b.count).sum::<f64>();
+        nans = count < h.count;
+    } else {
+        count = h.count;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    ((upper_rank - lower_rank) / h.count, nans)
 }
 
 fn warn_quantiles(ev: &mut Evaluator, qs: &[f64], pos: String) {

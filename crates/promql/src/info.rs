@@ -163,7 +163,14 @@ fn fetch_info_series(
         Some(t) => (t, t),
         None => (ev.range.start, ev.range.end),
     };
-    let raw = ev.select_matchers(matchers, start - ev.opts.lookback_delta_ms + 1 - offset, end - offset)?;
+    let (lo, hi) = (start - ev.opts.lookback_delta_ms + 1 - offset, end - offset);
+    if ev.has_histograms(matchers.clone(), lo, hi)? {
+        return Err(PromqlError::execution(
+            "info series must have float samples, but the info selector matches native histograms; \
+             narrow the second argument of info() to info metrics",
+        ));
+    }
+    let raw = ev.select_matchers(matchers, lo, hi)?;
     let mut out = Vec::with_capacity(raw.len());
     for s in raw {
         let points: Vec<_> = (0..ev.range.len())
@@ -173,7 +180,7 @@ fn fetch_info_series(
             })
             .collect();
         if !points.is_empty() {
-            out.push(StepSeries { labels: s.labels, drop_name: false, points });
+            out.push(StepSeries::floats(s.labels, false, points));
         }
     }
     Ok(out)

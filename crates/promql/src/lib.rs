@@ -13,11 +13,17 @@
 //! How it is put together: `engine` (public API) → text rewrites for syntax promql-parser
 //! lacks (`durexpr`: duration expressions; `extended`: `anchored`/`smoothed`; `info`: its
 //! selector argument) → `eval` (selectors, subqueries, `@`, offsets, name removal) with
-//! `binary`, `aggregate`, `functions`, `histogram` (classic buckets). `promqltest` runs
+//! `binary`, `aggregate`, `functions`, `histogram` (histogram functions, classic and
+//! native) and `native` (range functions over native histograms). `promqltest` runs
 //! Prometheus's test scripts against the engine over `memstore`.
 //!
-//! Non-goals: native histograms (series are floats only) and start timestamps; the
-//! [`promqltest`] runner reports the cases they affect as skipped.
+//! Native histograms ([`osprey_model::FloatHistogram`]) flow beside floats: a series holds
+//! float points and histogram points at different steps, results carry them in
+//! [`VectorSample::h`] and [`MatrixSeries::histograms`].
+//!
+//! Non-goals (for now): start timestamps, the histogram trim operators `</` and `>/`,
+//! `anchored`/`smoothed` selectors over histograms, and `count_values` over histograms;
+//! the [`promqltest`] runner reports the cases they affect as skipped.
 
 mod aggregate;
 mod ast_json;
@@ -31,11 +37,13 @@ mod functions;
 mod histogram;
 mod info;
 pub mod memstore;
+mod native;
 pub mod promqltest;
 mod scan;
 
 pub use engine::{
-    format_query, parse_query_json, Engine, EngineOptions, QueryContext, QueryOutput, QueryStats, Value, VectorSample,
+    format_query, parse_query_json, Engine, EngineOptions, MatrixSeries, QueryContext, QueryOutput, QueryStats, Value,
+    VectorSample,
 };
 pub use error::{PromqlError, PromqlErrorKind};
 

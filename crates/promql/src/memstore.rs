@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use osprey_model::{
-    Exemplar, Labels, Matcher, MetricMetadata, MetricsQuerier, Sample, SelectRequest, Series, StorageError, TenantId,
-    Timestamp,
+    CounterResetHint, Exemplar, HistogramSample, HistogramSeries, Labels, Matcher, MetricMetadata, MetricsQuerier,
+    Sample, SelectRequest, Series, StorageError, TenantId, Timestamp,
 };
 use parking_lot::RwLock;
 
@@ -14,6 +14,7 @@ use parking_lot::RwLock;
 #[derive(Default)]
 pub struct MemStore {
     series: RwLock<BTreeMap<Labels, Vec<Sample>>>,
+    histograms: RwLock<BTreeMap<Labels, Vec<HistogramSample>>>,
 }
 
 impl MemStore {
@@ -40,29 +41,80 @@ impl MemStore {
         self.series.write().insert(labels, samples);
     }
 
+    /// Replaces a series' native-histogram samples (its float samples stay; a timestamp
+    /// should hold one kind only).
+    ///
+    /// Counter-reset hints are set as Prometheus's TSDB reports them back: an `unknown`
+    /// sample that follows another histogram without a reset reads as `not_reset`; one
+    /// that starts a new chunk (the first, or after a detected reset) stays `unknown`.
+    pub fn set_histograms(&self, labels: Labels, mut samples: Vec<HistogramSample>) {
+        samples.sort_by_key(|s| s.t);
+        samples.dedup_by_key(|s| s.t);
+        for i in 1..samples.len() {
+            let (before, after) = samples.split_at_mut(i);
+            let (prev, cur) = (&before[i - 1].h, &mut after[0].h);
+            if cur.counter_reset_hint == CounterResetHint::Unknown
+                && prev.counter_reset_hint != CounterResetHint::Gauge
+                && !cur.detect_reset(prev)
+            {
+                cur.counter_reset_hint = CounterResetHint::NotCounterReset;
+            }
+        }
+        self.histograms.write().insert(labels, samples);
+    }
+
     /// Drops everything.
     pub fn clear(&self) {
         self.series.write().clear();
+        self.histograms.write().clear();
     }
 
-    fn matching<'a>(
-        map: &'a BTreeMap<Labels, Vec<Sample>>,
+    fn matching<'a, S: HasTime>(
+        map: &'a BTreeMap<Labels, Vec<S>>,
         matchers: &'a [Matcher],
         start: Timestamp,
         end: Timestamp,
-    ) -> impl Iterator<Item = (&'a Labels, &'a [Sample])> + 'a {
+    ) -> impl Iterator<Item = (&'a Labels, &'a [S])> + 'a {
         map.iter().filter_map(move |(labels, samples)| {
             if !matchers.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or(""))) {
                 return None;
             }
-            let lo = samples.partition_point(|s| s.t < start);
-            let hi = samples.partition_point(|s| s.t <= end);
+            let lo = samples.partition_point(|s| s.time() < start);
+            let hi = samples.partition_point(|s| s.time() <= end);
             (lo < hi).then(|| (labels, &samples[lo..hi]))
         })
     }
 }
 
+/// Samples of either kind, for the shared time-range filter.
+trait HasTime {
+    fn time(&self) -> Timestamp;
+}
+
+impl HasTime for Sample {
+    fn time(&self) -> Timestamp {
+        self.t
+    }
+}
+
+impl HasTime for HistogramSample {
+    fn time(&self) -> Timestamp {
+        self.t
+    }
+}
+
 impl MetricsQuerier for MemStore {
+    fn select_histograms(
+        &self,
+        _tenant: &TenantId,
+        request: &SelectRequest,
+    ) -> Result<Vec<HistogramSeries>, StorageError> {
+        let map = self.histograms.read();
+        Ok(Self::matching(&map, &request.matchers, request.start, request.end)
+            .map(|(labels, samples)| HistogramSeries { labels: labels.clone(), samples: samples.to_vec() })
+            .collect())
+    }
+
     fn select(&self, _tenant: &TenantId, request: &SelectRequest) -> Result<Vec<Series>, StorageError> {
         let map = self.series.read();
         Ok(Self::matching(&map, &request.matchers, request.start, request.end)

@@ -10,11 +10,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use osprey_model::{is_stale_nan, Labels, Sample, TenantId, METRIC_NAME};
+use osprey_model::{
+    is_stale_nan, FloatHistogram, HistogramSample, Labels, Sample, TenantId, CUSTOM_BUCKETS_SCHEMA, METRIC_NAME,
+};
 use promql_parser::parser::{AtModifier, Expr};
 use std::time::UNIX_EPOCH;
 
-use crate::engine::{Engine, EngineOptions, QueryContext, QueryOutput, Value};
+use crate::engine::{Engine, EngineOptions, MatrixSeries, QueryContext, QueryOutput, Value};
 use crate::histogram::almost_equal;
 use crate::memstore::MemStore;
 use script::{Command, Eval, EvalKind, Item, SeriesDef};
@@ -96,6 +98,7 @@ fn engine() -> Engine {
         max_samples: 10_000,
         timeout: Duration::from_secs(60),
         default_subquery_step_ms: Some(60_000),
+        delayed_name_removal: true,
     })
 }
 
@@ -130,7 +133,9 @@ fn run_script(
             }
             Command::Load { step, nhcb, series, start_timestamps, .. } => {
                 st.start_timestamps |= start_timestamps;
-                load(&mut st, step, nhcb, series);
+                if let Err(e) = load(&mut st, step, nhcb, series) {
+                    st.broken_load = Some(e);
+                }
             }
             Command::Invalid { line, message, evals } => {
                 let _ = writeln!(out, "{name}:{line}: cannot parse block: {message}");
@@ -162,47 +167,120 @@ fn run_script(
     (sum, reasons)
 }
 
-fn load(st: &mut State, step: i64, nhcb: bool, series: Vec<SeriesDef>) {
+/// One timestamp of a classic histogram being turned into a custom-buckets one.
+#[derive(Default)]
+struct ClassicAt {
+    buckets: Vec<(f64, f64)>,
+    count: Option<f64>,
+    sum: f64,
+}
+
+fn load(st: &mut State, step: i64, nhcb: bool, series: Vec<SeriesDef>) -> Result<(), String> {
+    // Classic histograms by base labels, then by timestamp (for `load_with_nhcb`).
+    let mut classic: BTreeMap<Labels, BTreeMap<i64, ClassicAt>> = BTreeMap::new();
     for s in series {
         let name = s.labels.get(METRIC_NAME).unwrap_or("").to_string();
-        if nhcb {
-            for suffix in ["_bucket", "_count", "_sum"] {
-                if let Some(base) = name.strip_suffix(suffix) {
-                    let mut b = s.labels.without(&["le"]).to_builder();
-                    b.set(METRIC_NAME, base);
-                    st.histogram_series.push(b.build());
-                }
-            }
-        }
         let mut samples = Vec::new();
-        let mut has_histogram = false;
+        let mut hists = Vec::new();
         for (i, item) in s.items.iter().enumerate() {
             let t = i as i64 * step;
             match item {
                 Item::Gap => {}
                 Item::Float(v) => samples.push(Sample::new(t, *v)),
-                Item::Histogram => has_histogram = true,
+                Item::Histogram(h, _) => hists.push(HistogramSample { t, h: (**h).clone() }),
             }
         }
-        if has_histogram {
+        if nhcb {
+            for suffix in ["_bucket", "_count", "_sum"] {
+                let Some(base) = name.strip_suffix(suffix) else { continue };
+                let le = s.labels.get("le").and_then(|le| le.parse::<f64>().ok());
+                if suffix == "_bucket" && le.is_none_or(f64::is_nan) {
+                    break;
+                }
+                let mut b = s.labels.without(&["le"]).to_builder();
+                b.set(METRIC_NAME, base);
+                let by_t = classic.entry(b.build()).or_default();
+                for p in &samples {
+                    let at = by_t.entry(p.t).or_default();
+                    match suffix {
+                        "_bucket" => at.buckets.push((le.unwrap_or(f64::INFINITY), p.v)),
+                        "_count" => at.count = Some(p.v),
+                        _ => at.sum = p.v,
+                    }
+                }
+                break;
+            }
+        }
+        if !hists.is_empty() {
             st.histogram_series.push(s.labels.clone());
+            st.store.set_histograms(s.labels.clone(), hists);
         }
         // A series loaded twice in one block keeps the last definition.
         st.store.set(s.labels, samples);
     }
+    for (labels, by_t) in classic {
+        let mut hists = Vec::new();
+        for (t, at) in by_t {
+            hists.push(HistogramSample { t, h: classic_to_nhcb(at)? });
+        }
+        st.histogram_series.push(labels.clone());
+        st.store.set_histograms(labels, hists);
+    }
+    Ok(())
 }
 
-fn skip_reason(st: &State, ev: &Eval) -> Option<&'static str> {
-    if ev.expects_histogram {
-        return Some("native histograms not supported");
+/// Prometheus's `convertnhcb`: cumulative `le` buckets to a custom-buckets histogram.
+fn classic_to_nhcb(mut at: ClassicAt) -> Result<FloatHistogram, String> {
+    at.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    at.buckets.dedup_by(|a, b| a.0 == b.0);
+    for w in at.buckets.windows(2) {
+        if w[1].1 < w[0].1 {
+            return Err(format!("histogram counts are not cumulative: {} < {}", w[1].1, w[0].1));
+        }
     }
+    if at.buckets.iter().any(|b| b.1 < 0.0) || at.count.is_some_and(|c| c < 0.0) {
+        return Err("negative histogram count".into());
+    }
+    let count = at.count.or(at.buckets.last().map(|b| b.1)).unwrap_or(0.0);
+    if at.buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        at.buckets.push((f64::INFINITY, count));
+    }
+    let last = at.buckets[at.buckets.len() - 1].1;
+    if count != last {
+        return Err(format!("histogram count mismatch: count={count} != le=+Inf count={last}"));
+    }
+    let mut h = FloatHistogram { schema: CUSTOM_BUCKETS_SCHEMA, count, sum: at.sum, ..Default::default() };
+    let mut prev = 0.0;
+    for (i, &(le, c)) in at.buckets.iter().enumerate() {
+        h.positive.push((i as i32, c - prev));
+        prev = c;
+        if le != f64::INFINITY {
+            h.custom_values.push(le);
+        }
+    }
+    h.compact();
+    Ok(h)
+}
+
+/// Native-histogram features the engine lacks, by a token of the query that uses them.
+const UNSUPPORTED_HISTOGRAM_FEATURES: [(&str, &str); 5] = [
+    ("</", "native histograms: trim operators </ and >/ not supported"),
+    (">/", "native histograms: trim operators </ and >/ not supported"),
+    ("anchored", "native histograms: anchored/smoothed selectors over histograms not supported"),
+    ("smoothed", "native histograms: anchored/smoothed selectors over histograms not supported"),
+    ("count_values", "native histograms: count_values over histograms not supported"),
+];
+
+fn skip_reason(st: &State, ev: &Eval) -> Option<&'static str> {
     if st.start_timestamps {
         return Some("start timestamps not supported");
     }
-    if !st.histogram_series.is_empty() && reads_histograms(&st.histogram_series, &ev.query) {
-        return Some("native histograms not supported");
+    let touches_histograms =
+        ev.expects_histogram || (!st.histogram_series.is_empty() && reads_histograms(&st.histogram_series, &ev.query));
+    if !touches_histograms {
+        return None;
     }
-    None
+    UNSUPPORTED_HISTOGRAM_FEATURES.iter().find(|(token, _)| ev.query.contains(token)).map(|(_, reason)| *reason)
 }
 
 /// Whether some selector of the query matches a series that has histogram samples (which
@@ -445,7 +523,7 @@ fn check_value(ev: &Eval, out: &QueryOutput) -> Result<(), String> {
             if ev.range_vector.is_some() {
                 return Err("expected a range vector, got an instant vector".into());
             }
-            let got: Vec<(Labels, f64)> = samples.iter().map(|s| (s.labels.clone(), s.v)).collect();
+            let got: Vec<(Labels, Pt)> = samples.iter().map(|s| (s.labels.clone(), Pt::of(s.v, &s.h))).collect();
             compare_instant(ev, &got)
         }
         (EvalKind::Instant { .. }, Value::Matrix(series)) => match ev.range_vector {
@@ -462,12 +540,89 @@ fn check_value(ev: &Eval, out: &QueryOutput) -> Result<(), String> {
     }
 }
 
-fn compare_instant(ev: &Eval, got: &[(Labels, f64)]) -> Result<(), String> {
+/// A result point: a float or a native histogram.
+#[derive(Debug, Clone)]
+enum Pt {
+    F(f64),
+    H(Box<FloatHistogram>),
+}
+
+impl Pt {
+    fn of(v: f64, h: &Option<FloatHistogram>) -> Pt {
+        match h {
+            Some(h) => Pt::H(Box::new(h.clone())),
+            None => Pt::F(v),
+        }
+    }
+
+    /// Whether `self` (a result) matches an expected item.
+    fn matches(&self, exp: &Item) -> bool {
+        match (exp, self) {
+            (Item::Float(e), Pt::F(g)) => float_eq(*e, *g),
+            (Item::Histogram(e, hint_set), Pt::H(g)) => histogram_eq(e, g, *hint_set),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Pt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pt::F(v) => write!(f, "{v}"),
+            Pt::H(h) => write!(f, "{}", show_histogram(h)),
+        }
+    }
+}
+
+fn show_histogram(h: &FloatHistogram) -> String {
+    format!(
+        "{{{{schema:{} count:{} sum:{} z_bucket:{} z_bucket_w:{} buckets:{:?} n_buckets:{:?} custom:{:?} hint:{:?}}}}}",
+        h.schema,
+        h.count,
+        h.sum,
+        h.zero_count,
+        h.zero_threshold,
+        h.positive,
+        h.negative,
+        h.custom_values,
+        h.counter_reset_hint
+    )
+}
+
+/// Test-script histogram equality: both compacted; counts within ε; the hint only when
+/// the expected literal states it.
+fn histogram_eq(exp: &FloatHistogram, got: &FloatHistogram, hint_set: bool) -> bool {
+    let (mut e, mut g) = (exp.clone(), got.clone());
+    e.compact();
+    g.compact();
+    let buckets_eq = |a: &[(i32, f64)], b: &[(i32, f64)]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 == y.0 && almost_equal(x.1, y.1, 1e-6))
+    };
+    e.schema == g.schema
+        && almost_equal(e.count, g.count, 1e-6)
+        && almost_equal(e.sum, g.sum, 1e-6)
+        && (!e.uses_custom_buckets() || e.custom_values == g.custom_values)
+        && e.zero_threshold == g.zero_threshold
+        && almost_equal(e.zero_count, g.zero_count, 1e-6)
+        && buckets_eq(&e.negative, &g.negative)
+        && buckets_eq(&e.positive, &g.positive)
+        && (!hint_set || e.counter_reset_hint == g.counter_reset_hint)
+}
+
+fn show_item(i: &Item) -> String {
+    match i {
+        Item::Gap => "_".into(),
+        Item::Float(v) => format!("{v}"),
+        Item::Histogram(h, _) => show_histogram(h),
+    }
+}
+
+fn compare_instant(ev: &Eval, got: &[(Labels, Pt)]) -> Result<(), String> {
     let mut expected = Vec::new();
     for s in &ev.series {
         match s.items.as_slice() {
-            [Item::Float(v)] => expected.push((s.labels.clone(), *v)),
-            _ => return Err(format!("expected series {} must have exactly one float value", s.labels)),
+            [item @ (Item::Float(_) | Item::Histogram(..))] => expected.push((s.labels.clone(), item.clone())),
+            _ => return Err(format!("expected series {} must have exactly one value", s.labels)),
         }
     }
     if got.len() != expected.len() {
@@ -486,8 +641,8 @@ fn compare_instant(ev: &Eval, got: &[(Labels, f64)]) -> Result<(), String> {
                 let what = if ev.ordered { "at this position" } else { "in the result" };
                 return Err(format!("expected series {labels} {what}:\n{}", diff_vectors(&expected, got)));
             }
-            Some((_, g)) if !float_eq(*v, *g) => {
-                return Err(format!("series {labels}: expected {v}, got {g}"));
+            Some((_, g)) if !g.matches(v) => {
+                return Err(format!("series {labels}: expected {}, got {g}", show_item(v)));
             }
             Some(_) => {}
         }
@@ -495,15 +650,15 @@ fn compare_instant(ev: &Eval, got: &[(Labels, f64)]) -> Result<(), String> {
     Ok(())
 }
 
-fn diff_vectors(expected: &[(Labels, f64)], got: &[(Labels, f64)]) -> String {
-    let e: Vec<String> = expected.iter().map(|(l, v)| format!("  {l} {v}")).collect();
+fn diff_vectors(expected: &[(Labels, Item)], got: &[(Labels, Pt)]) -> String {
+    let e: Vec<String> = expected.iter().map(|(l, v)| format!("  {l} {}", show_item(v))).collect();
     let g: Vec<String> = got.iter().map(|(l, v)| format!("  {l} {v}")).collect();
     format!("expected:\n{}\ngot:\n{}", e.join("\n"), g.join("\n"))
 }
 
 fn compare_matrix(
     ev: &Eval,
-    got: &[osprey_model::Series],
+    got: &[MatrixSeries],
     start: i64,
     end: i64,
     step: i64,
@@ -513,39 +668,59 @@ fn compare_matrix(
         return Err("range query result is not sorted by labels".into());
     }
     let steps = if step <= 0 { 1 } else { ((end - start) / step) as usize + 1 };
-    let mut expected: Vec<(Labels, Vec<Sample>)> = Vec::new();
+    let mut expected: Vec<(Labels, Vec<(i64, &Item)>)> = Vec::new();
     for s in &ev.series {
         let points = s
             .items
             .iter()
             .take(steps)
             .enumerate()
-            .filter_map(|(i, item)| match item {
-                Item::Float(v) => Some(Sample::new(start + i as i64 * step, *v)),
-                _ => None,
-            })
+            .filter(|(_, item)| !matches!(item, Item::Gap))
+            .map(|(i, item)| (start + i as i64 * step, item))
             .collect();
         expected.push((s.labels.clone(), points));
     }
+    let got_points: Vec<Vec<(i64, Pt)>> = got.iter().map(matrix_points).collect();
     let show = || {
-        let e: Vec<String> = expected.iter().map(|(l, p)| format!("  {l} {}", show_points(p))).collect();
-        let g: Vec<String> = got.iter().map(|s| format!("  {} {}", s.labels, show_points(&s.samples))).collect();
+        let e: Vec<String> = expected
+            .iter()
+            .map(|(l, p)| {
+                let p: Vec<String> = p.iter().map(|(t, v)| format!("{}@{t}", show_item(v))).collect();
+                format!("  {l} [{}]", p.join(" "))
+            })
+            .collect();
+        let g: Vec<String> = got
+            .iter()
+            .zip(&got_points)
+            .map(|(s, p)| {
+                let p: Vec<String> = p.iter().map(|(t, v)| format!("{v}@{t}")).collect();
+                format!("  {} [{}]", s.labels, p.join(" "))
+            })
+            .collect();
         format!("expected:\n{}\ngot:\n{}", e.join("\n"), g.join("\n"))
     };
     if expected.len() != got.len() {
         return Err(format!("expected {} series, got {}:\n{}", expected.len(), got.len(), show()));
     }
     for (labels, points) in &expected {
-        let Some(g) = got.iter().find(|s| &s.labels == labels) else {
+        let Some(gi) = got.iter().position(|s| &s.labels == labels) else {
             return Err(format!("expected series {labels} not found:\n{}", show()));
         };
-        let same = g.samples.len() == points.len()
-            && g.samples.iter().zip(points).all(|(a, b)| a.t == b.t && float_eq(b.v, a.v));
+        let g = &got_points[gi];
+        let same = g.len() == points.len() && g.iter().zip(points).all(|(a, b)| a.0 == b.0 && a.1.matches(b.1));
         if !same {
             return Err(format!("series {labels} differs:\n{}", show()));
         }
     }
     Ok(())
+}
+
+/// A matrix series' floats and histograms as one time-ordered list.
+fn matrix_points(s: &MatrixSeries) -> Vec<(i64, Pt)> {
+    let mut p: Vec<(i64, Pt)> = s.samples.iter().map(|x| (x.t, Pt::F(x.v))).collect();
+    p.extend(s.histograms.iter().map(|x| (x.t, Pt::H(Box::new(x.h.clone())))));
+    p.sort_by_key(|x| x.0);
+    p
 }
 
 fn show_points(p: &[Sample]) -> String {
@@ -558,7 +733,7 @@ fn show_value(v: &Value) -> String {
         Value::Scalar { v, .. } => format!("scalar {v}"),
         Value::String { v, .. } => format!("string {v:?}"),
         Value::Vector(s) => {
-            let items: Vec<String> = s.iter().map(|s| format!("{} {}", s.labels, s.v)).collect();
+            let items: Vec<String> = s.iter().map(|s| format!("{} {}", s.labels, Pt::of(s.v, &s.h))).collect();
             format!("vector [{}]", items.join(", "))
         }
         Value::Matrix(s) => {
@@ -595,16 +770,27 @@ fn check_range_consistency(
     if !ev.ordered && series.windows(2).any(|w| w[0].labels > w[1].labels) {
         return Err("strict: range query result is not sorted".into());
     }
-    let mut at_t: Vec<(Labels, f64)> =
-        series.iter().filter_map(|s| s.samples.iter().find(|p| p.t == at).map(|p| (s.labels.clone(), p.v))).collect();
-    let mut inst: Vec<(Labels, f64)> = match &instant.value {
-        Value::Vector(v) => v.iter().map(|s| (s.labels.clone(), s.v)).collect(),
-        Value::Scalar { v, .. } => vec![(Labels::empty(), *v)],
+    let mut at_t: Vec<(Labels, Pt)> = series
+        .iter()
+        .filter_map(|s| matrix_points(s).into_iter().find(|p| p.0 == at).map(|p| (s.labels.clone(), p.1)))
+        .collect();
+    let mut inst: Vec<(Labels, Item)> = match &instant.value {
+        Value::Vector(v) => v
+            .iter()
+            .map(|s| {
+                let item = match &s.h {
+                    Some(h) => Item::Histogram(Box::new(h.clone()), true),
+                    None => Item::Float(s.v),
+                };
+                (s.labels.clone(), item)
+            })
+            .collect(),
+        Value::Scalar { v, .. } => vec![(Labels::empty(), Item::Float(*v))],
         _ => return Ok(()),
     };
     at_t.sort_by(|a, b| a.0.cmp(&b.0));
     inst.sort_by(|a, b| a.0.cmp(&b.0));
-    let same = at_t.len() == inst.len() && at_t.iter().zip(&inst).all(|(a, b)| a.0 == b.0 && float_eq(b.1, a.1));
+    let same = at_t.len() == inst.len() && at_t.iter().zip(&inst).all(|(a, b)| a.0 == b.0 && a.1.matches(&b.1));
     if same {
         Ok(())
     } else {

@@ -1,18 +1,19 @@
 //! Parsing of Prometheus's test-script language (`promql/promqltest`): commands, series
 //! definitions with value expansion, and eval expectations.
 
-use osprey_model::{Labels, METRIC_NAME, STALE_NAN};
+use osprey_model::{CounterResetHint, FloatHistogram, Labels, METRIC_NAME, STALE_NAN};
 use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::{self, Expr};
 
 /// One value slot of a series definition.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Item {
     /// No sample at this step.
     Gap,
     Float(f64),
-    /// A native histogram sample (not loaded; only its presence is recorded).
-    Histogram,
+    /// A native histogram sample, and whether its literal stated `counter_reset_hint`
+    /// (only then is the hint compared).
+    Histogram(Box<FloatHistogram>, bool),
 }
 
 #[derive(Debug, Clone)]
@@ -176,12 +177,11 @@ fn parse_eval(line: usize, block: &[&str]) -> Result<Eval, String> {
             ev.fail_msg = Some(m.trim().to_string());
         } else if let Some(m) = l.strip_prefix("expected_fail_regexp") {
             ev.fail_regex = Some(m.trim().to_string());
-        } else if l.contains("{{") {
-            ev.expects_histogram = true;
         } else if let Some(v) = parse_number(l) {
             ev.scalar = Some(v);
         } else {
             let (desc, values) = split_series_line(l);
+            ev.expects_histogram |= values.contains("{{");
             ev.series.push(SeriesDef { labels: parse_labels(desc)?, items: parse_items(values)? });
         }
     }
@@ -341,16 +341,7 @@ pub(crate) fn parse_items(values: &str) -> Result<Vec<Item>, String> {
 
 fn expand_item(tok: &str, out: &mut Vec<Item>) -> Result<(), String> {
     if tok.starts_with("{{") {
-        let times = match tok.rfind("}}") {
-            Some(i) if i + 2 < tok.len() => {
-                let suffix = &tok[i + 2..];
-                let n = suffix.strip_prefix('x').ok_or_else(|| format!("invalid histogram item {tok:?}"))?;
-                n.parse::<usize>().map_err(|_| format!("invalid histogram item {tok:?}"))? + 1
-            }
-            _ => 1,
-        };
-        out.extend(std::iter::repeat_n(Item::Histogram, times));
-        return Ok(());
+        return expand_histograms(tok, out);
     }
     if tok == "_" {
         out.push(Item::Gap);
@@ -380,6 +371,85 @@ fn expand_item(tok: &str, out: &mut Vec<Item>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `{{A}}`, `{{A}}xN`, `{{A}}+{{B}}xN` or `{{A}}-{{B}}xN`.
+fn expand_histograms(tok: &str, out: &mut Vec<Item>) -> Result<(), String> {
+    let bad = || format!("invalid histogram item {tok:?}");
+    let end = tok.find("}}").ok_or_else(bad)?;
+    let (base, base_hint) = parse_histogram(&tok[2..end])?;
+    let rest = &tok[end + 2..];
+    if rest.is_empty() {
+        out.push(Item::Histogram(Box::new(base), base_hint));
+        return Ok(());
+    }
+    let times = |n: &str| n.parse::<usize>().map_err(|_| bad());
+    if let Some(n) = rest.strip_prefix('x') {
+        for _ in 0..=times(n)? {
+            out.push(Item::Histogram(Box::new(base.clone()), base_hint));
+        }
+        return Ok(());
+    }
+    let negate = rest.starts_with('-');
+    let inc_text = rest[1..].strip_prefix("{{").ok_or_else(bad)?;
+    let inc_end = inc_text.find("}}").ok_or_else(bad)?;
+    let (inc, inc_hint) = parse_histogram(&inc_text[..inc_end])?;
+    let n = times(inc_text[inc_end + 2..].strip_prefix('x').ok_or_else(bad)?)?;
+    let mut cur = base;
+    out.push(Item::Histogram(Box::new(cur.clone()), inc_hint));
+    for _ in 0..n {
+        let res = if negate { cur.sub(&inc) } else { cur.add(&inc) };
+        res.map_err(|e| format!("{tok}: {e}"))?;
+        out.push(Item::Histogram(Box::new(cur.clone()), inc_hint));
+    }
+    Ok(())
+}
+
+/// The inside of a `{{…}}` literal: `key:value` pairs, values numbers or `[…]` lists.
+fn parse_histogram(text: &str) -> Result<(FloatHistogram, bool), String> {
+    let mut h = FloatHistogram::default();
+    let mut hint_set = false;
+    let (mut buckets, mut n_buckets, mut offset, mut n_offset) = (Vec::new(), Vec::new(), 0i32, 0i32);
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once(':').ok_or_else(|| format!("invalid histogram {text:?}"))?;
+        let after = after.trim_start();
+        let (value, next) = if let Some(list) = after.strip_prefix('[') {
+            let close = list.find(']').ok_or_else(|| format!("unclosed list in histogram {text:?}"))?;
+            (&list[..close], &list[close + 1..])
+        } else {
+            after.split_once(char::is_whitespace).unwrap_or((after, ""))
+        };
+        rest = next.trim_start();
+        let num = |v: &str| parse_number(v).ok_or_else(|| format!("invalid number {v:?} in histogram {text:?}"));
+        let list = |v: &str| v.split_whitespace().map(num).collect::<Result<Vec<f64>, String>>();
+        match key.trim() {
+            "schema" => h.schema = num(value)? as i32,
+            "sum" => h.sum = num(value)?,
+            "count" => h.count = num(value)?,
+            "z_bucket" => h.zero_count = num(value)?,
+            "z_bucket_w" => h.zero_threshold = num(value)?,
+            "offset" => offset = num(value)? as i32,
+            "n_offset" => n_offset = num(value)? as i32,
+            "buckets" => buckets = list(value)?,
+            "n_buckets" => n_buckets = list(value)?,
+            "custom_values" => h.custom_values = list(value)?,
+            "counter_reset_hint" => {
+                hint_set = true;
+                h.counter_reset_hint = match value {
+                    "unknown" => CounterResetHint::Unknown,
+                    "reset" => CounterResetHint::CounterReset,
+                    "not_reset" => CounterResetHint::NotCounterReset,
+                    "gauge" => CounterResetHint::Gauge,
+                    other => return Err(format!("invalid counter_reset_hint {other:?}")),
+                }
+            }
+            other => return Err(format!("unknown histogram key {other:?}")),
+        }
+    }
+    h.positive = buckets.into_iter().enumerate().map(|(i, c)| (offset + i as i32, c)).collect();
+    h.negative = n_buckets.into_iter().enumerate().map(|(i, c)| (n_offset + i as i32, c)).collect();
+    Ok((h, hint_set))
 }
 
 /// `a`, `a+b` or `a-b` as (a, ±b).
@@ -494,6 +564,9 @@ mod tests {
         assert_eq!(floats("0x1f 1m 0x1"), vec![Some(31.0), Some(60.0), Some(0.0), Some(0.0)]);
         assert_eq!(floats("_x2 3x1"), vec![None, None, None, Some(3.0), Some(3.0)]);
         assert_eq!(parse_items("1 {{schema:0 sum:1}}x2").unwrap().len(), 4);
+        let items = parse_items("{{schema:1 count:2 buckets:[1 1] offset:-1}}+{{count:1 buckets:[1]}}x2").unwrap();
+        let Item::Histogram(h, _) = &items[2] else { panic!("not a histogram: {items:?}") };
+        assert_eq!((h.schema, h.count, h.positive.clone()), (0, 4.0, vec![(0, 4.0)]));
     }
 
     #[test]

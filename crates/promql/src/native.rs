@@ -1,0 +1,381 @@
+//! Range functions over native-histogram samples (`rate`, `increase`, `delta`, `irate`,
+//! `idelta`, `resets`, `changes`, `sum/avg/count/last/first/present_over_time`), with the
+//! annotations Prometheus attaches when a window mixes floats and histograms or holds
+//! gauge histograms where counters are expected.
+
+use osprey_model::{CounterResetHint, FloatHistogram, HistogramError, HistogramSample, Sample};
+
+/// A range function's result at one step: a float or a histogram.
+pub(crate) enum Out {
+    F(f64),
+    H(FloatHistogram),
+}
+
+/// Annotations raised while computing one window, worded as Prometheus words them; the
+/// caller adds the metric name and position.
+#[derive(Default)]
+pub(crate) struct Notes {
+    pub mixed_floats_histograms: bool,
+    pub mixed_exponential_custom: bool,
+    pub not_counter: bool,
+    pub not_gauge: bool,
+    pub counter_reset_collision: bool,
+    /// Operation names (`addition`, `subtraction`, `aggregation`) whose custom buckets were
+    /// reconciled.
+    pub reconciled: Vec<&'static str>,
+    pub ignored_histograms: bool,
+}
+
+impl Notes {
+    fn reconciled(&mut self, op: &'static str) {
+        if !self.reconciled.contains(&op) {
+            self.reconciled.push(op);
+        }
+    }
+}
+
+/// The functions that compute with histogram samples; the others ignore them.
+pub(crate) fn handles_histograms(name: &str) -> bool {
+    matches!(
+        name,
+        "rate"
+            | "increase"
+            | "delta"
+            | "irate"
+            | "idelta"
+            | "resets"
+            | "changes"
+            | "sum_over_time"
+            | "avg_over_time"
+            | "count_over_time"
+            | "last_over_time"
+            | "first_over_time"
+            | "present_over_time"
+            | "ts_of_last_over_time"
+            | "ts_of_first_over_time"
+    )
+}
+
+/// One window of a histogram-aware function (`hists` is not empty).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn eval_window(
+    name: &str,
+    floats: &[Sample],
+    hists: &[HistogramSample],
+    range_start: i64,
+    range_end: i64,
+    range_ms: i64,
+    notes: &mut Notes,
+) -> Option<Out> {
+    let mixed = !floats.is_empty();
+    match name {
+        "rate" | "increase" | "delta" => {
+            if mixed {
+                notes.mixed_floats_histograms = true;
+                return None;
+            }
+            let is_counter = name != "delta";
+            extrapolated_rate(hists, range_start, range_end, range_ms, is_counter, name == "rate", notes).map(Out::H)
+        }
+        "irate" | "idelta" => instant_value(floats, hists, name == "irate", notes),
+        "resets" | "changes" => Some(Out::F(count_transitions(floats, hists, name == "resets"))),
+        "sum_over_time" | "avg_over_time" => {
+            if mixed {
+                notes.mixed_floats_histograms = true;
+                return None;
+            }
+            if name == "avg_over_time" {
+                let hs: Vec<&FloatHistogram> = hists.iter().map(|h| &h.h).collect();
+                return fieldwise(&hs, Fieldwise::Mean, notes).map(Out::H);
+            }
+            sum_histograms(hists, notes).map(Out::H)
+        }
+        "count_over_time" => Some(Out::F((floats.len() + hists.len()) as f64)),
+        "present_over_time" => Some(Out::F(1.0)),
+        "last_over_time" => match (floats.last(), hists.last()) {
+            (Some(f), Some(h)) if h.t < f.t => Some(Out::F(f.v)),
+            (_, Some(h)) => Some(Out::H(h.h.clone())),
+            (Some(f), None) => Some(Out::F(f.v)),
+            (None, None) => None,
+        },
+        "first_over_time" => match (floats.first(), hists.first()) {
+            (Some(f), Some(h)) if f.t < h.t => Some(Out::F(f.v)),
+            (_, Some(h)) => Some(Out::H(h.h.clone())),
+            (Some(f), None) => Some(Out::F(f.v)),
+            (None, None) => None,
+        },
+        "ts_of_last_over_time" => {
+            let t = floats.last().map_or(i64::MIN, |f| f.t).max(hists.last().map_or(i64::MIN, |h| h.t));
+            Some(Out::F(t as f64 / 1000.0))
+        }
+        "ts_of_first_over_time" => {
+            let t = floats.first().map_or(i64::MAX, |f| f.t).min(hists.first().map_or(i64::MAX, |h| h.t));
+            Some(Out::F(t as f64 / 1000.0))
+        }
+        _ => None,
+    }
+}
+
+/// `h -= other` (or `+=`), noting reconciled custom buckets; `false` when the schemas do
+/// not mix.
+fn combine(h: &mut FloatHistogram, other: &FloatHistogram, sub: bool, notes: &mut Notes) -> bool {
+    let res = if sub { h.sub(other) } else { h.add(other) };
+    match res {
+        Ok(n) => {
+            if n.nhcb_bounds_reconciled {
+                notes.reconciled(if sub { "subtraction" } else { "addition" });
+            }
+            true
+        }
+        Err(HistogramError::IncompatibleSchema) => {
+            notes.mixed_exponential_custom = true;
+            false
+        }
+    }
+}
+
+/// Prometheus's `histogramRate`: last minus first, corrected for counter resets.
+fn histogram_delta(points: &[HistogramSample], is_counter: bool, notes: &mut Notes) -> Option<FloatHistogram> {
+    let mut prev = points[0].h.clone();
+    let last = &points[points.len() - 1].h;
+    let gauge = CounterResetHint::Gauge;
+    if is_counter && (prev.counter_reset_hint == gauge || last.counter_reset_hint == gauge) {
+        notes.not_counter = true;
+    }
+    let mut custom = prev.uses_custom_buckets();
+    if is_counter && points[1].h.detect_reset(&prev) {
+        let second = &points[1].h;
+        prev =
+            FloatHistogram { schema: second.schema, custom_values: second.custom_values.clone(), ..Default::default() };
+        custom = second.uses_custom_buckets();
+    }
+    if last.uses_custom_buckets() != custom {
+        notes.mixed_exponential_custom = true;
+        return None;
+    }
+    let mut min_schema = last.schema.min(prev.schema);
+    for p in &points[1..points.len() - 1] {
+        if !is_counter {
+            continue;
+        }
+        if p.h.counter_reset_hint == gauge {
+            notes.not_counter = true;
+        }
+        min_schema = min_schema.min(p.h.schema);
+        if p.h.uses_custom_buckets() != custom {
+            notes.mixed_exponential_custom = true;
+            return None;
+        }
+    }
+    let mut h = last.clone();
+    h.reduce_resolution(min_schema);
+    if !combine(&mut h, &prev, true, notes) {
+        return None;
+    }
+    if is_counter {
+        for p in &points[1..] {
+            if p.h.detect_reset(&prev) && !combine(&mut h, &prev, false, notes) {
+                return None;
+            }
+            prev = p.h.clone();
+        }
+    } else if points[0].h.counter_reset_hint != gauge || last.counter_reset_hint != gauge {
+        notes.not_gauge = true;
+    }
+    h.counter_reset_hint = gauge;
+    h.compact();
+    Some(h)
+}
+
+/// `rate`, `increase` and `delta` of histograms, extrapolated like their float versions.
+fn extrapolated_rate(
+    points: &[HistogramSample],
+    range_start: i64,
+    range_end: i64,
+    range_ms: i64,
+    is_counter: bool,
+    is_rate: bool,
+    notes: &mut Notes,
+) -> Option<FloatHistogram> {
+    if points.len() < 2 {
+        return None;
+    }
+    let mut result = histogram_delta(points, is_counter, notes)?;
+    let (first, last) = (&points[0], &points[points.len() - 1]);
+    let mut to_start = (first.t - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last.t) as f64 / 1000.0;
+    let sampled = (last.t - first.t) as f64 / 1000.0;
+    let avg = sampled / (points.len() - 1) as f64;
+    let threshold = avg * 1.1;
+    if to_start >= threshold {
+        to_start = avg / 2.0;
+    }
+    if is_counter {
+        let mut to_zero = to_start;
+        if result.count > 0.0 && first.h.count >= 0.0 {
+            to_zero = sampled * (first.h.count / result.count);
+        }
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= range_ms as f64 / 1000.0;
+    }
+    result.mul(factor);
+    Some(result)
+}
+
+/// `irate` and `idelta` over the last two samples of either kind.
+fn instant_value(floats: &[Sample], hists: &[HistogramSample], is_rate: bool, notes: &mut Notes) -> Option<Out> {
+    // The last two samples by time: (t, float or histogram).
+    let mut last: Vec<(i64, Result<f64, &FloatHistogram>)> = floats[floats.len().saturating_sub(2)..]
+        .iter()
+        .map(|f| (f.t, Ok(f.v)))
+        .chain(hists[hists.len().saturating_sub(2)..].iter().map(|h| (h.t, Err(&h.h))))
+        .collect();
+    last.sort_by_key(|x| x.0);
+    if last.len() < 2 {
+        return None;
+    }
+    let (a, b) = (last[last.len() - 2], last[last.len() - 1]);
+    let interval = b.0 - a.0;
+    if interval == 0 {
+        return None;
+    }
+    let secs = interval as f64 / 1000.0;
+    match (a.1, b.1) {
+        (Ok(x), Ok(y)) => {
+            let mut v = if is_rate && y < x { y } else { y - x };
+            if is_rate {
+                v /= secs;
+            }
+            Some(Out::F(v))
+        }
+        (Err(x), Err(y)) => {
+            let gauge = CounterResetHint::Gauge;
+            if is_rate && (x.counter_reset_hint == gauge || y.counter_reset_hint == gauge) {
+                notes.not_counter = true;
+            }
+            if !is_rate && (x.counter_reset_hint != gauge || y.counter_reset_hint != gauge) {
+                notes.not_gauge = true;
+            }
+            let mut h = y.clone();
+            if (!is_rate || !y.detect_reset(x)) && !combine(&mut h, x, true, notes) {
+                return None;
+            }
+            h.counter_reset_hint = gauge;
+            h.compact();
+            if is_rate {
+                h.div(secs);
+            }
+            Some(Out::H(h))
+        }
+        _ => {
+            notes.mixed_floats_histograms = true;
+            None
+        }
+    }
+}
+
+/// `resets` (or `changes`) over floats and histograms in time order; a switch between
+/// the two kinds counts.
+fn count_transitions(floats: &[Sample], hists: &[HistogramSample], resets: bool) -> f64 {
+    let mut all: Vec<(i64, Result<f64, &FloatHistogram>)> =
+        floats.iter().map(|f| (f.t, Ok(f.v))).chain(hists.iter().map(|h| (h.t, Err(&h.h)))).collect();
+    all.sort_by_key(|x| x.0);
+    let mut n = 0.0;
+    for w in all.windows(2) {
+        let counts = match (w[0].1, w[1].1) {
+            (Ok(a), Ok(b)) if resets => b < a,
+            (Ok(a), Ok(b)) => a != b && !(a.is_nan() && b.is_nan()),
+            (Err(a), Err(b)) if resets => b.detect_reset(a),
+            (Err(a), Err(b)) => !histograms_equal(a, b),
+            _ => true,
+        };
+        if counts {
+            n += 1.0;
+        }
+    }
+    n
+}
+
+/// Prometheus's `FloatHistogram.Equals`: same layout (ignoring how spans are cut) and the
+/// same values bit for bit; the counter-reset hint is not compared.
+pub(crate) fn histograms_equal(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    let same = |x: f64, y: f64| x.to_bits() == y.to_bits();
+    let buckets = |x: &[(i32, f64)], y: &[(i32, f64)]| {
+        x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.0 == q.0 && same(p.1, q.1))
+    };
+    a.schema == b.schema
+        && same(a.count, b.count)
+        && same(a.sum, b.sum)
+        && (a.uses_custom_buckets() || (same(a.zero_threshold, b.zero_threshold) && same(a.zero_count, b.zero_count)))
+        && a.custom_values == b.custom_values
+        && buckets(&a.positive, &b.positive)
+        && buckets(&a.negative, &b.negative)
+}
+
+/// The sum of histograms (Kahan-compensated), noting conflicting counter-reset hints.
+fn sum_histograms(hists: &[HistogramSample], notes: &mut Notes) -> Option<FloatHistogram> {
+    let hs: Vec<&FloatHistogram> = hists.iter().map(|h| &h.h).collect();
+    fieldwise(&hs, Fieldwise::Sum, notes)
+}
+
+/// How [`fieldwise`] combines the values of one field.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fieldwise {
+    Sum,
+    Mean,
+}
+
+/// Sums (or averages) histograms field by field — count, sum, zero count and every
+/// bucket — with the float algorithms (Kahan summation, incremental mean on overflow),
+/// in the layout that adding them one by one gives. `None` when exponential and custom
+/// buckets meet.
+pub(crate) fn fieldwise(hists: &[&FloatHistogram], how: Fieldwise, notes: &mut Notes) -> Option<FloatHistogram> {
+    let mut layout = hists[0].clone();
+    let (mut reset, mut not_reset) = (false, false);
+    for h in hists {
+        reset |= h.counter_reset_hint == CounterResetHint::CounterReset;
+        not_reset |= h.counter_reset_hint == CounterResetHint::NotCounterReset;
+    }
+    for h in &hists[1..] {
+        match layout.add(h) {
+            Ok(n) => {
+                if n.nhcb_bounds_reconciled {
+                    notes.reconciled("aggregation");
+                }
+            }
+            Err(HistogramError::IncompatibleSchema) => {
+                notes.mixed_exponential_custom = true;
+                return None;
+            }
+        }
+    }
+    if reset && not_reset {
+        notes.counter_reset_collision = true;
+    }
+    let aligned: Vec<FloatHistogram> = hists.iter().map(|h| h.aligned_to(&layout)).collect();
+    let combine = |values: &mut dyn Iterator<Item = f64>| match how {
+        Fieldwise::Sum => crate::functions::kahan_sum(values),
+        Fieldwise::Mean => crate::functions::mean(values),
+    };
+    let bucket = |buckets: &[(i32, f64)], idx: i32| {
+        buckets.binary_search_by_key(&idx, |b| b.0).map(|i| buckets[i].1).unwrap_or(0.0)
+    };
+    layout.count = combine(&mut aligned.iter().map(|h| h.count));
+    layout.sum = combine(&mut aligned.iter().map(|h| h.sum));
+    layout.zero_count = combine(&mut aligned.iter().map(|h| h.zero_count));
+    for b in layout.positive.iter_mut() {
+        b.1 = combine(&mut aligned.iter().map(|h| bucket(&h.positive, b.0)));
+    }
+    for b in layout.negative.iter_mut() {
+        b.1 = combine(&mut aligned.iter().map(|h| bucket(&h.negative, b.0)));
+    }
+    Some(layout)
+}
