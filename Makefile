@@ -21,7 +21,7 @@ test-deps:
 	@./scripts/install-test-deps.sh
 
 test-rust:
-	OSPREY_BIN=$(abspath target/release/osprey) $(CARGO) test --release --workspace
+	$(CARGO) test --release --workspace --lib --bins --tests
 
 # Prometheus's PromQL test scripts over our engine; skipped (with the reason) without the corpus.
 test-conformance:
