@@ -148,23 +148,7 @@ impl Report {
                 ratio(&vm),
             ]);
         }
-        let widths: Vec<usize> =
-            (0..lines[0].len()).map(|c| lines.iter().map(|l| l[c].len()).max().unwrap_or(0)).collect();
-        let mut out = String::new();
-        for line in &lines {
-            let cells: Vec<String> =
-                line.iter()
-                    .enumerate()
-                    .map(|(c, text)| {
-                        if c == 0 {
-                            format!("{text:<w$}", w = widths[c])
-                        } else {
-                            format!("{text:>w$}", w = widths[c])
-                        }
-                    })
-                    .collect();
-            let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-        }
+        let mut out = align(&lines);
         out.push_str("ratios are Osprey/peer: above 1x is better for samples/s, below 1x for memory and disk\n");
         for p in &self.peers {
             let _ = writeln!(out, "\n{} ({}): {}", p.peer, p.binary, p.version.as_deref().unwrap_or("version unknown"));
@@ -196,12 +180,43 @@ impl Report {
 
     /// Writes the report as `<dir>/<date>.json` and returns the path.
     pub fn write_json(&self, dir: &Path) -> anyhow::Result<PathBuf> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join(format!("{}.json", self.date.replace(':', "")));
-        let json = serde_json::to_string_pretty(self).context("cannot serialise the report")?;
-        std::fs::write(&path, json + "\n").with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(path)
+        write_json(self, dir, &self.date.replace(':', ""))
     }
+}
+
+/// Writes `value` as pretty JSON to `<dir>/<stem>.json` and returns the path.
+pub fn write_json(value: &impl Serialize, dir: &Path, stem: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{stem}.json"));
+    let json = serde_json::to_string_pretty(value).context("cannot serialise the report")?;
+    std::fs::write(&path, json + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Lays out rows as a plain-text table: the first column left-aligned, the rest right-aligned.
+pub fn align(lines: &[Vec<String>]) -> String {
+    let columns = lines.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| lines.iter().filter_map(|l| l.get(c)).map(|t| t.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for line in lines {
+        let cells: Vec<String> = line
+            .iter()
+            .enumerate()
+            .map(
+                |(c, text)| {
+                    if c == 0 {
+                        format!("{text:<w$}", w = widths[c])
+                    } else {
+                        format!("{text:>w$}", w = widths[c])
+                    }
+                },
+            )
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
 }
 
 impl Machine {

@@ -1,7 +1,12 @@
 //! Sends a pre-encoded workload: one task per shard, each shard's requests strictly in order,
 //! retrying 429 and 5xx answers (and connection failures) with exponential backoff the way
 //! Prometheus's queue manager does, and dropping requests refused with another 4xx.
+//!
+//! Data from the past is sent in phases of data time: every sender finishes a phase before any
+//! starts the next, so no sender runs ahead of the others by more than a phase. Prometheus and
+//! Osprey refuse samples more than an hour older than the newest they hold.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,23 +65,68 @@ impl SendStats {
 
 /// Sends every shard concurrently and times the whole.
 pub async fn send_all(client: &reqwest::Client, url: &str, workload: Arc<Workload>, retry: RetryPolicy) -> SendStats {
+    let whole: Vec<Range<usize>> = workload.shards.iter().map(|s| 0..s.len()).collect();
+    send_phases(client, url, workload, retry, vec![whole]).await
+}
+
+/// Sends every shard concurrently in phases of `phase_ms` of data time (see the module
+/// documentation) and times the whole.
+pub async fn send_in_phases(
+    client: &reqwest::Client,
+    url: &str,
+    workload: Arc<Workload>,
+    retry: RetryPolicy,
+    phase_ms: i64,
+) -> SendStats {
+    let phases = phases(&workload.shards, workload.first_ms, phase_ms);
+    send_phases(client, url, workload, retry, phases).await
+}
+
+async fn send_phases(
+    client: &reqwest::Client,
+    url: &str,
+    workload: Arc<Workload>,
+    retry: RetryPolicy,
+    phases: Vec<Vec<Range<usize>>>,
+) -> SendStats {
     let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for shard in 0..workload.shards.len() {
-        let (client, url, workload) = (client.clone(), url.to_string(), workload.clone());
-        tasks.spawn(async move { send_shard(&client, &url, &workload.shards[shard], retry).await });
-    }
     let mut total = SendStats::default();
-    while let Some(result) = tasks.join_next().await {
-        match result {
-            Ok(stats) => total.merge(stats),
-            Err(e) => {
-                total.merge(SendStats { first_error: Some(format!("sender task failed: {e}")), ..SendStats::default() })
+    for phase in phases {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (shard, range) in phase.into_iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+            let (client, url, workload) = (client.clone(), url.to_string(), workload.clone());
+            tasks.spawn(async move { send_shard(&client, &url, &workload.shards[shard][range], retry).await });
+        }
+        while let Some(result) = tasks.join_next().await {
+            match result {
+                Ok(stats) => total.merge(stats),
+                Err(e) => total
+                    .merge(SendStats { first_error: Some(format!("sender task failed: {e}")), ..SendStats::default() }),
             }
         }
     }
     total.wall = start.elapsed();
     total
+}
+
+/// Splits each shard's batches into phases by their newest timestamp: phase `p` holds, per
+/// shard, the batches whose data reaches into `[first_ms + p * phase_ms, first_ms + (p + 1) *
+/// phase_ms)`. Each shard's batches stay in order and every batch is in exactly one phase.
+fn phases(shards: &[Vec<Batch>], first_ms: i64, phase_ms: i64) -> Vec<Vec<Range<usize>>> {
+    let phase_of = |b: &Batch| usize::try_from((b.max_t - first_ms).max(0) / phase_ms.max(1)).unwrap_or(usize::MAX);
+    let count = shards.iter().flatten().map(phase_of).max().map_or(0, |p| p.saturating_add(1));
+    let mut phases = vec![vec![0..0; shards.len()]; count];
+    for (s, shard) in shards.iter().enumerate() {
+        let mut begin = 0;
+        for (phase, ranges) in phases.iter_mut().enumerate() {
+            // `max_t` never decreases within a shard, so each phase is one contiguous run.
+            let end = begin + shard[begin..].iter().take_while(|b| phase_of(b) <= phase).count();
+            ranges[s] = begin..end;
+            begin = end;
+        }
+    }
+    phases.retain(|p| p.iter().any(|r| !r.is_empty()));
+    phases
 }
 
 async fn send_shard(client: &reqwest::Client, url: &str, batches: &[Batch], retry: RetryPolicy) -> SendStats {
@@ -198,7 +248,7 @@ mod tests {
     }
 
     fn workload(batches: usize) -> Arc<Workload> {
-        let batch = Batch { body: bytes::Bytes::from_static(b"body"), samples: 10 };
+        let batch = Batch { body: bytes::Bytes::from_static(b"body"), samples: 10, max_t: 0 };
         Arc::new(Workload {
             shards: vec![vec![batch; batches]],
             samples: 10 * batches as u64,
@@ -210,6 +260,40 @@ mod tests {
 
     fn fast_retries() -> RetryPolicy {
         RetryPolicy { max_attempts: 3, first_backoff: Duration::from_millis(1), max_backoff: Duration::from_millis(4) }
+    }
+
+    #[test]
+    fn phases_keep_shards_in_order_and_close_in_time() {
+        let batch = |max_t| Batch { body: bytes::Bytes::new(), samples: 1, max_t };
+        let shards = vec![
+            vec![batch(1_000), batch(1_500), batch(3_100), batch(9_000)],
+            vec![batch(2_900), batch(5_000), batch(5_500)],
+            vec![],
+        ];
+        let p = phases(&shards, 1_000, 1_000);
+        // Phases 0, 1, 2, 4 and 8 have batches; 3 and 5 to 7 are empty and dropped.
+        assert_eq!(
+            p,
+            vec![
+                vec![0..2, 0..0, 0..0],
+                vec![2..2, 0..1, 0..0],
+                vec![2..3, 1..1, 0..0],
+                vec![3..3, 1..3, 0..0],
+                vec![3..4, 3..3, 0..0],
+            ]
+        );
+        assert!(phases(&[vec![], vec![]], 0, 1_000).is_empty());
+    }
+
+    #[tokio::test]
+    async fn sending_in_phases_sends_everything_once() {
+        let url = scripted_server(vec![]);
+        let mut w = Arc::try_unwrap(workload(4)).expect("sole owner");
+        for (t, b) in w.shards[0].iter_mut().enumerate() {
+            b.max_t = t as i64;
+        }
+        let stats = send_in_phases(&reqwest::Client::new(), &url, Arc::new(w), fast_retries(), 1).await;
+        assert_eq!((stats.requests, stats.samples_accepted, stats.samples_lost), (4, 40, 0));
     }
 
     #[tokio::test]

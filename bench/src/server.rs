@@ -23,6 +23,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often resident memory is sampled during a run.
 const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// How often [`Server::watch`] checks that the server is still alive.
+const LIVENESS_EVERY: Duration = Duration::from_millis(500);
 
 /// Where a server keeps its files: `data` is what gets measured; the log and any config
 /// live beside it so they are never counted.
@@ -140,6 +142,33 @@ impl Server {
         self.rss_max.load(Ordering::Relaxed)
     }
 
+    /// Starts both peak readings afresh from the current resident size, so that a later phase
+    /// (queries after loading) is measured on its own. Returns false if the kernel refused to
+    /// reset VmHWM (`/proc/<pid>/clear_refs`), which then still includes the earlier peak.
+    pub fn reset_peak_rss(&mut self) -> bool {
+        let now = read_status_kib(self.pid(), "VmRSS:").map_or(0, |kib| kib * 1024);
+        self.rss_max.store(now, Ordering::Relaxed);
+        self.hwm = 0;
+        // "5" resets the peak resident set size (proc(5)).
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").is_ok()
+    }
+
+    /// Runs `work` (which may borrow the server) while checking every 500 ms that the server
+    /// is alive; None if it exited.
+    pub async fn watch<F: std::future::Future>(&self, work: F) -> Option<F::Output> {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                output = &mut work => return Some(output),
+                _ = tokio::time::sleep(LIVENESS_EVERY) => {
+                    if !is_alive(self.pid()) {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
     /// SIGTERM, then waits up to [`STOP_TIMEOUT`] for a clean exit before SIGKILL.
     pub fn stop(&mut self) -> anyhow::Result<ExitStatus> {
         self.peak_rss_hwm();
@@ -190,6 +219,15 @@ async fn sample_rss(pid: u32, max: Arc<AtomicU64>) {
             None => return,
         }
     }
+}
+
+/// Whether `pid` runs: our servers are unreaped children, so once they exit they stay
+/// zombies (state `Z`) until [`Server::stop`] reaps them.
+fn is_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The state follows the command name, which is in parentheses and may contain spaces.
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
 }
 
 /// A `kB` field of /proc/<pid>/status, or None once the process is gone.
@@ -288,8 +326,14 @@ mod tests {
         assert!(server.is_running());
         let hwm = server.peak_rss_hwm();
         assert!(hwm > 0);
+        assert!(server.reset_peak_rss(), "clear_refs refused");
+        assert!(server.peak_rss_sampled() > 0 && server.peak_rss_sampled() <= hwm);
+        let answered = server.watch(async { 7 }).await;
+        assert_eq!(answered, Some(7));
         server.stop().expect("stops on SIGTERM");
         assert!(!server.is_running());
-        assert_eq!(server.peak_rss_hwm(), hwm);
+        assert!(server.peak_rss_hwm() > 0 && server.peak_rss_hwm() <= hwm);
+        let never = server.watch(std::future::pending::<()>()).await;
+        assert_eq!(never, None, "watch must notice that the server exited");
     }
 }

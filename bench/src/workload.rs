@@ -6,6 +6,10 @@
 //! order even though senders run concurrently. Timestamps follow real scrapes: each target has
 //! a fixed phase within the interval plus up to ±`jitter_ms` of jitter per scrape (50 ms by
 //! default), shared by all its series.
+//!
+//! Optionally the workload starts with a longer `history` at a coarser interval (days of
+//! data for long range queries without billions of samples); every series' timestamps still
+//! increase from the first round to the last.
 
 mod catalog;
 
@@ -26,6 +30,15 @@ pub struct WorkloadOptions {
     pub seed: u64,
     /// Timestamp the last scrape round ends at; the workload covers the time just before it.
     pub end_ms: i64,
+    /// Older rounds at a coarser interval, before the `samples_per_series` regular ones.
+    pub history: Option<History>,
+}
+
+/// Rounds that precede the regular ones at a coarser interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct History {
+    pub rounds: usize,
+    pub interval_ms: i64,
 }
 
 /// One pre-encoded remote_write request body.
@@ -33,6 +46,8 @@ pub struct WorkloadOptions {
 pub struct Batch {
     pub body: Bytes,
     pub samples: u64,
+    /// The newest timestamp in the batch, so that senders can stay close together in time.
+    pub max_t: i64,
 }
 
 #[derive(Debug)]
@@ -62,11 +77,28 @@ impl WorkloadOptions {
         if self.interval_ms <= 2 * self.jitter_ms {
             return Err(format!("--interval-ms must be more than twice --jitter-ms ({} ms)", 2 * self.jitter_ms));
         }
+        if let Some(h) = self.history {
+            // A coarser interval keeps the phase within its round, so time never goes back.
+            if h.interval_ms < self.interval_ms {
+                return Err("the history interval must be at least --interval-ms".into());
+            }
+        }
         Ok(())
     }
 
+    /// Where the regular rounds start (the history ends).
     fn start_ms(&self) -> i64 {
         self.end_ms - self.samples_per_series as i64 * self.interval_ms
+    }
+
+    /// Where the first round starts.
+    pub fn first_ms(&self) -> i64 {
+        self.start_ms() - self.history.map_or(0, |h| h.rounds as i64 * h.interval_ms)
+    }
+
+    /// Scrape rounds per series, history included.
+    pub fn rounds(&self) -> usize {
+        self.history.map_or(0, |h| h.rounds) + self.samples_per_series
     }
 
     /// When `target` was scraped in `round`: its phase within the interval plus jitter.
@@ -74,7 +106,11 @@ impl WorkloadOptions {
         let jitter_ms = self.jitter_ms;
         let phase = (mix(self.seed, u64::from(target)) % (self.interval_ms - 2 * jitter_ms) as u64) as i64 + jitter_ms;
         let jitter = (mix(self.seed ^ u64::from(target), round as u64) % (2 * jitter_ms + 1) as u64) as i64 - jitter_ms;
-        self.start_ms() + round as i64 * self.interval_ms + phase + jitter
+        let round_start = match self.history {
+            Some(h) if round < h.rounds => self.start_ms() - (h.rounds - round) as i64 * h.interval_ms,
+            history => self.start_ms() + (round - history.map_or(0, |h| h.rounds)) as i64 * self.interval_ms,
+        };
+        round_start + phase + jitter
     }
 }
 
@@ -108,16 +144,18 @@ pub fn build(opts: &WorkloadOptions) -> Workload {
     });
     let samples = shards.iter().flatten().map(|b| b.samples).sum();
     let body_bytes = shards.iter().flatten().map(|b| b.body.len() as u64).sum();
-    Workload { shards, samples, body_bytes, first_ms: opts.start_ms(), last_ms: opts.end_ms }
+    Workload { shards, samples, body_bytes, first_ms: opts.first_ms(), last_ms: opts.end_ms }
 }
 
 fn encode_shard(mut groups: Vec<Group>, opts: &WorkloadOptions) -> Vec<Batch> {
     let mut batches = Vec::new();
     let mut pending: Vec<TimeSeries> = Vec::with_capacity(opts.batch_size);
     let mut values = Vec::new();
-    for round in 0..opts.samples_per_series {
+    let mut max_t = i64::MIN;
+    for round in 0..opts.rounds() {
         for group in &mut groups {
             let t = opts.timestamp(group.target, round);
+            max_t = max_t.max(t);
             values.clear();
             group.next_values(&mut values);
             for (labels, &v) in group.labels.iter().zip(&values) {
@@ -127,22 +165,28 @@ fn encode_shard(mut groups: Vec<Group>, opts: &WorkloadOptions) -> Vec<Batch> {
                     exemplars: Vec::new(),
                 });
                 if pending.len() == opts.batch_size {
-                    batches.push(encode(&mut pending));
+                    batches.push(encode(&mut pending, max_t));
                 }
             }
         }
+        // A history round is sent on its own: a batch mixing it with the next, an interval
+        // later, would reach peers after other senders' samples of that next round and be
+        // refused as too old when the interval is an hour or more.
+        if round < opts.history.map_or(0, |h| h.rounds) && !pending.is_empty() {
+            batches.push(encode(&mut pending, max_t));
+        }
     }
     if !pending.is_empty() {
-        batches.push(encode(&mut pending));
+        batches.push(encode(&mut pending, max_t));
     }
     batches
 }
 
-fn encode(pending: &mut Vec<TimeSeries>) -> Batch {
+fn encode(pending: &mut Vec<TimeSeries>, max_t: i64) -> Batch {
     let request = WriteRequest { series: std::mem::take(pending), metadata: Vec::new() };
     let body = osprey_wire::remote_write::encode_write_request(&request);
     pending.reserve(request.series.len());
-    Batch { body: Bytes::from(body), samples: request.series.len() as u64 }
+    Batch { body: Bytes::from(body), samples: request.series.len() as u64, max_t }
 }
 
 #[cfg(test)]
@@ -161,6 +205,7 @@ mod tests {
             batch_size,
             seed: 42,
             end_ms: 1_800_000_000_000,
+            history: None,
         }
     }
 
@@ -229,6 +274,42 @@ mod tests {
             m
         };
         assert_eq!(by_series(&build(&opts(300, 4, 1, 100))), by_series(&build(&opts(300, 4, 5, 100))));
+    }
+
+    #[test]
+    fn history_rounds_come_first_at_their_coarser_interval_and_time_only_grows() {
+        let mut o = opts(200, 4, 2, 150);
+        o.history = Some(History { rounds: 6, interval_ms: 600_000 });
+        assert_eq!(o.rounds(), 10);
+        let w = build(&o);
+        assert_eq!(w.samples, 2_000);
+        assert_eq!(w.first_ms, o.end_ms - 4 * 15_000 - 6 * 600_000);
+        let mut times: HashMap<String, Vec<i64>> = HashMap::new();
+        for shard in &w.shards {
+            let mut newest_so_far = i64::MIN;
+            for b in shard {
+                let series = decode_write_request(&b.body).expect("valid body").series;
+                let newest = series.iter().map(|ts| ts.samples[0].t).max().expect("non-empty batch");
+                let oldest = series.iter().map(|ts| ts.samples[0].t).min().expect("non-empty batch");
+                if oldest < o.end_ms - 4 * 15_000 {
+                    assert!(newest - oldest < 15_000, "a batch mixes history rounds: {oldest}..{newest}");
+                }
+                assert_eq!(b.max_t, newest.max(newest_so_far), "max_t is the newest timestamp sent so far");
+                newest_so_far = b.max_t;
+                for ts in series {
+                    times.entry(ts.labels.to_string()).or_default().push(ts.samples[0].t);
+                }
+            }
+        }
+        for (series, t) in &times {
+            let gaps: Vec<i64> = t.windows(2).map(|w| w[1] - w[0]).collect();
+            assert!(gaps[..5].iter().all(|g| (600_000 - 100..=600_000 + 100).contains(g)), "{series}: {gaps:?}");
+            assert!(gaps[5] > 0, "{series}: history and recent rounds overlap: {gaps:?}");
+            assert!(gaps[6..].iter().all(|g| (15_000 - 100..=15_000 + 100).contains(g)), "{series}: {gaps:?}");
+            assert!(t[0] >= w.first_ms && t[9] <= w.last_ms, "{series}: {t:?}");
+        }
+        o.history = Some(History { rounds: 6, interval_ms: 10_000 });
+        assert!(o.validate().unwrap_err().contains("--interval-ms"));
     }
 
     #[test]
