@@ -184,19 +184,46 @@ fn value_json(value: &Value) -> Json {
         Value::String { t, v } => json!({"resultType": "string", "result": [json_time(*t), v]}),
         Value::Vector(samples) => json!({
             "resultType": "vector",
-            "result": samples.iter().map(|s| json!({
-                "metric": labels_json(&s.labels),
-                "value": [json_time(s.t), format_value(s.v)],
-            })).collect::<Vec<_>>(),
+            "result": samples.iter().map(|s| match &s.h {
+                Some(h) => json!({
+                    "metric": labels_json(&s.labels),
+                    "histogram": [json_time(s.t), histogram_json(h)],
+                }),
+                None => json!({
+                    "metric": labels_json(&s.labels),
+                    "value": [json_time(s.t), format_value(s.v)],
+                }),
+            }).collect::<Vec<_>>(),
         }),
         Value::Matrix(series) => json!({
             "resultType": "matrix",
-            "result": series.iter().map(|s| json!({
-                "metric": labels_json(&s.labels),
-                "values": s.samples.iter().map(|p| json!([json_time(p.t), format_value(p.v)])).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
+            "result": series.iter().map(|s| {
+                // As Prometheus: each of "values" and "histograms" only when non-empty.
+                let mut item = json!({"metric": labels_json(&s.labels)});
+                if !s.samples.is_empty() || s.histograms.is_empty() {
+                    item["values"] =
+                        s.samples.iter().map(|p| json!([json_time(p.t), format_value(p.v)])).collect::<Json>();
+                }
+                if !s.histograms.is_empty() {
+                    item["histograms"] =
+                        s.histograms.iter().map(|p| json!([json_time(p.t), histogram_json(&p.h)])).collect::<Json>();
+                }
+                item
+            }).collect::<Vec<_>>(),
         }),
     }
+}
+
+/// Prometheus's JSON for a native histogram: count, sum and the populated buckets as
+/// `[boundary_rule, lower, upper, count]` (numbers as strings).
+fn histogram_json(h: &osprey_model::FloatHistogram) -> Json {
+    let buckets: Vec<Json> = h
+        .buckets()
+        .iter()
+        .filter(|b| b.count != 0.0)
+        .map(|b| json!([b.boundary_rule(), format_value(b.lower), format_value(b.upper), format_value(b.count)]))
+        .collect();
+    json!({"count": format_value(h.count), "sum": format_value(h.sum), "buckets": buckets})
 }
 
 pub fn labels_json(labels: &osprey_model::Labels) -> Json {
@@ -205,4 +232,27 @@ pub fn labels_json(labels: &osprey_model::Labels) -> Json {
         .map(|l| (l.name.clone(), Json::String(l.value.clone())))
         .collect();
     Json::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osprey_model::FloatHistogram;
+
+    #[test]
+    fn native_histograms_render_as_prometheus_does() {
+        let h = FloatHistogram {
+            count: 3.0,
+            sum: 5.0,
+            zero_threshold: 0.001,
+            zero_count: 1.0,
+            positive: vec![(0, 2.0), (1, 0.0)],
+            ..Default::default()
+        };
+        let got = histogram_json(&h);
+        assert_eq!(
+            got,
+            json!({"count": "3", "sum": "5", "buckets": [[3, "-0.001", "0.001", "1"], [0, "0.5", "1", "2"]]})
+        );
+    }
 }

@@ -75,6 +75,8 @@ struct Group {
     has_float: bool,
     /// Series indices of histogram samples (for `limitk` and `limit_ratio`).
     hist_members: Vec<usize>,
+    /// Histograms as `count_values` labels them.
+    hist_values: Vec<String>,
 }
 
 pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<Val, PromqlError> {
@@ -87,7 +89,10 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
         if op == Agg::CountValues {
             string_param = ev.eval_string(p)?;
             if !is_valid_label_name_utf8(&string_param) {
-                return Err(PromqlError::execution(format!("invalid label name {string_param:?}")));
+                return Err(PromqlError::execution(format!(
+                    "invalid label name {}",
+                    go_quoted_arg(ev.query, &string_param)
+                )));
             }
         } else {
             scalar_param = ev.eval_scalar(p)?;
@@ -184,7 +189,6 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
                     ev.info(format!("ignored histogram in {name} aggregation {}", call_pos(ev.query, &name)));
                     continue;
                 }
-                Agg::CountValues => continue,
                 _ => {}
             }
             let g = group_of[j];
@@ -198,6 +202,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
             match op {
                 Agg::Sum | Agg::Avg => group.hists.push((j, h.clone())),
                 Agg::Limitk | Agg::LimitRatio => group.hist_members.push(j),
+                Agg::CountValues => group.hist_values.push(crate::histogram::histogram_string(h)),
                 _ => {}
             }
         }
@@ -237,6 +242,20 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
         }
     }
     Ok(Val::Vector(out.finish()))
+}
+
+/// The label name as Go's `%q` prints it. Invalid UTF-8 (decoded as U+FFFD) can only come
+/// from `\x` escapes, which `%q` prints back as written, so the literal's own text is used.
+fn go_quoted_arg(query: &str, decoded: &str) -> String {
+    if decoded.contains('\u{FFFD}') {
+        let raw = crate::scan::find_call(query, "count_values")
+            .and_then(|start| crate::scan::find_arg(query, start + "count_values".len(), 0))
+            .map(|i| &query[i..(crate::scan::skip_string(query.as_bytes(), i) + 1).min(query.len())]);
+        if let Some(raw) = raw.filter(|r| r.starts_with('"')) {
+            return raw.to_string();
+        }
+    }
+    format!("{decoded:?}")
 }
 
 /// The smallest and largest non-NaN values.
@@ -350,8 +369,8 @@ fn emit(
         }
         Agg::CountValues => {
             let mut counts: Vec<(String, f64)> = Vec::new();
-            for &(_, v) in &g.values {
-                let s = format_float(v);
+            let floats = g.values.iter().map(|&(_, v)| format_float(v));
+            for s in floats.chain(g.hist_values.iter().cloned()) {
                 match counts.iter_mut().find(|(k, _)| *k == s) {
                     Some(c) => c.1 += 1.0,
                     None => counts.push((s, 1.0)),

@@ -464,6 +464,42 @@ fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> (f64, bool) {
     ((upper_rank - lower_rank) / h.count, nans)
 }
 
+/// Prometheus's `FloatHistogram.String()`, e.g. `{count:3, sum:5, [-0.001,0.001]:1, (0.5,1]:2}`
+/// (how `count_values` labels a histogram).
+pub(crate) fn histogram_string(h: &FloatHistogram) -> String {
+    let mut out = format!("{{count:{}, sum:{}", go_g(h.count), go_g(h.sum));
+    for b in h.buckets().iter().filter(|b| b.count != 0.0) {
+        let open = if b.lower_inclusive { '[' } else { '(' };
+        let close = if b.upper_inclusive { ']' } else { ')' };
+        out.push_str(&format!(", {open}{},{}{close}:{}", go_g(b.lower), go_g(b.upper), go_g(b.count)));
+    }
+    out.push('}');
+    out
+}
+
+/// Go's `%g` for a float64: the shortest representation, in exponent form when the
+/// exponent is below -4 or at least 6 (`1e+06`, `1.5e-05`).
+fn go_g(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let e = format!("{v:e}");
+    let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
+        format!("{v}")
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    }
+}
+
 fn warn_quantiles(ev: &mut Evaluator, qs: &[f64], pos: String) {
     for q in qs {
         if q.is_nan() || *q < 0.0 || *q > 1.0 {
@@ -664,4 +700,27 @@ pub(crate) fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
         return diff < epsilon * MIN_NORMAL;
     }
     diff / abs_sum.min(f64::MAX) < epsilon
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_g_matches_go() {
+        assert_eq!(go_g(20.0), "20");
+        assert_eq!(go_g(-0.001), "-0.001");
+        assert_eq!(go_g(1e6), "1e+06");
+        assert_eq!(go_g(1.5e-5), "1.5e-05");
+        assert_eq!(go_g(123456.0), "123456");
+    }
+
+    #[test]
+    fn native_quantile_interpolates_exponentially() {
+        // One bucket (1, 2] holding all observations: the median is sqrt(2).
+        let h = FloatHistogram { count: 4.0, sum: 6.0, positive: vec![(1, 4.0)], ..Default::default() };
+        let (q, note) = native_quantile(0.5, &h);
+        assert!((q - 2f64.sqrt()).abs() < 1e-12 && note.is_none());
+        assert_eq!(native_fraction(0.0, 2.0, &h), (1.0, false));
+    }
 }

@@ -22,7 +22,7 @@
 //! [`VectorSample::h`] and [`MatrixSeries::histograms`].
 //!
 //! Non-goals (for now): start timestamps, the histogram trim operators `</` and `>/`,
-//! `anchored`/`smoothed` selectors over histograms, and `count_values` over histograms;
+//! and `anchored`/`smoothed` selectors over histograms;
 //! the [`promqltest`] runner reports the cases they affect as skipped.
 
 mod aggregate;
