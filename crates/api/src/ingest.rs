@@ -3,12 +3,13 @@
 //! Both decode on the async worker (pure CPU, bounded by the body limit), then append on a
 //! blocking thread. A write is acknowledged only after the store has logged it.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use osprey_ingest::DeltaToCumulative;
 use osprey_model::{AppendSummary, WriteRequest};
 
 use crate::response::{ApiError, ErrorType};
@@ -43,9 +44,11 @@ pub async fn remote_write(
     }
 }
 
-/// `POST /v1/metrics`: OTLP `ExportMetricsServiceRequest` as protobuf or JSON. Metrics that
-/// cannot be converted (delta temporality, exponential histograms) are refused one by one and
-/// counted in the response's `partial_success`, the rest is stored, as OTLP specifies.
+/// `POST /v1/metrics`: OTLP `ExportMetricsServiceRequest` as protobuf or JSON. Delta sums and
+/// histograms become cumulative series through per-tenant running totals. Metrics that cannot
+/// be converted (exponential histograms) and delta points that cannot be added (out of order,
+/// over the tenant's stream limit) are refused one by one and counted in the response's
+/// `partial_success`, the rest is stored, as OTLP specifies.
 pub async fn otlp_metrics(
     State(state): State<Arc<ApiState>>,
     RequestTenant(tenant): RequestTenant,
@@ -53,6 +56,9 @@ pub async fn otlp_metrics(
     body: Bytes,
 ) -> Response {
     use osprey_wire::otlp;
+    // The running totals live as long as the process, like the TSDB head they feed: one server
+    // per process. With default limits (100k streams per tenant, 5m idle expiry).
+    static DELTAS: LazyLock<DeltaToCumulative> = LazyLock::new(DeltaToCumulative::default);
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let is_json = content_type.starts_with("application/json");
     let result = async {
@@ -66,7 +72,25 @@ pub async fn otlp_metrics(
         let export = if is_json { otlp::decode_metrics_json(&body) } else { otlp::decode_metrics_protobuf(&body) }
             .map_err(|e| ApiError::bad_data(e.to_string()))?;
         let mut conversion = otlp::metrics_to_write_request_partial(&export, &otlp::OtlpOptions::default());
-        let request = std::mem::take(&mut conversion.request);
+        let mut request = std::mem::take(&mut conversion.request);
+        let deltas = std::mem::take(&mut conversion.deltas);
+        if !deltas.is_empty() {
+            // On a blocking thread: it may wait for the tenant's other OTLP writes.
+            let tenant = tenant.clone();
+            let (with_totals, report) = blocking(move || {
+                let report = DELTAS.convert(&tenant, deltas, &mut request);
+                Ok((request, report))
+            })
+            .await?;
+            request = with_totals;
+            conversion.rejected_data_points += report.points_dropped;
+            if let Some(e) = report.first_error {
+                conversion.first_rejection.get_or_insert(otlp::WireError::OtlpUnsupported {
+                    metric: e.metric().to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        }
         append(&state, tenant, request, Protocol::Otlp).await?;
         Ok(conversion)
     }

@@ -44,3 +44,39 @@ fn otel_sdk_metrics_are_queryable_with_prometheus_names() {
     assert_eq!(resp.status().as_u16(), 400);
     assert_eq!(value("queue_depth").as_deref(), Some("4"));
 }
+
+#[test]
+fn otel_sdk_delta_temporality_is_stored_as_running_totals() {
+    let sdk_ok = Command::new("python3")
+        .args(["-c", "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !sdk_ok {
+        assert!(std::env::var_os("CI").is_none(), "opentelemetry-sdk is not installed; make test installs it");
+        eprintln!("skipped: python opentelemetry-sdk not installed");
+        return;
+    }
+    let osprey = Osprey::start(&[]);
+    // Two exports of deltas, with more recorded in between (see the fixture's docstring).
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/otlp_delta_app.py");
+    let status = Command::new("python3").arg(fixture).arg(osprey.url("/v1/metrics")).status().unwrap();
+    assert!(status.success(), "OTLP delta export failed; log:\n{}", osprey.log());
+
+    let now = format!("{:.3}", now_ms() as f64 / 1000.0);
+    let value = |q: &str| -> Option<String> {
+        osprey.query(None, q, &now).first().and_then(|s| s["value"][1].as_str()).map(str::to_string)
+    };
+    assert_eq!(value(r#"jobs_done_total{job="worker",instance="pod-7",queue="a"}"#).as_deref(), Some("7"));
+    // One cumulative sample per export: 3, then 3 + 4.
+    assert_eq!(value(r#"count_over_time(jobs_done_total[5m])"#).as_deref(), Some("2"));
+    assert_eq!(value(r#"min_over_time(jobs_done_total[5m])"#).as_deref(), Some("3"));
+    // A non-monotonic delta sum is a gauge of the running sum: 2 - 1.
+    assert_eq!(value("workers_busy").as_deref(), Some("1"));
+    assert_eq!(value(r#"task_duration_seconds_bucket{le="0.1"}"#).as_deref(), Some("1"));
+    assert_eq!(value(r#"task_duration_seconds_bucket{le="1"}"#).as_deref(), Some("3"));
+    assert_eq!(value(r#"task_duration_seconds_bucket{le="+Inf"}"#).as_deref(), Some("4"));
+    assert_eq!(value("task_duration_seconds_count").as_deref(), Some("4"));
+    let (status, body) = osprey.get(None, "/api/v1/metadata", &[("metric", "jobs_done_total")]);
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["jobs_done_total"][0]["type"], "counter", "{body}");
+}
