@@ -22,6 +22,10 @@
 //!   memory (OTel's `max_streams`); a stream without points for `max_stale_ms` is forgotten
 //!   (OTel's `max_stale`, default 5 minutes), after which its next point starts it afresh.
 //!
+//! The state moves before the samples are stored: when storing fails and the client retries,
+//! the retried points are dropped as duplicates, but the totals already hold them, so the next
+//! sample of each series carries them (a missing sample, not a lost increment).
+//!
 //! No I/O and no clock: "idle" is measured on the points' own timestamps, against the newest
 //! point the tenant has sent. A tenant whose clock jumps far ahead thereby restarts its other
 //! streams, which PromQL reads as counter resets. Points stamped in the same millisecond are
@@ -45,7 +49,7 @@ pub struct DeltaLimits {
     /// refused until idle ones are forgotten.
     pub max_streams_per_tenant: usize,
     /// A stream with no point for this long, in milliseconds of the tenant's point time, is
-    /// forgotten.
+    /// forgotten. 0 never forgets: the stream limit is then the only bound.
     pub max_stale_ms: i64,
 }
 
@@ -261,7 +265,8 @@ impl DeltaToCumulative {
     /// point time so that a full map is not scanned for every new stream.
     fn forget_idle(&self, state: &mut TenantStreams, time_unix_nano: u64) {
         state.newest_unix_nano = state.newest_unix_nano.max(time_unix_nano);
-        let max_stale = u64::try_from(self.limits.max_stale_ms).unwrap_or(0).saturating_mul(1_000_000);
+        let Some(max_stale) = u64::try_from(self.limits.max_stale_ms).ok().filter(|ms| *ms > 0) else { return };
+        let max_stale = max_stale.saturating_mul(1_000_000);
         let newest = state.newest_unix_nano;
         if newest < state.swept_at_unix_nano.saturating_add(max_stale / 10) {
             return;
@@ -444,5 +449,10 @@ mod tests {
         // "b" comes back as a new stream only when there is room again.
         let (_, report) = check(&d, vec![sum_point(2, "b", 60_000, 60_030, 1.0)]);
         assert_eq!(report.points_dropped, 1);
+
+        // With max_stale_ms 0 nothing is forgotten, however old.
+        let d = DeltaToCumulative::new(DeltaLimits { max_streams_per_tenant: 2, max_stale_ms: 0 });
+        check(&d, vec![sum_point(1, "a", 0, 10, 1.0), sum_point(2, "b", 0, 10_000_000, 1.0)]);
+        assert_eq!(d.tracked_streams(&tenant()), 2);
     }
 }
