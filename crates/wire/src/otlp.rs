@@ -24,8 +24,9 @@
 //! into running totals, as Prometheus's `otlp-deltatocumulative` feature does before
 //! translating. This crate keeps no state between requests.
 //!
-//! What is refused, per metric, with a reason: exponential histograms (they map to native histograms, which Osprey does not store), metrics without
-//! data, and names or attribute keys with no usable character. [`metrics_to_write_request_partial`]
+//! What is refused, per metric, with a reason: exponential histograms (they map to native
+//! histograms, which Osprey does not store), unspecified temporality, metrics without data,
+//! and names or attribute keys with no usable character. [`metrics_to_write_request_partial`]
 //! keeps the rest and counts what it refused, as OTLP's partial success reports it;
 //! [`metrics_to_write_request`] refuses the whole request instead. Metrics with no data points
 //! produce only their metadata and are not errors. Scope metadata is not turned into labels
