@@ -56,8 +56,9 @@ pub async fn otlp_metrics(
     body: Bytes,
 ) -> Response {
     use osprey_wire::otlp;
-    // The running totals live as long as the process, like the TSDB head they feed: one server
-    // per process. With default limits (100k streams per tenant, 5m idle expiry).
+    // Running totals of delta streams, with default limits (100k streams per tenant, 5m idle
+    // expiry). Process-wide for now: two servers in one process would share them, keyed by
+    // tenant. Belongs in ApiState, with its limits from the server's config.
     static DELTAS: LazyLock<DeltaToCumulative> = LazyLock::new(DeltaToCumulative::default);
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let is_json = content_type.starts_with("application/json");
