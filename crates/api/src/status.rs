@@ -25,6 +25,8 @@ pub trait Admin: Send + Sync {
     /// Head statistics of one tenant, each top list cut to `limit` entries.
     fn tsdb_status(&self, tenant: &TenantId, limit: usize) -> Result<TsdbStatus, StorageError>;
     fn targets(&self) -> Vec<TargetStatus>;
+    /// Targets relabelling dropped: (discovered labels, scrape pool).
+    fn dropped_targets(&self) -> Vec<(Labels, String)>;
     /// The loaded configuration, as YAML.
     fn config_yaml(&self) -> String;
     /// Effective settings by name, for `/api/v1/status/flags`.
@@ -165,6 +167,7 @@ pub async fn targets(
         )));
     }
     let pool = params.get("scrapePool").map(str::to_string);
+    let pool_filter = |p: &str| pool.as_deref().is_none_or(|want| want == p);
     let active: Vec<Json> = if wanted == "dropped" {
         Vec::new()
     } else {
@@ -172,7 +175,7 @@ pub async fn targets(
             .admin
             .targets()
             .into_iter()
-            .filter(|t| pool.as_deref().is_none_or(|p| p == t.scrape_pool))
+            .filter(|t| pool_filter(&t.scrape_pool))
             .map(|t| {
                 json!({
                     "discoveredLabels": labels_json(&t.discovered_labels),
@@ -190,8 +193,19 @@ pub async fn targets(
             })
             .collect()
     };
+    let mut dropped_counts = serde_json::Map::new();
+    let mut dropped = Vec::new();
+    for (labels, pool) in state.admin.dropped_targets() {
+        if pool_filter(&pool) {
+            let count = dropped_counts.entry(pool.clone()).or_insert(json!(0));
+            *count = json!(count.as_u64().unwrap_or(0) + 1);
+            if wanted != "active" {
+                dropped.push(json!({"discoveredLabels": labels_json(&labels), "scrapePool": pool}));
+            }
+        }
+    }
     Ok(success(
-        json!({"activeTargets": active, "droppedTargets": [], "droppedTargetCounts": {}}),
+        json!({"activeTargets": active, "droppedTargets": dropped, "droppedTargetCounts": dropped_counts}),
         &[],
         &[],
     ))

@@ -44,6 +44,9 @@ scrape_configs:
     static_configs: [{{targets: ["127.0.0.1:{app_port}"], labels: {{team: checkout}}}}]
   - job_name: node
     static_configs: [{{targets: ["127.0.0.1:{node_port}"]}}]
+  - job_name: dropped
+    static_configs: [{{targets: ["127.0.0.1:9"]}}]
+    relabel_configs: [{{action: drop, source_labels: [__address__], regex: "127.0.0.1:9"}}]
 "#
         ),
     );
@@ -77,6 +80,8 @@ scrape_configs:
     let active = targets["data"]["activeTargets"].as_array().unwrap();
     assert_eq!(active.len(), 2);
     assert!(active.iter().all(|t| t["health"] == json!("up")), "{targets}");
+    assert_eq!(targets["data"]["droppedTargets"][0]["scrapePool"], json!("dropped"), "{targets}");
+    assert_eq!(targets["data"]["droppedTargetCounts"], json!({"dropped": 1}), "{targets}");
 
     // Stop the app: up goes to 0 and its series are marked stale (gone from instant queries).
     app_proc.kill9();

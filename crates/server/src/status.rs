@@ -118,6 +118,10 @@ impl Admin for ServerStatus {
             .collect()
     }
 
+    fn dropped_targets(&self) -> Vec<(osprey_model::Labels, String)> {
+        self.scrape.dropped_targets().into_iter().map(|t| (t.discovered_labels, t.scrape_pool)).collect()
+    }
+
     fn config_yaml(&self) -> String {
         self.config_yaml.clone()
     }
