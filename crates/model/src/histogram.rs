@@ -462,6 +462,66 @@ impl FloatHistogram {
         h
     }
 
+    /// Prometheus's `TrimBuckets` (the `</` and `>/` operators): keeps the observations
+    /// below (`upper`) or above `rhs`, interpolating inside the bucket that `rhs` cuts, and
+    /// re-estimates count and sum from the kept buckets' midpoints.
+    pub fn trim_buckets(&mut self, rhs: f64, upper: bool) {
+        let custom = self.uses_custom_buckets();
+        let (mut count, mut sum, mut trimmed) = (0.0, 0.0, false);
+        let (mut has_positive, mut has_negative) = (false, false);
+        for positive in [true, false] {
+            let n = if positive { self.positive.len() } else { self.negative.len() };
+            for i in 0..n {
+                let (idx, c) = if positive { self.positive[i] } else { self.negative[i] };
+                if c == 0.0 {
+                    continue;
+                }
+                if positive {
+                    has_positive = true;
+                } else {
+                    has_negative = true;
+                }
+                let b = if positive { self.positive_bucket(idx, c) } else { self.negative_bucket(idx, c) };
+                let whole = if upper { b.upper <= rhs } else { b.lower >= rhs };
+                let partial = if upper { b.lower < rhs } else { b.upper > rhs };
+                let keep = if whole {
+                    count += c;
+                    sum += trim_midpoint(b.lower, b.upper, positive, custom) * c;
+                    continue;
+                } else if partial {
+                    let (keep, mid) = bucket_trim(&b, rhs, upper, positive, custom);
+                    count += keep;
+                    sum += mid * keep;
+                    keep
+                } else {
+                    0.0
+                };
+                if keep != c {
+                    trimmed = true;
+                    if positive {
+                        self.positive[i].1 = keep;
+                    } else {
+                        self.negative[i].1 = keep;
+                    }
+                }
+            }
+        }
+        if self.zero_count > 0.0 {
+            let (keep, mid) = zero_bucket_trim(&self.zero_bucket(), rhs, has_negative, has_positive, upper);
+            if keep != self.zero_count {
+                self.zero_count = keep;
+                trimmed = true;
+            }
+            sum += mid * keep;
+            count += keep;
+        }
+        if trimmed {
+            self.count = count;
+            self.sum = sum;
+            self.compact();
+        }
+    }
+
     /// Whether going from `previous` to `self` is a counter reset (Prometheus's
     /// `DetectReset`: the hint decides when it is definite, else counts and layout do).
     pub fn detect_reset(&self, previous: &FloatHistogram) -> bool {
@@ -505,6 +565,122 @@ impl FloatHistogram {
         buckets_decrease(&strip(&self.positive, self.schema), &strip(&previous.positive, previous.schema))
             || buckets_decrease(&strip(&self.negative, self.schema), &strip(&previous.negative, previous.schema))
     }
+}
+
+/// The share of a bucket at or below `v` (strictly inside it), on a linear or a
+/// logarithmic scale (Prometheus's `Bucket.FractionBelow`).
+pub fn fraction_below(b: &HistogramBucket, v: f64, linear: bool) -> f64 {
+    if linear {
+        return (v - b.lower) / (b.upper - b.lower);
+    }
+    let (ll, lu, lv) = (b.lower.abs().log2(), b.upper.abs().log2(), v.abs().log2());
+    if v > 0.0 {
+        (lv - ll) / (lu - ll)
+    } else {
+        1.0 - (lv - lu) / (ll - lu)
+    }
+}
+
+/// Where the kept observations of a bucket are assumed to sit.
+fn trim_midpoint(lower: f64, upper: f64, positive: bool, linear: bool) -> f64 {
+    if lower.is_infinite() {
+        if upper.is_infinite() {
+            return 0.0;
+        }
+        return if upper > 0.0 { upper / 2.0 } else { upper };
+    }
+    if upper.is_infinite() {
+        return lower;
+    }
+    if linear {
+        return (lower + upper) / 2.0;
+    }
+    let geo = (lower * upper).abs().sqrt();
+    if positive {
+        geo
+    } else {
+        -geo
+    }
+}
+
+/// The kept count and its midpoint for a bucket that `rhs` cuts.
+fn bucket_trim(b: &HistogramBucket, rhs: f64, upper: bool, positive: bool, custom: bool) -> (f64, f64) {
+    if b.lower == f64::NEG_INFINITY || b.upper == f64::INFINITY {
+        return infinity_bucket_trim(b, rhs, upper);
+    }
+    let under = if rhs <= b.lower {
+        0.0
+    } else if rhs >= b.upper {
+        b.count
+    } else {
+        b.count * fraction_below(b, rhs, custom)
+    };
+    if upper {
+        (under, trim_midpoint(b.lower, rhs, positive, custom))
+    } else {
+        (b.count - under, trim_midpoint(rhs, b.upper, positive, custom))
+    }
+}
+
+fn infinity_bucket_trim(b: &HistogramBucket, rhs: f64, upper: bool) -> (f64, f64) {
+    let finite_or_zero = |x: f64| if x.is_infinite() { 0.0 } else { x };
+    if b.lower == f64::NEG_INFINITY {
+        if upper {
+            if rhs >= b.upper {
+                return (b.count, 0.0);
+            }
+            if rhs > 0.0 && b.upper > 0.0 && b.upper != f64::INFINITY {
+                return (b.count * rhs / b.upper, rhs / 2.0);
+            }
+            if b.upper <= 0.0 {
+                return (b.count, rhs);
+            }
+            return (0.0, finite_or_zero(b.upper));
+        }
+        if rhs <= b.lower {
+            return (b.count, 0.0);
+        }
+        if rhs >= 0.0 && b.upper > rhs && b.upper != f64::INFINITY {
+            return (b.count * (1.0 - rhs / b.upper), (rhs + b.upper) / 2.0);
+        }
+        return (0.0, finite_or_zero(b.upper));
+    }
+    // The upper bound is +Inf.
+    if upper {
+        return (0.0, finite_or_zero(b.lower));
+    }
+    if rhs >= b.lower {
+        return (b.count, rhs);
+    }
+    (0.0, finite_or_zero(b.lower))
+}
+
+fn zero_bucket_trim(z: &HistogramBucket, rhs: f64, has_negative: bool, has_positive: bool, upper: bool) -> (f64, f64) {
+    let (mut lower, mut up) = (z.lower, z.upper);
+    if has_negative && !has_positive {
+        up = 0.0;
+    }
+    if has_positive && !has_negative {
+        lower = 0.0;
+    }
+    let (fraction, midpoint) = if upper {
+        if rhs <= lower {
+            return (0.0, 0.0);
+        }
+        if rhs >= up {
+            return (z.count, (lower + up) / 2.0);
+        }
+        ((rhs - lower) / (up - lower), (lower + rhs) / 2.0)
+    } else {
+        if rhs <= lower {
+            return (z.count, (lower + up) / 2.0);
+        }
+        if rhs >= up {
+            return (0.0, 0.0);
+        }
+        ((up - rhs) / (up - lower), (rhs + up) / 2.0)
+    };
+    (z.count * fraction, midpoint)
 }
 
 /// Whether some bucket of `prev` has a higher count than the same bucket of `cur`
@@ -568,6 +744,16 @@ mod tests {
         let mut sum = a.clone();
         sum.add(&h(0, &[(1, 4.0)])).unwrap();
         assert_eq!(a.aligned_to(&sum).positive, vec![(1, 3.0)]);
+    }
+
+    #[test]
+    fn trimming_keeps_the_observations_on_one_side() {
+        let mut a = h(0, &[(1, 2.0), (2, 4.0)]);
+        a.trim_buckets(2.0, true);
+        assert_eq!((a.count, a.positive.clone()), (2.0, vec![(1, 2.0)]));
+        let mut b = h(0, &[(1, 2.0), (2, 4.0)]);
+        b.trim_buckets(f64::INFINITY, true);
+        assert_eq!(b.count, 6.0);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod tenant;
 
 pub use error::{ErrorKind, StorageError};
 pub use histogram::{
-    exponential_bound, CombineNotes, CounterResetHint, FloatHistogram, HistogramBucket, HistogramError,
+    exponential_bound, fraction_below, CombineNotes, CounterResetHint, FloatHistogram, HistogramBucket, HistogramError,
     HistogramSample, HistogramSeries, Span, CUSTOM_BUCKETS_SCHEMA,
 };
 pub use labels::{is_valid_label_name, is_valid_metric_name, Label, Labels, LabelsBuilder, METRIC_NAME};

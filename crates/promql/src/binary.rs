@@ -27,6 +27,10 @@ enum Op {
     And,
     Or,
     Unless,
+    /// `</`: keep a histogram's observations below the value.
+    TrimUpper,
+    /// `>/`: keep those above it.
+    TrimLower,
 }
 
 impl Op {
@@ -60,9 +64,14 @@ impl Op {
         matches!(self, Op::And | Op::Or | Op::Unless)
     }
 
-    /// Arithmetic results lose the metric name; comparisons filter and keep it.
+    fn is_trim(self) -> bool {
+        matches!(self, Op::TrimUpper | Op::TrimLower)
+    }
+
+    /// Arithmetic results lose the metric name; comparisons filter and keep it, and so
+    /// do trims.
     fn drops_name(self) -> bool {
-        !self.is_comparison() && !self.is_set()
+        !self.is_comparison() && !self.is_set() && !self.is_trim()
     }
 }
 
@@ -86,6 +95,7 @@ fn apply_any(op: Op, op_text: &str, l: Operand, r: Operand, reconciled: &mut Opt
         ))
     };
     match (l, r) {
+        (F(_), F(_)) if op.is_trim() => incompatible("float", "float"),
         (F(l), F(r)) => {
             let (v, keep) = apply(op, l, r);
             Elem::Value(None, v, keep)
@@ -97,6 +107,11 @@ fn apply_any(op: Op, op_text: &str, l: Operand, r: Operand, reconciled: &mut Opt
         (H(h), F(r)) => match op {
             Op::Mul => Elem::Value(Some(scaled(h, r, false)), 0.0, true),
             Op::Div => Elem::Value(Some(scaled(h, r, true)), 0.0, true),
+            Op::TrimUpper | Op::TrimLower => {
+                let mut h = h.clone();
+                h.trim_buckets(r, op == Op::TrimUpper);
+                Elem::Value(Some(h), 0.0, true)
+            }
             _ => incompatible("histogram", "float"),
         },
         (H(a), H(b)) => match op {
@@ -160,13 +175,18 @@ fn apply(op: Op, l: f64, r: f64) -> (f64, bool) {
         Op::Ge => (l, l >= r),
         Op::Le => (l, l <= r),
         Op::And | Op::Or | Op::Unless => (l, true),
+        // Trims are defined on histograms only; pairs of floats are dropped.
+        Op::TrimUpper | Op::TrimLower => (l, false),
     }
 }
 
 pub(crate) fn eval_binary(ev: &mut Evaluator, b: &BinaryExpr) -> Result<Val, PromqlError> {
-    let op_text = b.op.to_string();
-    let op =
+    let mut op_text = b.op.to_string();
+    let mut op =
         Op::parse(&op_text).ok_or_else(|| PromqlError::bad_data(format!("unsupported binary operator {op_text:?}")))?;
+    if ev.trims.contains(&(b as *const BinaryExpr as usize)) {
+        (op, op_text) = if op == Op::Lt { (Op::TrimUpper, "</".into()) } else { (Op::TrimLower, ">/".into()) };
+    }
     let return_bool = b.return_bool();
     let lhs = ev.eval(&b.lhs)?;
     let rhs = ev.eval(&b.rhs)?;
@@ -233,6 +253,16 @@ fn vector_scalar(
     ev: &mut Evaluator,
     pos: &str,
 ) -> Vec<StepSeries> {
+    if op.is_trim() {
+        for s in &mut series {
+            if !s.points.is_empty() {
+                ev.info(format!(
+                    "incompatible sample types encountered for binary operator {op_text:?}: float {op_text} float {pos}"
+                ));
+                s.points.clear();
+            }
+        }
+    }
     for s in &mut series {
         s.points.retain_mut(|p| {
             let sv = scalar[ev.range.index(p.t)];

@@ -155,9 +155,10 @@ impl Engine {
         time_ms: i64,
         ctx: &QueryContext,
     ) -> Result<QueryOutput, PromqlError> {
-        let expr = parse_instant(query)?;
+        let (expr, trims) = parse_with_params(query, DurationParams { step_ms: 0, range_ms: 0 })?;
         let range = EvalRange { start: time_ms, end: time_ms, step: 0 };
         let mut ev = Evaluator::new(storage, tenant, &self.opts, ctx, query, range);
+        ev.trims = crate::trim::trim_nodes(&expr, &trims);
         let value = ev.eval_instant(&expr)?;
         Ok(ev.finish(value))
     }
@@ -182,24 +183,27 @@ impl Engine {
         if end_ms < start_ms {
             return Err(PromqlError::bad_data("end timestamp must not be before start time"));
         }
-        let expr = parse_with_params(query, DurationParams { step_ms, range_ms: end_ms - start_ms })?;
+        let (expr, trims) = parse_with_params(query, DurationParams { step_ms, range_ms: end_ms - start_ms })?;
         let range = EvalRange { start: start_ms, end: end_ms, step: step_ms };
         let mut ev = Evaluator::new(storage, tenant, &self.opts, ctx, query, range);
+        ev.trims = crate::trim::trim_nodes(&expr, &trims);
         let value = ev.eval_range(&expr)?;
         Ok(ev.finish(value))
     }
 }
 
 /// Parses a query as an instant query would (duration expressions with `step()` = 0).
+/// Trim operators (`</`, `>/`) appear as `<` and `>`; see [`crate::trim`].
 pub(crate) fn parse_instant(query: &str) -> Result<Expr, PromqlError> {
-    parse_with_params(query, DurationParams { step_ms: 0, range_ms: 0 })
+    parse_with_params(query, DurationParams { step_ms: 0, range_ms: 0 }).map(|(e, _)| e)
 }
 
 /// Parses a query whose duration expressions (`[5m+step()]`) are evaluated with the
-/// query's step and range.
-fn parse_with_params(query: &str, params: DurationParams) -> Result<Expr, PromqlError> {
+/// query's step and range; also says which `<`/`>` operators are trims.
+fn parse_with_params(query: &str, params: DurationParams) -> Result<(Expr, crate::trim::Trims), PromqlError> {
     let query = durexpr::rewrite(query, params)?;
-    parse(&crate::info::rewrite_selectors(&crate::extended::rewrite(&query)))
+    let (text, trims) = crate::trim::rewrite(&crate::info::rewrite_selectors(&crate::extended::rewrite(&query)));
+    Ok((parse(&text)?, trims))
 }
 
 /// Parses a query, mapping the parser's message to Prometheus's `parse error` form.
@@ -252,7 +256,8 @@ fn type_name(parser_name: &str) -> &str {
 
 /// Pretty-prints a query the way `/api/v1/format_query` answers.
 pub fn format_query(query: &str) -> Result<String, PromqlError> {
-    Ok(parse(query)?.prettify())
+    let (text, trims) = crate::trim::rewrite(query);
+    Ok(crate::trim::restore(&parse(&text)?.prettify(), &trims))
 }
 
 /// The parsed query as JSON, in the shape of Prometheus's `/api/v1/parse_query` answer

@@ -301,6 +301,8 @@ pub(crate) struct Evaluator<'a> {
     /// "unknown" counter-reset hints into definite ones by comparing with the previous
     /// sample read. Selectors emulate that so hint-dependent annotations match.
     pub stats_decoding: bool,
+    /// Addresses of the binary nodes that are trim operators (`</`, `>/`).
+    pub trims: std::collections::HashSet<usize>,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
 }
@@ -343,6 +345,7 @@ impl<'a> Evaluator<'a> {
             query_range: range,
             stats: QueryStats::default(),
             stats_decoding: false,
+            trims: Default::default(),
             warnings: Vec::new(),
             infos: Vec::new(),
         }

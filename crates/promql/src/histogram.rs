@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use osprey_model::{FloatHistogram, HistogramBucket, Labels, METRIC_NAME};
+use osprey_model::{fraction_below, FloatHistogram, HistogramBucket, Labels, METRIC_NAME};
 use promql_parser::parser::Expr;
 
 use crate::error::PromqlError;
@@ -375,20 +375,6 @@ fn native_quantile(q: f64, h: &FloatHistogram) -> (f64, Option<&'static str>) {
         return ((log_lower + (log_upper - log_lower) * fraction).exp2(), note);
     }
     (-(log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2(), note)
-}
-
-/// The share of a bucket at or below `v` (strictly inside it), on a linear or a
-/// logarithmic scale.
-fn fraction_below(b: &HistogramBucket, v: f64, linear: bool) -> f64 {
-    if linear {
-        return (v - b.lower) / (b.upper - b.lower);
-    }
-    let (ll, lu, lv) = (b.lower.abs().log2(), b.upper.abs().log2(), v.abs().log2());
-    if v > 0.0 {
-        (lv - ll) / (lu - ll)
-    } else {
-        1.0 - (lv - lu) / (ll - lu)
-    }
 }
 
 /// Prometheus's `HistogramFraction`; the flag says NaN observations were excluded.

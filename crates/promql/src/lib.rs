@@ -21,9 +21,11 @@
 //! float points and histogram points at different steps, results carry them in
 //! [`VectorSample::h`] and [`MatrixSeries::histograms`].
 //!
-//! Non-goals (for now): start timestamps, the histogram trim operators `</` and `>/`,
-//! and `anchored`/`smoothed` selectors over histograms;
-//! the [`promqltest`] runner reports the cases they affect as skipped.
+//! The histogram trim operators `</` and `>/`, which promql-parser lacks, are parsed as `<`
+//! and `>` and recognised by node (`trim`).
+//!
+//! Non-goals (for now): start timestamps, and `anchored`/`smoothed` selectors over
+//! histograms; the [`promqltest`] runner reports the cases they affect as skipped.
 
 mod aggregate;
 mod ast_json;
@@ -40,6 +42,7 @@ pub mod memstore;
 mod native;
 pub mod promqltest;
 mod scan;
+mod trim;
 
 pub use engine::{
     format_query, parse_query_json, Engine, EngineOptions, MatrixSeries, QueryContext, QueryOutput, QueryStats, Value,

@@ -263,9 +263,7 @@ fn classic_to_nhcb(mut at: ClassicAt) -> Result<FloatHistogram, String> {
 }
 
 /// Native-histogram features the engine lacks, by a token of the query that uses them.
-const UNSUPPORTED_HISTOGRAM_FEATURES: [(&str, &str); 4] = [
-    ("</", "native histograms: trim operators </ and >/ not supported"),
-    (">/", "native histograms: trim operators </ and >/ not supported"),
+const UNSUPPORTED_HISTOGRAM_FEATURES: [(&str, &str); 2] = [
     ("anchored", "native histograms: anchored/smoothed selectors over histograms not supported"),
     ("smoothed", "native histograms: anchored/smoothed selectors over histograms not supported"),
 ];
@@ -440,7 +438,8 @@ fn at_variants(query: &str, t: i64) -> Option<(String, Vec<i64>)> {
         return None;
     }
     let times = if t == 0 { vec![-1000, 0, 1000] } else { vec![-10 * t, 0, t / 5, t, 10 * t] };
-    Some((expr.to_string(), times))
+    let (_, trims) = crate::trim::rewrite(query);
+    Some((crate::trim::restore(&expr.to_string(), &trims), times))
 }
 
 fn set_at(e: &mut Expr, t: i64, unsafe_call: &mut bool) {
