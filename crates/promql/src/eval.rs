@@ -667,6 +667,21 @@ impl<'a> Evaluator<'a> {
                     let t = at.unwrap_or(ts) - offset;
                     let lo = s.samples.partition_point(|x| x.t <= t - lookback);
                     let hi = s.samples.partition_point(|x| x.t <= t + lookback);
+                    let hlo = s.hists.partition_point(|x| x.t <= t - lookback);
+                    let hhi = s.hists.partition_point(|x| x.t <= t + lookback);
+                    if hlo < hhi {
+                        let mut notes = crate::native::Notes::default();
+                        if lo < hi {
+                            notes.mixed_floats_histograms = true;
+                        } else if let Some(h) = crate::native::smoothed_histogram(&s.hists[hlo..hhi], t, &mut notes) {
+                            hists.push(HistogramSample { t: ts, h });
+                        }
+                        // The annotation points at the selector, found by its metric name.
+                        let at_name = vs.name.as_deref().and_then(|n| self.query.find(n)).unwrap_or(0);
+                        let pos = crate::scan::format_pos(self.query, at_name);
+                        crate::functions::report_notes(self, &notes, &s.labels, &pos);
+                        continue;
+                    }
                     smoothed_value(&s.samples[lo..hi], t).map(|v| Sample::new(t, v))
                 } else {
                     let rt = at.unwrap_or(ts) - offset;

@@ -648,17 +648,10 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
             let samples = arg.window(s, ts);
             let hw = arg.window_h(s, ts);
             if !hw.is_empty() {
-                if handles_histograms && arg.modifier == Modifier::None {
+                if handles_histograms {
                     let end = arg.window_end(ts);
-                    match crate::native::eval_window(
-                        name,
-                        samples,
-                        hw,
-                        end - arg.range_ms,
-                        end,
-                        arg.range_ms,
-                        &mut notes,
-                    ) {
+                    let (start, range_ms, modifier) = (end - arg.range_ms, arg.range_ms, arg.modifier);
+                    match crate::native::eval_window(name, samples, hw, start, end, range_ms, modifier, &mut notes) {
                         Some(NativeOut::F(v)) => points.push(Sample::new(ts, v)),
                         Some(NativeOut::H(h)) => hists.push(HistogramSample { t: ts, h }),
                         None => {}
@@ -685,7 +678,7 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
                 points.push(Sample::new(ts, v));
             }
         }
-        report_notes(ev, &notes, s, name, arg_pos(ev.query, name, matrix_idx));
+        report_notes(ev, &notes, &s.labels, &arg_pos(ev.query, name, matrix_idx));
         if !points.is_empty() || !hists.is_empty() {
             out.push(StepSeries { labels: s.labels.clone(), drop_name: s.drop_name || !keep_name, points, hists });
         }
@@ -693,9 +686,9 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
     Ok(Val::Vector(out))
 }
 
-/// Turns what a range function noticed about histograms into annotations.
-fn report_notes(ev: &mut Evaluator, notes: &Notes, s: &StepSeries, func: &str, pos: String) {
-    let metric = s.labels.get(METRIC_NAME).unwrap_or("");
+/// Turns what a function or selector noticed about histograms into annotations.
+pub(crate) fn report_notes(ev: &mut Evaluator, notes: &Notes, labels: &Labels, pos: &str) {
+    let metric = labels.get(METRIC_NAME).unwrap_or("");
     if notes.mixed_floats_histograms {
         ev.warn(format!("encountered a mix of histograms and floats for metric name {metric:?} {pos}"));
     }
@@ -721,7 +714,6 @@ fn report_notes(ev: &mut Evaluator, notes: &Notes, s: &StepSeries, func: &str, p
             "ignored histograms in a range containing both floats and histograms for metric name {metric:?} {pos}"
         ));
     }
-    let _ = func;
 }
 
 fn validate_params(ev: &mut Evaluator, name: &str, p0: &[f64], p1: &[f64]) -> Result<(), PromqlError> {

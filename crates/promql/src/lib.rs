@@ -24,8 +24,8 @@
 //! The histogram trim operators `</` and `>/`, which promql-parser lacks, are parsed as `<`
 //! and `>` and recognised by node (`trim`).
 //!
-//! Non-goals (for now): start timestamps, and `anchored`/`smoothed` selectors over
-//! histograms; the [`promqltest`] runner reports the cases they affect as skipped.
+//! Non-goals (for now): start timestamps; the [`promqltest`] runner reports the cases
+//! that use them as skipped.
 
 mod aggregate;
 mod ast_json;

@@ -5,6 +5,8 @@
 
 use osprey_model::{CounterResetHint, FloatHistogram, HistogramError, HistogramSample, Sample};
 
+use crate::extended::Modifier;
+
 /// A range function's result at one step: a float or a histogram.
 pub(crate) enum Out {
     F(f64),
@@ -56,7 +58,8 @@ pub(crate) fn handles_histograms(name: &str) -> bool {
     )
 }
 
-/// One window of a histogram-aware function (`hists` is not empty).
+/// One window of a histogram-aware function (`hists` is not empty). An anchored or
+/// smoothed window also holds the samples around `(range_start, range_end]`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn eval_window(
     name: &str,
@@ -65,6 +68,7 @@ pub(crate) fn eval_window(
     range_start: i64,
     range_end: i64,
     range_ms: i64,
+    modifier: Modifier,
     notes: &mut Notes,
 ) -> Option<Out> {
     let mixed = !floats.is_empty();
@@ -74,11 +78,26 @@ pub(crate) fn eval_window(
                 notes.mixed_floats_histograms = true;
                 return None;
             }
-            let is_counter = name != "delta";
-            extrapolated_rate(hists, range_start, range_end, range_ms, is_counter, name == "rate", notes).map(Out::H)
+            let (is_counter, is_rate) = (name != "delta", name == "rate");
+            let res = match modifier {
+                Modifier::None => {
+                    extrapolated_rate(hists, range_start, range_end, range_ms, is_counter, is_rate, notes)
+                }
+                m => {
+                    let smoothed = m == Modifier::Smoothed;
+                    extended_rate(hists, range_start, range_end, smoothed, is_counter, is_rate, notes)
+                }
+            };
+            res.map(Out::H)
         }
         "irate" | "idelta" => instant_value(floats, hists, name == "irate", notes),
-        "resets" | "changes" => Some(Out::F(count_transitions(floats, hists, name == "resets"))),
+        "resets" | "changes" => {
+            let (floats, hists) = match modifier {
+                Modifier::Anchored => anchored(floats, hists, range_start)?,
+                _ => (floats, hists),
+            };
+            Some(Out::F(count_transitions(floats, hists, name == "resets")))
+        }
         "sum_over_time" | "avg_over_time" => {
             if mixed {
                 notes.mixed_floats_histograms = true;
@@ -228,6 +247,169 @@ fn extrapolated_rate(
     }
     result.mul(factor);
     Some(result)
+}
+
+/// For anchored `resets`/`changes`: from the last sample of either kind at or before the
+/// window start (the anchor) on; `None` when no sample lies after the window start.
+fn anchored<'a>(
+    floats: &'a [Sample],
+    hists: &'a [HistogramSample],
+    range_start: i64,
+) -> Option<(&'a [Sample], &'a [HistogramSample])> {
+    let after_f = floats.partition_point(|s| s.t <= range_start);
+    let after_h = hists.partition_point(|s| s.t <= range_start);
+    if after_f >= floats.len() && after_h >= hists.len() {
+        return None;
+    }
+    let anchor_f = after_f.checked_sub(1).map(|i| floats[i].t);
+    let anchor_h = after_h.checked_sub(1).map(|i| hists[i].t);
+    Some(match (anchor_f, anchor_h) {
+        (None, None) => (floats, hists),
+        (Some(f), h) if h.is_none_or(|h| f >= h) => (&floats[after_f - 1..], &hists[after_h..]),
+        _ => (&floats[after_f..], &hists[after_h - 1..]),
+    })
+}
+
+/// The histogram at `t` between two samples; a counter that reset restarts from zero.
+fn interpolate(
+    a: &HistogramSample,
+    b: &HistogramSample,
+    t: i64,
+    is_counter: bool,
+    notes: &mut Notes,
+) -> Option<FloatHistogram> {
+    if t == a.t {
+        return Some(a.h.clone());
+    }
+    if t == b.t {
+        return Some(b.h.clone());
+    }
+    let fraction = (t - a.t) as f64 / (b.t - a.t) as f64;
+    let mut result = b.h.clone();
+    if is_counter && b.h.detect_reset(&a.h) {
+        result.mul(fraction);
+        return Some(result);
+    }
+    if !combine(&mut result, &a.h, true, notes) {
+        return None;
+    }
+    result.mul(fraction);
+    combine(&mut result, &a.h, false, notes).then_some(result)
+}
+
+/// `rate`, `increase` and `delta` of histograms over an anchored or smoothed window
+/// (Prometheus's `extendedHistogramRate`): the difference of the histograms at the window
+/// edges, taken or interpolated, corrected for counter resets.
+fn extended_rate(
+    h: &[HistogramSample],
+    range_start: i64,
+    range_end: i64,
+    smoothed: bool,
+    is_counter: bool,
+    is_rate: bool,
+    notes: &mut Notes,
+) -> Option<FloatHistogram> {
+    let mut last = h.len().checked_sub(1)?;
+    let first = h[..last].partition_point(|s| s.t <= range_start).saturating_sub(1);
+    if smoothed {
+        last = h[..last].partition_point(|s| s.t < range_end);
+    }
+    if h[last].t <= range_start || (smoothed && h[first].t > range_end) {
+        return None;
+    }
+    let custom = h[first].h.uses_custom_buckets();
+    for p in &h[first..=last] {
+        if p.h.uses_custom_buckets() != custom {
+            notes.mixed_exponential_custom = true;
+            return None;
+        }
+        if is_counter && p.h.counter_reset_hint == CounterResetHint::Gauge {
+            notes.not_counter = true;
+        }
+    }
+    let left = if smoothed && h[first].t < range_start {
+        interpolate(&h[first], &h[first + 1], range_start, is_counter, notes)?
+    } else {
+        h[first].h.clone()
+    };
+    let right = if smoothed && last > 0 && h[last].t > range_end {
+        interpolate(&h[last - 1], &h[last], range_end, is_counter, notes)?
+    } else {
+        h[last].h.clone()
+    };
+    let gauge = CounterResetHint::Gauge;
+    if !is_counter && (left.counter_reset_hint != gauge || right.counter_reset_hint != gauge) {
+        notes.not_gauge = true;
+    }
+    let mut result = right.clone();
+    if !combine(&mut result, &left, true, notes) {
+        return None;
+    }
+    if is_counter {
+        // Counter resets between the edges add the value before each reset.
+        let mut from = first + 1;
+        let mut prev = &left;
+        if smoothed && h[first].t < range_start && h[first + 1].h.detect_reset(&h[first].h) {
+            prev = &h[first + 1].h;
+            from += 1;
+        }
+        let mut correction: Option<FloatHistogram> = None;
+        let mut add = |c: &FloatHistogram, notes: &mut Notes| match &mut correction {
+            None => {
+                correction = Some(c.clone());
+                true
+            }
+            Some(sum) => combine(sum, c, false, notes),
+        };
+        if from <= last {
+            for p in &h[from..last] {
+                if p.h.detect_reset(prev) && !add(prev, notes) {
+                    return None;
+                }
+                prev = &p.h;
+            }
+            if right.detect_reset(prev) && !add(prev, notes) {
+                return None;
+            }
+        }
+        if let Some(c) = correction {
+            if !combine(&mut result, &c, false, notes) {
+                return None;
+            }
+        }
+    }
+    if is_rate {
+        result.div((range_end - range_start) as f64 / 1000.0);
+    }
+    result.counter_reset_hint = gauge;
+    result.compact();
+    Some(result)
+}
+
+/// A smoothed instant selector over histograms at `t` (`window` holds the samples within
+/// the lookback delta on both sides): the sample at `t`, else the interpolation between its
+/// neighbours, else the last one before it (with an unknown counter-reset hint).
+pub(crate) fn smoothed_histogram(window: &[HistogramSample], t: i64, notes: &mut Notes) -> Option<FloatHistogram> {
+    let i = window.partition_point(|s| s.t < t);
+    match window.get(i) {
+        Some(s) if s.t == t => Some(s.h.clone()),
+        Some(next) if i > 0 => {
+            let prev = &window[i - 1];
+            if prev.h.uses_custom_buckets() != next.h.uses_custom_buckets() {
+                notes.mixed_exponential_custom = true;
+                return None;
+            }
+            let gauge = CounterResetHint::Gauge;
+            let is_counter = prev.h.counter_reset_hint != gauge || next.h.counter_reset_hint != gauge;
+            interpolate(prev, next, t, is_counter, notes)
+        }
+        None if i > 0 => {
+            let mut h = window[i - 1].h.clone();
+            h.counter_reset_hint = CounterResetHint::Unknown;
+            Some(h)
+        }
+        _ => None,
+    }
 }
 
 /// `irate` and `idelta` over the last two samples of either kind.

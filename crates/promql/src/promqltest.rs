@@ -104,9 +104,6 @@ fn engine() -> Engine {
 
 struct State {
     store: MemStore,
-    /// Label sets of series with native-histogram samples loaded since the last `clear`
-    /// (including the native series `load_with_nhcb` derives from classic ones).
-    histogram_series: Vec<Labels>,
     start_timestamps: bool,
     /// Set when a load failed: evals fail until the next `clear`.
     broken_load: Option<String>,
@@ -119,15 +116,13 @@ fn run_script(
     out: &mut dyn Write,
 ) -> (Summary, BTreeMap<&'static str, usize>) {
     let engine = engine();
-    let mut st =
-        State { store: MemStore::new(), histogram_series: Vec::new(), start_timestamps: false, broken_load: None };
+    let mut st = State { store: MemStore::new(), start_timestamps: false, broken_load: None };
     let mut sum = Summary::default();
     let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
     for cmd in script::parse_script(text) {
         match cmd {
             Command::Clear => {
                 st.store.clear();
-                st.histogram_series.clear();
                 st.start_timestamps = false;
                 st.broken_load = None;
             }
@@ -145,7 +140,7 @@ fn run_script(
                 }
             }
             Command::Eval(ev) => {
-                if let Some(reason) = skip_reason(&st, &ev) {
+                if let Some(reason) = skip_reason(&st) {
                     *reasons.entry(reason).or_default() += 1;
                     sum.skipped += 1;
                     continue;
@@ -212,7 +207,6 @@ fn load(st: &mut State, step: i64, nhcb: bool, series: Vec<SeriesDef>) -> Result
             }
         }
         if !hists.is_empty() {
-            st.histogram_series.push(s.labels.clone());
             st.store.set_histograms(s.labels.clone(), hists);
         }
         // A series loaded twice in one block keeps the last definition.
@@ -223,7 +217,6 @@ fn load(st: &mut State, step: i64, nhcb: bool, series: Vec<SeriesDef>) -> Result
         for (t, at) in by_t {
             hists.push(HistogramSample { t, h: classic_to_nhcb(at)? });
         }
-        st.histogram_series.push(labels.clone());
         st.store.set_histograms(labels, hists);
     }
     Ok(())
@@ -262,73 +255,8 @@ fn classic_to_nhcb(mut at: ClassicAt) -> Result<FloatHistogram, String> {
     Ok(h)
 }
 
-/// Native-histogram features the engine lacks, by a token of the query that uses them.
-const UNSUPPORTED_HISTOGRAM_FEATURES: [(&str, &str); 2] = [
-    ("anchored", "native histograms: anchored/smoothed selectors over histograms not supported"),
-    ("smoothed", "native histograms: anchored/smoothed selectors over histograms not supported"),
-];
-
-fn skip_reason(st: &State, ev: &Eval) -> Option<&'static str> {
-    if st.start_timestamps {
-        return Some("start timestamps not supported");
-    }
-    let touches_histograms =
-        ev.expects_histogram || (!st.histogram_series.is_empty() && reads_histograms(&st.histogram_series, &ev.query));
-    if !touches_histograms {
-        return None;
-    }
-    UNSUPPORTED_HISTOGRAM_FEATURES.iter().find(|(token, _)| ev.query.contains(token)).map(|(_, reason)| *reason)
-}
-
-/// Whether some selector of the query matches a series that has histogram samples (which
-/// this engine does not load, so the result could not be right). For a query that does not
-/// parse (it may use histogram-only syntax such as `>/`), whether it names such a metric.
-fn reads_histograms(histogram_series: &[Labels], query: &str) -> bool {
-    let Ok(expr) = crate::engine::parse_instant(query) else {
-        return histogram_series.iter().filter_map(|l| l.get(METRIC_NAME)).any(|name| has_word(query, name));
-    };
-    let mut selectors = Vec::new();
-    collect_selectors(&expr, &mut selectors);
-    // `info()` also reads info metrics the query does not name.
-    let reads_info = query.contains("info(");
-    selectors.iter().any(|vs| {
-        let Ok(mut matchers) = crate::eval::convert_matchers(vs) else { return false };
-        // Markers the engine adds to selectors (e.g. for `info()`) are not label matchers.
-        matchers.retain(|m| !m.name.starts_with("__osprey_"));
-        histogram_series.iter().any(|l| matchers.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
-    }) || (reads_info && histogram_series.iter().any(|l| l.get(METRIC_NAME).is_some_and(|n| n.ends_with("_info"))))
-}
-
-/// Whether `word` occurs in `q` delimited by non-identifier characters.
-fn has_word(q: &str, word: &str) -> bool {
-    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
-    q.match_indices(word).any(|(i, _)| {
-        let before = q[..i].chars().next_back();
-        let after = q[i + word.len()..].chars().next();
-        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
-    })
-}
-
-fn collect_selectors<'e>(e: &'e Expr, out: &mut Vec<&'e promql_parser::parser::VectorSelector>) {
-    match e {
-        Expr::VectorSelector(vs) => out.push(vs),
-        Expr::MatrixSelector(ms) => out.push(&ms.vs),
-        Expr::Subquery(sq) => collect_selectors(&sq.expr, out),
-        Expr::Paren(p) => collect_selectors(&p.expr, out),
-        Expr::Unary(u) => collect_selectors(&u.expr, out),
-        Expr::Binary(b) => {
-            collect_selectors(&b.lhs, out);
-            collect_selectors(&b.rhs, out);
-        }
-        Expr::Aggregate(a) => {
-            collect_selectors(&a.expr, out);
-            if let Some(p) = &a.param {
-                collect_selectors(p, out);
-            }
-        }
-        Expr::Call(c) => c.args.args.iter().for_each(|a| collect_selectors(a, out)),
-        _ => {}
-    }
+fn skip_reason(st: &State) -> Option<&'static str> {
+    st.start_timestamps.then_some("start timestamps not supported")
 }
 
 fn run_eval(engine: &Engine, store: &MemStore, ev: &Eval, opts: &RunOptions) -> Result<(), String> {

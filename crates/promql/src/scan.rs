@@ -25,7 +25,7 @@ pub(crate) fn arg_pos(query: &str, name: &str, idx: usize) -> String {
     format_pos(query, pos)
 }
 
-fn format_pos(query: &str, pos: usize) -> String {
+pub(crate) fn format_pos(query: &str, pos: usize) -> String {
     let before = &query[..pos];
     let line = before.matches('\n').count() + 1;
     let col = pos - before.rfind('\n').map_or(0, |i| i + 1) + 1;

@@ -52,8 +52,6 @@ pub(crate) struct Eval {
     pub range_vector: Option<(i64, i64, i64)>,
     pub scalar: Option<f64>,
     pub series: Vec<SeriesDef>,
-    /// Raw text of expected lines contained a native histogram literal.
-    pub expects_histogram: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -149,7 +147,6 @@ fn parse_eval(line: usize, block: &[&str]) -> Result<Eval, String> {
         range_vector: None,
         scalar: None,
         series: Vec::new(),
-        expects_histogram: false,
     };
     if let Some(r) = rest.strip_prefix("instant") {
         let r = r.trim_start().strip_prefix("at").ok_or("instant eval without `at`")?.trim_start();
@@ -181,7 +178,6 @@ fn parse_eval(line: usize, block: &[&str]) -> Result<Eval, String> {
             ev.scalar = Some(v);
         } else {
             let (desc, values) = split_series_line(l);
-            ev.expects_histogram |= values.contains("{{");
             ev.series.push(SeriesDef { labels: parse_labels(desc)?, items: parse_items(values)? });
         }
     }
