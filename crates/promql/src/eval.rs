@@ -563,12 +563,12 @@ impl<'a> Evaluator<'a> {
         let hists = self.storage.select_histograms(self.tenant, &request)?;
         let floats = self.select_matchers(matchers, start, end)?;
         self.stats.total_samples += hists.iter().map(|s| s.samples.len() as u64).sum::<u64>();
-        let mut out: Vec<RawSeries> = Vec::with_capacity(floats.len());
-        let mut by_labels: HashMap<Labels, usize> = HashMap::new();
-        for s in floats {
-            by_labels.insert(s.labels.clone(), out.len());
-            out.push(RawSeries { labels: s.labels, samples: s.samples, hists: Vec::new() });
+        let mut out: Vec<RawSeries> =
+            floats.into_iter().map(|s| RawSeries { labels: s.labels, samples: s.samples, hists: Vec::new() }).collect();
+        if hists.is_empty() {
+            return Ok(out);
         }
+        let by_labels: HashMap<Labels, usize> = out.iter().enumerate().map(|(i, s)| (s.labels.clone(), i)).collect();
         for s in hists {
             match by_labels.get(&s.labels) {
                 Some(&i) => out[i].hists = s.samples,

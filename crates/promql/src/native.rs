@@ -561,3 +561,50 @@ pub(crate) fn fieldwise(hists: &[&FloatHistogram], how: Fieldwise, notes: &mut N
     }
     Some(layout)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hs(points: &[(i64, f64)]) -> Vec<HistogramSample> {
+        points
+            .iter()
+            .map(|&(t, c)| HistogramSample {
+                t,
+                h: FloatHistogram { count: c, sum: c, positive: vec![(0, c)], ..Default::default() },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn increase_corrects_for_counter_resets() {
+        // 10 → 20 → (reset) 5 → 15 is 10 + 5 + 10; the samples span the whole window.
+        let h = hs(&[(0, 10.0), (10_000, 20.0), (20_000, 5.0), (30_000, 15.0)]);
+        let mut notes = Notes::default();
+        let got = extrapolated_rate(&h, 0, 30_000, 30_000, true, false, &mut notes).expect("a result");
+        assert_eq!(got.count, 25.0);
+        assert_eq!(got.counter_reset_hint, CounterResetHint::Gauge);
+        assert!(!notes.mixed_exponential_custom && !notes.not_counter);
+    }
+
+    #[test]
+    fn anchored_and_smoothed_windows_use_edge_histograms() {
+        let h = hs(&[(0, 10.0), (20_000, 30.0)]);
+        let mut notes = Notes::default();
+        let anchored = extended_rate(&h, 0, 20_000, false, true, false, &mut notes).expect("anchored");
+        assert_eq!(anchored.count, 20.0);
+        let smoothed = extended_rate(&h, 5_000, 15_000, true, true, false, &mut notes).expect("smoothed");
+        assert_eq!(smoothed.count, 10.0);
+    }
+
+    #[test]
+    fn mixed_windows_are_noted() {
+        let mut notes = Notes::default();
+        let floats = [Sample::new(0, 1.0)];
+        let got = eval_window("rate", &floats, &hs(&[(1, 1.0)]), 0, 60_000, 60_000, Modifier::None, &mut notes);
+        assert!(got.is_none() && notes.mixed_floats_histograms);
+        let resets =
+            eval_window("resets", &[], &hs(&[(0, 5.0), (1, 1.0)]), 0, 60_000, 60_000, Modifier::None, &mut notes);
+        assert!(matches!(resets, Some(Out::F(v)) if v == 1.0));
+    }
+}
