@@ -12,6 +12,7 @@ use osprey_model::{Labels, Sample};
 
 use crate::block::{Block, BlockCompaction, BlockSeries};
 use crate::block_writer::BlockWriter;
+use crate::compact_labels::CompactLabels;
 use crate::TsdbError;
 
 /// The next set of blocks to merge, if any. `blocks` is sorted by min time.
@@ -80,7 +81,7 @@ pub(crate) fn compact(blocks_dir: &Path, sources: &[Arc<Block>]) -> Result<Optio
             samples.sort_by_key(|s| s.t);
             samples.dedup_by_key(|s| s.t);
         }
-        writer.add_series(labels, &samples).map_err(TsdbError::io(blocks_dir))?;
+        writer.add_series(CompactLabels::new(&labels), &samples).map_err(TsdbError::io(blocks_dir))?;
     }
     let leaves: BTreeSet<String> = sources.iter().flat_map(|b| b.meta.compaction.sources.iter().cloned()).collect();
     let compaction = BlockCompaction {

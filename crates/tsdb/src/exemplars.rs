@@ -50,12 +50,13 @@ impl ExemplarRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compact_labels::CompactLabels;
     use osprey_model::Labels;
 
     #[test]
     fn resends_are_ignored_and_the_oldest_drop_out() {
-        let s = Arc::new(MemSeries::new(1, 1, &Labels::from_pairs([("a", "b")])));
-        let other = Arc::new(MemSeries::new(2, 2, &Labels::from_pairs([("a", "c")])));
+        let s = Arc::new(MemSeries::new(1, 1, CompactLabels::new(&Labels::from_pairs([("a", "b")]))));
+        let other = Arc::new(MemSeries::new(2, 2, CompactLabels::new(&Labels::from_pairs([("a", "c")]))));
         let ex = |t| Exemplar { labels: Labels::from_pairs([("trace_id", "x")]), t, v: 1.0 };
         let mut ring = ExemplarRing::new(2);
         assert!(ring.push(&s, ex(10)));

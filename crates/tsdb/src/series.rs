@@ -2,7 +2,7 @@
 //! sorted buffer of out-of-order samples, merged into chunks when it grows.
 
 use osprey_codec::{decode_chunk, encode_chunk, XorAppender};
-use osprey_model::{Labels, Sample};
+use osprey_model::Sample;
 
 use crate::compact_labels::CompactLabels;
 use parking_lot::Mutex;
@@ -52,8 +52,8 @@ pub(crate) enum Outcome {
 }
 
 impl MemSeries {
-    pub(crate) fn new(id: u64, hash: u64, labels: &Labels) -> MemSeries {
-        MemSeries { id, hash, labels: CompactLabels::new(labels), data: Mutex::new(SeriesData::new()) }
+    pub(crate) fn new(id: u64, hash: u64, labels: CompactLabels) -> MemSeries {
+        MemSeries { id, hash, labels, data: Mutex::new(SeriesData::new()) }
     }
 }
 

@@ -15,6 +15,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::block::{Block, BlockCompaction};
 use crate::block_writer::{BlockWriter, TMP_SUFFIX};
+use crate::compact_labels::CompactLabels;
 use crate::exemplars::ExemplarRing;
 use crate::head::Head;
 use crate::record::{self, Record};
@@ -25,6 +26,17 @@ use crate::{compactor, TsdbError, TsdbOptions, WalSync};
 
 /// Series per record in a checkpoint, bounding record size.
 const CHECKPOINT_BATCH: usize = 1000;
+
+/// A series of an append batch, looked up before any is created (so the series limit is
+/// checked once per batch).
+enum Resolved {
+    Found(Arc<MemSeries>),
+    /// Not in the head: its label hash and where its encoded labels are in the batch's buffer.
+    Missing {
+        hash: u64,
+        key: std::ops::Range<usize>,
+    },
+}
 
 pub(crate) struct TenantDb {
     pub(crate) id: TenantId,
@@ -115,19 +127,28 @@ impl TenantDb {
     pub(crate) fn append(&self, mut request: WriteRequest) -> Result<AppendSummary, TsdbError> {
         let head = &self.head;
         let mut summary = AppendSummary::default();
-        let mut hashes = Vec::with_capacity(request.series.len());
-        let mut resolved: Vec<Option<Arc<MemSeries>>> = Vec::with_capacity(request.series.len());
+        let mut resolved: Vec<Resolved> = Vec::with_capacity(request.series.len());
+        // The encoded labels of series not in the head yet, back to back: in steady state
+        // almost every series exists, so this stays small while `key` is reused.
+        let (mut key, mut missing_keys) = (Vec::new(), Vec::new());
         for ts in &request.series {
             if ts.labels.is_empty() {
                 return Err(TsdbError::InvalidSeries(
                     "a series has no labels; every series needs at least a metric name".into(),
                 ));
             }
-            let hash = head.hash(&ts.labels);
-            hashes.push(hash);
-            resolved.push(head.lookup(hash, &ts.labels));
+            CompactLabels::encode_into(&ts.labels, &mut key);
+            let hash = head.hash(&key);
+            resolved.push(match head.lookup(hash, &key) {
+                Some(series) => Resolved::Found(series),
+                None => {
+                    let start = missing_keys.len();
+                    missing_keys.extend_from_slice(&key);
+                    Resolved::Missing { hash, key: start..missing_keys.len() }
+                }
+            });
         }
-        let missing = resolved.iter().filter(|s| s.is_none()).count();
+        let missing = resolved.iter().filter(|s| matches!(s, Resolved::Missing { .. })).count();
         // Checked per batch: concurrent batches may overshoot the limit by at most one batch.
         if missing > 0 && !head.reserve_series(missing, self.opts.max_series_per_tenant) {
             return Err(TsdbError::SeriesLimit {
@@ -142,16 +163,17 @@ impl TenantDb {
         let mut accepted: Vec<(u64, Sample)> = Vec::with_capacity(request.sample_count());
         let mut exemplars: Vec<(Arc<MemSeries>, Exemplar)> = Vec::new();
         let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
-        for (i, ts) in request.series.iter_mut().enumerate() {
-            let mut series = match resolved[i].take() {
-                Some(s) => s,
-                None => self.create(hashes[i], &ts.labels, &mut created),
+        for (ts, resolved) in request.series.iter_mut().zip(resolved) {
+            let mut series = match resolved {
+                Resolved::Found(s) => s,
+                Resolved::Missing { hash, key } => self.create(hash, &missing_keys[key], &mut created),
             };
             let mut data = series.data.lock();
             if data.removed {
                 // Garbage-collected between lookup and lock: append to a fresh series.
                 drop(data);
-                series = self.create(hashes[i], &ts.labels, &mut created);
+                let key = series.labels.clone();
+                series = self.create(series.hash, key.as_bytes(), &mut created);
                 data = series.data.lock();
             }
             for &s in &ts.samples {
@@ -210,8 +232,8 @@ impl TenantDb {
         Ok(summary)
     }
 
-    fn create(&self, hash: u64, labels: &Labels, created: &mut Vec<Arc<MemSeries>>) -> Arc<MemSeries> {
-        let (series, is_new) = self.head.get_or_create(hash, labels);
+    fn create(&self, hash: u64, key: &[u8], created: &mut Vec<Arc<MemSeries>>) -> Arc<MemSeries> {
+        let (series, is_new) = self.head.get_or_create(hash, key);
         if is_new {
             created.push(series.clone());
         }
@@ -460,7 +482,7 @@ impl TenantDb {
             let mut writer = BlockWriter::new(&self.blocks_dir, window).map_err(io)?;
             for s in &series {
                 let samples = s.data.lock().samples(window, window_end - 1);
-                writer.add_series(s.labels.to_labels(), &samples).map_err(TsdbError::io(&self.blocks_dir))?;
+                writer.add_series(s.labels.clone(), &samples).map_err(TsdbError::io(&self.blocks_dir))?;
             }
             let compaction = BlockCompaction { level: 1, ..Default::default() };
             if let Some(dir) = writer.finish(window, window_end, compaction).map_err(TsdbError::io(&self.blocks_dir))? {
