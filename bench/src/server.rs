@@ -221,6 +221,29 @@ async fn sample_rss(pid: u32, max: Arc<AtomicU64>) {
     }
 }
 
+/// CPU time (user + system) the process has used, from /proc/<pid>/stat; None once gone.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / clock_ticks_per_second())
+}
+
+/// utime + stime, the 12th and 13th fields after the parenthesised command name.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    Some(fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
 /// Whether `pid` runs: our servers are unreaped children, so once they exit they stay
 /// zombies (state `Z`) until [`Server::stop`] reaps them.
 fn is_alive(pid: u32) -> bool {
@@ -286,6 +309,14 @@ mod tests {
         assert_eq!(parse_status_kib(status, "VmHWM:"), Some(52_340));
         assert_eq!(parse_status_kib(status, "VmRSS:"), Some(51_200));
         assert_eq!(parse_status_kib(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn reads_cpu_ticks_after_a_command_name_with_spaces() {
+        let stat = "42 (my server) S 1 42 42 0 -1 4194560 100 0 0 0 250 70 0 0 20 0 8 0 1000";
+        assert_eq!(parse_cpu_ticks(stat), Some(320));
+        assert_eq!(parse_cpu_ticks("42 (x) S 1"), None);
+        assert!(cpu_seconds(std::process::id()).is_some());
     }
 
     #[test]

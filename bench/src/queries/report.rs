@@ -64,6 +64,8 @@ pub struct QueryMeasurements {
     pub series_queryable: Option<u64>,
     pub samples_queryable: Option<u64>,
     pub readiness_problem: Option<String>,
+    /// Seconds waited after that until the server's own background work had ended.
+    pub idle_wait_seconds: f64,
     pub load_average_during_queries: Option<f64>,
     /// Largest VmRSS sampled every 100 ms while the queries ran.
     pub peak_rss_sampled_bytes: u64,
@@ -171,12 +173,13 @@ impl QueryReport {
                     }
                     let _ = writeln!(
                         out,
-                        "  {} samples accepted, {} lost; {} series and {} samples queryable after {:.1} s",
+                        "  {} samples accepted, {} lost; {} series and {} samples queryable after {:.1} s; idle {:.1} s later",
                         m.samples_accepted,
                         m.samples_lost,
                         m.series_queryable.map_or("?".into(), |n| n.to_string()),
                         m.samples_queryable.map_or("?".into(), |n| n.to_string()),
-                        m.ready_seconds
+                        m.ready_seconds,
+                        m.idle_wait_seconds
                     );
                     if let Some(e) = &m.send_error {
                         let _ = writeln!(out, "  first loading error: {e}");

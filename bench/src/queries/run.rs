@@ -19,6 +19,11 @@ use crate::workload::Workload;
 const PHASE_MS: i64 = 30 * 60_000;
 /// How long a peer may take after loading until it answers for every series and sample.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Below this share of one core a server counts as idle (see [`wait_until_idle`]).
+const IDLE_CPU_SHARE: f64 = 0.1;
+const IDLE_WINDOW: Duration = Duration::from_secs(2);
+/// How long to wait for a server's background work to end before timing anyway.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(180);
 
 #[derive(Clone, Copy, Debug)]
 pub struct RunOptions {
@@ -106,6 +111,13 @@ pub async fn run_peer(
         eprintln!("bench: {}: {problem}; timing the queries anyway", peer.name());
     }
 
+    let (idle_after, idle) = wait_until_idle(server.pid()).await;
+    m.idle_wait_seconds = idle_after.as_secs_f64();
+    if !idle {
+        m.readiness_problem.get_or_insert_with(|| {
+            format!("still busy (background compaction?) after {} s; timed anyway", IDLE_TIMEOUT.as_secs())
+        });
+    }
     eprintln!("bench: {}: timing {} queries x {} runs", peer.name(), set.len(), opts.repeats);
     m.load_average_during_queries = crate::report::load_average();
     let hwm_reset = server.reset_peak_rss();
@@ -126,6 +138,26 @@ pub async fn run_peer(
         eprintln!("bench: {}: {e:#}", peer.name());
     }
     QueryOutcome::Measured(m)
+}
+
+/// Waits until the server uses less than [`IDLE_CPU_SHARE`] of a core over [`IDLE_WINDOW`]:
+/// compaction of freshly loaded days of data must not run during the timed queries of one
+/// peer and not another's. Returns the time waited and whether the server became idle.
+async fn wait_until_idle(pid: u32) -> (Duration, bool) {
+    let started = Instant::now();
+    let mut before = crate::server::cpu_seconds(pid);
+    while started.elapsed() < IDLE_TIMEOUT {
+        tokio::time::sleep(IDLE_WINDOW).await;
+        let now = crate::server::cpu_seconds(pid);
+        match (before, now) {
+            (Some(a), Some(b)) if b - a < IDLE_CPU_SHARE * IDLE_WINDOW.as_secs_f64() => {
+                return (started.elapsed(), true)
+            }
+            (_, None) => return (started.elapsed(), false),
+            _ => before = now,
+        }
+    }
+    (started.elapsed(), false)
 }
 
 /// Query parameters a peer needs to be measured like the others. VictoriaMetrics caches
