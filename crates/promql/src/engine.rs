@@ -263,5 +263,8 @@ pub fn format_query(query: &str) -> Result<String, PromqlError> {
 /// The parsed query as JSON, in the shape of Prometheus's `/api/v1/parse_query` answer
 /// (`{"type": "vectorSelector", …}`). Duration expressions appear evaluated.
 pub fn parse_query_json(query: &str) -> Result<serde_json::Value, PromqlError> {
-    Ok(crate::ast_json::translate(&parse_instant(query)?))
+    let (expr, trims) = parse_with_params(query, DurationParams { step_ms: 0, range_ms: 0 })?;
+    let mut json = crate::ast_json::translate(&expr);
+    crate::trim::restore_json(&mut json, &trims);
+    Ok(json)
 }

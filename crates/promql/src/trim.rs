@@ -103,6 +103,57 @@ pub(crate) fn restore(printed: &str, trims: &Trims) -> String {
     out
 }
 
+/// Renames the trim operators in the JSON form of a parsed query (`parse_query`'s answer),
+/// walking it in the same order as the tree.
+pub(crate) fn restore_json(v: &mut serde_json::Value, trims: &Trims) {
+    if !(trims.upper.is_empty() && trims.lower.is_empty()) {
+        walk_json(v, trims, &mut (0, 0));
+    }
+}
+
+fn walk_json(v: &mut serde_json::Value, trims: &Trims, counts: &mut (usize, usize)) {
+    let Some(obj) = v.as_object_mut() else { return };
+    match obj.get("type").and_then(|t| t.as_str()) {
+        Some("binaryExpr") => {
+            if let Some(lhs) = obj.get_mut("lhs") {
+                walk_json(lhs, trims, counts);
+            }
+            let op = obj.get("op").and_then(|o| o.as_str()).unwrap_or("");
+            let (counter, list, trim) = match op {
+                "<" => (&mut counts.0, &trims.upper, "</"),
+                ">" => (&mut counts.1, &trims.lower, ">/"),
+                _ => (&mut 0, &Vec::new(), ""),
+            };
+            if !trim.is_empty() {
+                if list.contains(counter) {
+                    obj.insert("op".into(), trim.into());
+                }
+                *counter += 1;
+            }
+            if let Some(rhs) = obj.get_mut("rhs") {
+                walk_json(rhs, trims, counts);
+            }
+        }
+        Some("aggregation") => {
+            for key in ["param", "expr"] {
+                if let Some(x) = obj.get_mut(key) {
+                    walk_json(x, trims, counts);
+                }
+            }
+        }
+        Some("call") => {
+            if let Some(args) = obj.get_mut("args").and_then(|a| a.as_array_mut()) {
+                args.iter_mut().for_each(|a| walk_json(a, trims, counts));
+            }
+        }
+        _ => {
+            if let Some(x) = obj.get_mut("expr") {
+                walk_json(x, trims, counts);
+            }
+        }
+    }
+}
+
 /// The addresses of the binary nodes of `expr` that are trims.
 pub(crate) fn trim_nodes(expr: &Expr, trims: &Trims) -> HashSet<usize> {
     let mut out = HashSet::new();
@@ -160,5 +211,9 @@ mod tests {
         let (text, trims) = rewrite("h </ 1 < h >/ 2");
         let expr = crate::engine::parse(&text).expect("parses");
         assert_eq!(trim_nodes(&expr, &trims).len(), 2);
+        let json = crate::engine::parse_query_json("h </ 1 < h >/ 2").expect("parses");
+        assert_eq!(json["op"], ">/");
+        assert_eq!(json["lhs"]["op"], "<");
+        assert_eq!(json["lhs"]["lhs"]["op"], "</");
     }
 }
