@@ -33,7 +33,11 @@ fn db(script: &str) -> MemStore {
 }
 
 fn engine() -> Engine {
-    Engine::new(EngineOptions { max_samples: 10_000, ..EngineOptions::default() })
+    engine_with(false)
+}
+
+fn engine_with(delayed_name_removal: bool) -> Engine {
+    Engine::new(EngineOptions { max_samples: 10_000, delayed_name_removal, ..EngineOptions::default() })
 }
 
 /// Results as sorted text lines: `labels value` (vector), `labels v@t …` (matrix),
@@ -63,17 +67,45 @@ fn render(res: Result<crate::QueryOutput, crate::PromqlError>) -> String {
 
 /// Instant query at `at_s` seconds.
 fn check(store: &MemStore, query: &str, at_s: i64, expected: &str) {
+    check_in(&engine(), store, query, at_s, expected);
+}
+
+fn check_in(engine: &Engine, store: &MemStore, query: &str, at_s: i64, expected: &str) {
     let ctx = QueryContext::new(Duration::from_secs(10));
-    let got = render(engine().instant_query(store, &TenantId::default_tenant(), query, at_s * 1000, &ctx));
+    let got = render(engine.instant_query(store, &TenantId::default_tenant(), query, at_s * 1000, &ctx));
     assert_eq!(got.trim(), expected.trim(), "query: {query}");
 }
 
 /// Range query from `start_s` to `end_s` seconds.
-fn check_range(store: &MemStore, query: &str, (start_s, end_s, step_s): (i64, i64, i64), expected: &str) {
+fn check_range(store: &MemStore, query: &str, range: (i64, i64, i64), expected: &str) {
+    check_range_in(&engine(), store, query, range, expected);
+}
+
+fn check_range_in(
+    engine: &Engine,
+    store: &MemStore,
+    query: &str,
+    (start_s, end_s, step_s): (i64, i64, i64),
+    expected: &str,
+) {
     let ctx = QueryContext::new(Duration::from_secs(10));
     let tenant = TenantId::default_tenant();
-    let got = render(engine().range_query(store, &tenant, query, start_s * 1000, end_s * 1000, step_s * 1000, &ctx));
+    let got = render(engine.range_query(store, &tenant, query, start_s * 1000, end_s * 1000, step_s * 1000, &ctx));
     assert_eq!(got.trim(), expected.trim(), "query: {query}");
+}
+
+/// An instant query whose answer must not depend on delayed name removal.
+fn check_both(store: &MemStore, query: &str, at_s: i64, expected: &str) {
+    for delayed in [false, true] {
+        check_in(&engine_with(delayed), store, query, at_s, expected);
+    }
+}
+
+/// A range query whose answer must not depend on delayed name removal.
+fn check_range_both(store: &MemStore, query: &str, range: (i64, i64, i64), expected: &str) {
+    for delayed in [false, true] {
+        check_range_in(&engine_with(delayed), store, query, range, expected);
+    }
 }
 
 fn requests() -> MemStore {
@@ -191,6 +223,82 @@ fn delayed_name_removal_keeps_name_for_label_replace() {
         r#"label_replace(rate(http_requests_total{instance="b"}[5m]), "__name__", "rate_$1", "job", "(.*)")"#,
         300,
         r#"{__name__="rate_api", instance="b", job="api"} 0.3333333333333333"#,
+    );
+}
+
+#[test]
+fn comparison_filters_keep_a_dropped_name_dropped() {
+    let s = requests();
+    check_both(
+        &s,
+        r#"abs(http_requests_total{job="api"}) >= http_requests_total"#,
+        120,
+        "{instance=\"a\", job=\"api\"} 20\n{instance=\"b\", job=\"api\"} 40",
+    );
+    check_both(
+        &s,
+        r#"http_requests_total{job="db"} >= on(job, instance) group_right() abs(http_requests_total)"#,
+        120,
+        r#"{instance="a", job="db"} 7"#,
+    );
+}
+
+#[test]
+fn or_keeps_a_named_series_apart_from_a_nameless_one() {
+    // The left side is there only at the first step; the right side's name is dropped, so it
+    // is another series, not a continuation of the left one.
+    check_range_both(
+        &requests(),
+        r#"http_requests_total{instance="b"} offset -5m or on(job, instance) max_over_time(http_requests_total{instance="b"}[5m])"#,
+        (540, 660, 60),
+        "{__name__=\"http_requests_total\", instance=\"b\", job=\"api\"} 200@540\n{instance=\"b\", job=\"api\"} 200@600 200@660",
+    );
+}
+
+#[test]
+fn count_values_merges_groups_its_label_overwrites() {
+    check_both(
+        &requests(),
+        r#"count_values without (sensor) ("value", count_values("value", http_requests_total{job="api"}))"#,
+        120,
+        r#"{value="1"} 2"#,
+    );
+}
+
+#[test]
+fn series_that_collide_once_a_function_drops_the_name_are_an_error() {
+    // At the subquery's first steps rate() has the series (without a name), at the last ones
+    // only last_over_time() (with it); deriv() drops the name, so both become one label set.
+    let err = "error(Execution): vector cannot contain metrics with the same labelset";
+    for delayed in [false, true] {
+        check_in(
+            &engine_with(delayed),
+            &requests(),
+            r#"deriv((rate(http_requests_total{instance="b"}[2m]) or last_over_time(http_requests_total{instance="b"}[30m]))[5m:1m])"#,
+            720,
+            err,
+        );
+    }
+}
+
+#[test]
+fn timestamp_with_at_looks_up_the_sample_at_the_at_time() {
+    let s = requests();
+    // Prometheus replaces the offset by `eval time - @`: the sample is the latest at 300
+    // among those up to 360 (not the one at 360).
+    check_both(
+        &s,
+        r#"timestamp(http_requests_total{instance="b"} offset -1m @ 300)"#,
+        600,
+        r#"{instance="b", job="api"} 300"#,
+    );
+    // Samples up to 135 were read, and none is within the lookback before 425.
+    check_both(&s, r#"timestamp(http_requests_total{instance="b"} offset 4m50s @ 425)"#, 600, "");
+    check_both(
+        &s,
+        r#"timestamp(http_requests_total{instance="b"} offset 1m)"#,
+        600,
+        r#"{instance="b", job="api"} 540"#,
     );
 }
 
