@@ -3,13 +3,12 @@
 //! Both decode on the async worker (pure CPU, bounded by the body limit), then append on a
 //! blocking thread. A write is acknowledged only after the store has logged it.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use osprey_ingest::DeltaToCumulative;
 use osprey_model::{AppendSummary, WriteRequest};
 
 use crate::response::{ApiError, ErrorType};
@@ -27,10 +26,18 @@ pub async fn remote_write(
 ) -> Response {
     let result = async {
         let _budget = reserve_write_budget(&state, body.len())?;
-        let request =
-            osprey_wire::remote_write::decode_write_request_with_limit(&body, state.options.max_decompressed_bytes)
-            .map_err(|e| ApiError::bad_data(e.to_string()))?;
-        append(&state, tenant, request, Protocol::RemoteWrite).await
+        // Decoded on the blocking thread that appends and then drops the request, not on the
+        // async worker: a 2000-series request takes milliseconds of CPU to decode, and the
+        // allocator serves the decode's two strings per label from the freeing thread's
+        // caches when allocation and free happen on the same thread.
+        let (appender, limit) = (state.appender.clone(), state.options.max_decompressed_bytes);
+        let summary = blocking(move || {
+            let request = osprey_wire::remote_write::decode_write_request_with_limit(&body, limit)
+                .map_err(|e| ApiError::bad_data(e.to_string()))?;
+            appender.append(&tenant, request).map_err(storage_err)
+        })
+        .await?;
+        report_summary(&state, summary, Protocol::RemoteWrite)
     }
     .await;
     match result {
@@ -56,10 +63,6 @@ pub async fn otlp_metrics(
     body: Bytes,
 ) -> Response {
     use osprey_wire::otlp;
-    // Running totals of delta streams, with default limits (100k streams per tenant, 5m idle
-    // expiry). Process-wide for now: two servers in one process would share them, keyed by
-    // tenant. Belongs in ApiState, with its limits from the server's config.
-    static DELTAS: LazyLock<DeltaToCumulative> = LazyLock::new(DeltaToCumulative::default);
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let is_json = content_type.starts_with("application/json");
     let result = async {
@@ -77,9 +80,9 @@ pub async fn otlp_metrics(
         let deltas = std::mem::take(&mut conversion.deltas);
         if !deltas.is_empty() {
             // On a blocking thread: it may wait for the tenant's other OTLP writes.
-            let tenant = tenant.clone();
+            let (tenant, totals) = (tenant.clone(), state.delta_totals.clone());
             let (with_totals, report) = blocking(move || {
-                let report = DELTAS.convert(&tenant, deltas, &mut request);
+                let report = totals.convert(&tenant, deltas, &mut request);
                 Ok((request, report))
             })
             .await?;
@@ -140,6 +143,11 @@ async fn append(
     let appender = state.appender.clone();
     let summary: AppendSummary =
         blocking(move || appender.append(&tenant, request).map_err(storage_err)).await?;
+    report_summary(state, summary, protocol)
+}
+
+/// Counts a stored write; a 400 naming the first rejected sample when some were rejected.
+fn report_summary(state: &ApiState, summary: AppendSummary, protocol: Protocol) -> Result<(), ApiError> {
     state.metrics.write_succeeded(protocol, &summary);
     let rejected = summary.rejected();
     match summary.first_rejection {

@@ -44,6 +44,8 @@ pub struct ApiOptions {
     pub max_concurrent_queries: usize,
     /// Queries slower than this are logged with their text, tenant and duration.
     pub slow_query_threshold: std::time::Duration,
+    /// Bounds of the OTLP delta-to-cumulative state.
+    pub otlp_delta: osprey_ingest::DeltaLimits,
 }
 
 impl Default for ApiOptions {
@@ -54,6 +56,7 @@ impl Default for ApiOptions {
             max_inflight_write_bytes: 512 << 20,
             max_concurrent_queries: 20,
             slow_query_threshold: std::time::Duration::from_secs(5),
+            otlp_delta: osprey_ingest::DeltaLimits::default(),
         }
     }
 }
@@ -70,6 +73,8 @@ pub struct ApiState {
     pub(crate) inflight_write_bytes: Arc<tokio::sync::Semaphore>,
     /// One permit per query slot.
     pub(crate) query_slots: Arc<tokio::sync::Semaphore>,
+    /// Running totals of OTLP delta streams, per tenant.
+    pub(crate) delta_totals: Arc<osprey_ingest::DeltaToCumulative>,
 }
 
 impl ApiState {
@@ -89,6 +94,7 @@ impl ApiState {
             metrics: Arc::new(ApiMetrics::default()),
             inflight_write_bytes: Arc::new(tokio::sync::Semaphore::new(permits)),
             query_slots: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_queries.max(1))),
+            delta_totals: Arc::new(osprey_ingest::DeltaToCumulative::new(options.otlp_delta.clone())),
             options,
         }
     }

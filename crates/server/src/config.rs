@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Grafana (3000), Loki (3100), Tempo (3200), Pushgateway (9091) and VictoriaMetrics (8428).
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7360";
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -22,19 +22,6 @@ pub struct Config {
     pub global: GlobalConfig,
     /// Scrape jobs, with Prometheus's `scrape_configs` semantics.
     pub scrape_configs: Vec<osprey_scrape::ScrapeConfig>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            storage: StorageConfig::default(),
-            limits: LimitsConfig::default(),
-            query: QueryConfig::default(),
-            global: GlobalConfig::default(),
-            scrape_configs: Vec::new(),
-        }
-    }
 }
 
 /// Prometheus's `global` section.
@@ -125,11 +112,17 @@ pub struct LimitsConfig {
     pub max_series_per_tenant: usize,
     #[serde(flatten)]
     pub ingest: osprey_ingest::Limits,
+    /// OTLP delta temporality streams tracked per tenant, and how long an idle one is kept.
+    pub otlp_delta: osprey_ingest::DeltaLimits,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_series_per_tenant: 5_000_000, ingest: osprey_ingest::Limits::default() }
+        LimitsConfig {
+            max_series_per_tenant: 5_000_000,
+            ingest: osprey_ingest::Limits::default(),
+            otlp_delta: osprey_ingest::DeltaLimits::default(),
+        }
     }
 }
 
@@ -258,6 +251,10 @@ query: {timeout: 30s}
         assert_eq!(c.server.log_format, LogFormat::Json);
         let err = Config::from_yaml(std::path::Path::new("osprey.yml"), "storage: {retension: 1d}").unwrap_err();
         assert!(err.to_string().contains("retension"), "{err}");
+        let err = Config::from_yaml(std::path::Path::new("osprey.yml"), "limits: {ingestion_rat: 5}").unwrap_err();
+        assert!(err.to_string().contains("ingestion_rat"), "{err}");
+        let c = Config::from_yaml(std::path::Path::new("osprey.yml"), "limits: {otlp_delta: {max_streams_per_tenant: 7}}").unwrap();
+        assert_eq!(c.limits.otlp_delta.max_streams_per_tenant, 7);
         let err = Config::from_yaml(std::path::Path::new("osprey.yml"), "storage: {wal_fsync: sometimes}").unwrap_err();
         assert!(err.to_string().contains("wal_fsync"), "{err}");
     }

@@ -81,6 +81,7 @@ pub async fn start(config: Config, config_yaml: String) -> Result<RunningServer,
     let api_options = ApiOptions {
         max_concurrent_queries: config.query.max_concurrency,
         slow_query_threshold: config.query.slow_query_log_threshold,
+        otlp_delta: config.limits.otlp_delta.clone(),
         ..ApiOptions::default()
     };
     let body_limit = api_options.max_write_body_bytes;
