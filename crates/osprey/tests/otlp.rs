@@ -7,15 +7,11 @@ use std::process::Command;
 
 use common::*;
 
+const OTEL_MODULES: &str = "opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http";
+
 #[test]
 fn otel_sdk_metrics_are_queryable_with_prometheus_names() {
-    let sdk_ok = Command::new("python3")
-        .args(["-c", "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !sdk_ok {
-        assert!(std::env::var_os("CI").is_none(), "opentelemetry-sdk is not installed; make test installs it");
-        eprintln!("skipped: python opentelemetry-sdk not installed");
+    if !require_python(OTEL_MODULES) {
         return;
     }
     let osprey = Osprey::start(&[]);
@@ -23,10 +19,7 @@ fn otel_sdk_metrics_are_queryable_with_prometheus_names() {
     let status = Command::new("python3").arg(fixture).arg(osprey.url("/v1/metrics")).status().unwrap();
     assert!(status.success(), "OTLP export failed; log:\n{}", osprey.log());
 
-    let now = format!("{:.3}", now_ms() as f64 / 1000.0);
-    let value = |q: &str| -> Option<String> {
-        osprey.query(None, q, &now).first().and_then(|s| s["value"][1].as_str()).map(str::to_string)
-    };
+    let value = |q: &str| osprey.latest_value(q);
     assert_eq!(value(r#"orders_total{job="shop/checkout",instance="pod-1",region="eu"}"#).as_deref(), Some("5"));
     assert_eq!(value("queue_depth").as_deref(), Some("4"));
     assert_eq!(value(r#"request_duration_seconds_bucket{le="0.5",route="/pay"}"#).as_deref(), Some("2"));
@@ -47,13 +40,7 @@ fn otel_sdk_metrics_are_queryable_with_prometheus_names() {
 
 #[test]
 fn otel_sdk_delta_temporality_is_stored_as_running_totals() {
-    let sdk_ok = Command::new("python3")
-        .args(["-c", "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !sdk_ok {
-        assert!(std::env::var_os("CI").is_none(), "opentelemetry-sdk is not installed; make test installs it");
-        eprintln!("skipped: python opentelemetry-sdk not installed");
+    if !require_python(OTEL_MODULES) {
         return;
     }
     let osprey = Osprey::start(&[]);
@@ -62,10 +49,7 @@ fn otel_sdk_delta_temporality_is_stored_as_running_totals() {
     let status = Command::new("python3").arg(fixture).arg(osprey.url("/v1/metrics")).status().unwrap();
     assert!(status.success(), "OTLP delta export failed; log:\n{}", osprey.log());
 
-    let now = format!("{:.3}", now_ms() as f64 / 1000.0);
-    let value = |q: &str| -> Option<String> {
-        osprey.query(None, q, &now).first().and_then(|s| s["value"][1].as_str()).map(str::to_string)
-    };
+    let value = |q: &str| osprey.latest_value(q);
     assert_eq!(value(r#"jobs_done_total{job="worker",instance="pod-7",queue="a"}"#).as_deref(), Some("7"));
     // One cumulative sample per export: 3, then 3 + 4.
     assert_eq!(value(r#"count_over_time(jobs_done_total[5m])"#).as_deref(), Some("2"));

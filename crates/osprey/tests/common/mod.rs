@@ -177,6 +177,12 @@ impl Osprey {
         (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
     }
 
+    /// The value of the first series an instant query at the current time returns.
+    pub fn latest_value(&self, q: &str) -> Option<String> {
+        let now = format!("{:.3}", now_ms() as f64 / 1000.0);
+        self.query(None, q, &now).first().and_then(|s| s["value"][1].as_str()).map(str::to_string)
+    }
+
     /// The `data.result` of a successful instant query.
     pub fn query(&self, tenant: Option<&str>, q: &str, time: &str) -> Vec<Value> {
         let (status, body) = self.get(tenant, "/api/v1/query", &[("query", q), ("time", time)]);
@@ -240,6 +246,19 @@ pub fn require(program: &str) -> bool {
         panic!("{program} is not installed; `make test` installs it (scripts/install-test-deps.sh)");
     }
     eprintln!("skipped: {program} is not installed (run `make test` to install test peers)");
+    false
+}
+
+/// Requires Python modules (e.g. `"opentelemetry.sdk, prometheus_client"`), like [`require`].
+pub fn require_python(modules: &str) -> bool {
+    let ok = Command::new("python3").args(["-c", &format!("import {modules}")]).status().is_ok_and(|s| s.success());
+    if ok {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("python modules {modules} are not installed; `make test` installs them (scripts/install-test-deps.sh)");
+    }
+    eprintln!("skipped: python modules {modules} are not installed (run `make test` to install them)");
     false
 }
 
