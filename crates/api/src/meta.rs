@@ -48,6 +48,21 @@ fn apply_limit<T>(items: &mut Vec<T>, limit: usize) -> Vec<String> {
     }
 }
 
+/// The sorted union of a lookup over every `match[]` selector, or over all series without one.
+fn union_over_selectors(
+    selectors: &[Vec<Matcher>],
+    lookup: impl Fn(&[Matcher]) -> Result<Vec<String>, osprey_model::StorageError>,
+) -> Result<Vec<String>, ApiError> {
+    if selectors.is_empty() {
+        return lookup(&[]).map_err(storage_err);
+    }
+    let mut all = BTreeSet::new();
+    for matchers in selectors {
+        all.extend(lookup(matchers).map_err(storage_err)?);
+    }
+    Ok(all.into_iter().collect())
+}
+
 pub async fn series(
     State(state): State<Arc<ApiState>>,
     RequestTenant(tenant): RequestTenant,
@@ -89,21 +104,8 @@ pub async fn labels(
     let (start, end) = time_range(&params)?;
     let limit = params.limit()?;
     let querier = state.querier.clone();
-    let mut names: Vec<String> = blocking(move || {
-        if selectors.is_empty() {
-            return querier
-                .label_names(&tenant, &[], start, end)
-                .map_err(storage_err);
-        }
-        let mut all = BTreeSet::new();
-        for matchers in &selectors {
-            all.extend(
-                querier
-                    .label_names(&tenant, matchers, start, end)
-                    .map_err(storage_err)?,
-            );
-        }
-        Ok(all.into_iter().collect())
+    let mut names = blocking(move || {
+        union_over_selectors(&selectors, |matchers| querier.label_names(&tenant, matchers, start, end))
     })
     .await?;
     let warnings = apply_limit(&mut names, limit);
@@ -123,21 +125,8 @@ pub async fn label_values(
     let (start, end) = time_range(&params)?;
     let limit = params.limit()?;
     let querier = state.querier.clone();
-    let mut values: Vec<String> = blocking(move || {
-        if selectors.is_empty() {
-            return querier
-                .label_values(&tenant, &name, &[], start, end)
-                .map_err(storage_err);
-        }
-        let mut all = BTreeSet::new();
-        for matchers in &selectors {
-            all.extend(
-                querier
-                    .label_values(&tenant, &name, matchers, start, end)
-                    .map_err(storage_err)?,
-            );
-        }
-        Ok(all.into_iter().collect())
+    let mut values = blocking(move || {
+        union_over_selectors(&selectors, |matchers| querier.label_values(&tenant, &name, matchers, start, end))
     })
     .await?;
     let warnings = apply_limit(&mut values, limit);
