@@ -122,7 +122,14 @@ async fn open_tsdb(config: &Config) -> Result<Arc<Tsdb>, ServerError> {
         .await
         .map_err(|e| ServerError::Storage { dir: dir.clone(), message: e.to_string() })?
         .map_err(|e| ServerError::Storage { dir, message: e.to_string() })?;
-    tracing::info!(?report, "metrics storage open");
+    tracing::info!(
+        tenants = report.tenants,
+        blocks = report.blocks_loaded,
+        blocks_skipped = report.blocks_skipped.len(),
+        wal_records_replayed = report.wal_records_replayed,
+        wal_repairs = report.wal_repairs.len(),
+        "metrics storage open"
+    );
     Ok(Arc::new(tsdb))
 }
 
