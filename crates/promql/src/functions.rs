@@ -9,7 +9,7 @@ use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::{Call, Expr};
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, by_step_any, Collector, Evaluator, MatrixArg, StepSeries, Val};
+use crate::eval::{by_step, by_step_any, Collector, Evaluator, MatrixArg, StepSeries, Val, METADATA_LABELS};
 use crate::extended::{anchored_samples, extended_rate, Modifier};
 use crate::native::{Notes, Out as NativeOut};
 use crate::scan::{arg_pos, call_pos};
@@ -681,6 +681,17 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
         report_notes(ev, &notes, &s.labels, &arg_pos(ev.query, name, matrix_idx));
         if !points.is_empty() || !hists.is_empty() {
             out.push(StepSeries { labels: s.labels.clone(), drop_name: s.drop_name || !keep_name, points, hists });
+        }
+    }
+    // Without delayed name removal Prometheus rejects two results that share a label set
+    // once the name is gone, even when they never share a step.
+    if !ev.opts.delayed_name_removal {
+        let mut seen = std::collections::HashSet::new();
+        for s in &out {
+            let labels = if s.drop_name { s.labels.without(&METADATA_LABELS) } else { s.labels.clone() };
+            if !seen.insert(labels) {
+                return Err(PromqlError::execution("vector cannot contain metrics with the same labelset"));
+            }
         }
     }
     Ok(Val::Vector(out))

@@ -282,6 +282,26 @@ fn series_that_collide_once_a_function_drops_the_name_are_an_error() {
 }
 
 #[test]
+fn range_function_results_collide_without_delayed_name_removal() {
+    let s = db(r#"
+load 1m
+    a_total{job="x"} 0 1 2 _ _ _ _ _ _ _
+    b_total{job="x"} _ _ _ _ _ _ _ 3 4 5
+"#);
+    let q = r#"count_over_time({__name__=~"a_total|b_total"}[1m])"#;
+    // Prometheus's default rejects the two results even though they never share a step…
+    check_range_in(
+        &engine_with(false),
+        &s,
+        q,
+        (60, 540, 60),
+        "error(Execution): vector cannot contain metrics with the same labelset",
+    );
+    // …while delayed name removal merges them into one series.
+    check_range_in(&engine_with(true), &s, q, (60, 540, 60), r#"{job="x"} 1@60 1@120 1@420 1@480 1@540"#);
+}
+
+#[test]
 fn timestamp_with_at_looks_up_the_sample_at_the_at_time() {
     let s = requests();
     // Prometheus replaces the offset by `eval time - @`: the sample is the latest at 300
