@@ -48,8 +48,9 @@ impl EvalRange {
 }
 
 /// A series of an instant-vector expression: one point per step at which it has a value.
-/// `drop_name` marks series whose `__name__` is removed at the end of evaluation (Prometheus's
-/// delayed name removal), so that `label_replace` and `by (__name__)` can still see it.
+/// `drop_name` marks series whose `__name__` is to be removed: by [`Evaluator::eval`] as soon
+/// as the node returns, or, with delayed name removal, at the end of evaluation, so that
+/// `label_replace` and `by (__name__)` can still see it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StepSeries {
     pub labels: Labels,

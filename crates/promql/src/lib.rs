@@ -5,8 +5,9 @@
 //! - Evaluation does no I/O and reads no clock: the evaluation time is a parameter, and the
 //!   only `Instant` reads are in [`QueryContext`] (its deadline, and elapsed time for stats).
 //! - Results follow Prometheus exactly where it is observable: lookback delta and staleness
-//!   markers, left-open ranges `(t - r, t]`, delayed `__name__` removal, error texts,
-//!   annotation texts (positions are approximated, the parser keeps none).
+//!   markers, left-open ranges `(t - r, t]`, `__name__` removal (at once by default, or
+//!   delayed with [`EngineOptions::delayed_name_removal`], as the test corpus runs), error
+//!   texts, annotation texts (positions are approximated, the parser keeps none).
 //! - Every node is evaluated over all steps at once (`eval`), so instant and range queries
 //!   share one code path; an instant query is a range of one step.
 //!
