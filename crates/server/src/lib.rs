@@ -25,6 +25,8 @@ pub use config::{parse_duration, Config, ConfigError, LogFormat, DEFAULT_LISTEN}
 
 /// How often head cutting, compaction and retention run.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long shutdown waits for requests in flight before cutting them off.
+const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -163,8 +165,16 @@ impl RunningServer {
     /// Stops accepting requests, drains those in flight, stops scraping, and flushes storage.
     pub async fn shutdown(self) {
         self.stop.cancel();
-        if let Err(e) = self.http.await {
-            tracing::error!(error = %e, "http server task failed");
+        // Requests in flight get a bounded time to finish; a client that keeps a slow query
+        // or a connection open must not hold the flush of storage hostage.
+        let mut http = self.http;
+        match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, &mut http).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "http server task failed"),
+            Ok(Ok(())) => {}
+            Err(_) => {
+                tracing::warn!(seconds = HTTP_DRAIN_TIMEOUT.as_secs(), "requests still open at shutdown were cut off");
+                http.abort();
+            }
         }
         self.maintenance.abort();
         self.scrape.shutdown().await;
