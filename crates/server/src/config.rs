@@ -142,6 +142,9 @@ pub struct QueryConfig {
     /// Queries slower than this are logged (with text, tenant and duration).
     #[serde(with = "humantime_serde_compat")]
     pub slow_query_log_threshold: Duration,
+    /// Keep `__name__` until the end of evaluation, as Prometheus's
+    /// `--enable-feature=promql-delayed-name-removal` does; off by default, as in Prometheus.
+    pub delayed_name_removal: bool,
 }
 
 impl Default for QueryConfig {
@@ -152,6 +155,7 @@ impl Default for QueryConfig {
             lookback_delta: Duration::from_secs(300),
             max_concurrency: 20,
             slow_query_log_threshold: Duration::from_secs(5),
+            delayed_name_removal: false,
         }
     }
 }

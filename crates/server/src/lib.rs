@@ -69,6 +69,7 @@ pub async fn start(config: Config, config_yaml: String) -> Result<RunningServer,
         lookback_delta_ms: config.query.lookback_delta.as_millis() as i64,
         max_samples: config.query.max_samples,
         timeout: config.query.timeout,
+        delayed_name_removal: config.query.delayed_name_removal,
         ..EngineOptions::default()
     }));
     let scrape = Arc::new(
