@@ -260,27 +260,27 @@ impl Head {
     /// time bounds.
     pub(crate) fn truncate(&self, t: i64) {
         let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
+        let mut removed = Vec::new();
         for series in self.all_series() {
             let mut data = series.data.lock();
             data.truncate_before(t, self.block_range);
             if data.is_empty() {
                 data.removed = true;
                 drop(data);
-                self.remove(&series);
+                self.by_hash[stripe(series.hash)].write().remove(series.hash, series.id);
+                self.by_id[stripe(series.id)].write().remove(&series.id);
+                removed.push(series);
                 continue;
             }
             min_t = min_t.min(data.min_t().unwrap_or(i64::MAX));
             max_t = max_t.max(data.max_t);
         }
+        // Out of the maps above already, so appenders create fresh series (with new ids) for
+        // these labels; queries skip ids that no longer resolve.
+        self.postings.write().remove_many(removed.iter().map(|s| (s.id, s.labels.iter())));
+        self.active.fetch_sub(removed.len(), Ordering::Relaxed);
         self.min_t.store(min_t, Ordering::Release);
         self.max_t.fetch_max(max_t, Ordering::AcqRel);
-    }
-
-    fn remove(&self, series: &Arc<MemSeries>) {
-        self.by_hash[stripe(series.hash)].write().remove(series.hash, series.id);
-        self.by_id[stripe(series.id)].write().remove(&series.id);
-        self.postings.write().remove(series.id, series.labels.iter());
-        self.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
