@@ -643,10 +643,8 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
         let mut points = Vec::new();
         let mut hists = Vec::new();
         let mut notes = Notes::default();
-        for i in 0..n {
+        for (i, (samples, hw)) in arg.windows(s, ev.range).enumerate() {
             let ts = ev.range.ts(i);
-            let samples = arg.window(s, ts);
-            let hw = arg.window_h(s, ts);
             if !hw.is_empty() {
                 if handles_histograms {
                     let end = arg.window_end(ts);
