@@ -678,6 +678,9 @@ impl<'a> Evaluator<'a> {
             if smoothed {
                 s.samples.retain(|x| !is_stale_nan(x.v));
             }
+            // Reference times only grow with the step, so the latest sample is found by
+            // forward cursors rather than binary searches per step.
+            let (mut fcur, mut hcur) = (Cursor { lo: 0, hi: 0 }, Cursor { lo: 0, hi: 0 });
             for i in 0..self.range.len() {
                 let ts = self.range.ts(i);
                 let sample = if smoothed {
@@ -704,10 +707,10 @@ impl<'a> Evaluator<'a> {
                     let rt = at.unwrap_or(ts) - offset;
                     // The latest sample of either kind wins; a later staleness marker hides
                     // a histogram as it hides a float.
-                    let hi = s.hists.partition_point(|x| x.t <= rt);
-                    let last_float = s.samples.partition_point(|x| x.t <= rt).checked_sub(1).map(|i| s.samples[i].t);
+                    let hi = hcur.upto(&s.hists, |x| x.t, rt);
+                    let last_float = fcur.upto(&s.samples, |x| x.t, rt).checked_sub(1).map(|i| s.samples[i]);
                     match hi.checked_sub(1).map(|i| &s.hists[i]) {
-                        Some(h) if h.t > rt - lookback && last_float.is_none_or(|ft| ft < h.t) => {
+                        Some(h) if h.t > rt - lookback && last_float.is_none_or(|f| f.t < h.t) => {
                             if sample_time {
                                 points.push(Sample::new(ts, h.t as f64 / 1000.0));
                             } else {
@@ -715,7 +718,7 @@ impl<'a> Evaluator<'a> {
                             }
                             continue;
                         }
-                        _ => self.sample_at(&s.samples, at, offset, ts),
+                        _ => last_float.filter(|x| x.t > rt - lookback && !is_stale_nan(x.v)),
                     }
                 };
                 if let Some(sample) = sample {
@@ -850,10 +853,16 @@ impl Cursor {
             self.lo += 1;
         }
         self.hi = self.hi.max(self.lo);
-        while self.hi < items.len() && time(&items[self.hi]) <= hi_t {
+        self.upto(items, time, hi_t);
+        self.lo..self.hi
+    }
+
+    /// How many of `items` are at or before `t`; `t` must not decrease between calls.
+    fn upto<T>(&mut self, items: &[T], time: impl Fn(&T) -> i64, t: i64) -> usize {
+        while self.hi < items.len() && time(&items[self.hi]) <= t {
             self.hi += 1;
         }
-        self.lo..self.hi
+        self.hi
     }
 }
 
