@@ -638,6 +638,8 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
     }
     let mut out = Vec::with_capacity(arg.series.len());
     let handles_histograms = crate::native::handles_histograms(name);
+    // Scanning the query text for the argument's position is per query, not per series.
+    let pos = arg_pos(ev.query, name, matrix_idx);
     for s in &arg.series {
         ev.check_deadline()?;
         let mut points = Vec::new();
@@ -676,7 +678,7 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
                 points.push(Sample::new(ts, v));
             }
         }
-        report_notes(ev, &notes, &s.labels, &arg_pos(ev.query, name, matrix_idx));
+        report_notes(ev, &notes, &s.labels, &pos);
         if !points.is_empty() || !hists.is_empty() {
             out.push(StepSeries { labels: s.labels.clone(), drop_name: s.drop_name || !keep_name, points, hists });
         }
