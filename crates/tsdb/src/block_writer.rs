@@ -39,7 +39,9 @@ pub(crate) struct BlockWriter {
     frame: Vec<u8>,
     /// Every series' labels stay until `finish` writes the index: compact (one allocation of
     /// ~200 bytes for ten labels, where `Labels` takes ~1 KiB in 21 allocations), because
-    /// persisting the head holds one entry per series.
+    /// persisting the head holds one entry per series. Measured on the remote-write benchmark
+    /// (peak RSS after the flush): 100k series x 40 samples 194-196 -> 132-134 MiB; the full
+    /// workload (100k x 120) 286 -> 198 MiB.
     series: Vec<(CompactLabels, Vec<ChunkRef>)>,
     stats: BlockStats,
 }

@@ -135,6 +135,9 @@ impl Head {
     /// bytes replaced SipHash over `Labels` (one hasher call per string, ~6% of the server's
     /// CPU in a profile of the remote-write benchmark, where the lookup, `HashStripe::find`
     /// and its per-string `memcmp` calls, took another ~16%: now one `memcmp` per lookup).
+    /// Measured: `TenantDb::append` 4,626 -> 3,615 instructions per sample (callgrind,
+    /// `examples/ingest_bench 20000 20 1`); server CPU while receiving 4M samples of the
+    /// remote-write benchmark (100k series x 40 samples) 8.0-8.4 -> 7.0-7.1 CPU seconds.
     pub(crate) fn hash(&self, key: &[u8]) -> u64 {
         xxh3_64_with_seed(key, self.hash_seed)
     }
