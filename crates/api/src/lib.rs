@@ -107,19 +107,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/metrics", post(ingest::otlp_metrics))
         .route("/api/v1/query", get(query::instant).post(query::instant))
         .route("/api/v1/query_range", get(query::range).post(query::range))
-        .route(
-            "/api/v1/format_query",
-            get(query::format).post(query::format),
-        )
+        .route("/api/v1/format_query", get(query::format).post(query::format))
         .route("/api/v1/parse_query", get(query::parse).post(query::parse))
         .route("/api/v1/series", get(meta::series).post(meta::series))
         .route("/api/v1/labels", get(meta::labels).post(meta::labels))
         .route("/api/v1/label/{name}/values", get(meta::label_values))
         .route("/api/v1/metadata", get(meta::metadata))
-        .route(
-            "/api/v1/query_exemplars",
-            get(meta::exemplars).post(meta::exemplars),
-        )
+        .route("/api/v1/query_exemplars", get(meta::exemplars).post(meta::exemplars))
         .route("/api/v1/targets", get(status::targets))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))

@@ -31,9 +31,7 @@ fn time_range(params: &Params) -> Result<(i64, i64), ApiError> {
     let start = params.time_or("start", MIN_TIME_MS)?;
     let end = params.time_or("end", MAX_TIME_MS)?;
     if end < start {
-        return Err(ApiError::bad_data(
-            "end timestamp must not be before start time",
-        ));
+        return Err(ApiError::bad_data("end timestamp must not be before start time"));
     }
     Ok((start, end))
 }
@@ -78,21 +76,13 @@ pub async fn series(
     let mut found: Vec<Labels> = blocking(move || {
         let mut all = BTreeSet::new();
         for matchers in &selectors {
-            all.extend(
-                querier
-                    .series(&tenant, matchers, start, end)
-                    .map_err(storage_err)?,
-            );
+            all.extend(querier.series(&tenant, matchers, start, end).map_err(storage_err)?);
         }
         Ok(all.into_iter().collect())
     })
     .await?;
     let warnings = apply_limit(&mut found, limit);
-    Ok(success(
-        Json::Array(found.iter().map(labels_json).collect()),
-        &warnings,
-        &[],
-    ))
+    Ok(success(Json::Array(found.iter().map(labels_json).collect()), &warnings, &[]))
 }
 
 pub async fn labels(
@@ -142,9 +132,7 @@ pub async fn metadata(
     let per_metric = match params.get("limit_per_metric") {
         None => 0,
         Some(t) => t.parse::<usize>().map_err(|_| {
-            ApiError::bad_data(format!(
-                "invalid parameter \"limit_per_metric\": cannot parse \"{t}\" to a valid limit"
-            ))
+            ApiError::bad_data(format!("invalid parameter \"limit_per_metric\": cannot parse \"{t}\" to a valid limit"))
         })?,
     };
     let metric = params.get("metric").map(str::to_string);
@@ -152,10 +140,7 @@ pub async fn metadata(
     let all = blocking(move || querier.metadata(&tenant).map_err(storage_err)).await?;
     let mut by_name: BTreeMap<String, Vec<Json>> = BTreeMap::new();
     for m in all {
-        if metric
-            .as_deref()
-            .is_some_and(|want| want != m.metric_family_name)
-        {
+        if metric.as_deref().is_some_and(|want| want != m.metric_family_name) {
             continue;
         }
         let entries = by_name.entry(m.metric_family_name.clone()).or_default();
@@ -183,10 +168,7 @@ pub async fn exemplars(
     let found = blocking(move || {
         let mut by_series = BTreeMap::new();
         for matchers in &selectors {
-            for (labels, exemplars) in querier
-                .exemplars(&tenant, matchers, start, end)
-                .map_err(storage_err)?
-            {
+            for (labels, exemplars) in querier.exemplars(&tenant, matchers, start, end).map_err(storage_err)? {
                 by_series.insert(labels, exemplars);
             }
         }

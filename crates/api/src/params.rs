@@ -14,18 +14,11 @@ pub struct Params(Vec<(String, String)>);
 impl Params {
     /// The first value of `name`, if given and non-empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, v)| k == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
     }
 
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
     }
 
     /// A timestamp parameter in ms, or `default` when absent.
@@ -57,16 +50,9 @@ impl Params {
     pub fn limit(&self) -> Result<usize, ApiError> {
         match self.get("limit") {
             None => Ok(0),
-            Some(text) => text
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .map(|n| n as usize)
-                .ok_or_else(|| {
-                    ApiError::bad_data(format!(
-                        "invalid parameter \"limit\": cannot parse \"{text}\" to a valid limit"
-                    ))
-                }),
+            Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).map(|n| n as usize).ok_or_else(|| {
+                ApiError::bad_data(format!("invalid parameter \"limit\": cannot parse \"{text}\" to a valid limit"))
+            }),
         }
     }
 }
@@ -90,8 +76,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
                 .await
                 .map_err(|e| ApiError::bad_data(format!("cannot read form body: {e}")))?;
             // Go's ParseForm puts body values before query values.
-            let mut form: Vec<(String, String)> =
-                form_urlencoded::parse(&body).into_owned().collect();
+            let mut form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
             form.append(&mut pairs);
             pairs = form;
         }
@@ -114,13 +99,12 @@ pub fn parse_time(text: &str) -> Option<i64> {
         return Some(ms.clamp(MIN_TIME_MS as f64, MAX_TIME_MS as f64) as i64);
     }
     // Go's minTime/maxTime formatted by Prometheus clients (e.g. Grafana) round-trip here.
-    humantime::parse_rfc3339_weak(text)
-        .ok()
-        .or_else(|| humantime::parse_rfc3339(text).ok())
-        .map(|t| match t.duration_since(std::time::UNIX_EPOCH) {
+    humantime::parse_rfc3339_weak(text).ok().or_else(|| humantime::parse_rfc3339(text).ok()).map(|t| {
+        match t.duration_since(std::time::UNIX_EPOCH) {
             Ok(d) => d.as_millis() as i64,
             Err(e) => -(e.duration().as_millis() as i64),
-        })
+        }
+    })
 }
 
 /// Prometheus's `parseDuration`: float seconds, or a duration like `1h30m`, `15s`, `100ms`.
@@ -159,11 +143,8 @@ pub fn parse_prometheus_duration(text: &str) -> Option<i64> {
         let number: i64 = text[start..i].parse().ok()?;
         let rest = &text[i..];
         // "ms" must be tried before "m".
-        let (idx, (unit, factor)) = UNITS
-            .iter()
-            .enumerate()
-            .filter(|(_, (u, _))| rest.starts_with(u))
-            .max_by_key(|(_, (u, _))| u.len())?;
+        let (idx, (unit, factor)) =
+            UNITS.iter().enumerate().filter(|(_, (u, _))| rest.starts_with(u)).max_by_key(|(_, (u, _))| u.len())?;
         if last_unit != usize::MAX && idx <= last_unit {
             return None;
         }
@@ -181,10 +162,7 @@ mod tests {
     #[test]
     fn parses_times_like_prometheus() {
         assert_eq!(parse_time("1435781451.781"), Some(1_435_781_451_781));
-        assert_eq!(
-            parse_time("2015-07-01T20:10:51.781Z"),
-            Some(1_435_781_451_781)
-        );
+        assert_eq!(parse_time("2015-07-01T20:10:51.781Z"), Some(1_435_781_451_781));
         assert_eq!(parse_time("nope"), None);
     }
 

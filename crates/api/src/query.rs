@@ -20,10 +20,7 @@ use crate::{blocking, ApiState};
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 pub async fn instant(
@@ -50,13 +47,11 @@ pub async fn range(
     let start = required_time(&params, "start")?;
     let end = required_time(&params, "end")?;
     if end < start {
-        return Err(ApiError::bad_data(
-            "end timestamp must not be before start time",
-        ));
+        return Err(ApiError::bad_data("end timestamp must not be before start time"));
     }
-    let step = params.duration("step")?.ok_or_else(|| {
-        ApiError::bad_data("invalid parameter \"step\": cannot parse \"\" to a valid duration")
-    })?;
+    let step = params
+        .duration("step")?
+        .ok_or_else(|| ApiError::bad_data("invalid parameter \"step\": cannot parse \"\" to a valid duration"))?;
     if step <= 0 {
         return Err(ApiError::bad_data(
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
@@ -121,9 +116,7 @@ pub async fn parse(params: Params) -> Result<Response, ApiError> {
 fn required_time(params: &Params, name: &str) -> Result<i64, ApiError> {
     let text = params.get(name).unwrap_or("");
     crate::params::parse_time(text).ok_or_else(|| {
-        ApiError::bad_data(format!(
-            "invalid parameter \"{name}\": cannot parse \"{text}\" to a valid timestamp"
-        ))
+        ApiError::bad_data(format!("invalid parameter \"{name}\": cannot parse \"{text}\" to a valid timestamp"))
     })
 }
 
@@ -227,10 +220,8 @@ fn histogram_json(h: &osprey_model::FloatHistogram) -> Json {
 }
 
 pub fn labels_json(labels: &osprey_model::Labels) -> Json {
-    let map: serde_json::Map<String, Json> = labels
-        .iter()
-        .map(|l| (l.name.clone(), Json::String(l.value.clone())))
-        .collect();
+    let map: serde_json::Map<String, Json> =
+        labels.iter().map(|l| (l.name.clone(), Json::String(l.value.clone()))).collect();
     Json::Object(map)
 }
 

@@ -37,9 +37,7 @@ impl ErrorType {
         match self {
             ErrorType::BadData => StatusCode::BAD_REQUEST,
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorType::Timeout | ErrorType::Canceled | ErrorType::Unavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ErrorType::Timeout | ErrorType::Canceled | ErrorType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorType::NotFound => StatusCode::NOT_FOUND,
             ErrorType::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -56,10 +54,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(error_type: ErrorType, message: impl Into<String>) -> ApiError {
-        ApiError {
-            error_type,
-            message: message.into(),
-        }
+        ApiError { error_type, message: message.into() }
     }
 
     pub fn bad_data(message: impl Into<String>) -> ApiError {
@@ -104,9 +99,7 @@ impl IntoResponse for ApiError {
         let body = json!({"status": "error", "errorType": self.error_type.as_str(), "error": self.message});
         let mut response = (self.status(), json_body(&body)).into_response();
         if self.error_type == ErrorType::TooManyRequests {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -125,13 +118,7 @@ pub fn success(data: Value, warnings: &[String], infos: &[String]) -> Response {
 }
 
 fn json_body(v: &Value) -> ([(header::HeaderName, HeaderValue); 1], String) {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        v.to_string(),
-    )
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], v.to_string())
 }
 
 /// A timestamp in ms as Prometheus renders it: seconds as a JSON number, up to 3 decimals.

@@ -11,15 +11,11 @@ pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
         Expr::VectorSelector(vs) => {
             let matchers = selector_matchers(&vs)?;
             if matchers.iter().all(Matcher::matches_empty) {
-                return Err(
-                    "vector selector must contain at least one non-empty matcher".to_string(),
-                );
+                return Err("vector selector must contain at least one non-empty matcher".to_string());
             }
             Ok(matchers)
         }
-        _ => Err(format!(
-            "1:1: parse error: expected a series selector such as up{{job=\"x\"}}, got {text:?}"
-        )),
+        _ => Err(format!("1:1: parse error: expected a series selector such as up{{job=\"x\"}}, got {text:?}")),
     }
 }
 
@@ -88,9 +84,7 @@ mod tests {
         let m = parse_selector(r#"up{job=~"n.*"}"#).unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].to_string(), r#"__name__="up""#);
-        assert!(parse_selector(r#"{job=~".*"}"#)
-            .unwrap_err()
-            .contains("non-empty matcher"));
+        assert!(parse_selector(r#"{job=~".*"}"#).unwrap_err().contains("non-empty matcher"));
         assert!(parse_selector("sum(up)").is_err());
         assert_eq!(selectors_of("rate(a[5m]) / on() b").unwrap().len(), 2);
     }

@@ -110,12 +110,8 @@ pub async fn config(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 pub async fn flags(State(state): State<Arc<ApiState>>) -> Response {
-    let map: serde_json::Map<String, Json> = state
-        .admin
-        .flags()
-        .into_iter()
-        .map(|(k, v)| (k, Json::String(v)))
-        .collect();
+    let map: serde_json::Map<String, Json> =
+        state.admin.flags().into_iter().map(|(k, v)| (k, Json::String(v))).collect();
     success(Json::Object(map), &[], &[])
 }
 
@@ -131,11 +127,7 @@ pub async fn tsdb(
     let status = state.admin.clone();
     let s = blocking(move || status.tsdb_status(&tenant, limit).map_err(storage_err)).await?;
     let pairs = |v: &[(String, u64)]| -> Json {
-        Json::Array(
-            v.iter()
-                .map(|(name, value)| json!({"name": name, "value": value}))
-                .collect(),
-        )
+        Json::Array(v.iter().map(|(name, value)| json!({"name": name, "value": value})).collect())
     };
     Ok(success(
         json!({
@@ -156,15 +148,10 @@ pub async fn tsdb(
     ))
 }
 
-pub async fn targets(
-    State(state): State<Arc<ApiState>>,
-    params: Params,
-) -> Result<Response, ApiError> {
+pub async fn targets(State(state): State<Arc<ApiState>>, params: Params) -> Result<Response, ApiError> {
     let wanted = params.get("state").unwrap_or("any").to_ascii_lowercase();
     if !matches!(wanted.as_str(), "any" | "active" | "dropped") {
-        return Err(ApiError::bad_data(format!(
-            "invalid parameter \"state\": {wanted:?}: use active, dropped or any"
-        )));
+        return Err(ApiError::bad_data(format!("invalid parameter \"state\": {wanted:?}: use active, dropped or any")));
     }
     let pool = params.get("scrapePool").map(str::to_string);
     let pool_filter = |p: &str| pool.as_deref().is_none_or(|want| want == p);
@@ -225,10 +212,7 @@ pub async fn ready(State(state): State<Arc<ApiState>>) -> Response {
     if state.admin.is_ready() {
         (StatusCode::OK, "Osprey is Ready.\n").into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service Unavailable: Osprey is replaying its write-ahead log.\n",
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: Osprey is replaying its write-ahead log.\n")
             .into_response()
     }
 }

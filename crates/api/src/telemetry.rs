@@ -20,10 +20,7 @@ pub enum Protocol {
     Otlp = 1,
 }
 
-const PROTOCOLS: [(Protocol, &str); 2] = [
-    (Protocol::RemoteWrite, "remote_write"),
-    (Protocol::Otlp, "otlp"),
-];
+const PROTOCOLS: [(Protocol, &str); 2] = [(Protocol::RemoteWrite, "remote_write"), (Protocol::Otlp, "otlp")];
 /// Upper bounds of the query duration histogram, in seconds.
 const QUERY_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0];
 
@@ -51,12 +48,9 @@ impl ApiMetrics {
     pub(crate) fn write_succeeded(&self, protocol: Protocol, summary: &AppendSummary) {
         let c = &self.protocols[protocol as usize];
         c.requests_ok.fetch_add(1, Ordering::Relaxed);
-        c.samples
-            .fetch_add(summary.samples_appended, Ordering::Relaxed);
-        c.samples_rejected
-            .fetch_add(summary.rejected(), Ordering::Relaxed);
-        c.series_created
-            .fetch_add(summary.series_created, Ordering::Relaxed);
+        c.samples.fetch_add(summary.samples_appended, Ordering::Relaxed);
+        c.samples_rejected.fetch_add(summary.rejected(), Ordering::Relaxed);
+        c.series_created.fetch_add(summary.series_created, Ordering::Relaxed);
     }
 
     pub(crate) fn write_failed(&self, protocol: Protocol, status: StatusCode) {
@@ -77,31 +71,19 @@ impl ApiMetrics {
             }
         }
         self.query_count.fetch_add(1, Ordering::Relaxed);
-        self.query_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.query_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        header(
-            out,
-            "osprey_ingest_requests_total",
-            "counter",
-            "Write requests by protocol and outcome.",
-        );
+        header(out, "osprey_ingest_requests_total", "counter", "Write requests by protocol and outcome.");
         for (p, name) in PROTOCOLS {
             let c = &self.protocols[p as usize];
-            for (code, v) in [
-                ("2xx", &c.requests_ok),
-                ("4xx", &c.requests_4xx),
-                ("429", &c.requests_429),
-                ("5xx", &c.requests_5xx),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "osprey_ingest_requests_total{{protocol=\"{name}\",code=\"{code}\"}} {}",
-                    load(v)
-                );
+            for (code, v) in
+                [("2xx", &c.requests_ok), ("4xx", &c.requests_4xx), ("429", &c.requests_429), ("5xx", &c.requests_5xx)]
+            {
+                let _ =
+                    writeln!(out, "osprey_ingest_requests_total{{protocol=\"{name}\",code=\"{code}\"}} {}", load(v));
             }
         }
         for (metric, help, pick) in [
@@ -115,27 +97,14 @@ impl ApiMetrics {
                 "Samples rejected by storage (out of order, too old, duplicate), by protocol.",
                 |c| &c.samples_rejected,
             ),
-            (
-                "osprey_ingest_series_created_total",
-                "Series created by writes, by protocol.",
-                |c| &c.series_created,
-            ),
+            ("osprey_ingest_series_created_total", "Series created by writes, by protocol.", |c| &c.series_created),
         ] {
             header(out, metric, "counter", help);
             for (p, name) in PROTOCOLS {
-                let _ = writeln!(
-                    out,
-                    "{metric}{{protocol=\"{name}\"}} {}",
-                    load(pick(&self.protocols[p as usize]))
-                );
+                let _ = writeln!(out, "{metric}{{protocol=\"{name}\"}} {}", load(pick(&self.protocols[p as usize])));
             }
         }
-        header(
-            out,
-            "osprey_query_duration_seconds",
-            "histogram",
-            "Duration of PromQL queries served over HTTP.",
-        );
+        header(out, "osprey_query_duration_seconds", "histogram", "Duration of PromQL queries served over HTTP.");
         for (i, bound) in QUERY_BUCKETS.iter().enumerate() {
             let _ = writeln!(
                 out,
@@ -144,15 +113,8 @@ impl ApiMetrics {
             );
         }
         let count = load(&self.query_count);
-        let _ = writeln!(
-            out,
-            "osprey_query_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "osprey_query_duration_seconds_sum {}",
-            load(&self.query_micros) as f64 / 1e6
-        );
+        let _ = writeln!(out, "osprey_query_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "osprey_query_duration_seconds_sum {}", load(&self.query_micros) as f64 / 1e6);
         let _ = writeln!(out, "osprey_query_duration_seconds_count {count}");
     }
 }
@@ -167,12 +129,6 @@ pub async fn render(State(state): State<Arc<ApiState>>) -> Response {
     let mut out = String::with_capacity(8192);
     state.metrics.render(&mut out);
     state.admin.render_metrics(&mut out);
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        out,
-    )
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], out)
         .into_response()
 }

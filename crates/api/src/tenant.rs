@@ -19,9 +19,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestTenant {
         match parts.headers.get(TENANT_HEADER) {
             None => Ok(RequestTenant(TenantId::default_tenant())),
             Some(v) => {
-                let text = v.to_str().map_err(|_| {
-                    ApiError::bad_data(format!("{TENANT_HEADER} header is not valid text"))
-                })?;
+                let text =
+                    v.to_str().map_err(|_| ApiError::bad_data(format!("{TENANT_HEADER} header is not valid text")))?;
                 TenantId::new(text.trim())
                     .map(RequestTenant)
                     .map_err(|e| ApiError::bad_data(format!("invalid {TENANT_HEADER} header: {e}")))

@@ -35,7 +35,8 @@ pub struct ServeArgs {
 pub fn resolve(args: &ServeArgs) -> anyhow::Result<(osprey_server::Config, String)> {
     let mut tree = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
             serde_norway::from_str::<Value>(&text).with_context(|| format!("invalid YAML in {}", path.display()))?
         }
         None => Value::Mapping(Mapping::new()),
@@ -44,10 +45,15 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<(osprey_server::Config, Strin
         tree = Value::Mapping(Mapping::new());
     }
     let mut overrides: Vec<(String, String)> = std::env::vars()
-        .filter_map(|(k, v)| k.strip_prefix("OSPREY_").filter(|rest| rest.contains("__")).map(|rest| (rest.replace("__", ".").to_lowercase(), v)))
+        .filter_map(|(k, v)| {
+            k.strip_prefix("OSPREY_")
+                .filter(|rest| rest.contains("__"))
+                .map(|rest| (rest.replace("__", ".").to_lowercase(), v))
+        })
         .collect();
     for s in &args.set {
-        let (path, value) = s.split_once('=').with_context(|| format!("--set {s:?}: use PATH=VALUE, e.g. query.timeout=30s"))?;
+        let (path, value) =
+            s.split_once('=').with_context(|| format!("--set {s:?}: use PATH=VALUE, e.g. query.timeout=30s"))?;
         overrides.push((path.to_string(), value.to_string()));
     }
     let flags = [

@@ -11,7 +11,10 @@ use common::*;
 fn check_config_accepts_good_files_and_names_the_problem_in_bad_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let good = tmp.path().join("good.yml");
-    write_file(&good, "storage: {retention: 30d}\nscrape_configs: [{job_name: a, static_configs: [{targets: ['127.0.0.1:9']}]}]\n");
+    write_file(
+        &good,
+        "storage: {retention: 30d}\nscrape_configs: [{job_name: a, static_configs: [{targets: ['127.0.0.1:9']}]}]\n",
+    );
     let out = Command::new(osprey_bin()).args(["check", "config"]).arg(&good).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 

@@ -10,10 +10,7 @@ use common::*;
 use serde_json::Value;
 
 fn matrix_by_labels(result: &[Value]) -> std::collections::BTreeMap<String, Vec<Value>> {
-    result
-        .iter()
-        .map(|s| (s["metric"].to_string(), s["values"].as_array().cloned().unwrap_or_default()))
-        .collect()
+    result.iter().map(|s| (s["metric"].to_string(), s["values"].as_array().cloned().unwrap_or_default())).collect()
 }
 
 #[test]

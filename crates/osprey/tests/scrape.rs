@@ -24,9 +24,17 @@ fn scrapes_python_client_and_node_exporter_then_marks_stopped_target_stale() {
     let (_node, node_port) = start_node_exporter();
     let app_port = free_port();
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/client_app.py");
-    let child = Command::new("python3").arg(fixture).arg(app_port.to_string()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child = Command::new("python3")
+        .arg(fixture)
+        .arg(app_port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut app_proc = Proc { child, name: "client_app".into() };
-    let up = eventually(Duration::from_secs(20), || client().get(format!("http://127.0.0.1:{app_port}/metrics")).send().ok());
+    let up = eventually(Duration::from_secs(20), || {
+        client().get(format!("http://127.0.0.1:{app_port}/metrics")).send().ok()
+    });
     assert!(up.is_some(), "python app did not start");
 
     let tmp = tempfile::tempdir().unwrap();
@@ -68,7 +76,11 @@ scrape_configs:
 
     // The exemplar came through OpenMetrics content negotiation.
     let exemplar = eventually(Duration::from_secs(10), || {
-        let (_, body) = osprey.get(None, "/api/v1/query_exemplars", &[("query", "app_requests_total"), ("start", "0"), ("end", &now())]);
+        let (_, body) = osprey.get(
+            None,
+            "/api/v1/query_exemplars",
+            &[("query", "app_requests_total"), ("start", "0"), ("end", &now())],
+        );
         body["data"][0]["exemplars"][0]["labels"]["trace_id"].as_str().map(str::to_string)
     });
     assert_eq!(exemplar.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
@@ -87,7 +99,9 @@ scrape_configs:
         (value_of(&r).as_deref() == Some("0")).then_some(())
     });
     assert!(down.is_some(), "up did not go to 0");
-    let stale = eventually(Duration::from_secs(20), || osprey.query(None, "app_inflight_requests", &now()).is_empty().then_some(()));
+    let stale = eventually(Duration::from_secs(20), || {
+        osprey.query(None, "app_inflight_requests", &now()).is_empty().then_some(())
+    });
     assert!(stale.is_some(), "series of the stopped target did not go stale");
     assert_eq!(value_of(&osprey.query(None, r#"up{job="node"}"#, &now())).as_deref(), Some("1"));
 }

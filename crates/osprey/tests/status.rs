@@ -9,7 +9,10 @@ use serde_json::json;
 fn status_endpoints_answer_like_prometheus() {
     // Every query counts as slow here, so each one is logged; `--set` reaches any option.
     let osprey = Osprey::start(&["--set", "query.slow_query_log_threshold=0s"]);
-    assert_eq!(osprey.remote_write(None, &series_batch("status_metric", 3, 2, 1_700_000_000_000)).status().as_u16(), 204);
+    assert_eq!(
+        osprey.remote_write(None, &series_batch("status_metric", 3, 2, 1_700_000_000_000)).status().as_u16(),
+        204
+    );
 
     let (status, body) = osprey.get(None, "/api/v1/status/buildinfo", &[]);
     assert_eq!(status, 200);
@@ -35,7 +38,8 @@ fn status_endpoints_answer_like_prometheus() {
     let (status, body) = osprey.get(None, "/api/v1/query", &[("query", "sum(")]);
     assert_eq!(status, 400);
     assert_eq!(body["errorType"], json!("bad_data"));
-    let (status, body) = osprey.get(None, "/api/v1/query_range", &[("query", "up"), ("start", "10"), ("end", "5"), ("step", "1")]);
+    let (status, body) =
+        osprey.get(None, "/api/v1/query_range", &[("query", "up"), ("start", "10"), ("end", "5"), ("step", "1")]);
     assert_eq!((status, body["error"].as_str()), (400, Some("end timestamp must not be before start time")));
     let (status, body) = osprey.get(None, "/api/v1/series", &[]);
     assert_eq!((status, body["error"].as_str()), (400, Some("no match[] parameter provided")));

@@ -13,11 +13,7 @@ pub(crate) struct Builder {
 
 impl Builder {
     pub(crate) fn new(base: Labels) -> Builder {
-        Builder {
-            base,
-            del: Vec::new(),
-            add: Vec::new(),
-        }
+        Builder { base, del: Vec::new(), add: Vec::new() }
     }
 
     /// The current value, `""` when absent (as in Prometheus, absent and empty are the same).
@@ -51,10 +47,8 @@ impl Builder {
     /// The current labels in Prometheus's `Range` order, as a snapshot that later changes do
     /// not affect.
     pub(crate) fn snapshot(&self) -> Vec<Label> {
-        let unchanged = self
-            .base
-            .iter()
-            .filter(|l| !self.del.contains(&l.name) && !self.add.iter().any(|a| a.name == l.name));
+        let unchanged =
+            self.base.iter().filter(|l| !self.del.contains(&l.name) && !self.add.iter().any(|a| a.name == l.name));
         unchanged.chain(self.add.iter()).cloned().collect()
     }
 

@@ -100,14 +100,8 @@ impl RelabelRegex {
         let anchored = regex::RegexBuilder::new(&format!("^(?:{})$", go_regex::translate(source)))
             .octal(true)
             .build()
-            .map_err(|e| RelabelError::BadRegex {
-                regex: source.to_string(),
-                reason: e.to_string(),
-            })?;
-        Ok(RelabelRegex {
-            source: source.to_string(),
-            anchored,
-        })
+            .map_err(|e| RelabelError::BadRegex { regex: source.to_string(), reason: e.to_string() })?;
+        Ok(RelabelRegex { source: source.to_string(), anchored })
     }
 
     /// The expression as written in the configuration, without the anchors.
@@ -183,11 +177,7 @@ impl RelabelConfig {
     /// The rules Prometheus's `relabel.Config.Validate` applies, with its messages.
     pub fn validate(&self) -> Result<(), RelabelError> {
         use Action::*;
-        if let Some(name) = self
-            .source_labels
-            .iter()
-            .find(|n| !osprey_model::is_valid_label_name(n))
-        {
+        if let Some(name) = self.source_labels.iter().find(|n| !osprey_model::is_valid_label_name(n)) {
             return Err(RelabelError::InvalidSourceLabel(name.clone()));
         }
         let action = self.action;
@@ -195,17 +185,11 @@ impl RelabelConfig {
         if action == HashMod && self.modulus == 0 {
             return Err(RelabelError::ZeroModulus);
         }
-        let needs_target = matches!(
-            action,
-            Replace | HashMod | Lowercase | Uppercase | KeepEqual | DropEqual
-        );
+        let needs_target = matches!(action, Replace | HashMod | Lowercase | Uppercase | KeepEqual | DropEqual);
         if needs_target && target.is_empty() {
             return Err(RelabelError::MissingTargetLabel(action));
         }
-        let invalid_target = || RelabelError::InvalidTargetLabel {
-            target: target.to_string(),
-            action,
-        };
+        let invalid_target = || RelabelError::InvalidTargetLabel { target: target.to_string(), action };
         let target_ok = match action {
             Replace if target.contains('$') => TARGET_WITH_REFERENCES.is_match(target),
             Replace | Lowercase | Uppercase | KeepEqual | DropEqual | HashMod => {
@@ -221,10 +205,7 @@ impl RelabelConfig {
             return Err(RelabelError::ReplacementNotAllowed(action));
         }
         if action == LabelMap && !TARGET_WITH_REFERENCES.is_match(&self.replacement) {
-            return Err(RelabelError::InvalidReplacement {
-                replacement: self.replacement.clone(),
-                action,
-            });
+            return Err(RelabelError::InvalidReplacement { replacement: self.replacement.clone(), action });
         }
         let other_fields_set = |check_regex: bool| {
             (check_regex && !self.regex.is_default())
@@ -324,16 +305,12 @@ mod tests {
         assert_eq!(c.separator, ";");
         assert_eq!(c.regex.as_str(), "(.*)");
         assert_eq!(c.replacement, "$1");
-        assert_eq!(
-            load("action: LabelDrop\nregex: a.*").unwrap().action,
-            Action::LabelDrop
-        );
+        assert_eq!(load("action: LabelDrop\nregex: a.*").unwrap().action, Action::LabelDrop);
     }
 
     #[test]
     fn round_trips_through_yaml() {
-        let c = load("source_labels: [a, b]\nregex: 'x(.*)'\ntarget_label: t\nreplacement: '${1}'")
-            .unwrap();
+        let c = load("source_labels: [a, b]\nregex: 'x(.*)'\ntarget_label: t\nreplacement: '${1}'").unwrap();
         let yaml = serde_norway::to_string(&c).unwrap();
         assert_eq!(load(&yaml).unwrap(), c);
     }
@@ -355,8 +332,14 @@ mod tests {
                 "action: keepequal\ntarget_label: x\nregex: a",
                 "keepequal action requires only 'source_labels' and `target_label`, and no other fields",
             ),
-            ("action: labeldrop\nregex: a\nsource_labels: [x]", "labeldrop action requires only 'regex', and no other fields"),
-            ("action: labelkeep\nregex: a\ntarget_label: x", "labelkeep action requires only 'regex', and no other fields"),
+            (
+                "action: labeldrop\nregex: a\nsource_labels: [x]",
+                "labeldrop action requires only 'regex', and no other fields",
+            ),
+            (
+                "action: labelkeep\nregex: a\ntarget_label: x",
+                "labelkeep action requires only 'regex', and no other fields",
+            ),
             ("regex: '('\ntarget_label: x", "invalid relabel regex \"(\""),
             ("source_labels: [a-b]\ntarget_label: x", "\"a-b\" is not a valid label name"),
             ("target_label: x\nbogus: 1", "unknown field `bogus`"),
@@ -365,9 +348,7 @@ mod tests {
             assert!(err.contains(want), "{yaml:?}: got {err:?}, want {want:?}");
         }
         // References make an otherwise invalid target acceptable, as in Prometheus.
-        assert!(
-            load("source_labels: [a]\nregex: 'some-([^-]+)-([^,]+)'\ntarget_label: '${3}'").is_ok()
-        );
+        assert!(load("source_labels: [a]\nregex: 'some-([^-]+)-([^,]+)'\ntarget_label: '${3}'").is_ok());
     }
 
     #[test]

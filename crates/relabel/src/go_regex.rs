@@ -87,10 +87,7 @@ mod tests {
     use super::*;
 
     fn matches(go: &str, text: &str) -> bool {
-        let re = regex::RegexBuilder::new(&format!("^(?:{})$", translate(go)))
-            .octal(true)
-            .build()
-            .unwrap();
+        let re = regex::RegexBuilder::new(&format!("^(?:{})$", translate(go))).octal(true).build().unwrap();
         re.is_match(text)
     }
 

@@ -22,12 +22,7 @@ pub fn process(labels: Labels, configs: &[RelabelConfig]) -> Option<Labels> {
 
 /// One rule; false when it drops the set.
 fn apply(config: &RelabelConfig, b: &mut Builder) -> bool {
-    let value = config
-        .source_labels
-        .iter()
-        .map(|name| b.get(name))
-        .collect::<Vec<_>>()
-        .join(&config.separator);
+    let value = config.source_labels.iter().map(|name| b.get(name)).collect::<Vec<_>>().join(&config.separator);
     let regex = config.regex.regex();
     match config.action {
         Action::Drop => return !regex.is_match(&value),
@@ -107,8 +102,7 @@ mod tests {
 
     /// Runs the YAML list of rules over `input`; `want` None means dropped.
     fn check(input: &[(&str, &str)], rules: &str, want: Option<&[(&str, &str)]>) {
-        let configs: Vec<RelabelConfig> =
-            serde_norway::from_str(rules).unwrap_or_else(|e| panic!("{rules}: {e}"));
+        let configs: Vec<RelabelConfig> = serde_norway::from_str(rules).unwrap_or_else(|e| panic!("{rules}: {e}"));
         let got = process(labels(input), &configs);
         assert_eq!(got, want.map(labels), "rules:\n{rules}");
     }
@@ -179,16 +173,8 @@ mod tests {
 
     #[test]
     fn replace_fast_path_sets_and_deletes() {
-        check(
-            &[("a", "1")],
-            "- {target_label: b, replacement: fixed}",
-            Some(&[("a", "1"), ("b", "fixed")]),
-        );
-        check(
-            &[("a", "1"), ("b", "2")],
-            "- {target_label: b, replacement: ''}",
-            Some(&[("a", "1")]),
-        );
+        check(&[("a", "1")], "- {target_label: b, replacement: fixed}", Some(&[("a", "1"), ("b", "fixed")]));
+        check(&[("a", "1"), ("b", "2")], "- {target_label: b, replacement: ''}", Some(&[("a", "1")]));
     }
 
     #[test]
@@ -198,67 +184,23 @@ mod tests {
             "- {source_labels: [a], regex: '.*o.*', action: drop}\n- {source_labels: [a], regex: 'f(.*)', target_label: d}",
             None,
         );
-        check(
-            &[("a", "foo"), ("b", "bar")],
-            "- {source_labels: [a], regex: '.*o.*', action: drop}",
-            None,
-        );
-        check(
-            &[("a", "foo")],
-            "- {source_labels: [a], regex: no-match, action: drop}",
-            Some(&[("a", "foo")]),
-        );
+        check(&[("a", "foo"), ("b", "bar")], "- {source_labels: [a], regex: '.*o.*', action: drop}", None);
+        check(&[("a", "foo")], "- {source_labels: [a], regex: no-match, action: drop}", Some(&[("a", "foo")]));
         // Anchored: `f|o` does not match "foo".
-        check(
-            &[("a", "foo")],
-            "- {source_labels: [a], regex: 'f|o', action: drop}",
-            Some(&[("a", "foo")]),
-        );
-        check(
-            &[("a", "foo")],
-            "- {source_labels: [a], regex: no-match, action: keep}",
-            None,
-        );
-        check(
-            &[("a", "foo")],
-            "- {source_labels: [a], regex: 'f.*', action: keep}",
-            Some(&[("a", "foo")]),
-        );
+        check(&[("a", "foo")], "- {source_labels: [a], regex: 'f|o', action: drop}", Some(&[("a", "foo")]));
+        check(&[("a", "foo")], "- {source_labels: [a], regex: no-match, action: keep}", None);
+        check(&[("a", "foo")], "- {source_labels: [a], regex: 'f.*', action: keep}", Some(&[("a", "foo")]));
         // A missing source label reads as empty.
-        check(
-            &[("a", "foo")],
-            "- {source_labels: [missing], regex: '', action: drop}",
-            None,
-        );
+        check(&[("a", "foo")], "- {source_labels: [missing], regex: '', action: drop}", None);
     }
 
     #[test]
     fn keepequal_and_dropequal() {
-        let input = [
-            ("__tmp_port", "1234"),
-            ("__port1", "1234"),
-            ("__port2", "5678"),
-        ];
-        check(
-            &input,
-            "- {source_labels: [__tmp_port], action: keepequal, target_label: __port1}",
-            Some(&input),
-        );
-        check(
-            &input,
-            "- {source_labels: [__tmp_port], action: dropequal, target_label: __port1}",
-            None,
-        );
-        check(
-            &input,
-            "- {source_labels: [__tmp_port], action: dropequal, target_label: __port2}",
-            Some(&input),
-        );
-        check(
-            &input,
-            "- {source_labels: [__tmp_port], action: keepequal, target_label: __port2}",
-            None,
-        );
+        let input = [("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")];
+        check(&input, "- {source_labels: [__tmp_port], action: keepequal, target_label: __port1}", Some(&input));
+        check(&input, "- {source_labels: [__tmp_port], action: dropequal, target_label: __port1}", None);
+        check(&input, "- {source_labels: [__tmp_port], action: dropequal, target_label: __port2}", Some(&input));
+        check(&input, "- {source_labels: [__tmp_port], action: keepequal, target_label: __port2}", None);
     }
 
     #[test]
@@ -280,21 +222,10 @@ mod tests {
         check(
             &[("a", "foo"), ("b1", "bar"), ("b2", "baz")],
             "- {regex: '(b.*)', replacement: 'bar_${1}', action: labelmap}",
-            Some(&[
-                ("a", "foo"),
-                ("b1", "bar"),
-                ("b2", "baz"),
-                ("bar_b1", "bar"),
-                ("bar_b2", "baz"),
-            ]),
+            Some(&[("a", "foo"), ("b1", "bar"), ("b2", "baz"), ("bar_b1", "bar"), ("bar_b2", "baz")]),
         );
         check(
-            &[
-                ("a", "foo"),
-                ("__meta_my_bar", "aaa"),
-                ("__meta_my_baz", "bbb"),
-                ("__meta_other", "ccc"),
-            ],
+            &[("a", "foo"), ("__meta_my_bar", "aaa"), ("__meta_my_baz", "bbb"), ("__meta_other", "ccc")],
             "- {regex: '__meta_(my.*)', replacement: '${1}', action: labelmap}",
             Some(&[
                 ("a", "foo"),
@@ -338,19 +269,12 @@ mod tests {
             &[("foo", "bAr123Foo")],
             "- {source_labels: [foo], action: uppercase, target_label: foo_uppercase}
 - {source_labels: [foo], action: lowercase, target_label: foo_lowercase}",
-            Some(&[
-                ("foo", "bAr123Foo"),
-                ("foo_lowercase", "bar123foo"),
-                ("foo_uppercase", "BAR123FOO"),
-            ]),
+            Some(&[("foo", "bAr123Foo"), ("foo_lowercase", "bar123foo"), ("foo_uppercase", "BAR123FOO")]),
         );
     }
 
     #[test]
     fn no_rules_return_the_input() {
-        assert_eq!(
-            process(labels(&[("a", "1")]), &[]),
-            Some(labels(&[("a", "1")]))
-        );
+        assert_eq!(process(labels(&[("a", "1")]), &[]), Some(labels(&[("a", "1")])));
     }
 }

@@ -23,10 +23,7 @@ pub struct ScrapeGlobals {
 
 impl Default for ScrapeGlobals {
     fn default() -> Self {
-        ScrapeGlobals {
-            scrape_interval: Duration::from_secs(60),
-            scrape_timeout: Duration::from_secs(10),
-        }
+        ScrapeGlobals { scrape_interval: Duration::from_secs(60), scrape_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -202,9 +199,7 @@ fn default_true() -> bool {
 fn deserialize_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let text = String::deserialize(d)?;
     parse_size(&text).ok_or_else(|| {
-        serde::de::Error::custom(format!(
-            "not a valid size: {text:?}; write a number and unit, e.g. 512KB or 10MB"
-        ))
+        serde::de::Error::custom(format!("not a valid size: {text:?}; write a number and unit, e.g. 512KB or 10MB"))
     })
 }
 
@@ -288,20 +283,11 @@ fn resolve_one(
         return Err(ConfigError::ZeroTimeout(job));
     }
     if config.scheme != "http" && config.scheme != "https" {
-        return Err(ConfigError::BadScheme {
-            job,
-            scheme: config.scheme,
-        });
+        return Err(ConfigError::BadScheme { job, scheme: config.scheme });
     }
     let bearer = config.bearer_token.is_some() || config.bearer_token_file.is_some();
-    let auth_count = [
-        config.basic_auth.is_some(),
-        config.authorization.is_some(),
-        bearer,
-    ]
-    .into_iter()
-    .filter(|&b| b)
-    .count();
+    let auth_count =
+        [config.basic_auth.is_some(), config.authorization.is_some(), bearer].into_iter().filter(|&b| b).count();
     if auth_count > 1 || (config.bearer_token.is_some() && config.bearer_token_file.is_some()) {
         return Err(ConfigError::ConflictingAuth(job));
     }
@@ -320,25 +306,13 @@ fn resolve_one(
     }
     for pattern in config.file_sd_configs.iter().flat_map(|f| &f.files) {
         if !is_valid_file_sd_pattern(pattern) {
-            return Err(ConfigError::BadFileSdPattern {
-                job,
-                pattern: pattern.clone(),
-            });
+            return Err(ConfigError::BadFileSdPattern { job, pattern: pattern.clone() });
         }
     }
     let fallback_format = match config.fallback_scrape_protocol.as_deref() {
-        None | Some("PrometheusText0.0.4") | Some("PrometheusText1.0.0") => {
-            ExpositionFormat::PrometheusText
-        }
-        Some("OpenMetricsText0.0.1") | Some("OpenMetricsText1.0.0") => {
-            ExpositionFormat::OpenMetrics
-        }
-        Some(other) => {
-            return Err(ConfigError::BadFallbackProtocol {
-                job,
-                protocol: other.to_string(),
-            })
-        }
+        None | Some("PrometheusText0.0.4") | Some("PrometheusText1.0.0") => ExpositionFormat::PrometheusText,
+        Some("OpenMetricsText0.0.1") | Some("OpenMetricsText1.0.0") => ExpositionFormat::OpenMetrics,
+        Some(other) => return Err(ConfigError::BadFallbackProtocol { job, protocol: other.to_string() }),
     };
     if let Some(tls) = &config.tls_config {
         if tls.cert_file.is_some() != tls.key_file.is_some() {
@@ -346,20 +320,10 @@ fn resolve_one(
         }
     }
     let tenant = match &config.tenant {
-        Some(id) => TenantId::new(id).map_err(|source| ConfigError::BadTenant {
-            job: job.clone(),
-            source,
-        })?,
+        Some(id) => TenantId::new(id).map_err(|source| ConfigError::BadTenant { job: job.clone(), source })?,
         None => default_tenant.clone(),
     };
-    Ok(JobConfig {
-        config,
-        interval,
-        timeout,
-        tenant,
-        fallback_format,
-        client: None,
-    })
+    Ok(JobConfig { config, interval, timeout, tenant, fallback_format, client: None })
 }
 
 /// Prometheus's `^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$`.
@@ -380,12 +344,7 @@ mod tests {
 
     fn load(yaml: &str) -> Result<Vec<JobConfig>, String> {
         let configs: Vec<ScrapeConfig> = serde_norway::from_str(yaml).map_err(|e| e.to_string())?;
-        resolve(
-            &ScrapeGlobals::default(),
-            configs,
-            &TenantId::default_tenant(),
-        )
-        .map_err(|e| e.to_string())
+        resolve(&ScrapeGlobals::default(), configs, &TenantId::default_tenant()).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -404,10 +363,7 @@ mod tests {
         assert_eq!(jobs[0].timeout, Duration::from_secs(5));
         // Zero means unset.
         let jobs = load("- job_name: z\n  scrape_interval: 0\n  scrape_timeout: 0s").unwrap();
-        assert_eq!(
-            (jobs[0].interval, jobs[0].timeout),
-            (Duration::from_secs(60), Duration::from_secs(10))
-        );
+        assert_eq!((jobs[0].interval, jobs[0].timeout), (Duration::from_secs(60), Duration::from_secs(10)));
     }
 
     #[test]
@@ -445,10 +401,7 @@ mod tests {
         assert_eq!(job.interval, Duration::from_secs(15));
         assert_eq!(job.timeout, Duration::from_secs(5));
         assert_eq!(job.config.params["module"], ["http_2xx"]);
-        assert_eq!(
-            job.config.file_sd_configs[0].refresh(),
-            Duration::from_secs(30)
-        );
+        assert_eq!(job.config.file_sd_configs[0].refresh(), Duration::from_secs(30));
         assert_eq!(job.tenant.as_str(), "team-a");
         assert_eq!(job.config.metric_relabel_configs.len(), 1);
         assert_eq!(job.config.body_size_limit, 10 << 20);
@@ -459,64 +412,28 @@ mod tests {
     #[test]
     fn rejects_what_prometheus_rejects() {
         for (yaml, want) in [
-            (
-                "- job_name: a\n- job_name: a",
-                "found multiple scrape configs with job name \"a\"",
-            ),
+            ("- job_name: a\n- job_name: a", "found multiple scrape configs with job name \"a\""),
             ("- job_name: ''", "empty job_name"),
             (
                 "- job_name: a\n  scrape_interval: 5s\n  scrape_timeout: 6s",
                 "scrape timeout greater than scrape interval",
             ),
-            (
-                "- job_name: a\n  scheme: ftp",
-                "scheme must be \"http\" or \"https\"",
-            ),
-            (
-                "- job_name: a\n  bearer_token: x\n  basic_auth: {username: u}",
-                "at most one of basic_auth",
-            ),
-            (
-                "- job_name: a\n  basic_auth: {username: u, password: p, password_file: f}",
-                "password & password_file",
-            ),
-            (
-                "- job_name: a\n  authorization: {type: Basic, credentials: x}",
-                "use \"basic_auth\" instead",
-            ),
-            (
-                "- job_name: a\n  file_sd_configs: [{files: [targets.txt]}]",
-                "not valid for file discovery",
-            ),
-            (
-                "- job_name: a\n  file_sd_configs: [{files: ['*/x.json']}]",
-                "not valid for file discovery",
-            ),
-            (
-                "- job_name: a\n  tenant: 'a/b'",
-                "contains the character '/'",
-            ),
-            (
-                "- job_name: a\n  tls_config: {server_name: x}",
-                "unknown field `server_name`",
-            ),
+            ("- job_name: a\n  scheme: ftp", "scheme must be \"http\" or \"https\""),
+            ("- job_name: a\n  bearer_token: x\n  basic_auth: {username: u}", "at most one of basic_auth"),
+            ("- job_name: a\n  basic_auth: {username: u, password: p, password_file: f}", "password & password_file"),
+            ("- job_name: a\n  authorization: {type: Basic, credentials: x}", "use \"basic_auth\" instead"),
+            ("- job_name: a\n  file_sd_configs: [{files: [targets.txt]}]", "not valid for file discovery"),
+            ("- job_name: a\n  file_sd_configs: [{files: ['*/x.json']}]", "not valid for file discovery"),
+            ("- job_name: a\n  tenant: 'a/b'", "contains the character '/'"),
+            ("- job_name: a\n  tls_config: {server_name: x}", "unknown field `server_name`"),
             ("- job_name: a\n  body_size_limit: 10XB", "not a valid size"),
             (
                 "- job_name: a\n  fallback_scrape_protocol: PrometheusProto",
                 "fallback_scrape_protocol \"PrometheusProto\" is not supported",
             ),
-            (
-                "- job_name: a\n  tls_config: {cert_file: c.pem}",
-                "cert_file and key_file must be given together",
-            ),
-            (
-                "- job_name: a\n  scrape_interval: 1x",
-                "not a valid duration string",
-            ),
-            (
-                "- job_name: a\n  relabel_configs: [{action: replace}]",
-                "requires 'target_label' value",
-            ),
+            ("- job_name: a\n  tls_config: {cert_file: c.pem}", "cert_file and key_file must be given together"),
+            ("- job_name: a\n  scrape_interval: 1x", "not a valid duration string"),
+            ("- job_name: a\n  relabel_configs: [{action: replace}]", "requires 'target_label' value"),
         ] {
             let err = load(yaml).unwrap_err();
             assert!(err.contains(want), "{yaml:?}: got {err:?}");

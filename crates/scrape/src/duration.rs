@@ -29,10 +29,7 @@ pub(crate) fn parse(text: &str) -> Option<Duration> {
     let mut next_unit = 0;
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let letters = rest[digits..]
-            .bytes()
-            .take_while(u8::is_ascii_alphabetic)
-            .count();
+        let letters = rest[digits..].bytes().take_while(u8::is_ascii_alphabetic).count();
         if digits == 0 || letters == 0 {
             return None;
         }
@@ -71,9 +68,7 @@ pub(crate) fn format(d: Duration) -> String {
 }
 
 /// `serde(deserialize_with)` for an optional duration field.
-pub(crate) fn deserialize_opt<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn deserialize_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let Some(text) = Option::<String>::deserialize(d)? else {
         return Ok(None);
     };

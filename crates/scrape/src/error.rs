@@ -16,17 +16,15 @@ pub enum ConfigError {
     TimeoutOverInterval(String),
     #[error("job {job:?}: scheme must be \"http\" or \"https\", got {scheme:?}")]
     BadScheme { job: String, scheme: String },
-    #[error("job {0:?}: at most one of basic_auth, authorization, bearer_token & bearer_token_file must be configured")]
+    #[error(
+        "job {0:?}: at most one of basic_auth, authorization, bearer_token & bearer_token_file must be configured"
+    )]
     ConflictingAuth(String),
     #[error("job {0:?}: at most one of basic_auth password & password_file must be configured")]
     ConflictingPassword(String),
-    #[error(
-        "job {0:?}: at most one of authorization credentials & credentials_file must be configured"
-    )]
+    #[error("job {0:?}: at most one of authorization credentials & credentials_file must be configured")]
     ConflictingCredentials(String),
-    #[error(
-        "job {0:?}: authorization type cannot be set to \"basic\", use \"basic_auth\" instead"
-    )]
+    #[error("job {0:?}: authorization type cannot be set to \"basic\", use \"basic_auth\" instead")]
     BasicAuthorizationType(String),
     #[error("job {job:?}: path name {pattern:?} is not valid for file discovery; files must end in .json, .yml or .yaml and may use * only in the last path element")]
     BadFileSdPattern { job: String, pattern: String },

@@ -26,10 +26,7 @@ pub(crate) struct FileDiscovery {
 
 impl FileDiscovery {
     pub(crate) fn new(config: &FileSdConfig) -> FileDiscovery {
-        FileDiscovery {
-            patterns: config.files.clone(),
-            files: BTreeMap::new(),
-        }
+        FileDiscovery { patterns: config.files.clone(), files: BTreeMap::new() }
     }
 
     /// Re-reads new and changed files and forgets vanished ones. Returns whether the set of
@@ -50,23 +47,13 @@ impl FileDiscovery {
                 continue;
             };
             let (modified, len) = (meta.modified().ok(), meta.len());
-            let unchanged = self
-                .files
-                .get(&path)
-                .is_some_and(|f| f.modified == modified && f.len == len);
+            let unchanged = self.files.get(&path).is_some_and(|f| f.modified == modified && f.len == len);
             if unchanged {
                 continue;
             }
             match read_groups(&path) {
                 Ok(groups) => {
-                    self.files.insert(
-                        path,
-                        FileState {
-                            modified,
-                            len,
-                            groups,
-                        },
-                    );
+                    self.files.insert(path, FileState { modified, len, groups });
                     changed = true;
                 }
                 // Keep what the file had; it may be half-written.
@@ -79,10 +66,7 @@ impl FileDiscovery {
     }
 
     pub(crate) fn groups(&self) -> Vec<TargetGroup> {
-        self.files
-            .values()
-            .flat_map(|f| f.groups.iter().cloned())
-            .collect()
+        self.files.values().flat_map(|f| f.groups.iter().cloned()).collect()
     }
 }
 
@@ -100,25 +84,17 @@ enum ReadError {
 
 fn read_groups(path: &std::path::Path) -> Result<Vec<TargetGroup>, ReadError> {
     let text = std::fs::read_to_string(path)?;
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let mut groups: Vec<TargetGroup> = if is_json {
         serde_json::from_str(&text)?
     } else {
         serde_norway::from_str::<Option<_>>(&text)?.unwrap_or_default()
     };
     for group in &mut groups {
-        if let Some(name) = group
-            .labels
-            .keys()
-            .find(|n| !osprey_model::is_valid_label_name(n))
-        {
+        if let Some(name) = group.labels.keys().find(|n| !osprey_model::is_valid_label_name(n)) {
             return Err(ReadError::LabelName(name.clone()));
         }
-        group
-            .labels
-            .insert("__meta_filepath".to_string(), path.display().to_string());
+        group.labels.insert("__meta_filepath".to_string(), path.display().to_string());
     }
     Ok(groups)
 }
@@ -129,10 +105,7 @@ mod tests {
 
     fn config(dir: &std::path::Path) -> FileSdConfig {
         FileSdConfig {
-            files: vec![
-                format!("{}/*.json", dir.display()),
-                format!("{}/*.yml", dir.display()),
-            ],
+            files: vec![format!("{}/*.json", dir.display()), format!("{}/*.yml", dir.display())],
             refresh_interval: None,
         }
     }
@@ -141,11 +114,7 @@ mod tests {
     fn reads_json_and_yaml_and_follows_changes() {
         let dir = tempfile::tempdir().unwrap();
         let json = dir.path().join("a.json");
-        std::fs::write(
-            &json,
-            r#"[{"targets": ["a:1"], "labels": {"env": "prod"}}]"#,
-        )
-        .unwrap();
+        std::fs::write(&json, r#"[{"targets": ["a:1"], "labels": {"env": "prod"}}]"#).unwrap();
         std::fs::write(dir.path().join("b.yml"), "- targets: ['b:2', 'c:3']\n").unwrap();
         let mut sd = FileDiscovery::new(&config(dir.path()));
         assert!(sd.refresh());
@@ -153,10 +122,7 @@ mod tests {
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].targets, ["a:1"]);
         assert_eq!(groups[0].labels["env"], "prod");
-        assert_eq!(
-            groups[0].labels["__meta_filepath"],
-            json.display().to_string()
-        );
+        assert_eq!(groups[0].labels["__meta_filepath"], json.display().to_string());
         assert_eq!(groups[1].targets, ["b:2", "c:3"]);
         assert!(!sd.refresh(), "nothing changed");
 
@@ -176,11 +142,7 @@ mod tests {
     #[test]
     fn rejects_invalid_label_names() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("a.json"),
-            r#"[{"targets": ["a:1"], "labels": {"bad-name": "x"}}]"#,
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("a.json"), r#"[{"targets": ["a:1"], "labels": {"bad-name": "x"}}]"#).unwrap();
         let mut sd = FileDiscovery::new(&config(dir.path()));
         sd.refresh();
         assert!(sd.groups().is_empty());

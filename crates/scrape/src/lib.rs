@@ -32,9 +32,7 @@ mod series;
 mod target;
 
 pub use clock::{Clock, SystemClock};
-pub use config::{
-    Authorization, BasicAuth, FileSdConfig, ScrapeConfig, ScrapeGlobals, StaticConfig,
-};
+pub use config::{Authorization, BasicAuth, FileSdConfig, ScrapeConfig, ScrapeGlobals, StaticConfig};
 pub use error::ConfigError;
 pub use manager::ScrapeManager;
 pub use target::{DroppedTarget, TargetHealth, TargetStatus};

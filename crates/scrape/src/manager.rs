@@ -59,10 +59,7 @@ struct ActiveTarget {
 
 impl ScrapeManager {
     /// A manager writing to `tenant` (unless a job names its own) with the system clock.
-    pub fn new(
-        appender: Arc<dyn MetricsAppender>,
-        tenant: TenantId,
-    ) -> Result<ScrapeManager, ConfigError> {
+    pub fn new(appender: Arc<dyn MetricsAppender>, tenant: TenantId) -> Result<ScrapeManager, ConfigError> {
         ScrapeManager::with_clock(appender, tenant, Arc::new(SystemClock))
     }
 
@@ -73,27 +70,16 @@ impl ScrapeManager {
         clock: Arc<dyn Clock>,
     ) -> Result<ScrapeManager, ConfigError> {
         // Like Prometheus, ignore HTTP_PROXY and friends: scrapes go straight to targets.
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(|e| ConfigError::SharedHttpClient(e.to_string()))?;
-        let deps = Arc::new(ScrapeDeps {
-            appender,
-            clock,
-            client,
-        });
-        let inner = Arc::new(Inner {
-            deps,
-            default_tenant: tenant,
-            state: Mutex::new(State::default()),
-        });
+        let client =
+            reqwest::Client::builder().no_proxy().build().map_err(|e| ConfigError::SharedHttpClient(e.to_string()))?;
+        let deps = Arc::new(ScrapeDeps { appender, clock, client });
+        let inner = Arc::new(Inner { deps, default_tenant: tenant, state: Mutex::new(State::default()) });
         Ok(ScrapeManager { inner })
     }
 
     /// Applies `configs` with Prometheus's global defaults (interval 1m, timeout 10s).
     pub async fn apply_config(&self, configs: Vec<ScrapeConfig>) -> Result<(), ConfigError> {
-        self.apply_config_with_globals(&ScrapeGlobals::default(), configs)
-            .await
+        self.apply_config_with_globals(&ScrapeGlobals::default(), configs).await
     }
 
     /// Validates `configs` and makes them current: jobs and targets that are gone stop after
@@ -112,10 +98,7 @@ impl ScrapeManager {
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|built| built)
-                .map_err(|reason| ConfigError::HttpClient {
-                    job: job.name().to_string(),
-                    reason,
-                })?;
+                .map_err(|reason| ConfigError::HttpClient { job: job.name().to_string(), reason })?;
         }
         let mut discoveries = Vec::with_capacity(jobs.len());
         for job in &jobs {
@@ -139,12 +122,8 @@ impl ScrapeManager {
             if state.shut_down {
                 return Ok(());
             }
-            let removed: Vec<String> = state
-                .pools
-                .keys()
-                .filter(|name| !jobs.iter().any(|j| j.name() == name.as_str()))
-                .cloned()
-                .collect();
+            let removed: Vec<String> =
+                state.pools.keys().filter(|name| !jobs.iter().any(|j| j.name() == name.as_str())).cloned().collect();
             for name in removed {
                 if let Some(pool) = state.pools.remove(&name) {
                     stopping.extend(pool.stop(true));
@@ -152,10 +131,7 @@ impl ScrapeManager {
             }
             for (job, files) in jobs.into_iter().zip(discoveries) {
                 let job = Arc::new(job);
-                let pool = state
-                    .pools
-                    .entry(job.name().to_string())
-                    .or_insert_with(|| Pool::new(Arc::clone(&job)));
+                let pool = state.pools.entry(job.name().to_string()).or_insert_with(|| Pool::new(Arc::clone(&job)));
                 for task in pool.discovery.drain(..) {
                     task.abort();
                 }
@@ -166,10 +142,7 @@ impl ScrapeManager {
                     .config
                     .static_configs
                     .iter()
-                    .map(|s| TargetGroup {
-                        targets: s.targets.clone(),
-                        labels: s.labels.clone(),
-                    })
+                    .map(|s| TargetGroup { targets: s.targets.clone(), labels: s.labels.clone() })
                     .collect();
                 pool.groups.insert(0, static_groups);
                 for (provider, every, discovery) in files {
@@ -222,11 +195,7 @@ impl ScrapeManager {
     /// Targets that relabelling dropped or that could not be built.
     pub fn dropped_targets(&self) -> Vec<DroppedTarget> {
         let state = self.inner.state.lock();
-        state
-            .pools
-            .values()
-            .flat_map(|p| p.dropped.iter().cloned())
-            .collect()
+        state.pools.values().flat_map(|p| p.dropped.iter().cloned()).collect()
     }
 
     /// Stops every loop and discovery task and waits for them. No staleness markers are
@@ -236,10 +205,7 @@ impl ScrapeManager {
         let stopping: Vec<JoinHandle<()>> = {
             let mut state = self.inner.state.lock();
             state.shut_down = true;
-            std::mem::take(&mut state.pools)
-                .into_values()
-                .flat_map(|pool| pool.stop(false))
-                .collect()
+            std::mem::take(&mut state.pools).into_values().flat_map(|pool| pool.stop(false)).collect()
         };
         for task in stopping {
             let _ = task.await;
@@ -265,17 +231,12 @@ impl Pool {
         let groups: Vec<TargetGroup> = self.groups.values().flatten().cloned().collect();
         let (targets, dropped) = build_targets(&groups, &self.job);
         self.dropped = dropped;
-        let mut old: HashMap<Labels, ActiveTarget> = self
-            .active
-            .drain(..)
-            .map(|a| (a.target.labels.clone(), a))
-            .collect();
+        let mut old: HashMap<Labels, ActiveTarget> =
+            self.active.drain(..).map(|a| (a.target.labels.clone(), a)).collect();
         for target in targets {
             let active = match old.remove(&target.labels) {
                 Some(mut active) => {
-                    active
-                        .control
-                        .send_replace(Control::Run(Arc::clone(&self.job)));
+                    active.control.send_replace(Control::Run(Arc::clone(&self.job)));
                     active.target = Arc::new(target);
                     active
                 }
@@ -290,10 +251,7 @@ impl Pool {
         for task in self.discovery {
             task.abort();
         }
-        self.active
-            .into_iter()
-            .map(|a| a.stop(mark_stale))
-            .collect()
+        self.active.into_iter().map(|a| a.stop(mark_stale)).collect()
     }
 }
 
@@ -307,18 +265,8 @@ impl ActiveTarget {
 fn start(deps: &Arc<ScrapeDeps>, target: Arc<Target>, job: Arc<JobConfig>) -> ActiveTarget {
     let (control, receiver) = watch::channel(Control::Run(job));
     let status = Arc::new(Mutex::new(LoopStatus::default()));
-    let task = tokio::spawn(scrape_loop::run(
-        Arc::clone(deps),
-        Arc::clone(&target),
-        Arc::clone(&status),
-        receiver,
-    ));
-    ActiveTarget {
-        target,
-        status,
-        control,
-        task,
-    }
+    let task = tokio::spawn(scrape_loop::run(Arc::clone(deps), Arc::clone(&target), Arc::clone(&status), receiver));
+    ActiveTarget { target, status, control, task }
 }
 
 /// Re-reads one `file_sd_configs` entry every `every` and resyncs the pool when it changed.
@@ -351,11 +299,7 @@ async fn poll_files(
         };
         let stopping = {
             let mut state = inner.state.lock();
-            let Some(pool) = state
-                .pools
-                .get_mut(&job)
-                .filter(|p| p.generation == generation)
-            else {
+            let Some(pool) = state.pools.get_mut(&job).filter(|p| p.generation == generation) else {
                 return;
             };
             pool.groups.insert(provider, discovery.groups());

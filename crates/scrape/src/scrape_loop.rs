@@ -119,22 +119,13 @@ async fn scrape_once(
         Err(e) => Some(format!("processing the scrape failed: {e}")),
     };
     let mut s = status.lock();
-    s.health = if error.is_none() {
-        TargetHealth::Up
-    } else {
-        TargetHealth::Down
-    };
+    s.health = if error.is_none() { TargetHealth::Up } else { TargetHealth::Down };
     s.last_error = error.unwrap_or_default();
     s.last_scrape = Some(ts);
     s.last_duration = duration;
 }
 
-async fn write_end_of_run(
-    deps: &Arc<ScrapeDeps>,
-    target: &Target,
-    job: &JobConfig,
-    cache: &mut SeriesCache,
-) {
+async fn write_end_of_run(deps: &Arc<ScrapeDeps>, target: &Target, job: &JobConfig, cache: &mut SeriesCache) {
     let request = end_of_run(target, cache, deps.clock.now());
     if request.series.is_empty() {
         return;
@@ -157,10 +148,7 @@ async fn fetch(client: &reqwest::Client, target: &Target, job: &JobConfig) -> Fe
         .get(&target.url)
         .header(ACCEPT, SCRAPE_ACCEPT_HEADER)
         .header(USER_AGENT, concat!("Osprey/", env!("CARGO_PKG_VERSION")))
-        .header(
-            "X-Prometheus-Scrape-Timeout-Seconds",
-            target.timeout.as_secs_f64().to_string(),
-        )
+        .header("X-Prometheus-Scrape-Timeout-Seconds", target.timeout.as_secs_f64().to_string())
         .timeout(target.timeout);
     if !config.enable_compression {
         request = request.header(ACCEPT_ENCODING, "identity");
@@ -182,9 +170,7 @@ async fn fetch(client: &reqwest::Client, target: &Target, job: &JobConfig) -> Fe
     while let Some(chunk) = response.chunk().await.map_err(|e| describe(target, &e))? {
         body.extend_from_slice(&chunk);
         if limit > 0 && body.len() as u64 > limit {
-            return Err(format!(
-                "body size limit exceeded: the page is larger than body_size_limit ({limit} bytes)"
-            ));
+            return Err(format!("body size limit exceeded: the page is larger than body_size_limit ({limit} bytes)"));
         }
     }
     Ok((body, format))
@@ -206,10 +192,7 @@ pub(crate) fn job_client(config: &ScrapeConfig) -> Result<Option<reqwest::Client
     builder.build().map(Some).map_err(|e| e.to_string())
 }
 
-fn with_tls(
-    mut builder: reqwest::ClientBuilder,
-    tls: &TlsConfig,
-) -> Result<reqwest::ClientBuilder, String> {
+fn with_tls(mut builder: reqwest::ClientBuilder, tls: &TlsConfig) -> Result<reqwest::ClientBuilder, String> {
     let read = |path: &str| std::fs::read(path).map_err(|e| format!("cannot read {path:?}: {e}"));
     if tls.insecure_skip_verify {
         builder = builder.danger_accept_invalid_certs(true);
@@ -228,8 +211,9 @@ fn with_tls(
         let mut pem = read(cert_file)?;
         pem.push(b'\n');
         pem.extend(read(key_file)?);
-        let identity = reqwest::Identity::from_pem(&pem)
-            .map_err(|e| format!("cert_file {cert_file:?} and key_file {key_file:?} are not a PEM certificate and key: {e}"))?;
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            format!("cert_file {cert_file:?} and key_file {key_file:?} are not a PEM certificate and key: {e}")
+        })?;
         builder = builder.identity(identity);
     }
     Ok(builder)
@@ -237,10 +221,7 @@ fn with_tls(
 
 /// Adds the configured credentials; secrets in files are read at every scrape so that
 /// rotation needs no reload.
-async fn authorize(
-    request: reqwest::RequestBuilder,
-    config: &ScrapeConfig,
-) -> Result<reqwest::RequestBuilder, String> {
+async fn authorize(request: reqwest::RequestBuilder, config: &ScrapeConfig) -> Result<reqwest::RequestBuilder, String> {
     if let Some(basic) = &config.basic_auth {
         let password = match (&basic.password, &basic.password_file) {
             (Some(p), _) => p.clone(),
@@ -262,19 +243,14 @@ async fn authorize(
 }
 
 async fn read_secret(path: &str) -> Result<String, String> {
-    let text = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|e| format!("cannot read secret file {path:?}: {e}"))?;
+    let text = tokio::fs::read_to_string(path).await.map_err(|e| format!("cannot read secret file {path:?}: {e}"))?;
     Ok(text.trim().to_string())
 }
 
 /// The error with its causes, which reqwest keeps in the source chain.
 fn describe(target: &Target, e: &reqwest::Error) -> String {
     if e.is_timeout() {
-        return format!(
-            "Get {:?}: timed out after {:?} (scrape_timeout)",
-            target.url, target.timeout
-        );
+        return format!("Get {:?}: timed out after {:?} (scrape_timeout)", target.url, target.timeout);
     }
     let mut message = format!("Get {:?}: {e}", target.url);
     let mut source = e.source();
@@ -293,14 +269,8 @@ mod tests {
     #[test]
     fn first_scrape_lands_on_the_targets_phase() {
         let interval = Duration::from_secs(10);
-        assert_eq!(
-            first_delay(3_000, interval, 100_000),
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            first_delay(3_000, interval, 104_000),
-            Duration::from_secs(9)
-        );
+        assert_eq!(first_delay(3_000, interval, 100_000), Duration::from_secs(3));
+        assert_eq!(first_delay(3_000, interval, 104_000), Duration::from_secs(9));
         assert_eq!(first_delay(3_000, interval, 103_000), Duration::ZERO);
     }
 }

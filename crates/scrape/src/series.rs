@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use osprey_model::{
-    Exemplar, Labels, LabelsBuilder, MetricMetadata, Sample, TimeSeries, Timestamp, WriteRequest,
-    METRIC_NAME, STALE_NAN,
+    Exemplar, Labels, LabelsBuilder, MetricMetadata, Sample, TimeSeries, Timestamp, WriteRequest, METRIC_NAME,
+    STALE_NAN,
 };
 use osprey_wire::exposition::{self, ExpositionFormat, ParsedSample};
 
@@ -99,9 +99,7 @@ pub(crate) fn build_write(
 /// Markers for everything the target's last scrape wrote, for when the target goes away.
 pub(crate) fn end_of_run(target: &Target, cache: &mut SeriesCache, ts: Timestamp) -> WriteRequest {
     let mut request = WriteRequest::default();
-    request
-        .series
-        .extend(cache.series.drain().map(|labels| stale(labels, ts)));
+    request.series.extend(cache.series.drain().map(|labels| stale(labels, ts)));
     if std::mem::take(&mut cache.reported) {
         for name in REPORT_NAMES {
             request.series.push(stale(report_labels(target, name), ts));
@@ -111,11 +109,7 @@ pub(crate) fn end_of_run(target: &Target, cache: &mut SeriesCache, ts: Timestamp
 }
 
 fn stale(labels: Labels, ts: Timestamp) -> TimeSeries {
-    TimeSeries {
-        labels,
-        samples: vec![Sample::new(ts, STALE_NAN)],
-        exemplars: Vec::new(),
-    }
+    TimeSeries { labels, samples: vec![Sample::new(ts, STALE_NAN)], exemplars: Vec::new() }
 }
 
 /// Adds the page's samples; fails (as the whole scrape then fails) on a series over the
@@ -151,17 +145,9 @@ fn append_samples(
         let exemplars = parsed
             .exemplar
             .iter()
-            .map(|e| Exemplar {
-                labels: e.labels.clone(),
-                t: e.timestamp.unwrap_or(t),
-                v: e.value,
-            })
+            .map(|e| Exemplar { labels: e.labels.clone(), t: e.timestamp.unwrap_or(t), v: e.value })
             .collect();
-        request.series.push(TimeSeries {
-            labels,
-            samples: vec![Sample::new(t, parsed.value)],
-            exemplars,
-        });
+        request.series.push(TimeSeries { labels, samples: vec![Sample::new(t, parsed.value)], exemplars });
     }
     for labels in &untracked {
         written.remove(labels);
@@ -172,12 +158,7 @@ fn append_samples(
 
 /// Prometheus's `verifyLabelLimits`, with its messages.
 fn check_label_limits(labels: &Labels, config: &crate::ScrapeConfig) -> Result<(), String> {
-    let metric: String = labels
-        .metric_name()
-        .unwrap_or("")
-        .chars()
-        .take(50)
-        .collect();
+    let metric: String = labels.metric_name().unwrap_or("").chars().take(50).collect();
     let count = config.label_limit;
     if count > 0 && labels.len() as u64 > count {
         return Err(format!(
@@ -185,10 +166,7 @@ fn check_label_limits(labels: &Labels, config: &crate::ScrapeConfig) -> Result<(
             labels.len()
         ));
     }
-    let (name_limit, value_limit) = (
-        config.label_name_length_limit,
-        config.label_value_length_limit,
-    );
+    let (name_limit, value_limit) = (config.label_name_length_limit, config.label_value_length_limit);
     for l in labels.iter() {
         let name: String = l.name.chars().take(50).collect();
         if name_limit > 0 && l.name.len() as u64 > name_limit {
@@ -214,11 +192,7 @@ fn check_label_limits(labels: &Labels, config: &crate::ScrapeConfig) -> Result<(
 fn merge_target_labels(scraped: &Labels, target: &Target, honor_labels: bool) -> Labels {
     let mut b = scraped.to_builder();
     if honor_labels {
-        for l in target
-            .public
-            .iter()
-            .filter(|l| scraped.get(&l.name).is_none())
-        {
+        for l in target.public.iter().filter(|l| scraped.get(&l.name).is_none()) {
             b.set(l.name.as_str(), l.value.as_str());
         }
         return b.build();
@@ -258,21 +232,10 @@ fn report_labels(target: &Target, name: &str) -> Labels {
     b.build()
 }
 
-fn append_report(
-    request: &mut WriteRequest,
-    target: &Target,
-    ts: Timestamp,
-    duration: Duration,
-    r: &ScrapeReport,
-) {
+fn append_report(request: &mut WriteRequest, target: &Target, ts: Timestamp, duration: Duration, r: &ScrapeReport) {
     let up = if r.error.is_none() { 1.0 } else { 0.0 };
-    let values = [
-        up,
-        duration.as_secs_f64(),
-        r.samples_scraped as f64,
-        r.samples_post_relabel as f64,
-        r.series_added as f64,
-    ];
+    let values =
+        [up, duration.as_secs_f64(), r.samples_scraped as f64, r.samples_post_relabel as f64, r.series_added as f64];
     for (name, value) in REPORT_NAMES.into_iter().zip(values) {
         request.series.push(TimeSeries {
             labels: report_labels(target, name),
@@ -292,17 +255,8 @@ mod tests {
     fn setup(extra: &str) -> (JobConfig, Target) {
         let yaml = format!("- job_name: j\n{extra}");
         let configs: Vec<ScrapeConfig> = serde_norway::from_str(&yaml).unwrap();
-        let job = resolve(
-            &ScrapeGlobals::default(),
-            configs,
-            &TenantId::default_tenant(),
-        )
-        .unwrap()
-        .remove(0);
-        let group = TargetGroup {
-            targets: vec!["h:1".into()],
-            ..Default::default()
-        };
+        let job = resolve(&ScrapeGlobals::default(), configs, &TenantId::default_tenant()).unwrap().remove(0);
+        let group = TargetGroup { targets: vec!["h:1".into()], ..Default::default() };
         let target = build_targets(&[group], &job).0.remove(0);
         (job, target)
     }
@@ -318,11 +272,7 @@ mod tests {
             .iter()
             .map(|s| {
                 let v = s.samples[0].v;
-                let v = if is_stale_nan(v) {
-                    "STALE".to_string()
-                } else {
-                    v.to_string()
-                };
+                let v = if is_stale_nan(v) { "STALE".to_string() } else { v.to_string() };
                 format!("{} {}@{}", s.labels, v, s.samples[0].t)
             })
             .collect();
@@ -336,23 +286,8 @@ mod tests {
     fn writes_samples_with_target_labels_and_report() {
         let (job, target) = setup("");
         let mut cache = SeriesCache::default();
-        let (req, report) = build_write(
-            page("a 1\nb{x=\"y\"} 2 500\n"),
-            &job,
-            &target,
-            &mut cache,
-            1000,
-            D,
-        );
-        assert_eq!(
-            report,
-            ScrapeReport {
-                error: None,
-                samples_scraped: 2,
-                samples_post_relabel: 2,
-                series_added: 1
-            }
-        );
+        let (req, report) = build_write(page("a 1\nb{x=\"y\"} 2 500\n"), &job, &target, &mut cache, 1000, D);
+        assert_eq!(report, ScrapeReport { error: None, samples_scraped: 2, samples_post_relabel: 2, series_added: 1 });
         assert_eq!(
             render(&req),
             [
@@ -374,22 +309,12 @@ mod tests {
         build_write(page("a 1\nb 2\n"), &job, &target, &mut cache, 1000, D);
         let (req, report) = build_write(page("a 1\n"), &job, &target, &mut cache, 2000, D);
         assert_eq!(report.series_added, 0);
-        assert!(render(&req)
-            .contains(&r#"{__name__="b", instance="h:1", job="j"} STALE@2000"#.to_string()));
+        assert!(render(&req).contains(&r#"{__name__="b", instance="h:1", job="j"} STALE@2000"#.to_string()));
 
-        let (req, report) = build_write(
-            Err("connection refused".into()),
-            &job,
-            &target,
-            &mut cache,
-            3000,
-            D,
-        );
+        let (req, report) = build_write(Err("connection refused".into()), &job, &target, &mut cache, 3000, D);
         assert_eq!(report.error.as_deref(), Some("connection refused"));
         let lines = render(&req);
-        assert!(
-            lines.contains(&r#"{__name__="a", instance="h:1", job="j"} STALE@3000"#.to_string())
-        );
+        assert!(lines.contains(&r#"{__name__="a", instance="h:1", job="j"} STALE@3000"#.to_string()));
         assert!(lines.contains(&r#"{__name__="up", instance="h:1", job="j"} 0@3000"#.to_string()));
 
         // When the target goes away, its synthetic series are marked too.
@@ -414,48 +339,21 @@ mod tests {
     fn honor_labels_and_exported_prefix() {
         let body = "a{job=\"page\",instance=\"p\",exported_job=\"taken\"} 1\n";
         let (job, target) = setup("");
-        let (req, _) = build_write(
-            page(body),
-            &job,
-            &target,
-            &mut SeriesCache::default(),
-            1000,
-            D,
-        );
+        let (req, _) = build_write(page(body), &job, &target, &mut SeriesCache::default(), 1000, D);
         assert_eq!(
             render(&req)[0],
             r#"{__name__="a", exported_exported_job="page", exported_instance="p", exported_job="taken", instance="h:1", job="j"} 1@1000"#
         );
         let (job, target) = setup("  honor_labels: true\n");
-        let (req, _) = build_write(
-            page(body),
-            &job,
-            &target,
-            &mut SeriesCache::default(),
-            1000,
-            D,
-        );
-        assert_eq!(
-            render(&req)[0],
-            r#"{__name__="a", exported_job="taken", instance="p", job="page"} 1@1000"#
-        );
+        let (req, _) = build_write(page(body), &job, &target, &mut SeriesCache::default(), 1000, D);
+        assert_eq!(render(&req)[0], r#"{__name__="a", exported_job="taken", instance="p", job="page"} 1@1000"#);
     }
 
     #[test]
     fn honor_timestamps_off_uses_scrape_time() {
         let (job, target) = setup("  honor_timestamps: false\n");
-        let (req, _) = build_write(
-            page("a 1 500\n"),
-            &job,
-            &target,
-            &mut SeriesCache::default(),
-            1000,
-            D,
-        );
-        assert_eq!(
-            render(&req)[0],
-            r#"{__name__="a", instance="h:1", job="j"} 1@1000"#
-        );
+        let (req, _) = build_write(page("a 1 500\n"), &job, &target, &mut SeriesCache::default(), 1000, D);
+        assert_eq!(render(&req)[0], r#"{__name__="a", instance="h:1", job="j"} 1@1000"#);
     }
 
     #[test]
@@ -464,30 +362,16 @@ mod tests {
             "  sample_limit: 2\n  metric_relabel_configs: [{source_labels: [__name__], regex: 'drop_.*', action: drop}]\n",
         );
         let mut cache = SeriesCache::default();
-        let (_, report) = build_write(
-            page("a 1\nb 1\ndrop_me 1\ndrop_too 1\n"),
-            &job,
-            &target,
-            &mut cache,
-            1000,
-            D,
-        );
+        let (_, report) = build_write(page("a 1\nb 1\ndrop_me 1\ndrop_too 1\n"), &job, &target, &mut cache, 1000, D);
         assert_eq!(report.error, None);
-        assert_eq!(
-            (report.samples_scraped, report.samples_post_relabel),
-            (4, 2)
-        );
-        let (req, report) =
-            build_write(page("a 1\nb 1\nc 1\n"), &job, &target, &mut cache, 2000, D);
+        assert_eq!((report.samples_scraped, report.samples_post_relabel), (4, 2));
+        let (req, report) = build_write(page("a 1\nb 1\nc 1\n"), &job, &target, &mut cache, 2000, D);
         assert_eq!(
             report.error.as_deref(),
             Some("sample limit exceeded: 3 samples after metric relabelling, sample_limit is 2")
         );
         let lines = render(&req);
-        assert!(
-            lines.contains(&r#"{__name__="a", instance="h:1", job="j"} STALE@2000"#.to_string()),
-            "{lines:?}"
-        );
+        assert!(lines.contains(&r#"{__name__="a", instance="h:1", job="j"} STALE@2000"#.to_string()), "{lines:?}");
         assert!(lines.contains(&r#"{__name__="up", instance="h:1", job="j"} 0@2000"#.to_string()));
     }
 
@@ -531,11 +415,7 @@ mod tests {
         let fetched = || Ok((body.as_bytes().to_vec(), ExpositionFormat::OpenMetrics));
         let mut cache = SeriesCache::default();
         let (req, _) = build_write(fetched(), &job, &target, &mut cache, 1000, D);
-        let series = req
-            .series
-            .iter()
-            .find(|s| s.labels.metric_name() == Some("a_total"))
-            .unwrap();
+        let series = req.series.iter().find(|s| s.labels.metric_name() == Some("a_total")).unwrap();
         assert_eq!(series.exemplars[0].labels.get("trace_id"), Some("abc"));
         assert_eq!(series.exemplars[0].t, 1000);
         assert_eq!(req.metadata.len(), 1);

@@ -128,10 +128,7 @@ pub(crate) fn targets_from_group(
         .collect()
 }
 
-fn populate(
-    mut b: LabelsBuilder,
-    job: &JobConfig,
-) -> (Labels, Result<Option<Target>, TargetError>) {
+fn populate(mut b: LabelsBuilder, job: &JobConfig) -> (Labels, Result<Option<Target>, TargetError>) {
     let config = &job.config;
     let defaults = [
         ("job", config.job_name.clone()),
@@ -186,33 +183,13 @@ fn finish(labels: Labels, job: &JobConfig) -> Result<Target, TargetError> {
     }
     let labels = b.build();
     let url = scrape_url(&labels, &job.config.params);
-    let public = Labels::from_sorted(
-        labels
-            .iter()
-            .filter(|l| !l.name.starts_with("__"))
-            .cloned()
-            .collect(),
-    );
-    Ok(Target {
-        labels,
-        discovered: Labels::empty(),
-        url,
-        interval,
-        timeout,
-        public,
-    })
+    let public = Labels::from_sorted(labels.iter().filter(|l| !l.name.starts_with("__")).cloned().collect());
+    Ok(Target { labels, discovered: Labels::empty(), url, interval, timeout, public })
 }
 
-fn checked_duration(
-    labels: &Labels,
-    name: &str,
-    what: &'static str,
-) -> Result<Duration, TargetError> {
+fn checked_duration(labels: &Labels, name: &str, what: &'static str) -> Result<Duration, TargetError> {
     let value = labels.get(name).unwrap_or("");
-    let d = duration::parse(value).ok_or_else(|| TargetError::BadDuration {
-        what,
-        value: value.to_string(),
-    })?;
+    let d = duration::parse(value).ok_or_else(|| TargetError::BadDuration { what, value: value.to_string() })?;
     if d.is_zero() {
         return Err(TargetError::ZeroDuration(what));
     }
@@ -256,9 +233,7 @@ fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -267,10 +242,7 @@ fn query_escape(s: &str) -> String {
 }
 
 /// All targets of a job's groups: the ones to scrape (unique by labels) and the dropped ones.
-pub(crate) fn build_targets(
-    groups: &[TargetGroup],
-    job: &JobConfig,
-) -> (Vec<Target>, Vec<DroppedTarget>) {
+pub(crate) fn build_targets(groups: &[TargetGroup], job: &JobConfig) -> (Vec<Target>, Vec<DroppedTarget>) {
     let (mut active, mut dropped): (Vec<Target>, Vec<DroppedTarget>) = (Vec::new(), Vec::new());
     for group in groups {
         for (discovered, result) in targets_from_group(group, job) {
@@ -281,16 +253,12 @@ pub(crate) fn build_targets(
                         active.push(target);
                     }
                 }
-                Ok(None) => dropped.push(DroppedTarget {
-                    discovered_labels: discovered,
-                    scrape_pool: job.name().to_string(),
-                }),
+                Ok(None) => {
+                    dropped.push(DroppedTarget { discovered_labels: discovered, scrape_pool: job.name().to_string() })
+                }
                 Err(e) => {
                     tracing::warn!(job = job.name(), labels = %discovered, error = %e, "skipping target");
-                    dropped.push(DroppedTarget {
-                        discovered_labels: discovered,
-                        scrape_pool: job.name().to_string(),
-                    });
+                    dropped.push(DroppedTarget { discovered_labels: discovered, scrape_pool: job.name().to_string() });
                 }
             }
         }
@@ -306,32 +274,20 @@ mod tests {
 
     fn job(yaml: &str) -> JobConfig {
         let configs: Vec<ScrapeConfig> = serde_norway::from_str(yaml).unwrap();
-        resolve(
-            &ScrapeGlobals::default(),
-            configs,
-            &TenantId::default_tenant(),
-        )
-        .unwrap()
-        .remove(0)
+        resolve(&ScrapeGlobals::default(), configs, &TenantId::default_tenant()).unwrap().remove(0)
     }
 
     fn group(targets: &[&str], labels: &[(&str, &str)]) -> TargetGroup {
         TargetGroup {
             targets: targets.iter().map(|s| s.to_string()).collect(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         }
     }
 
     #[test]
     fn builds_prometheus_target_labels() {
         let job = job("- job_name: node\n  scrape_interval: 15s\n  params: {module: [a, b]}");
-        let (active, dropped) = build_targets(
-            &[group(&["host:9100"], &[("env", "prod"), ("__meta_x", "y")])],
-            &job,
-        );
+        let (active, dropped) = build_targets(&[group(&["host:9100"], &[("env", "prod"), ("__meta_x", "y")])], &job);
         assert!(dropped.is_empty());
         let t = &active[0];
         assert_eq!(
@@ -342,10 +298,7 @@ mod tests {
             t.labels.to_string(),
             r#"{__address__="host:9100", __metrics_path__="/metrics", __param_module="a", __scheme__="http", __scrape_interval__="15s", __scrape_timeout__="10s", env="prod", instance="host:9100", job="node"}"#
         );
-        assert_eq!(
-            t.public.to_string(),
-            r#"{env="prod", instance="host:9100", job="node"}"#
-        );
+        assert_eq!(t.public.to_string(), r#"{env="prod", instance="host:9100", job="node"}"#);
         assert_eq!(t.url, "http://host:9100/metrics?module=a&module=b");
     }
 
@@ -360,28 +313,18 @@ mod tests {
     - {target_label: __address__, replacement: 'exporter:9115'}
     - {source_labels: [env], regex: dev, action: drop}
 "#);
-        let groups = [
-            group(&["https://example.com/a b"], &[]),
-            group(&["x:1"], &[("env", "dev")]),
-        ];
+        let groups = [group(&["https://example.com/a b"], &[]), group(&["x:1"], &[("env", "dev")])];
         let (active, dropped) = build_targets(&groups, &job);
         assert_eq!(active.len(), 1);
-        assert_eq!(
-            active[0].url,
-            "http://exporter:9115/probe?target=https%3A%2F%2Fexample.com%2Fa+b"
-        );
-        assert_eq!(
-            active[0].public.get("instance"),
-            Some("https://example.com/a b")
-        );
+        assert_eq!(active[0].url, "http://exporter:9115/probe?target=https%3A%2F%2Fexample.com%2Fa+b");
+        assert_eq!(active[0].public.get("instance"), Some("https://example.com/a b"));
         assert_eq!(dropped.len(), 1);
         assert_eq!(dropped[0].discovered_labels.get("env"), Some("dev"));
     }
 
     #[test]
     fn rejects_unusable_targets() {
-        let job1 =
-            job("- job_name: j\n  relabel_configs: [{target_label: __address__, replacement: ''}]");
+        let job1 = job("- job_name: j\n  relabel_configs: [{target_label: __address__, replacement: ''}]");
         let (_, result) = targets_from_group(&group(&["a:1"], &[]), &job1).remove(0);
         assert_eq!(result.unwrap_err(), TargetError::NoAddress);
         let job2 = job("- job_name: j\n  relabel_configs: [{target_label: __scrape_timeout__, replacement: 2m}]");

@@ -179,7 +179,8 @@ impl Config {
     }
 
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::from_yaml(path, &text)
     }
 
@@ -204,11 +205,9 @@ pub fn parse_wal_fsync(text: &str) -> Result<osprey_tsdb::WalSync, ConfigError> 
     if text == "always" {
         return Ok(osprey_tsdb::WalSync::Always);
     }
-    humantime::parse_duration(text)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .map(osprey_tsdb::WalSync::Interval)
-        .ok_or_else(|| ConfigError::Invalid(format!("storage.wal_fsync {text:?}: use `always` or a duration such as `1s`")))
+    humantime::parse_duration(text).ok().filter(|d| !d.is_zero()).map(osprey_tsdb::WalSync::Interval).ok_or_else(|| {
+        ConfigError::Invalid(format!("storage.wal_fsync {text:?}: use `always` or a duration such as `1s`"))
+    })
 }
 
 /// Durations as Prometheus writes them (`15d`, `1h30m`, `500ms`) in YAML.
@@ -257,7 +256,9 @@ query: {timeout: 30s}
         assert!(err.to_string().contains("retension"), "{err}");
         let err = Config::from_yaml(std::path::Path::new("osprey.yml"), "limits: {ingestion_rat: 5}").unwrap_err();
         assert!(err.to_string().contains("ingestion_rat"), "{err}");
-        let c = Config::from_yaml(std::path::Path::new("osprey.yml"), "limits: {otlp_delta: {max_streams_per_tenant: 7}}").unwrap();
+        let c =
+            Config::from_yaml(std::path::Path::new("osprey.yml"), "limits: {otlp_delta: {max_streams_per_tenant: 7}}")
+                .unwrap();
         assert_eq!(c.limits.otlp_delta.max_streams_per_tenant, 7);
         let err = Config::from_yaml(std::path::Path::new("osprey.yml"), "storage: {wal_fsync: sometimes}").unwrap_err();
         assert!(err.to_string().contains("wal_fsync"), "{err}");

@@ -13,7 +13,7 @@ mod status;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use osprey_api::{ApiState, ApiOptions};
+use osprey_api::{ApiOptions, ApiState};
 use osprey_model::{MetricsAppender, TenantId};
 use osprey_promql::{Engine, EngineOptions};
 use osprey_tsdb::{Tsdb, TsdbOptions};

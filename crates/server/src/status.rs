@@ -22,7 +22,12 @@ pub struct ServerStatus {
 }
 
 impl ServerStatus {
-    pub fn new(tsdb: Arc<Tsdb>, scrape: Arc<osprey_scrape::ScrapeManager>, config: Config, config_yaml: String) -> Self {
+    pub fn new(
+        tsdb: Arc<Tsdb>,
+        scrape: Arc<osprey_scrape::ScrapeManager>,
+        config: Config,
+        config_yaml: String,
+    ) -> Self {
         ServerStatus {
             tsdb,
             scrape,
@@ -43,7 +48,8 @@ fn rfc3339(ms: i64) -> String {
 
 fn duration_text(d: std::time::Duration) -> String {
     let ms = d.as_millis() as u64;
-    let (units, mut rest, mut out) = ([("d", 86_400_000u64), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)], ms, String::new());
+    let (units, mut rest, mut out) =
+        ([("d", 86_400_000u64), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)], ms, String::new());
     if ms == 0 {
         return "0s".into();
     }
@@ -64,10 +70,7 @@ fn cut(mut v: Vec<(String, u64)>, limit: usize) -> Vec<(String, u64)> {
 impl Admin for ServerStatus {
     fn flush_tsdb(&self) -> Result<(), StorageError> {
         self.tsdb.flush_head().map_err(|e| StorageError::new(e.kind(), e.to_string()))?;
-        self.tsdb
-            .run_maintenance(crate::now_ms())
-            .map(|_| ())
-            .map_err(|e| StorageError::new(e.kind(), e.to_string()))
+        self.tsdb.run_maintenance(crate::now_ms()).map(|_| ()).map_err(|e| StorageError::new(e.kind(), e.to_string()))
     }
 
     fn build_info(&self) -> BuildInfo {
@@ -178,7 +181,11 @@ impl Admin for ServerStatus {
             ("osprey_tsdb_wal_size_bytes", "Bytes of write-ahead log on disk.", s.wal_bytes_on_disk as f64),
             ("osprey_tsdb_blocks", "Persisted blocks, all tenants.", s.blocks as f64),
             ("osprey_tsdb_blocks_size_bytes", "Bytes of persisted blocks on disk.", s.block_bytes as f64),
-            ("osprey_tsdb_last_compaction_duration_seconds", "Duration of the latest compaction.", s.last_compaction_seconds),
+            (
+                "osprey_tsdb_last_compaction_duration_seconds",
+                "Duration of the latest compaction.",
+                s.last_compaction_seconds,
+            ),
             ("osprey_scrape_targets", "Active scrape targets.", self.scrape.targets().len() as f64),
         ];
         for (name, help, v) in gauges {
@@ -187,10 +194,18 @@ impl Admin for ServerStatus {
         }
         let counters: [(&str, &str, f64); 9] = [
             ("osprey_tsdb_samples_appended_total", "Samples appended to the head.", s.samples_appended as f64),
-            ("osprey_tsdb_samples_rejected_total", "Samples rejected (out of order, too old, duplicate).", s.samples_rejected as f64),
+            (
+                "osprey_tsdb_samples_rejected_total",
+                "Samples rejected (out of order, too old, duplicate).",
+                s.samples_rejected as f64,
+            ),
             ("osprey_tsdb_series_created_total", "Series created in the head.", s.series_created as f64),
             ("osprey_tsdb_exemplars_appended_total", "Exemplars stored.", s.exemplars_appended as f64),
-            ("osprey_tsdb_wal_written_bytes_total", "Bytes written to the write-ahead log.", s.wal_bytes_written as f64),
+            (
+                "osprey_tsdb_wal_written_bytes_total",
+                "Bytes written to the write-ahead log.",
+                s.wal_bytes_written as f64,
+            ),
             ("osprey_tsdb_wal_fsyncs_total", "fsync calls on the write-ahead log.", s.wal_fsyncs as f64),
             ("osprey_tsdb_head_cuts_total", "Head ranges persisted into blocks.", s.head_cuts as f64),
             ("osprey_tsdb_compactions_total", "Block compactions.", s.compactions as f64),

@@ -11,9 +11,7 @@ use osprey_wire::exposition::{parse, ExpositionFormat};
 fn page(open_metrics: bool) -> String {
     let mut s = String::new();
     for family in 0..120 {
-        s.push_str(&format!(
-            "# HELP node_family_{family}_total Seconds the CPUs spent in each mode.\n"
-        ));
+        s.push_str(&format!("# HELP node_family_{family}_total Seconds the CPUs spent in each mode.\n"));
         s.push_str(&format!("# TYPE node_family_{family}_total counter\n"));
         for cpu in 0..10 {
             let mode = ["idle", "user", "system", "iowait"][cpu % 4];
@@ -24,9 +22,7 @@ fn page(open_metrics: bool) -> String {
         }
     }
     s.push_str("# HELP node_latency_seconds Latency.\n# TYPE node_latency_seconds histogram\n");
-    for le in [
-        "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf",
-    ] {
+    for le in ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"] {
         s.push_str(&format!("node_latency_seconds_bucket{{le=\"{le}\"}} 17\n"));
     }
     s.push_str("node_latency_seconds_sum 3.5\nnode_latency_seconds_count 17\n");
@@ -46,14 +42,12 @@ fn measure(name: &str, format: ExpositionFormat) {
     while start.elapsed() < Duration::from_secs(2) {
         out.clear();
         meta.clear();
-        parse(black_box(body.as_bytes()), format, &mut out, &mut meta)
-            .expect("benchmark page parses");
+        parse(black_box(body.as_bytes()), format, &mut out, &mut meta).expect("benchmark page parses");
         black_box(&out);
         iterations += 1;
     }
     let per_page = start.elapsed().as_secs_f64() / iterations as f64;
-    let cpu_per_page =
-        thread_cpu_ns().map(|end| (end - cpu_start.unwrap_or(0)) as f64 / 1e9 / iterations as f64);
+    let cpu_per_page = thread_cpu_ns().map(|end| (end - cpu_start.unwrap_or(0)) as f64 / 1e9 / iterations as f64);
     println!(
         "{name}: {lines} lines, {} bytes, {} samples, {:.0} µs/page wall, {} µs/page on CPU, {:.1} M lines/s",
         body.len(),

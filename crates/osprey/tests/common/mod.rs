@@ -200,8 +200,14 @@ pub fn series_batch(name: &str, n: usize, samples: usize, start_ms: i64) -> Writ
     WriteRequest {
         series: (0..n)
             .map(|i| TimeSeries {
-                labels: Labels::from_pairs([("__name__", name.to_string()), ("instance", format!("host-{i}")), ("job", "test".into())]),
-                samples: (0..samples).map(|j| Sample::new(start_ms + j as i64 * 15_000, (i * 1000 + j) as f64)).collect(),
+                labels: Labels::from_pairs([
+                    ("__name__", name.to_string()),
+                    ("instance", format!("host-{i}")),
+                    ("job", "test".into()),
+                ]),
+                samples: (0..samples)
+                    .map(|j| Sample::new(start_ms + j as i64 * 15_000, (i * 1000 + j) as f64))
+                    .collect(),
                 exemplars: vec![],
             })
             .collect(),
@@ -225,7 +231,12 @@ pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
 
 /// Whether a peer program is installed; tests that need it say they were skipped otherwise.
 pub fn have(program: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {program}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 pub fn write_file(path: &Path, text: &str) {
