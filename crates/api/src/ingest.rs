@@ -30,16 +30,14 @@ pub async fn remote_write(
         // per sample with glibc malloc (remote-write benchmark, 100k series x 40 samples).
         let request =
             osprey_wire::remote_write::decode_write_request_with_limit(&body, state.options.max_decompressed_bytes)
-            .map_err(|e| ApiError::bad_data(e.to_string()))?;
+                .map_err(|e| ApiError::bad_data(e.to_string()))?;
         append(&state, tenant, request, Protocol::RemoteWrite).await
     }
     .await;
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => {
-            state
-                .metrics
-                .write_failed(Protocol::RemoteWrite, e.status());
+            state.metrics.write_failed(Protocol::RemoteWrite, e.status());
             e.into_response()
         }
     }
@@ -94,10 +92,11 @@ pub async fn otlp_metrics(
     }
     .await;
     match result {
-        Ok(conversion) if is_json => {
-            ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], otlp::export_response_json(&conversion))
-                .into_response()
-        }
+        Ok(conversion) if is_json => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            otlp::export_response_json(&conversion),
+        )
+            .into_response(),
         Ok(conversion) => (
             [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"))],
             otlp::export_response_protobuf(&conversion),
@@ -112,13 +111,9 @@ pub async fn otlp_metrics(
 
 /// Holds part of the in-flight write budget for the life of a request. The decompressed size is
 /// not known before decoding, so the budget is charged at a typical protobuf/snappy ratio.
-fn reserve_write_budget(
-    state: &ApiState,
-    compressed_len: usize,
-) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+fn reserve_write_budget(state: &ApiState, compressed_len: usize) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
     const ASSUMED_COMPRESSION_RATIO: usize = 8;
-    let want = (compressed_len.max(1) * ASSUMED_COMPRESSION_RATIO)
-        .min(state.options.max_inflight_write_bytes);
+    let want = (compressed_len.max(1) * ASSUMED_COMPRESSION_RATIO).min(state.options.max_inflight_write_bytes);
     let permits = u32::try_from(want).unwrap_or(u32::MAX);
     state.inflight_write_bytes.try_acquire_many(permits).map_err(|_| {
         ApiError::new(
@@ -135,8 +130,7 @@ async fn append(
     protocol: Protocol,
 ) -> Result<(), ApiError> {
     let appender = state.appender.clone();
-    let summary: AppendSummary =
-        blocking(move || appender.append(&tenant, request).map_err(storage_err)).await?;
+    let summary: AppendSummary = blocking(move || appender.append(&tenant, request).map_err(storage_err)).await?;
     state.metrics.write_succeeded(protocol, &summary);
     let rejected = summary.rejected();
     match summary.first_rejection {

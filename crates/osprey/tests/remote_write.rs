@@ -28,7 +28,8 @@ fn written_samples_are_queryable_with_their_labels() {
     assert_eq!(values.len(), 10);
     assert_eq!(values[0], json!([1_700_000_000, "1000"]));
 
-    let (_, series) = osprey.get(None, "/api/v1/series", &[("match[]", "rw_metric"), ("start", "1700000000"), ("end", "1700000200")]);
+    let (_, series) =
+        osprey.get(None, "/api/v1/series", &[("match[]", "rw_metric"), ("start", "1700000000"), ("end", "1700000200")]);
     assert_eq!(series["data"].as_array().unwrap().len(), 3);
     let (_, labels) = osprey.get(None, "/api/v1/labels", &[]);
     assert_eq!(labels["data"], json!(["__name__", "instance", "job"]));
@@ -61,7 +62,8 @@ fn bad_input_gets_a_clear_4xx_and_keeps_what_is_stored() {
         let status = resp.status().as_u16();
         let text = resp.text().unwrap();
         assert!((400..500).contains(&status), "{what}: got {status} {text}");
-        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: not JSON: {text}"));
+        let parsed: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: not JSON: {text}"));
         assert_eq!(parsed["status"], "error", "{what}");
         assert!(!parsed["error"].as_str().unwrap().is_empty(), "{what}");
     }
