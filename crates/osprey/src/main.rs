@@ -3,12 +3,6 @@
 
 mod settings;
 
-/// mimalloc instead of glibc malloc: remote_write ingest allocates and frees two strings per
-/// label; measured −7% to −20% server CPU per sample for about +25 MiB peak RSS on the bench
-/// workload (100k series × 40 samples; see ARCHITECTURE.md, "Dependency choices").
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
