@@ -650,8 +650,8 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
             if !hw.is_empty() {
                 if handles_histograms {
                     let end = arg.window_end(ts);
-                    let (start, range_ms, modifier) = (end - arg.range_ms, arg.range_ms, arg.modifier);
-                    match crate::native::eval_window(name, samples, hw, start, end, range_ms, modifier, &mut notes) {
+                    let start = end - arg.range_ms;
+                    match crate::native::eval_window(name, samples, hw, start, end, arg.modifier, &mut notes) {
                         Some(NativeOut::F(v)) => points.push(Sample::new(ts, v)),
                         Some(NativeOut::H(h)) => hists.push(HistogramSample { t: ts, h }),
                         None => {}
@@ -809,31 +809,44 @@ fn extrapolated_rate(w: &WindowCtx, is_counter: bool, is_rate: bool) -> Option<f
             prev = p.v;
         }
     }
-    let mut to_start = (first.t - range_start) as f64 / 1000.0;
-    let mut to_end = (range_end - last.t) as f64 / 1000.0;
-    let sampled = (last.t - first.t) as f64 / 1000.0;
-    let avg = sampled / (s.len() - 1) as f64;
+    let edges = Edges { first_t: first.t, last_t: last.t, samples: s.len(), range_start, range_end };
+    let zero_point = (is_counter && result > 0.0 && first.v >= 0.0).then(|| first.v / result);
+    Some(result * extrapolation_factor(&edges, zero_point, is_rate))
+}
+
+/// Where a window's samples lie within it, for extrapolating to its edges.
+pub(crate) struct Edges {
+    pub(crate) first_t: i64,
+    pub(crate) last_t: i64,
+    pub(crate) samples: usize,
+    pub(crate) range_start: i64,
+    pub(crate) range_end: i64,
+}
+
+/// Prometheus's extrapolation of a delta over `edges` (at least two samples) to the window's
+/// edges, by at most half a sample interval past the data; for a counter, never past the
+/// point where it would have been zero (`zero_point`: first value / delta). Divided by the
+/// range in seconds for a rate. Shared by float and native histogram rates.
+pub(crate) fn extrapolation_factor(edges: &Edges, zero_point: Option<f64>, is_rate: bool) -> f64 {
+    let mut to_start = (edges.first_t - edges.range_start) as f64 / 1000.0;
+    let mut to_end = (edges.range_end - edges.last_t) as f64 / 1000.0;
+    let sampled = (edges.last_t - edges.first_t) as f64 / 1000.0;
+    let avg = sampled / (edges.samples - 1) as f64;
     let threshold = avg * 1.1;
     if to_start >= threshold {
         to_start = avg / 2.0;
     }
-    if is_counter {
-        let mut to_zero = to_start;
-        if result > 0.0 && first.v >= 0.0 {
-            to_zero = sampled * (first.v / result);
-        }
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
+    if let Some(fraction) = zero_point {
+        to_start = to_start.min(sampled * fraction);
     }
     if to_end >= threshold {
         to_end = avg / 2.0;
     }
     let mut factor = (sampled + to_start + to_end) / sampled;
     if is_rate {
-        factor /= w.range_ms as f64 / 1000.0;
+        factor /= (edges.range_end - edges.range_start) as f64 / 1000.0;
     }
-    Some(result * factor)
+    factor
 }
 
 /// `irate` and `idelta`: from the last two samples.

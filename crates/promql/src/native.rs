@@ -6,6 +6,7 @@
 use osprey_model::{CounterResetHint, FloatHistogram, HistogramError, HistogramSample, Sample};
 
 use crate::extended::Modifier;
+use crate::functions::{extrapolation_factor, Edges};
 
 /// A range function's result at one step: a float or a histogram.
 pub(crate) enum Out {
@@ -67,7 +68,6 @@ pub(crate) fn eval_window(
     hists: &[HistogramSample],
     range_start: i64,
     range_end: i64,
-    range_ms: i64,
     modifier: Modifier,
     notes: &mut Notes,
 ) -> Option<Out> {
@@ -80,9 +80,7 @@ pub(crate) fn eval_window(
             }
             let (is_counter, is_rate) = (name != "delta", name == "rate");
             let res = match modifier {
-                Modifier::None => {
-                    extrapolated_rate(hists, range_start, range_end, range_ms, is_counter, is_rate, notes)
-                }
+                Modifier::None => extrapolated_rate(hists, range_start, range_end, is_counter, is_rate, notes),
                 m => {
                     let smoothed = m == Modifier::Smoothed;
                     extended_rate(hists, range_start, range_end, smoothed, is_counter, is_rate, notes)
@@ -211,7 +209,6 @@ fn extrapolated_rate(
     points: &[HistogramSample],
     range_start: i64,
     range_end: i64,
-    range_ms: i64,
     is_counter: bool,
     is_rate: bool,
     notes: &mut Notes,
@@ -221,31 +218,9 @@ fn extrapolated_rate(
     }
     let mut result = histogram_delta(points, is_counter, notes)?;
     let (first, last) = (&points[0], &points[points.len() - 1]);
-    let mut to_start = (first.t - range_start) as f64 / 1000.0;
-    let mut to_end = (range_end - last.t) as f64 / 1000.0;
-    let sampled = (last.t - first.t) as f64 / 1000.0;
-    let avg = sampled / (points.len() - 1) as f64;
-    let threshold = avg * 1.1;
-    if to_start >= threshold {
-        to_start = avg / 2.0;
-    }
-    if is_counter {
-        let mut to_zero = to_start;
-        if result.count > 0.0 && first.h.count >= 0.0 {
-            to_zero = sampled * (first.h.count / result.count);
-        }
-        if to_zero < to_start {
-            to_start = to_zero;
-        }
-    }
-    if to_end >= threshold {
-        to_end = avg / 2.0;
-    }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if is_rate {
-        factor /= range_ms as f64 / 1000.0;
-    }
-    result.mul(factor);
+    let edges = Edges { first_t: first.t, last_t: last.t, samples: points.len(), range_start, range_end };
+    let zero_point = (is_counter && result.count > 0.0 && first.h.count >= 0.0).then(|| first.h.count / result.count);
+    result.mul(extrapolation_factor(&edges, zero_point, is_rate));
     Some(result)
 }
 
@@ -581,7 +556,7 @@ mod tests {
         // 10 → 20 → (reset) 5 → 15 is 10 + 5 + 10; the samples span the whole window.
         let h = hs(&[(0, 10.0), (10_000, 20.0), (20_000, 5.0), (30_000, 15.0)]);
         let mut notes = Notes::default();
-        let got = extrapolated_rate(&h, 0, 30_000, 30_000, true, false, &mut notes).expect("a result");
+        let got = extrapolated_rate(&h, 0, 30_000, true, false, &mut notes).expect("a result");
         assert_eq!(got.count, 25.0);
         assert_eq!(got.counter_reset_hint, CounterResetHint::Gauge);
         assert!(!notes.mixed_exponential_custom && !notes.not_counter);
@@ -601,10 +576,9 @@ mod tests {
     fn mixed_windows_are_noted() {
         let mut notes = Notes::default();
         let floats = [Sample::new(0, 1.0)];
-        let got = eval_window("rate", &floats, &hs(&[(1, 1.0)]), 0, 60_000, 60_000, Modifier::None, &mut notes);
+        let got = eval_window("rate", &floats, &hs(&[(1, 1.0)]), 0, 60_000, Modifier::None, &mut notes);
         assert!(got.is_none() && notes.mixed_floats_histograms);
-        let resets =
-            eval_window("resets", &[], &hs(&[(0, 5.0), (1, 1.0)]), 0, 60_000, 60_000, Modifier::None, &mut notes);
+        let resets = eval_window("resets", &[], &hs(&[(0, 5.0), (1, 1.0)]), 0, 60_000, Modifier::None, &mut notes);
         assert!(matches!(resets, Some(Out::F(v)) if v == 1.0));
     }
 }

@@ -252,12 +252,12 @@ mod tests {
     fn labeldrop_then_replace_sees_the_deletion() {
         // prometheus/prometheus#12283.
         check(
-            &[("__meta_kubernetes_pod_container_port_name", "foo"), ("__meta_kubernetes_pod_annotation_XXX_metrics_port", "9091")],
+            &[("__meta_kubernetes_pod_container_port_name", "foo"), ("__meta_kubernetes_pod_annotation_example_metrics_port", "9091")],
             "- {regex: '^__meta_kubernetes_pod_container_port_name$', action: labeldrop}
-- {source_labels: [__meta_kubernetes_pod_annotation_XXX_metrics_port], regex: '(.+)', replacement: metrics, target_label: __meta_kubernetes_pod_container_port_name}
+- {source_labels: [__meta_kubernetes_pod_annotation_example_metrics_port], regex: '(.+)', replacement: metrics, target_label: __meta_kubernetes_pod_container_port_name}
 - {source_labels: [__meta_kubernetes_pod_container_port_name], regex: '^metrics$', action: keep}",
             Some(&[
-                ("__meta_kubernetes_pod_annotation_XXX_metrics_port", "9091"),
+                ("__meta_kubernetes_pod_annotation_example_metrics_port", "9091"),
                 ("__meta_kubernetes_pod_container_port_name", "metrics"),
             ]),
         );
