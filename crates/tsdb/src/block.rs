@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use osprey_codec::{decode_chunk, get_uvarint, get_varint, CodecError};
+use osprey_codec::{decode_chunk, CodecError};
 use osprey_model::{Label, Labels, MatchOp, Matcher, Sample};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::postings::{select_candidates, union};
+use crate::record::Cursor;
 use crate::TsdbError;
 
 pub(crate) const INDEX_MAGIC: u32 = 0x4F53_5049; // "OSPI"
@@ -171,32 +172,6 @@ fn check_header(buf: &[u8], magic: u32, path: &Path, what: &'static str) -> Resu
         return Err(corrupt(path, what, format!("unsupported format version {}", buf[4])));
     }
     Ok(())
-}
-
-/// Reads varints from `buf[pos..end]`.
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl Cursor<'_> {
-    fn uvarint(&mut self) -> Result<u64, CodecError> {
-        get_uvarint(self.buf, &mut self.pos)
-    }
-    fn varint(&mut self) -> Result<i64, CodecError> {
-        get_varint(self.buf, &mut self.pos)
-    }
-    /// A count, bounded by the bytes left so that corrupt counts cannot reserve huge vectors.
-    fn count(&mut self) -> Result<usize, CodecError> {
-        let n = self.uvarint()? as usize;
-        (n <= self.buf.len().saturating_sub(self.pos))
-            .then_some(n)
-            .ok_or(CodecError::Corrupt("count exceeds section size"))
-    }
-    fn symbol(&mut self, symbols: usize) -> Result<u32, CodecError> {
-        let i = self.uvarint()?;
-        (i < symbols as u64).then_some(i as u32).ok_or(CodecError::Corrupt("symbol reference out of range"))
-    }
 }
 
 fn parse_symbols(payload: &[u8]) -> Result<Vec<String>, CodecError> {

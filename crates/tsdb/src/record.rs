@@ -212,16 +212,18 @@ pub(crate) fn decode_frame(buf: &[u8]) -> Result<(Record, usize), FrameError> {
     Ok((record, FRAME_HEADER_LEN + len))
 }
 
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
+/// Reads the varint-based encodings of WAL records and block sections from `buf` at `pos`,
+/// returning errors (never panicking) on corrupt input.
+pub(crate) struct Cursor<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl Cursor<'_> {
-    fn uvarint(&mut self) -> Result<u64, CodecError> {
+    pub(crate) fn uvarint(&mut self) -> Result<u64, CodecError> {
         get_uvarint(self.buf, &mut self.pos)
     }
-    fn varint(&mut self) -> Result<i64, CodecError> {
+    pub(crate) fn varint(&mut self) -> Result<i64, CodecError> {
         get_varint(self.buf, &mut self.pos)
     }
     fn bytes(&mut self, n: usize) -> Result<&[u8], CodecError> {
@@ -244,12 +246,16 @@ impl Cursor<'_> {
         String::from_utf8(b.to_vec()).map_err(|_| CodecError::Corrupt("string is not UTF-8"))
     }
     /// A count, bounded by the bytes left so corrupt counts cannot reserve huge vectors.
-    fn count(&mut self) -> Result<usize, CodecError> {
+    pub(crate) fn count(&mut self) -> Result<usize, CodecError> {
         let n = self.uvarint()? as usize;
-        if n > self.buf.len() - self.pos {
-            return Err(CodecError::Corrupt("count exceeds record size"));
-        }
-        Ok(n)
+        (n <= self.buf.len().saturating_sub(self.pos))
+            .then_some(n)
+            .ok_or(CodecError::Corrupt("count exceeds the bytes left"))
+    }
+    /// A reference into a symbol table of `symbols` entries.
+    pub(crate) fn symbol(&mut self, symbols: usize) -> Result<u32, CodecError> {
+        let i = self.uvarint()?;
+        (i < symbols as u64).then_some(i as u32).ok_or(CodecError::Corrupt("symbol reference out of range"))
     }
     fn labels(&mut self) -> Result<Labels, CodecError> {
         let n = self.count()?;
