@@ -166,7 +166,12 @@ impl Output<'_> {
             let next = self.out.series.len();
             let i = *self.index.entry(s.labels.clone()).or_insert(next);
             if i == next {
-                self.out.series.push(TimeSeries { labels: s.labels, samples: Vec::new(), exemplars: Vec::new() });
+                self.out.series.push(TimeSeries {
+                    labels: s.labels,
+                    samples: Vec::new(),
+                    exemplars: Vec::new(),
+                    histograms: Vec::new(),
+                });
             }
             self.out.series[i].samples.push(Sample { t, v });
             self.out.series[i].exemplars.extend(s.exemplars);

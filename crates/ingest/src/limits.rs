@@ -135,6 +135,7 @@ mod tests {
                 labels,
                 samples: (0..n as i64).map(|t| Sample::new(t, 1.0)).collect(),
                 exemplars: vec![],
+                histograms: vec![],
             }],
             metadata: vec![],
         }

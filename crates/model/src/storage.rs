@@ -4,14 +4,19 @@
 //! Both traits are synchronous and batch-oriented: async callers run them on a blocking
 //! thread (`tokio::task::spawn_blocking`), never on the runtime's worker threads.
 
-use crate::{Exemplar, HistogramSeries, Labels, Matcher, MetricMetadata, Sample, StorageError, TenantId, Timestamp};
+use crate::{
+    Exemplar, HistogramSample, HistogramSeries, Labels, Matcher, MetricMetadata, Sample, StorageError, TenantId,
+    Timestamp,
+};
 
-/// One series of a write: its labels and its new samples, in time order.
+/// One series of a write: its labels and its new samples, in time order. A series carries
+/// float samples, native-histogram samples, or both (at different timestamps).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TimeSeries {
     pub labels: Labels,
     pub samples: Vec<Sample>,
     pub exemplars: Vec<Exemplar>,
+    pub histograms: Vec<HistogramSample>,
 }
 
 /// A batch of writes for one tenant; the unit of durability (acknowledged means logged).
@@ -22,8 +27,14 @@ pub struct WriteRequest {
 }
 
 impl WriteRequest {
+    /// Float samples in the batch.
     pub fn sample_count(&self) -> usize {
         self.series.iter().map(|s| s.samples.len()).sum()
+    }
+
+    /// Native-histogram samples in the batch.
+    pub fn histogram_count(&self) -> usize {
+        self.series.iter().map(|s| s.histograms.len()).sum()
     }
 }
 
@@ -33,6 +44,7 @@ impl WriteRequest {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AppendSummary {
     pub samples_appended: u64,
+    pub histograms_appended: u64,
     pub exemplars_appended: u64,
     pub series_created: u64,
     pub out_of_order: u64,

@@ -109,7 +109,7 @@ pub(crate) fn end_of_run(target: &Target, cache: &mut SeriesCache, ts: Timestamp
 }
 
 fn stale(labels: Labels, ts: Timestamp) -> TimeSeries {
-    TimeSeries { labels, samples: vec![Sample::new(ts, STALE_NAN)], exemplars: Vec::new() }
+    TimeSeries { labels, samples: vec![Sample::new(ts, STALE_NAN)], exemplars: Vec::new(), histograms: Vec::new() }
 }
 
 /// Adds the page's samples; fails (as the whole scrape then fails) on a series over the
@@ -147,7 +147,12 @@ fn append_samples(
             .iter()
             .map(|e| Exemplar { labels: e.labels.clone(), t: e.timestamp.unwrap_or(t), v: e.value })
             .collect();
-        request.series.push(TimeSeries { labels, samples: vec![Sample::new(t, parsed.value)], exemplars });
+        request.series.push(TimeSeries {
+            labels,
+            samples: vec![Sample::new(t, parsed.value)],
+            exemplars,
+            histograms: Vec::new(),
+        });
     }
     for labels in &untracked {
         written.remove(labels);
@@ -241,6 +246,7 @@ fn append_report(request: &mut WriteRequest, target: &Target, ts: Timestamp, dur
             labels: report_labels(target, name),
             samples: vec![Sample::new(ts, value)],
             exemplars: Vec::new(),
+            histograms: Vec::new(),
         });
     }
 }

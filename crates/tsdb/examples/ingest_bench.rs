@@ -60,6 +60,7 @@ fn scrape_batches(labels: &[Labels], values: &mut [f64], rng: &mut Rng, t: i64, 
                 labels: labels[i].clone(),
                 samples: vec![Sample::new(t + jitter, values[i])],
                 exemplars: Vec::new(),
+                histograms: Vec::new(),
             });
         }
         out.push(req);

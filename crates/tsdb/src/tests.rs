@@ -24,6 +24,7 @@ fn series(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
         labels: labels(pairs),
         samples: samples.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
         exemplars: Vec::new(),
+        histograms: Vec::new(),
     }
 }
 

@@ -33,6 +33,7 @@ fn batch(series: usize, samples_per_series: usize) -> WriteRequest {
                 .map(|j| Sample::new(1_700_000_000_000 + j as i64 * 15_000, i as f64 * 1.5 + j as f64))
                 .collect(),
             exemplars: Vec::new(),
+            histograms: Vec::new(),
         })
         .collect();
     WriteRequest { series, metadata: Vec::new() }

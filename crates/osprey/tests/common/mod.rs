@@ -209,6 +209,7 @@ pub fn series_batch(name: &str, n: usize, samples: usize, start_ms: i64) -> Writ
                     .map(|j| Sample::new(start_ms + j as i64 * 15_000, (i * 1000 + j) as f64))
                     .collect(),
                 exemplars: vec![],
+                histograms: vec![],
             })
             .collect(),
         metadata: vec![],

@@ -127,6 +127,7 @@ impl Target {
                 labels,
                 samples: vec![Sample::new(t, if stale { STALE_NAN } else { v })],
                 exemplars: vec![],
+                histograms: vec![],
             });
         };
         let may_reset = self.idx != GAP_TARGET && self.idx != STALE_TARGET;

@@ -267,7 +267,7 @@ fn series<'a>(bytes: &'a [u8], base: usize, scratch: &mut Scratch<'a>) -> Result
             (_, wire) => r.skip(wire)?,
         }
     }
-    Ok(TimeSeries { labels, samples, exemplars })
+    Ok(TimeSeries { labels, samples, exemplars, histograms: Vec::new() })
 }
 
 /// Validates series labels as Prometheus does, then allocates them: sorted by name (senders

@@ -69,11 +69,13 @@ fn sample_request() -> WriteRequest {
                     Sample::new(3000, osprey_model::STALE_NAN),
                 ],
                 exemplars: vec![Exemplar { labels: Labels::from_pairs([("trace_id", "abc123")]), t: 1500, v: 0.25 }],
+                histograms: vec![],
             },
             TimeSeries {
                 labels: Labels::from_pairs([("__name__", "up"), ("instance", "a:9100")]),
                 samples: vec![Sample::new(-5, 1.0)],
                 exemplars: vec![],
+                histograms: vec![],
             },
         ],
         metadata: vec![MetricMetadata {
@@ -314,8 +316,12 @@ fn arb_request() -> impl Strategy<Value = WriteRequest> {
             .map(|(t, v, id)| Exemplar { labels: Labels::from_pairs([("trace_id", id)]), t, v })
             .collect::<Vec<_>>()
     });
-    let series =
-        (labels, samples, exemplars).prop_map(|(labels, samples, exemplars)| TimeSeries { labels, samples, exemplars });
+    let series = (labels, samples, exemplars).prop_map(|(labels, samples, exemplars)| TimeSeries {
+        labels,
+        samples,
+        exemplars,
+        histograms: Vec::new(),
+    });
     proptest::collection::vec(series, 0..6).prop_map(|series| WriteRequest { series, metadata: Vec::new() })
 }
 
