@@ -127,6 +127,11 @@ impl<'a> BitReader<'a> {
         Ok(v)
     }
 
+    /// Bits left to read.
+    pub fn remaining_bits(&self) -> usize {
+        (self.buf.len() * 8).saturating_sub(self.pos)
+    }
+
     pub fn read_byte(&mut self) -> Result<u8, CodecError> {
         self.read_bits(8).map(|b| b as u8)
     }

@@ -23,6 +23,8 @@ pub const MAX_CHUNK_SAMPLES: usize = u16::MAX as usize;
 pub enum ChunkEncoding {
     Xor = 1,
     IntDod = 2,
+    /// Native histograms, see [`crate::HistogramAppender`]; [`decode_chunk`] refuses it.
+    FloatHistogram = 3,
 }
 
 /// Delta-of-delta buckets for timestamps: (prefix bits, prefix length, payload bits). Sized for
@@ -81,13 +83,13 @@ fn as_exact_int(v: f64) -> Option<i64> {
 /// Writes timestamps shared by both encodings: first as a zigzag varint, second as a zigzag
 /// varint delta, then delta-of-deltas.
 #[derive(Debug, Clone, Default)]
-struct TimeEncoder {
+pub(crate) struct TimeEncoder {
     t: i64,
     delta: i64,
 }
 
 impl TimeEncoder {
-    fn write(&mut self, w: &mut BitWriter, index: usize, t: i64) {
+    pub(crate) fn write(&mut self, w: &mut BitWriter, index: usize, t: i64) {
         match index {
             0 => w.write_uvarint(crate::zigzag_encode(t)),
             1 => {
@@ -103,7 +105,7 @@ impl TimeEncoder {
         self.t = t;
     }
 
-    fn read(&mut self, r: &mut BitReader<'_>, index: usize) -> Result<i64, CodecError> {
+    pub(crate) fn read(&mut self, r: &mut BitReader<'_>, index: usize) -> Result<i64, CodecError> {
         match index {
             0 => self.t = crate::zigzag_decode(r.read_uvarint()?),
             1 => {
@@ -119,6 +121,75 @@ impl TimeEncoder {
     }
 }
 
+/// One Gorilla XOR value stream: the previous value's bits and the window of meaningful bits
+/// last written (`leading == u32::MAX` until one is). Float chunks use one stream, histogram
+/// chunks one per count, sum and bucket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct XorState {
+    pub(crate) v: u64,
+    leading: u32,
+    trailing: u32,
+}
+
+impl Default for XorState {
+    fn default() -> Self {
+        XorState { v: 0, leading: u32::MAX, trailing: 0 }
+    }
+}
+
+impl XorState {
+    /// Writes `bits` XORed with the previous value: `0` when equal; else `1`, then `0` and the
+    /// meaningful bits inside the previous window, or `1`, a new window and its bits.
+    pub(crate) fn write(&mut self, w: &mut BitWriter, bits: u64) {
+        let xor = bits ^ self.v;
+        self.v = bits;
+        if xor == 0 {
+            w.write_bit(false);
+            return;
+        }
+        w.write_bit(true);
+        let leading = xor.leading_zeros().min(31);
+        let trailing = xor.trailing_zeros();
+        if self.leading != u32::MAX && leading >= self.leading && trailing >= self.trailing {
+            w.write_bit(false);
+            w.write_bits(xor >> self.trailing, 64 - self.leading - self.trailing);
+        } else {
+            self.leading = leading;
+            self.trailing = trailing;
+            w.write_bit(true);
+            w.write_bits(u64::from(leading), 5);
+            let sig = 64 - leading - trailing;
+            // 64 significant bits do not fit in 6 bits; 0 stands for 64 (0 never occurs).
+            w.write_bits(u64::from(sig & 63), 6);
+            w.write_bits(xor >> trailing, sig);
+        }
+    }
+
+    /// Reads what [`XorState::write`] wrote and returns the value's bits.
+    pub(crate) fn read(&mut self, r: &mut BitReader<'_>) -> Result<u64, CodecError> {
+        if !r.read_bit()? {
+            return Ok(self.v);
+        }
+        if r.read_bit()? {
+            let leading = r.read_bits(5)? as u32;
+            let sig = match r.read_bits(6)? as u32 {
+                0 => 64,
+                n => n,
+            };
+            if leading + sig > 64 {
+                return Err(CodecError::Corrupt("xor window wider than 64 bits"));
+            }
+            self.leading = leading;
+            self.trailing = 64 - leading - sig;
+        } else if self.leading == u32::MAX {
+            return Err(CodecError::Corrupt("xor window reused before being set"));
+        }
+        let sig = 64 - self.leading - self.trailing;
+        self.v ^= r.read_bits(sig)? << self.trailing;
+        Ok(self.v)
+    }
+}
+
 /// An appendable Gorilla XOR chunk, the form head chunks take while samples arrive. Its bytes
 /// are a valid chunk after every append, so readers can decode an open chunk.
 #[derive(Debug, Clone)]
@@ -126,9 +197,7 @@ pub struct XorAppender {
     w: BitWriter,
     count: usize,
     time: TimeEncoder,
-    v: u64,
-    leading: u32,
-    trailing: u32,
+    xor: XorState,
     /// Whether every value is finite, so a decimal encoding may apply.
     all_finite: bool,
 }
@@ -146,15 +215,7 @@ impl XorAppender {
         let mut header = Vec::with_capacity(64);
         header.extend_from_slice(&[ChunkEncoding::Xor as u8, 0, 0]);
         let w = BitWriter::from_bytes(header);
-        XorAppender {
-            w,
-            count: 0,
-            time: TimeEncoder::default(),
-            v: 0,
-            leading: u32::MAX,
-            trailing: 0,
-            all_finite: true,
-        }
+        XorAppender { w, count: 0, time: TimeEncoder::default(), xor: XorState::default(), all_finite: true }
     }
 
     pub fn len(&self) -> usize {
@@ -178,37 +239,13 @@ impl XorAppender {
         self.time.write(&mut self.w, self.count, t);
         if self.count == 0 {
             self.w.write_bits(bits, 64);
+            self.xor.v = bits;
         } else {
-            self.write_xor(bits);
+            self.xor.write(&mut self.w, bits);
         }
-        self.v = bits;
         self.count += 1;
         let count = (self.count as u16).to_be_bytes();
         self.w.bytes_mut()[1..3].copy_from_slice(&count);
-    }
-
-    fn write_xor(&mut self, bits: u64) {
-        let xor = bits ^ self.v;
-        if xor == 0 {
-            self.w.write_bit(false);
-            return;
-        }
-        self.w.write_bit(true);
-        let leading = xor.leading_zeros().min(31);
-        let trailing = xor.trailing_zeros();
-        if self.leading != u32::MAX && leading >= self.leading && trailing >= self.trailing {
-            self.w.write_bit(false);
-            self.w.write_bits(xor >> self.trailing, 64 - self.leading - self.trailing);
-        } else {
-            self.leading = leading;
-            self.trailing = trailing;
-            self.w.write_bit(true);
-            self.w.write_bits(u64::from(leading), 5);
-            let sig = 64 - leading - trailing;
-            // 64 significant bits do not fit in 6 bits; 0 stands for 64 (0 never occurs).
-            self.w.write_bits(u64::from(sig & 63), 6);
-            self.w.write_bits(xor >> trailing, sig);
-        }
     }
 
     /// The chunk as it stands (a valid XOR chunk).
@@ -433,28 +470,15 @@ pub fn decode_chunk(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), CodecErro
 
 fn decode_xor(r: &mut BitReader<'_>, count: usize, out: &mut Vec<Sample>) -> Result<(), CodecError> {
     let mut time = TimeEncoder::default();
-    let (mut v, mut leading, mut trailing) = (0u64, 0u32, 0u32);
+    let mut xor = XorState::default();
     for i in 0..count {
         let t = time.read(r, i)?;
-        if i == 0 {
-            v = r.read_bits(64)?;
-        } else if r.read_bit()? {
-            if r.read_bit()? {
-                leading = r.read_bits(5)? as u32;
-                let sig = match r.read_bits(6)? as u32 {
-                    0 => 64,
-                    n => n,
-                };
-                if leading + sig > 64 {
-                    return Err(CodecError::Corrupt("xor window wider than 64 bits"));
-                }
-                trailing = 64 - leading - sig;
-            } else if i == 1 {
-                return Err(CodecError::Corrupt("xor window reused before being set"));
-            }
-            let sig = 64 - leading - trailing;
-            v ^= r.read_bits(sig)? << trailing;
-        }
+        let v = if i == 0 {
+            xor.v = r.read_bits(64)?;
+            xor.v
+        } else {
+            xor.read(r)?
+        };
         out.push(Sample { t, v: f64::from_bits(v) });
     }
     Ok(())
