@@ -25,5 +25,8 @@ pub use histogram::{
 pub use labels::{is_valid_label_name, is_valid_metric_name, Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use sample::{is_stale_nan, Exemplar, MetricMetadata, MetricType, Sample, Timestamp, STALE_NAN, STALE_NAN_BITS};
-pub use storage::{AppendSummary, MetricsAppender, MetricsQuerier, SelectRequest, Series, TimeSeries, WriteRequest};
+pub use storage::{
+    AppendSummary, MetricsAppender, MetricsQuerier, SelectRequest, Series, SeriesStartTimestamps, TimeSeries,
+    WriteRequest,
+};
 pub use tenant::{TenantError, TenantId};

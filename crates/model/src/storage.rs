@@ -82,6 +82,15 @@ pub struct Series {
     pub samples: Vec<Sample>,
 }
 
+/// The start timestamps of one series' samples read back (see
+/// [`MetricsQuerier::select_start_timestamps`]): `(sample timestamp, start timestamp)` pairs
+/// in time order, for the samples that carry one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesStartTimestamps {
+    pub labels: Labels,
+    pub starts: Vec<(Timestamp, Timestamp)>,
+}
+
 /// Tenant-scoped reads. A tenant never sees another tenant's series, names or values.
 pub trait MetricsQuerier: Send + Sync {
     /// Series matching every matcher that have at least one sample in `[start, end]`,
@@ -96,6 +105,20 @@ pub trait MetricsQuerier: Send + Sync {
         _tenant: &TenantId,
         _request: &SelectRequest,
     ) -> Result<Vec<HistogramSeries>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    /// Start timestamps (OpenTelemetry's start time: when the counter, or the delta, a
+    /// sample measures began) of the float and native-histogram samples of series matching
+    /// every matcher in `[start, end]`, sorted by labels. Series without any are left out, so
+    /// a querier pays nothing for series that never had them. A start timestamp of 0 means
+    /// none, as in Prometheus. Engines that do not store start timestamps keep this default:
+    /// none.
+    fn select_start_timestamps(
+        &self,
+        _tenant: &TenantId,
+        _request: &SelectRequest,
+    ) -> Result<Vec<SeriesStartTimestamps>, StorageError> {
         Ok(Vec::new())
     }
 

@@ -28,6 +28,13 @@ pub struct EngineOptions {
     /// `label_replace` and `by (__name__)` above a function still see it. When off, functions
     /// and operators drop it at once, as Prometheus 2.x and 3.x do by default.
     pub delayed_name_removal: bool,
+    /// Prometheus's "use start timestamps" (experimental there, off by default): `rate`,
+    /// `increase`, `irate` and `resets` over a selector read the samples' start timestamps
+    /// from storage ([`osprey_model::MetricsQuerier::select_start_timestamps`]) and take a
+    /// start after the previous sample as a counter reset (deltas, restarts), and a start
+    /// inside the window as a zero value there instead of extrapolating; `start_timestamp()`
+    /// returns them. Off, start timestamps are ignored and `start_timestamp()` is empty.
+    pub use_start_timestamps: bool,
 }
 
 impl Default for EngineOptions {
@@ -38,6 +45,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: None,
             delayed_name_removal: false,
+            use_start_timestamps: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! query is a range of one step.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use osprey_model::{
@@ -15,6 +16,7 @@ use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryEx
 use crate::engine::{EngineOptions, MatrixSeries, QueryContext, QueryOutput, QueryStats, Value, VectorSample};
 use crate::error::PromqlError;
 use crate::extended::{extend_floats, modifier_of, smoothed_value, take_modifier, Modifier};
+use crate::start::{start_at, SeriesStarts, WindowStarts};
 
 /// The steps a node is evaluated at: `start, start+step, …, end`. `step == 0` means one step.
 #[derive(Debug, Clone, Copy)]
@@ -97,6 +99,9 @@ impl Val {
 /// A range-vector argument: series with their raw samples, and how to find each step's window.
 pub(crate) struct MatrixArg {
     pub series: Vec<StepSeries>,
+    /// Start timestamps aligned with `series` when asked for and any series has them
+    /// (else empty); `None` for a series without any.
+    pub starts: Vec<Option<SeriesStarts>>,
     pub range_ms: i64,
     offset_ms: i64,
     at_ms: Option<i64>,
@@ -137,13 +142,32 @@ impl MatrixArg {
         series: &'s StepSeries,
         range: EvalRange,
     ) -> impl Iterator<Item = (&'s [Sample], &'s [HistogramSample])> + 's {
+        self.window_indices(series, range).map(|(f, h)| (&series.points[f], &series.hists[h]))
+    }
+
+    /// As [`MatrixArg::windows`], the windows as index ranges into the series' points and
+    /// histograms (to cut data aligned with them, such as start timestamps).
+    pub fn window_indices<'s>(
+        &'s self,
+        series: &'s StepSeries,
+        range: EvalRange,
+    ) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + 's {
         let (mut floats, mut hists) = (Cursor { lo: 0, hi: 0 }, Cursor { lo: 0, hi: 0 });
         (0..range.len()).map(move |i| {
             let (lo_t, hi_t) = self.bounds(range.ts(i));
             let f = floats.advance(&series.points, |p| p.t, lo_t, hi_t);
             let h = hists.advance(&series.hists, |p| p.t, lo_t, hi_t);
-            (&series.points[f], &series.hists[h])
+            (f, h)
         })
+    }
+
+    /// The start timestamps of series `i` within a window given by index ranges; empty when
+    /// it has none.
+    pub fn window_starts(&self, i: usize, floats: Range<usize>, hists: Range<usize>) -> WindowStarts<'_> {
+        match self.starts.get(i) {
+            Some(Some(st)) => WindowStarts { floats: &st.floats[floats], hists: &st.hists[hists] },
+            _ => WindowStarts::default(),
+        }
     }
 
     /// The histogram samples of the window at step time `ts`.
@@ -295,11 +319,24 @@ pub(crate) fn by_step_any<'s>(series: &'s [StepSeries], range: &EvalRange) -> Ve
     steps
 }
 
-/// A series read from storage: float samples (with staleness markers) and histogram samples.
+/// A series read from storage: float samples (with staleness markers) and histogram samples,
+/// and, when asked for, the `(sample time, start time)` pairs of samples with a start.
 pub(crate) struct RawSeries {
     pub labels: Labels,
     pub samples: Vec<Sample>,
     pub hists: Vec<HistogramSample>,
+    pub starts: Vec<(i64, i64)>,
+}
+
+/// What an instant selector's points hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// The sample's value.
+    Value,
+    /// The sample's timestamp in seconds (`timestamp()`).
+    SampleTime,
+    /// The sample's start timestamp in seconds, 0 for none (`start_timestamp()`).
+    StartTime,
 }
 
 pub(crate) struct Evaluator<'a> {
@@ -501,9 +538,9 @@ impl<'a> Evaluator<'a> {
                 }
                 other => Err(PromqlError::execution(format!("unary minus on {}", other.type_name()))),
             },
-            Expr::VectorSelector(vs) => Ok(Val::Vector(self.eval_vector_selector(vs, false)?)),
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.eval_vector_selector(vs, Reading::Value)?)),
             Expr::MatrixSelector(_) | Expr::Subquery(_) => {
-                let arg = self.eval_matrix_arg(expr)?;
+                let arg = self.eval_matrix_arg(expr, false)?;
                 let ts = self.range.start;
                 let series = arg
                     .series
@@ -573,26 +610,50 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Reads float and histogram samples of the series a selector matches in `[start, end]`.
-    fn select(&mut self, vs: &VectorSelector, start: i64, end: i64) -> Result<Vec<RawSeries>, PromqlError> {
+    /// Reads float and histogram samples of the series a selector matches in `[start, end]`,
+    /// and with `with_starts` (when the engine uses them) their start timestamps.
+    fn select(
+        &mut self,
+        vs: &VectorSelector,
+        start: i64,
+        end: i64,
+        with_starts: bool,
+    ) -> Result<Vec<RawSeries>, PromqlError> {
         let matchers = convert_matchers(vs)?;
         let request = SelectRequest { matchers: matchers.clone(), start, end };
         let hists = self.storage.select_histograms(self.tenant, &request)?;
+        let starts = if with_starts && self.opts.use_start_timestamps {
+            self.storage.select_start_timestamps(self.tenant, &request)?
+        } else {
+            Vec::new()
+        };
         let floats = self.select_matchers(matchers, start, end)?;
         self.stats.total_samples += hists.iter().map(|s| s.samples.len() as u64).sum::<u64>();
-        let mut out: Vec<RawSeries> =
-            floats.into_iter().map(|s| RawSeries { labels: s.labels, samples: s.samples, hists: Vec::new() }).collect();
-        if hists.is_empty() {
-            return Ok(out);
+        let mut out: Vec<RawSeries> = floats
+            .into_iter()
+            .map(|s| RawSeries { labels: s.labels, samples: s.samples, hists: Vec::new(), starts: Vec::new() })
+            .collect();
+        if !hists.is_empty() {
+            let by_labels: HashMap<Labels, usize> =
+                out.iter().enumerate().map(|(i, s)| (s.labels.clone(), i)).collect();
+            for s in hists {
+                match by_labels.get(&s.labels) {
+                    Some(&i) => out[i].hists = s.samples,
+                    None => out.push(RawSeries {
+                        labels: s.labels,
+                        samples: Vec::new(),
+                        hists: s.samples,
+                        starts: Vec::new(),
+                    }),
+                }
+            }
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
         }
-        let by_labels: HashMap<Labels, usize> = out.iter().enumerate().map(|(i, s)| (s.labels.clone(), i)).collect();
-        for s in hists {
-            match by_labels.get(&s.labels) {
-                Some(&i) => out[i].hists = s.samples,
-                None => out.push(RawSeries { labels: s.labels, samples: Vec::new(), hists: s.samples }),
+        for st in starts {
+            if let Ok(i) = out.binary_search_by(|s| s.labels.cmp(&st.labels)) {
+                out[i].starts = st.starts;
             }
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
         if self.stats_decoding {
             for s in &mut out {
                 for i in 1..s.hists.len() {
@@ -643,12 +704,12 @@ impl<'a> Evaluator<'a> {
     }
 
     /// An instant selector: per step, the latest sample in `(t - lookback, t]` unless it is a
-    /// staleness marker. With `sample_time`, points carry the sample's own timestamp in their
-    /// value slot's companion (used by `timestamp()`), else the value.
+    /// staleness marker. Points carry what `reading` says: the value, or the sample's own
+    /// timestamp (`timestamp()`) or start timestamp (`start_timestamp()`).
     pub fn eval_vector_selector(
         &mut self,
         vs: &VectorSelector,
-        sample_time: bool,
+        reading: Reading,
     ) -> Result<Vec<StepSeries>, PromqlError> {
         let at = self.at_ms(&vs.at);
         let offset = offset_ms(&vs.offset);
@@ -657,11 +718,11 @@ impl<'a> Evaluator<'a> {
         let (min_ref, max_ref) = self.ref_times(at, offset);
         let ahead = if smoothed { lookback } else { 0 };
         let (lo, hi) = (min_ref - lookback + 1, max_ref + ahead);
-        let mut raw = self.select(vs, lo, hi)?;
+        let mut raw = self.select(vs, lo, hi, reading == Reading::StartTime)?;
         // `timestamp(x offset o @ t)`: Prometheus replaces the offset by `step - t` (its fix
         // for issue 8433), so it looks up the latest sample at `t` itself, among the samples
         // its storage read for the selector's own window.
-        let offset = if sample_time && at.is_some() {
+        let offset = if reading != Reading::Value && at.is_some() {
             for s in &mut raw {
                 s.samples.retain(|x| (lo..=hi).contains(&x.t));
                 s.hists.retain(|x| (lo..=hi).contains(&x.t));
@@ -711,10 +772,12 @@ impl<'a> Evaluator<'a> {
                     let last_float = fcur.upto(&s.samples, |x| x.t, rt).checked_sub(1).map(|i| s.samples[i]);
                     match hi.checked_sub(1).map(|i| &s.hists[i]) {
                         Some(h) if h.t > rt - lookback && last_float.is_none_or(|f| f.t < h.t) => {
-                            if sample_time {
-                                points.push(Sample::new(ts, h.t as f64 / 1000.0));
-                            } else {
-                                hists.push(HistogramSample { t: ts, h: h.h.clone() });
+                            match reading {
+                                Reading::Value => hists.push(HistogramSample { t: ts, h: h.h.clone() }),
+                                Reading::SampleTime => points.push(Sample::new(ts, h.t as f64 / 1000.0)),
+                                Reading::StartTime => {
+                                    points.push(Sample::new(ts, start_at(&s.starts, h.t) as f64 / 1000.0))
+                                }
                             }
                             continue;
                         }
@@ -722,7 +785,11 @@ impl<'a> Evaluator<'a> {
                     }
                 };
                 if let Some(sample) = sample {
-                    let v = if sample_time { sample.t as f64 / 1000.0 } else { sample.v };
+                    let v = match reading {
+                        Reading::Value => sample.v,
+                        Reading::SampleTime => sample.t as f64 / 1000.0,
+                        Reading::StartTime => start_at(&s.starts, sample.t) as f64 / 1000.0,
+                    };
                     points.push(Sample::new(ts, v));
                 }
             }
@@ -736,10 +803,11 @@ impl<'a> Evaluator<'a> {
     }
 
     /// A range-vector argument: a matrix selector or a subquery (possibly parenthesised).
-    pub fn eval_matrix_arg(&mut self, expr: &Expr) -> Result<MatrixArg, PromqlError> {
+    /// `with_starts` asks for the selector's start timestamps (subqueries have none).
+    pub fn eval_matrix_arg(&mut self, expr: &Expr, with_starts: bool) -> Result<MatrixArg, PromqlError> {
         match expr {
-            Expr::Paren(p) => self.eval_matrix_arg(&p.expr),
-            Expr::MatrixSelector(ms) => self.eval_matrix_selector(ms),
+            Expr::Paren(p) => self.eval_matrix_arg(&p.expr, with_starts),
+            Expr::MatrixSelector(ms) => self.eval_matrix_selector(ms, with_starts),
             Expr::Subquery(sq) => self.eval_subquery(sq),
             _ => Err(PromqlError::bad_data(format!(
                 "expected type range vector in call to function, got {}",
@@ -748,7 +816,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn eval_matrix_selector(&mut self, ms: &MatrixSelector) -> Result<MatrixArg, PromqlError> {
+    fn eval_matrix_selector(&mut self, ms: &MatrixSelector, with_starts: bool) -> Result<MatrixArg, PromqlError> {
         let vs = &ms.vs;
         let at = self.at_ms(&vs.at);
         let offset = offset_ms(&vs.offset);
@@ -761,17 +829,23 @@ impl<'a> Evaluator<'a> {
             Modifier::Anchored => (lookback_ms, 0),
             Modifier::Smoothed => (lookback_ms, lookback_ms),
         };
-        let raw = self.select(vs, min_ref - range_ms - before + 1, max_ref + after)?;
-        let series = raw
-            .into_iter()
-            .map(|s| StepSeries {
+        let raw = self.select(vs, min_ref - range_ms - before + 1, max_ref + after, with_starts)?;
+        let any_starts = raw.iter().any(|s| !s.starts.is_empty());
+        let mut starts = Vec::new();
+        let mut series = Vec::with_capacity(raw.len());
+        for s in raw {
+            let step_series = StepSeries {
                 labels: s.labels,
                 drop_name: false,
                 points: s.samples.into_iter().filter(|x| !is_stale_nan(x.v)).collect(),
                 hists: s.hists,
-            })
-            .collect();
-        let arg = MatrixArg { series, range_ms, offset_ms: offset, at_ms: at, modifier, lookback_ms };
+            };
+            if any_starts {
+                starts.push(SeriesStarts::align(&s.starts, &step_series));
+            }
+            series.push(step_series);
+        }
+        let arg = MatrixArg { series, starts, range_ms, offset_ms: offset, at_ms: at, modifier, lookback_ms };
         self.account_windows(&arg)?;
         Ok(arg)
     }
@@ -828,6 +902,7 @@ impl<'a> Evaluator<'a> {
         }
         let arg = MatrixArg {
             series,
+            starts: Vec::new(),
             range_ms,
             offset_ms: offset,
             at_ms: at,

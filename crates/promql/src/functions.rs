@@ -9,10 +9,11 @@ use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::{Call, Expr};
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, by_step_any, Collector, Evaluator, MatrixArg, StepSeries, Val, METADATA_LABELS};
+use crate::eval::{by_step, by_step_any, Collector, Evaluator, MatrixArg, Reading, StepSeries, Val, METADATA_LABELS};
 use crate::extended::{anchored_samples, extended_rate, Modifier};
 use crate::native::{Notes, Out as NativeOut};
 use crate::scan::{arg_pos, call_pos};
+use crate::start;
 
 /// Neumaier's improved Kahan summation step, as Prometheus's `kahanSumInc`.
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -146,7 +147,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
         }
         "timestamp" => {
             let series = match strip_parens(args[0]) {
-                Expr::VectorSelector(vs) => ev.eval_vector_selector(vs, true)?,
+                Expr::VectorSelector(vs) => ev.eval_vector_selector(vs, Reading::SampleTime)?,
                 other => {
                     let mut v = ev.eval_vector(other)?;
                     for s in &mut v {
@@ -162,6 +163,20 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
             };
             Ok(Val::Vector(drop_names(series)))
         }
+        "start_timestamp" => {
+            // Only a selector's samples have start timestamps; any other expression is still
+            // evaluated (for its errors) but has none to return, as in Prometheus.
+            let series = match strip_parens(args[0]) {
+                Expr::VectorSelector(vs) if ev.opts.use_start_timestamps => {
+                    ev.eval_vector_selector(vs, Reading::StartTime)?
+                }
+                other => {
+                    ev.eval_vector(other)?;
+                    Vec::new()
+                }
+            };
+            Ok(Val::Vector(drop_names(series)))
+        }
         "absent" => {
             let v = ev.eval_vector(args[0])?;
             let labels = absent_labels(args[0]);
@@ -170,7 +185,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
             Ok(non_empty(StepSeries::floats(labels, false, points)))
         }
         "absent_over_time" => {
-            let arg = ev.eval_matrix_arg(args[0])?;
+            let arg = ev.eval_matrix_arg(args[0], false)?;
             let labels = absent_labels(strip_parens(args[0]));
             let points = (0..n)
                 .map(|i| ev.range.ts(i))
@@ -536,6 +551,8 @@ fn trim_zeros(d: &[u8]) -> &[u8] {
 /// What a range function computes from one window.
 struct WindowCtx<'w> {
     samples: &'w [Sample],
+    /// The samples' start timestamps, or empty (none, or not read for this function).
+    starts: &'w [i64],
     /// Right end of the window (step time after `@` and offset).
     end: i64,
     /// The step's evaluation time.
@@ -581,7 +598,7 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
             },
             false,
         ),
-        "resets" => (0, |w| Some(anchored_or_all(w)?.windows(2).filter(|p| p[1].v < p[0].v).count() as f64), false),
+        "resets" => (0, resets, false),
         "avg_over_time" => (0, |w| Some(avg_over_time(w.samples)), false),
         "sum_over_time" => (0, |w| Some(kahan_sum(&mut w.samples.iter().map(|p| p.v))), false),
         "count_over_time" => (0, |w| Some(w.samples.len() as f64), false),
@@ -631,7 +648,9 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
     let p0 = params.first().cloned().unwrap_or_else(|| vec![0.0; n]);
     let p1 = params.get(1).cloned().unwrap_or_else(|| vec![0.0; n]);
     validate_params(ev, name, &p0, &p1)?;
-    let arg: MatrixArg = ev.eval_matrix_arg(args[matrix_idx])?;
+    // Prometheus reads start timestamps for these functions only.
+    let with_starts = matches!(name, "rate" | "increase" | "irate" | "resets");
+    let arg: MatrixArg = ev.eval_matrix_arg(args[matrix_idx], with_starts)?;
     arg.modifier.check_function(name)?;
     if matches!(name, "rate" | "increase") {
         non_counter_info(ev, &arg, name);
@@ -640,18 +659,20 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
     let handles_histograms = crate::native::handles_histograms(name);
     // Scanning the query text for the argument's position is per query, not per series.
     let pos = arg_pos(ev.query, name, matrix_idx);
-    for s in &arg.series {
+    for (si, s) in arg.series.iter().enumerate() {
         ev.check_deadline()?;
         let mut points = Vec::new();
         let mut hists = Vec::new();
         let mut notes = Notes::default();
-        for (i, (samples, hw)) in arg.windows(s, ev.range).enumerate() {
+        for (i, (fr, hr)) in arg.window_indices(s, ev.range).enumerate() {
             let ts = ev.range.ts(i);
+            let starts = arg.window_starts(si, fr.clone(), hr.clone());
+            let (samples, hw) = (&s.points[fr], &s.hists[hr]);
             if !hw.is_empty() {
                 if handles_histograms {
                     let end = arg.window_end(ts);
                     let start = end - arg.range_ms;
-                    match crate::native::eval_window(name, samples, hw, start, end, arg.modifier, &mut notes) {
+                    match crate::native::eval_window(name, samples, hw, starts, start, end, arg.modifier, &mut notes) {
                         Some(NativeOut::F(v)) => points.push(Sample::new(ts, v)),
                         Some(NativeOut::H(h)) => hists.push(HistogramSample { t: ts, h }),
                         None => {}
@@ -665,8 +686,12 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
             if samples.is_empty() {
                 continue;
             }
+            if matches!(name, "rate" | "increase") && arg.modifier == Modifier::None {
+                notes.start_time_overlap |= start::any_overlap(samples.iter().map(|p| p.t), starts.floats);
+            }
             let w = WindowCtx {
                 samples,
+                starts: starts.floats,
                 end: arg.window_end(ts),
                 ts,
                 modifier: arg.modifier,
@@ -723,6 +748,11 @@ pub(crate) fn report_notes(ev: &mut Evaluator, notes: &Notes, labels: &Labels, p
     if notes.ignored_histograms {
         ev.info(format!(
             "ignored histograms in a range containing both floats and histograms for metric name {metric:?} {pos}"
+        ));
+    }
+    if notes.start_time_overlap {
+        ev.warn(format!(
+            "sample has start time that overlaps with previous sample timestamp for metric {metric:?} {pos}"
         ));
     }
 }
@@ -790,28 +820,54 @@ fn anchored_or_all<'w>(w: &WindowCtx<'w>) -> Option<&'w [Sample]> {
 }
 
 /// `rate`, `increase` and `delta` with Prometheus's extrapolation to the window's edges.
+/// A counter's start timestamps add resets, and one inside the window before the first
+/// sample replaces the extrapolation to the left (then one sample is enough).
 fn extrapolated_rate(w: &WindowCtx, is_counter: bool, is_rate: bool) -> Option<f64> {
     let s = w.samples;
-    if s.len() < 2 {
-        return None;
-    }
+    let first = *s.first()?;
     let range_start = w.end - w.range_ms;
     let range_end = w.end;
-    let first = s[0];
     let last = s[s.len() - 1];
     let mut result = last.v - first.v;
+    let starts = if is_counter { w.starts } else { &[] };
     if is_counter {
-        let mut prev = 0.0;
-        for p in s {
-            if p.v < prev {
-                result += prev;
+        if starts.is_empty() {
+            let mut prev = 0.0;
+            for p in s {
+                if p.v < prev {
+                    result += prev;
+                }
+                prev = p.v;
             }
-            prev = p.v;
+        } else {
+            for (i, p) in s.windows(2).enumerate() {
+                if p[1].v < p[0].v || start::is_reset(starts[i], p[0].t, starts[i + 1], p[1].t) {
+                    result += p[0].v;
+                }
+            }
         }
     }
-    let edges = Edges { first_t: first.t, last_t: last.t, samples: s.len(), range_start, range_end };
+    let zero_at = start::zero_at(starts, range_start, first.t);
+    if zero_at.is_some() {
+        result += first.v;
+    } else if s.len() < 2 {
+        return None;
+    }
+    let edges = Edges { first_t: first.t, last_t: last.t, samples: s.len(), range_start, range_end, zero_at };
     let zero_point = (is_counter && result > 0.0 && first.v >= 0.0).then(|| first.v / result);
     Some(result * extrapolation_factor(&edges, zero_point, is_rate))
+}
+
+/// `resets`: decreases, and with start timestamps, samples that start a new count.
+fn resets(w: &WindowCtx) -> Option<f64> {
+    let s = anchored_or_all(w)?;
+    let starts = start::suffix(w.starts, s.len());
+    let n = s
+        .windows(2)
+        .enumerate()
+        .filter(|(i, p)| p[1].v < p[0].v || start::is_reset_at(starts, *i, p[0].t, p[1].t))
+        .count();
+    Some(n as f64)
 }
 
 /// Where a window's samples lie within it, for extrapolating to its edges.
@@ -821,28 +877,41 @@ pub(crate) struct Edges {
     pub(crate) samples: usize,
     pub(crate) range_start: i64,
     pub(crate) range_end: i64,
+    /// A counter's start time inside the window before the first sample (see
+    /// [`start::zero_at`]): the data then covers the window from there on.
+    pub(crate) zero_at: Option<i64>,
 }
 
-/// Prometheus's extrapolation of a delta over `edges` (at least two samples) to the window's
-/// edges, by at most half a sample interval past the data; for a counter, never past the
-/// point where it would have been zero (`zero_point`: first value / delta). Divided by the
-/// range in seconds for a rate. Shared by float and native histogram rates.
+/// Prometheus's extrapolation of a delta over `edges` to the window's edges, by at most half
+/// a sample interval past the data; for a counter, never past the point where it would have
+/// been zero (`zero_point`: first value / delta), and not at all to the left when its start
+/// time is known (`zero_at`, then the delta includes the first value). Needs two samples,
+/// or one with `zero_at` (which then is not extrapolated to the right either). Divided by
+/// the range in seconds for a rate. Shared by float and native histogram rates.
 pub(crate) fn extrapolation_factor(edges: &Edges, zero_point: Option<f64>, is_rate: bool) -> f64 {
     let mut to_start = (edges.first_t - edges.range_start) as f64 / 1000.0;
     let mut to_end = (edges.range_end - edges.last_t) as f64 / 1000.0;
-    let sampled = (edges.last_t - edges.first_t) as f64 / 1000.0;
-    let avg = sampled / (edges.samples - 1) as f64;
+    let mut sampled = (edges.last_t - edges.first_t) as f64 / 1000.0;
+    let avg = if edges.samples > 1 { sampled / (edges.samples - 1) as f64 } else { 0.0 };
     let threshold = avg * 1.1;
-    if to_start >= threshold {
-        to_start = avg / 2.0;
-    }
-    if let Some(fraction) = zero_point {
-        to_start = to_start.min(sampled * fraction);
+    match edges.zero_at {
+        Some(st) => {
+            to_start = 0.0;
+            sampled = (edges.last_t - st) as f64 / 1000.0;
+        }
+        None => {
+            if to_start >= threshold {
+                to_start = avg / 2.0;
+            }
+            if let Some(fraction) = zero_point {
+                to_start = to_start.min(sampled * fraction);
+            }
+        }
     }
     if to_end >= threshold {
         to_end = avg / 2.0;
     }
-    let mut factor = (sampled + to_start + to_end) / sampled;
+    let mut factor = if sampled != 0.0 { (sampled + to_start + to_end) / sampled } else { 1.0 };
     if is_rate {
         factor /= (edges.range_end - edges.range_start) as f64 / 1000.0;
     }
@@ -860,7 +929,8 @@ fn instant_value(w: &WindowCtx, is_rate: bool) -> Option<f64> {
     if interval == 0 {
         return None;
     }
-    let mut v = if is_rate && b.v < a.v { b.v } else { b.v - a.v };
+    let reset = b.v < a.v || start::is_reset_at(start::suffix(w.starts, 2), 0, a.t, b.t);
+    let mut v = if is_rate && reset { b.v } else { b.v - a.v };
     if is_rate {
         v /= interval as f64 / 1000.0;
     }

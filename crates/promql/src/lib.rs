@@ -25,8 +25,9 @@
 //! The histogram trim operators `</` and `>/`, which promql-parser lacks, are parsed as `<`
 //! and `>` and recognised by node (`trim`).
 //!
-//! Non-goals (for now): start timestamps; the [`promqltest`] runner reports the cases
-//! that use them as skipped.
+//! Start timestamps (with [`EngineOptions::use_start_timestamps`]) are read from storage only
+//! for `rate`, `increase`, `irate` and `resets` over a selector and for `start_timestamp()`
+//! (`start`); series without them cost nothing extra.
 
 mod aggregate;
 mod ast_json;
@@ -43,6 +44,7 @@ pub mod memstore;
 mod native;
 pub mod promqltest;
 mod scan;
+mod start;
 mod trim;
 
 pub use engine::{

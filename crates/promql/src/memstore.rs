@@ -5,16 +5,18 @@ use std::collections::BTreeMap;
 
 use osprey_model::{
     CounterResetHint, Exemplar, HistogramSample, HistogramSeries, Labels, Matcher, MetricMetadata, MetricsQuerier,
-    Sample, SelectRequest, Series, StorageError, TenantId, Timestamp,
+    Sample, SelectRequest, Series, SeriesStartTimestamps, StorageError, TenantId, Timestamp,
 };
 use parking_lot::RwLock;
 
 /// Series by label set, one tenant-blind map (tests use one tenant). Samples are kept sorted
-/// by time; a sample at an existing timestamp replaces it.
+/// by time; a sample at an existing timestamp replaces it. Start timestamps are kept apart,
+/// as `(sample time, start time)` pairs, for the series that have any.
 #[derive(Default)]
 pub struct MemStore {
     series: RwLock<BTreeMap<Labels, Vec<Sample>>>,
     histograms: RwLock<BTreeMap<Labels, Vec<HistogramSample>>>,
+    start_timestamps: RwLock<BTreeMap<Labels, Vec<(Timestamp, Timestamp)>>>,
 }
 
 impl MemStore {
@@ -63,10 +65,26 @@ impl MemStore {
         self.histograms.write().insert(labels, samples);
     }
 
+    /// Replaces a series' start timestamps: `(sample time, start time)` pairs for its float
+    /// or histogram samples. Pairs with a start time of 0 (none) are not kept; an empty
+    /// list removes them.
+    pub fn set_start_timestamps(&self, labels: Labels, mut starts: Vec<(Timestamp, Timestamp)>) {
+        starts.retain(|&(_, st)| st != 0);
+        starts.sort_by_key(|&(t, _)| t);
+        starts.dedup_by_key(|&mut (t, _)| t);
+        let mut map = self.start_timestamps.write();
+        if starts.is_empty() {
+            map.remove(&labels);
+        } else {
+            map.insert(labels, starts);
+        }
+    }
+
     /// Drops everything.
     pub fn clear(&self) {
         self.series.write().clear();
         self.histograms.write().clear();
+        self.start_timestamps.write().clear();
     }
 
     fn matching<'a, S: HasTime>(
@@ -103,6 +121,12 @@ impl HasTime for HistogramSample {
     }
 }
 
+impl HasTime for (Timestamp, Timestamp) {
+    fn time(&self) -> Timestamp {
+        self.0
+    }
+}
+
 impl MetricsQuerier for MemStore {
     fn select_histograms(
         &self,
@@ -112,6 +136,17 @@ impl MetricsQuerier for MemStore {
         let map = self.histograms.read();
         Ok(Self::matching(&map, &request.matchers, request.start, request.end)
             .map(|(labels, samples)| HistogramSeries { labels: labels.clone(), samples: samples.to_vec() })
+            .collect())
+    }
+
+    fn select_start_timestamps(
+        &self,
+        _tenant: &TenantId,
+        request: &SelectRequest,
+    ) -> Result<Vec<SeriesStartTimestamps>, StorageError> {
+        let map = self.start_timestamps.read();
+        Ok(Self::matching(&map, &request.matchers, request.start, request.end)
+            .map(|(labels, starts)| SeriesStartTimestamps { labels: labels.clone(), starts: starts.to_vec() })
             .collect())
     }
 
@@ -183,5 +218,23 @@ mod tests {
         let got = store.select(&TenantId::default_tenant(), &req).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].samples, vec![Sample::new(20, 2.0)]);
+    }
+
+    #[test]
+    fn start_timestamps_are_selected_by_time_and_zero_means_none() {
+        let store = MemStore::new();
+        let a = Labels::from_pairs([("__name__", "a")]);
+        store.set(a.clone(), vec![Sample::new(10, 1.0), Sample::new(20, 2.0), Sample::new(30, 3.0)]);
+        store.set_start_timestamps(a.clone(), vec![(30, 25), (10, 0), (20, 5)]);
+        store.set(Labels::from_pairs([("__name__", "b")]), vec![Sample::new(10, 1.0)]);
+        let tenant = TenantId::default_tenant();
+        let all = SelectRequest { matchers: vec![], start: 0, end: 100 };
+        let got = store.select_start_timestamps(&tenant, &all).unwrap();
+        assert_eq!(got, vec![SeriesStartTimestamps { labels: a.clone(), starts: vec![(20, 5), (30, 25)] }]);
+        let late = SelectRequest { matchers: vec![], start: 25, end: 100 };
+        let got = store.select_start_timestamps(&tenant, &late).unwrap();
+        assert_eq!(got, vec![SeriesStartTimestamps { labels: a.clone(), starts: vec![(30, 25)] }]);
+        store.set_start_timestamps(a, Vec::new());
+        assert!(store.select_start_timestamps(&tenant, &all).unwrap().is_empty());
     }
 }

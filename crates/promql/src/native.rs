@@ -7,6 +7,7 @@ use osprey_model::{CounterResetHint, FloatHistogram, HistogramError, HistogramSa
 
 use crate::extended::Modifier;
 use crate::functions::{extrapolation_factor, Edges};
+use crate::start::{self, WindowStarts};
 
 /// A range function's result at one step: a float or a histogram.
 pub(crate) enum Out {
@@ -27,6 +28,8 @@ pub(crate) struct Notes {
     /// reconciled.
     pub reconciled: Vec<&'static str>,
     pub ignored_histograms: bool,
+    /// A sample's start timestamp lies before the previous sample (and is not its start).
+    pub start_time_overlap: bool,
 }
 
 impl Notes {
@@ -59,13 +62,15 @@ pub(crate) fn handles_histograms(name: &str) -> bool {
     )
 }
 
-/// One window of a histogram-aware function (`hists` is not empty). An anchored or
-/// smoothed window also holds the samples around `(range_start, range_end]`.
+/// One window of a histogram-aware function (`hists` is not empty), with the samples' start
+/// timestamps (empty when none were read). An anchored or smoothed window also holds the
+/// samples around `(range_start, range_end]`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn eval_window(
     name: &str,
     floats: &[Sample],
     hists: &[HistogramSample],
+    starts: WindowStarts,
     range_start: i64,
     range_end: i64,
     modifier: Modifier,
@@ -80,7 +85,9 @@ pub(crate) fn eval_window(
             }
             let (is_counter, is_rate) = (name != "delta", name == "rate");
             let res = match modifier {
-                Modifier::None => extrapolated_rate(hists, range_start, range_end, is_counter, is_rate, notes),
+                Modifier::None => {
+                    extrapolated_rate(hists, starts.hists, range_start, range_end, is_counter, is_rate, notes)
+                }
                 m => {
                     let smoothed = m == Modifier::Smoothed;
                     extended_rate(hists, range_start, range_end, smoothed, is_counter, is_rate, notes)
@@ -88,13 +95,14 @@ pub(crate) fn eval_window(
             };
             res.map(Out::H)
         }
-        "irate" | "idelta" => instant_value(floats, hists, name == "irate", notes),
+        "irate" | "idelta" => instant_value(floats, hists, starts, name == "irate", notes),
         "resets" | "changes" => {
             let (floats, hists) = match modifier {
                 Modifier::Anchored => anchored(floats, hists, range_start)?,
                 _ => (floats, hists),
             };
-            Some(Out::F(count_transitions(floats, hists, name == "resets")))
+            let starts = starts.suffix(floats.len(), hists.len());
+            Some(Out::F(count_transitions(floats, hists, starts, name == "resets")))
         }
         "sum_over_time" | "avg_over_time" => {
             if mixed {
@@ -151,8 +159,14 @@ fn combine(h: &mut FloatHistogram, other: &FloatHistogram, sub: bool, notes: &mu
     }
 }
 
-/// Prometheus's `histogramRate`: last minus first, corrected for counter resets.
-fn histogram_delta(points: &[HistogramSample], is_counter: bool, notes: &mut Notes) -> Option<FloatHistogram> {
+/// Prometheus's `histogramRate`: last minus first, corrected for counter resets (detected,
+/// or by start timestamp when `starts` are given).
+fn histogram_delta(
+    points: &[HistogramSample],
+    starts: &[i64],
+    is_counter: bool,
+    notes: &mut Notes,
+) -> Option<FloatHistogram> {
     let mut prev = points[0].h.clone();
     let last = &points[points.len() - 1].h;
     let gauge = CounterResetHint::Gauge;
@@ -160,7 +174,7 @@ fn histogram_delta(points: &[HistogramSample], is_counter: bool, notes: &mut Not
         notes.not_counter = true;
     }
     let mut custom = prev.uses_custom_buckets();
-    if is_counter && points[1].h.detect_reset(&prev) {
+    if is_counter && (start::is_reset_at(starts, 0, points[0].t, points[1].t) || points[1].h.detect_reset(&prev)) {
         let second = &points[1].h;
         prev =
             FloatHistogram { schema: second.schema, custom_values: second.custom_values.clone(), ..Default::default() };
@@ -190,8 +204,10 @@ fn histogram_delta(points: &[HistogramSample], is_counter: bool, notes: &mut Not
         return None;
     }
     if is_counter {
-        for p in &points[1..] {
-            if p.h.detect_reset(&prev) && !combine(&mut h, &prev, false, notes) {
+        notes.start_time_overlap |= start::any_overlap(points.iter().map(|p| p.t), starts);
+        for (i, p) in points[1..].iter().enumerate() {
+            let reset = start::is_reset_at(starts, i, points[i].t, p.t) || p.h.detect_reset(&prev);
+            if reset && !combine(&mut h, &prev, false, notes) {
                 return None;
             }
             prev = p.h.clone();
@@ -204,21 +220,36 @@ fn histogram_delta(points: &[HistogramSample], is_counter: bool, notes: &mut Not
     Some(h)
 }
 
-/// `rate`, `increase` and `delta` of histograms, extrapolated like their float versions.
+/// `rate`, `increase` and `delta` of histograms, extrapolated like their float versions,
+/// with the same use of a counter's start timestamps.
 fn extrapolated_rate(
     points: &[HistogramSample],
+    starts: &[i64],
     range_start: i64,
     range_end: i64,
     is_counter: bool,
     is_rate: bool,
     notes: &mut Notes,
 ) -> Option<FloatHistogram> {
-    if points.len() < 2 {
-        return None;
-    }
-    let mut result = histogram_delta(points, is_counter, notes)?;
-    let (first, last) = (&points[0], &points[points.len() - 1]);
-    let edges = Edges { first_t: first.t, last_t: last.t, samples: points.len(), range_start, range_end };
+    let (first, last) = (points.first()?, &points[points.len() - 1]);
+    let starts = if is_counter { starts } else { &[] };
+    let delta = match points.len() {
+        1 => None,
+        _ => Some(histogram_delta(points, starts, is_counter, notes)?),
+    };
+    let zero_at = start::zero_at(starts, range_start, first.t);
+    let mut result = match (delta, zero_at) {
+        (None, None) => return None,
+        (Some(d), None) => d,
+        (None, Some(_)) => first.h.clone(),
+        (Some(mut d), Some(_)) => {
+            if !combine(&mut d, &first.h, false, notes) {
+                return None;
+            }
+            d
+        }
+    };
+    let edges = Edges { first_t: first.t, last_t: last.t, samples: points.len(), range_start, range_end, zero_at };
     let zero_point = (is_counter && result.count > 0.0 && first.h.count >= 0.0).then(|| first.h.count / result.count);
     result.mul(extrapolation_factor(&edges, zero_point, is_rate));
     Some(result)
@@ -387,15 +418,34 @@ pub(crate) fn smoothed_histogram(window: &[HistogramSample], t: i64, notes: &mut
     }
 }
 
-/// `irate` and `idelta` over the last two samples of either kind.
-fn instant_value(floats: &[Sample], hists: &[HistogramSample], is_rate: bool, notes: &mut Notes) -> Option<Out> {
-    // The last two samples by time: (t, float or histogram).
-    let mut last: Vec<(i64, Result<f64, &FloatHistogram>)> = floats[floats.len().saturating_sub(2)..]
+/// Samples of both kinds in time order: (time, start time or 0, float or histogram).
+fn in_time_order<'a>(
+    floats: &[Sample],
+    hists: &'a [HistogramSample],
+    starts: WindowStarts,
+) -> Vec<(i64, i64, Result<f64, &'a FloatHistogram>)> {
+    let start_of = |st: &[i64], i: usize| st.get(i).copied().unwrap_or(0);
+    let mut all: Vec<_> = floats
         .iter()
-        .map(|f| (f.t, Ok(f.v)))
-        .chain(hists[hists.len().saturating_sub(2)..].iter().map(|h| (h.t, Err(&h.h))))
+        .enumerate()
+        .map(|(i, f)| (f.t, start_of(starts.floats, i), Ok(f.v)))
+        .chain(hists.iter().enumerate().map(|(i, h)| (h.t, start_of(starts.hists, i), Err(&h.h))))
         .collect();
-    last.sort_by_key(|x| x.0);
+    all.sort_by_key(|x| x.0);
+    all
+}
+
+/// `irate` and `idelta` over the last two samples of either kind.
+fn instant_value(
+    floats: &[Sample],
+    hists: &[HistogramSample],
+    starts: WindowStarts,
+    is_rate: bool,
+    notes: &mut Notes,
+) -> Option<Out> {
+    // The last two samples of each kind, then the last two of those by time.
+    let (nf, nh) = (floats.len().saturating_sub(2), hists.len().saturating_sub(2));
+    let last = in_time_order(&floats[nf..], &hists[nh..], starts.suffix(floats.len() - nf, hists.len() - nh));
     if last.len() < 2 {
         return None;
     }
@@ -405,9 +455,10 @@ fn instant_value(floats: &[Sample], hists: &[HistogramSample], is_rate: bool, no
         return None;
     }
     let secs = interval as f64 / 1000.0;
-    match (a.1, b.1) {
+    let start_reset = start::is_reset(a.1, a.0, b.1, b.0);
+    match (a.2, b.2) {
         (Ok(x), Ok(y)) => {
-            let mut v = if is_rate && y < x { y } else { y - x };
+            let mut v = if is_rate && (y < x || start_reset) { y } else { y - x };
             if is_rate {
                 v /= secs;
             }
@@ -422,7 +473,7 @@ fn instant_value(floats: &[Sample], hists: &[HistogramSample], is_rate: bool, no
                 notes.not_gauge = true;
             }
             let mut h = y.clone();
-            if (!is_rate || !y.detect_reset(x)) && !combine(&mut h, x, true, notes) {
+            if (!is_rate || !(start_reset || y.detect_reset(x))) && !combine(&mut h, x, true, notes) {
                 return None;
             }
             h.counter_reset_hint = gauge;
@@ -440,17 +491,16 @@ fn instant_value(floats: &[Sample], hists: &[HistogramSample], is_rate: bool, no
 }
 
 /// `resets` (or `changes`) over floats and histograms in time order; a switch between
-/// the two kinds counts.
-fn count_transitions(floats: &[Sample], hists: &[HistogramSample], resets: bool) -> f64 {
-    let mut all: Vec<(i64, Result<f64, &FloatHistogram>)> =
-        floats.iter().map(|f| (f.t, Ok(f.v))).chain(hists.iter().map(|h| (h.t, Err(&h.h)))).collect();
-    all.sort_by_key(|x| x.0);
+/// the two kinds counts, and for `resets` so does a start timestamp reset.
+fn count_transitions(floats: &[Sample], hists: &[HistogramSample], starts: WindowStarts, resets: bool) -> f64 {
+    let all = in_time_order(floats, hists, starts);
     let mut n = 0.0;
     for w in all.windows(2) {
-        let counts = match (w[0].1, w[1].1) {
-            (Ok(a), Ok(b)) if resets => b < a,
+        let start_reset = resets && start::is_reset(w[0].1, w[0].0, w[1].1, w[1].0);
+        let counts = match (w[0].2, w[1].2) {
+            (Ok(a), Ok(b)) if resets => b < a || start_reset,
             (Ok(a), Ok(b)) => a != b && !(a.is_nan() && b.is_nan()),
-            (Err(a), Err(b)) if resets => b.detect_reset(a),
+            (Err(a), Err(b)) if resets => start_reset || b.detect_reset(a),
             (Err(a), Err(b)) => !histograms_equal(a, b),
             _ => true,
         };
@@ -556,10 +606,39 @@ mod tests {
         // 10 → 20 → (reset) 5 → 15 is 10 + 5 + 10; the samples span the whole window.
         let h = hs(&[(0, 10.0), (10_000, 20.0), (20_000, 5.0), (30_000, 15.0)]);
         let mut notes = Notes::default();
-        let got = extrapolated_rate(&h, 0, 30_000, true, false, &mut notes).expect("a result");
+        let got = extrapolated_rate(&h, &[], 0, 30_000, true, false, &mut notes).expect("a result");
         assert_eq!(got.count, 25.0);
         assert_eq!(got.counter_reset_hint, CounterResetHint::Gauge);
         assert!(!notes.mixed_exponential_custom && !notes.not_counter);
+    }
+
+    #[test]
+    fn start_timestamps_mark_resets_and_zero_points() {
+        let mut notes = Notes::default();
+        // One histogram whose start lies in the window: it counted from zero since then.
+        let one = hs(&[(120_000, 60.0)]);
+        let got = extrapolated_rate(&one, &[60_000], 0, 180_000, true, false, &mut notes).expect("a result");
+        assert_eq!(got.count, 60.0);
+        assert!(extrapolated_rate(&one, &[], 0, 180_000, true, false, &mut notes).is_none());
+        // Deltas (each starts at the previous sample): every sample is a fresh count, so the
+        // increase is their sum, measured from the first start.
+        let deltas = hs(&[(60_000, 60.0), (120_000, 60.0), (180_000, 60.0)]);
+        let starts = [1, 60_000, 120_000];
+        let got = extrapolated_rate(&deltas, &starts, 0, 180_000, true, false, &mut notes).expect("a result");
+        assert_eq!(got.count, 180.0);
+        // `delta` treats histograms as gauges: start timestamps do not apply.
+        let got = extrapolated_rate(&deltas, &starts, 0, 180_000, false, false, &mut notes).expect("a result");
+        assert_eq!(got.count, 0.0);
+        assert!(!notes.start_time_overlap);
+        // A start before the previous sample that is not its start: overlapping samples.
+        extrapolated_rate(&deltas, &[1, 30_000, 120_000], 0, 180_000, true, false, &mut notes);
+        assert!(notes.start_time_overlap);
+        // `irate` and `resets` see the same resets.
+        let ws = WindowStarts { floats: &[], hists: &starts };
+        let irate = eval_window("irate", &[], &deltas, ws, 0, 180_000, Modifier::None, &mut notes);
+        assert!(matches!(irate, Some(Out::H(h)) if h.count == 1.0));
+        let resets = eval_window("resets", &[], &deltas, ws, 0, 180_000, Modifier::None, &mut notes);
+        assert!(matches!(resets, Some(Out::F(v)) if v == 2.0));
     }
 
     #[test]
@@ -576,9 +655,19 @@ mod tests {
     fn mixed_windows_are_noted() {
         let mut notes = Notes::default();
         let floats = [Sample::new(0, 1.0)];
-        let got = eval_window("rate", &floats, &hs(&[(1, 1.0)]), 0, 60_000, Modifier::None, &mut notes);
+        let got =
+            eval_window("rate", &floats, &hs(&[(1, 1.0)]), Default::default(), 0, 60_000, Modifier::None, &mut notes);
         assert!(got.is_none() && notes.mixed_floats_histograms);
-        let resets = eval_window("resets", &[], &hs(&[(0, 5.0), (1, 1.0)]), 0, 60_000, Modifier::None, &mut notes);
+        let resets = eval_window(
+            "resets",
+            &[],
+            &hs(&[(0, 5.0), (1, 1.0)]),
+            Default::default(),
+            0,
+            60_000,
+            Modifier::None,
+            &mut notes,
+        );
         assert!(matches!(resets, Some(Out::F(v)) if v == 1.0));
     }
 }

@@ -63,18 +63,16 @@ pub fn run_paths(paths: &[PathBuf], opts: &RunOptions, out: &mut dyn Write) -> S
     let mut total = Summary::default();
     for f in &files {
         let display = display_name(f);
-        let (summary, reasons) = match std::fs::read_to_string(f) {
+        let summary = match std::fs::read_to_string(f) {
             Ok(text) => run_script(&display, &text, opts, out),
             Err(e) => {
                 let _ = writeln!(out, "{display}: cannot read: {e}");
-                (Summary { failed: 1, ..Summary::default() }, BTreeMap::new())
+                Summary { failed: 1, ..Summary::default() }
             }
         };
-        let reasons: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-        let suffix = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join("; ")) };
         let _ = writeln!(
             out,
-            "{display}: {} passed, {} failed, {} skipped{suffix}",
+            "{display}: {} passed, {} failed, {} skipped",
             summary.passed, summary.failed, summary.skipped
         );
         total.add(summary);
@@ -99,35 +97,27 @@ fn engine() -> Engine {
         timeout: Duration::from_secs(60),
         default_subquery_step_ms: Some(60_000),
         delayed_name_removal: true,
+        use_start_timestamps: true,
     })
 }
 
 struct State {
     store: MemStore,
-    start_timestamps: bool,
     /// Set when a load failed: evals fail until the next `clear`.
     broken_load: Option<String>,
 }
 
-fn run_script(
-    name: &str,
-    text: &str,
-    opts: &RunOptions,
-    out: &mut dyn Write,
-) -> (Summary, BTreeMap<&'static str, usize>) {
+fn run_script(name: &str, text: &str, opts: &RunOptions, out: &mut dyn Write) -> Summary {
     let engine = engine();
-    let mut st = State { store: MemStore::new(), start_timestamps: false, broken_load: None };
+    let mut st = State { store: MemStore::new(), broken_load: None };
     let mut sum = Summary::default();
-    let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
     for cmd in script::parse_script(text) {
         match cmd {
             Command::Clear => {
                 st.store.clear();
-                st.start_timestamps = false;
                 st.broken_load = None;
             }
-            Command::Load { step, nhcb, series, start_timestamps, .. } => {
-                st.start_timestamps |= start_timestamps;
+            Command::Load { step, nhcb, series } => {
                 if let Err(e) = load(&mut st, step, nhcb, series) {
                     st.broken_load = Some(e);
                 }
@@ -140,11 +130,6 @@ fn run_script(
                 }
             }
             Command::Eval(ev) => {
-                if let Some(reason) = skip_reason(&st) {
-                    *reasons.entry(reason).or_default() += 1;
-                    sum.skipped += 1;
-                    continue;
-                }
                 let result = match &st.broken_load {
                     Some(e) => Err(format!("load failed: {e}")),
                     None => run_eval(&engine, &st.store, &ev, opts),
@@ -159,7 +144,7 @@ fn run_script(
             }
         }
     }
-    (sum, reasons)
+    sum
 }
 
 /// One timestamp of a classic histogram being turned into a custom-buckets one.
@@ -177,12 +162,16 @@ fn load(st: &mut State, step: i64, nhcb: bool, series: Vec<SeriesDef>) -> Result
         let name = s.labels.get(METRIC_NAME).unwrap_or("").to_string();
         let mut samples = Vec::new();
         let mut hists = Vec::new();
+        let mut starts = Vec::new();
         for (i, item) in s.items.iter().enumerate() {
             let t = i as i64 * step;
             match item {
-                Item::Gap => {}
+                Item::Gap => continue,
                 Item::Float(v) => samples.push(Sample::new(t, *v)),
                 Item::Histogram(h, _) => hists.push(HistogramSample { t, h: (**h).clone() }),
+            }
+            if let Some(offset) = s.starts.as_ref().and_then(|o| o[i]) {
+                starts.push((t, t + offset));
             }
         }
         if nhcb {
@@ -210,6 +199,7 @@ fn load(st: &mut State, step: i64, nhcb: bool, series: Vec<SeriesDef>) -> Result
             st.store.set_histograms(s.labels.clone(), hists);
         }
         // A series loaded twice in one block keeps the last definition.
+        st.store.set_start_timestamps(s.labels.clone(), starts);
         st.store.set(s.labels, samples);
     }
     for (labels, by_t) in classic {
@@ -253,10 +243,6 @@ fn classic_to_nhcb(mut at: ClassicAt) -> Result<FloatHistogram, String> {
     }
     h.compact();
     Ok(h)
-}
-
-fn skip_reason(st: &State) -> Option<&'static str> {
-    st.start_timestamps.then_some("start timestamps not supported")
 }
 
 fn run_eval(engine: &Engine, store: &MemStore, ev: &Eval, opts: &RunOptions) -> Result<(), String> {

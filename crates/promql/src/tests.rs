@@ -26,6 +26,10 @@ fn db(script: &str) -> MemStore {
                     _ => None,
                 })
                 .collect();
+            // `name@st` lines: start timestamps as offsets from each sample's time.
+            let starts = s.starts.iter().flatten().enumerate();
+            let starts = starts.filter_map(|(i, o)| o.map(|o| (i as i64 * step, i as i64 * step + o))).collect();
+            store.set_start_timestamps(s.labels.clone(), starts);
             store.set(s.labels, samples);
         }
     }
@@ -38,6 +42,11 @@ fn engine() -> Engine {
 
 fn engine_with(delayed_name_removal: bool) -> Engine {
     Engine::new(EngineOptions { max_samples: 10_000, delayed_name_removal, ..EngineOptions::default() })
+}
+
+/// An engine that uses start timestamps, as the conformance corpus runs.
+fn engine_with_starts() -> Engine {
+    Engine::new(EngineOptions { max_samples: 10_000, use_start_timestamps: true, ..EngineOptions::default() })
 }
 
 /// Results as sorted text lines: `labels value` (vector), `labels v@t …` (matrix),
@@ -514,4 +523,84 @@ fn hostile_queries_do_not_panic() {
         let _ = engine().range_query(&s, &tenant, &q, 0, 120_000, 60_000, &ctx);
         let _ = crate::format_query(&q);
     }
+}
+
+/// A counter that restarts between 3m and 4m and climbs past its old value (its start
+/// timestamp moves to 3m30s), so only the start timestamp reveals the reset; and a counter
+/// seen once, with its start inside the window.
+fn restarted_counter() -> MemStore {
+    db(r#"
+load 1m
+    x_total@st  _ -30s -90s -150s -30s
+    x_total     _ 10   20   30    40
+    once_total@st  _ _ -90s
+    once_total     _ _ 3
+"#)
+}
+
+#[test]
+fn start_timestamps_reveal_resets_and_zero_points() {
+    let s = restarted_counter();
+    let st = engine_with_starts();
+    // 0 at 30s, +10 +10 +10, restart, 0 → 40: 70, measured from the start (no extrapolation).
+    check_in(&st, &s, "increase(x_total[4m])", 240, "{} 70");
+    check_in(&st, &s, "rate(x_total[4m])", 240, &format!("{{}} {}", 70.0 / 240.0));
+    check_in(&st, &s, "resets(x_total[4m])", 240, "{} 1");
+    check_in(&st, &s, "irate(x_total[4m])", 240, &format!("{{}} {}", 40.0 / 60.0));
+    // One sample is enough when its start lies in the window: 0 → 3 since 30s.
+    check_in(&st, &s, "increase(once_total[3m])", 180, "{} 3");
+    // A start at or before the window's left end is no zero point: one sample, no rate.
+    check_in(&st, &s, "increase(once_total[1m30s])", 180, "");
+    // Offsets and `@` move the window, not the meaning.
+    check_in(&st, &s, "increase(x_total[4m] offset 1m)", 300, "{} 70");
+    check_in(&st, &s, "increase(x_total[4m] @ 240)", 0, "{} 70");
+    check_range_in(&st, &s, "resets(x_total[2m])", (180, 240, 60), "{} 0@180 1@240");
+}
+
+#[test]
+fn start_timestamps_are_ignored_where_prometheus_ignores_them() {
+    let s = restarted_counter();
+    let st = engine_with_starts();
+    // Without the option: plain extrapolation, no reset, and a single sample has no rate.
+    check(&s, "increase(x_total[4m])", 240, "{} 40");
+    check(&s, "resets(x_total[4m])", 240, "{} 0");
+    check(&s, "irate(x_total[4m])", 240, &format!("{{}} {}", 10.0 / 60.0));
+    check(&s, "increase(once_total[3m])", 180, "");
+    // A subquery's points carry no start timestamps.
+    check_in(&st, &s, "increase(x_total[4m:1m])", 240, "{} 40");
+    check_in(&st, &s, "resets(x_total[4m:1m])", 240, "{} 0");
+    // `delta` is for gauges; other range functions never read them.
+    check_in(&st, &s, "delta(x_total[4m])", 240, "{} 40");
+    check_in(&st, &s, "changes(x_total[4m])", 240, "{} 3");
+}
+
+#[test]
+fn start_timestamp_function_reads_the_selected_sample() {
+    let s = restarted_counter();
+    let st = engine_with_starts();
+    check_in(&st, &s, "start_timestamp(x_total)", 120, "{} 30");
+    check_in(&st, &s, "start_timestamp(x_total)", 270, "{} 210");
+    check_range_in(&st, &s, "start_timestamp(once_total)", (60, 180, 60), "{} 30@120 30@180");
+    // With `@`, the sample at that time, whatever the step.
+    check_range_in(&st, &s, "start_timestamp(x_total @ 120)", (0, 60, 60), "{} 30@0 30@60");
+    // An expression's samples have none; neither has an engine that does not use them.
+    check_in(&st, &s, "start_timestamp(x_total * 1)", 240, "");
+    check(&s, "start_timestamp(x_total)", 240, "");
+    // A sample without a start timestamp reads 0, as in Prometheus.
+    let plain = db("load 1m\n    p_total 1 2\n");
+    check_in(&st, &plain, "start_timestamp(p_total)", 60, "{} 0");
+}
+
+#[test]
+fn overlapping_start_timestamps_warn_for_rate_and_increase_only() {
+    let s = db(r#"
+load 1m
+    o_total@st  _ _ -2m -2m -2m
+    o_total     _ _ 60  120 180
+"#);
+    let st = engine_with_starts();
+    let warning = r#"PromQL warning: sample has start time that overlaps with previous sample timestamp for metric "o_total" (1:10)"#;
+    check_in(&st, &s, "increase(o_total[3m])", 240, &format!("{{}} 180\n{warning}"));
+    check_in(&st, &s, "irate(o_total[3m])", 240, "{} 1");
+    check_in(&st, &s, "resets(o_total[3m])", 240, "{} 0");
 }

@@ -20,6 +20,9 @@ pub(crate) enum Item {
 pub(crate) struct SeriesDef {
     pub labels: Labels,
     pub items: Vec<Item>,
+    /// From a `name{…}@st` line before it: per item, the start timestamp's offset from the
+    /// sample's own time (ms), or `None` for no start timestamp.
+    pub starts: Option<Vec<Option<i64>>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,7 +64,6 @@ pub(crate) enum Command {
         step: i64,
         nhcb: bool,
         series: Vec<SeriesDef>,
-        start_timestamps: bool,
     },
     Eval(Box<Eval>),
     /// A block the runner could not parse; fails the evals it contains.
@@ -111,16 +113,34 @@ fn parse_block(line: usize, block: &[&str]) -> Result<Command, String> {
         let step_text = head.split_whitespace().nth(1).ok_or("load without step")?;
         let step = parse_duration(step_text)?;
         let mut series = Vec::new();
-        let mut start_timestamps = false;
+        // A start-timestamp line waiting for its series line.
+        let mut pending: Option<(Labels, Vec<Option<i64>>)> = None;
         for l in &block[1..] {
             let (desc, values) = split_series_line(l);
-            if desc.ends_with("@st") {
-                start_timestamps = true;
+            if let Some(desc) = desc.strip_suffix("@st") {
+                if pending.is_some() {
+                    return Err("@st line has no following sample line".into());
+                }
+                pending = Some((parse_labels(desc)?, parse_start_offsets(values)?));
                 continue;
             }
-            series.push(SeriesDef { labels: parse_labels(desc)?, items: parse_items(values)? });
+            let (labels, items) = (parse_labels(desc)?, parse_items(values)?);
+            let starts = match pending.take() {
+                None => None,
+                Some((st_labels, _)) if st_labels != labels => {
+                    return Err("@st metric does not match the following sample line metric".into())
+                }
+                Some((_, offsets)) if offsets.len() != items.len() => {
+                    return Err(format!("@st line has {} values but sample line has {}", offsets.len(), items.len()))
+                }
+                Some((_, offsets)) => Some(offsets),
+            };
+            series.push(SeriesDef { labels, items, starts });
         }
-        return Ok(Command::Load { step, nhcb: word == "load_with_nhcb", series, start_timestamps });
+        if pending.is_some() {
+            return Err("@st line has no following sample line".into());
+        }
+        return Ok(Command::Load { step, nhcb: word == "load_with_nhcb", series });
     }
     if word.starts_with("eval") {
         return parse_eval(line, block).map(|e| Command::Eval(Box::new(e)));
@@ -178,7 +198,7 @@ fn parse_eval(line: usize, block: &[&str]) -> Result<Eval, String> {
             ev.scalar = Some(v);
         } else {
             let (desc, values) = split_series_line(l);
-            ev.series.push(SeriesDef { labels: parse_labels(desc)?, items: parse_items(values)? });
+            ev.series.push(SeriesDef { labels: parse_labels(desc)?, items: parse_items(values)?, starts: None });
         }
     }
     Ok(ev)
@@ -448,6 +468,59 @@ fn parse_histogram(text: &str) -> Result<(FloatHistogram, bool), String> {
     Ok((h, hint_set))
 }
 
+/// The items of a start-timestamp line: `_`, `_xN` (N gaps), `<dur>`, `<dur>xN` (N+1
+/// equal), `<dur>+<dur>xN` / `<dur>-<dur>xN` (N+1 stepping), where `<dur>` is a signed
+/// duration offset from the sample's own time (`-1m`, `+30s`, `-0ms`, `0`).
+fn parse_start_offsets(values: &str) -> Result<Vec<Option<i64>>, String> {
+    let mut out = Vec::new();
+    for item in values.split_whitespace() {
+        let bad = |why: &str| format!("invalid @st item {item:?}: {why}");
+        if item == "_" {
+            out.push(None);
+            continue;
+        }
+        if let Some(n) = item.strip_prefix("_x") {
+            match n.parse::<usize>() {
+                Ok(n) if n > 0 => out.extend(std::iter::repeat_n(None, n)),
+                _ => return Err(bad("invalid repeat count")),
+            }
+            continue;
+        }
+        let (base, rest) = duration_prefix(item).map_err(|e| bad(&e))?;
+        let repeat = |n: &str| n.parse::<usize>().map_err(|_| bad("invalid repeat count"));
+        let (step, n) = if rest.is_empty() {
+            (0, 0)
+        } else if let Some(n) = rest.strip_prefix('x') {
+            (0, repeat(n)?)
+        } else if let Some(sign) = rest.chars().next().filter(|c| matches!(c, '+' | '-')) {
+            let (step, rest) = duration_prefix(&rest[1..]).map_err(|e| bad(&e))?;
+            let n = rest.strip_prefix('x').ok_or_else(|| bad("expected `x<count>` after the step"))?;
+            (if sign == '-' { -step } else { step }, repeat(n)?)
+        } else {
+            return Err(bad("unexpected text after the duration"));
+        };
+        out.extend((0..=n as i64).map(|i| Some(base + i * step)));
+    }
+    Ok(out)
+}
+
+/// A signed duration at the start of `s` (digits and one unit, as upstream's `@st` items:
+/// `x` is never part of a unit) in milliseconds, and the text after it.
+fn duration_prefix(s: &str) -> Result<(i64, &str), String> {
+    let (sign, body) = match s.as_bytes().first() {
+        Some(b'-') => (-1, &s[1..]),
+        Some(b'+') => (1, &s[1..]),
+        _ => (1, s),
+    };
+    let digits = body.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(format!("expected digits in duration {s:?}"));
+    }
+    let unit = body[digits..].bytes().take_while(|c| c.is_ascii_alphabetic() && *c != b'x').count();
+    let (dur, rest) = body.split_at(digits + unit);
+    Ok((sign * parse_duration(dur)?, rest))
+}
+
 /// `a`, `a+b` or `a-b` as (a, ±b).
 fn split_step(base: &str) -> Option<(f64, f64)> {
     if let Some(v) = parse_number(base) {
@@ -571,5 +644,38 @@ mod tests {
         assert_eq!(parse_duration("10s53ms").unwrap(), 10_053);
         assert_eq!(split_series_line(r#"a{b="c d"} 1 2"#), (r#"a{b="c d"}"#, "1 2"));
         assert_eq!(parse_labels(r#"a{b="c"}"#).unwrap().to_string(), r#"{__name__="a", b="c"}"#);
+    }
+
+    #[test]
+    fn parses_start_timestamp_offsets() {
+        let s = |v: i64| Some(v);
+        assert_eq!(parse_start_offsets("_ _x2 -1m").unwrap(), vec![None, None, None, s(-60_000)]);
+        assert_eq!(parse_start_offsets("-59999msx2").unwrap(), vec![s(-59_999); 3]);
+        assert_eq!(parse_start_offsets("-30s-1mx2").unwrap(), vec![s(-30_000), s(-90_000), s(-150_000)]);
+        assert_eq!(parse_start_offsets("0-1mx1 1ms+1sx1").unwrap(), vec![s(0), s(-60_000), s(1), s(1001)]);
+        assert_eq!(parse_start_offsets("+1m -0ms 0").unwrap(), vec![s(60_000), s(0), s(0)]);
+        assert!(parse_start_offsets("_x0").is_err());
+        assert!(parse_start_offsets("1m*2").is_err());
+        assert!(parse_start_offsets("-1m-1m").is_err());
+    }
+
+    #[test]
+    fn start_timestamp_lines_attach_to_the_next_series() {
+        let cmds = parse_script("load 1m\n  a{j=\"1\"}@st _ -1m\n  a{j=\"1\"} 1 2\n  b 1\n");
+        let Some(Command::Load { series, .. }) = cmds.first() else { panic!("not a load: {cmds:?}") };
+        assert_eq!(series[0].starts, Some(vec![None, Some(-60_000)]));
+        assert_eq!(series[1].starts, None);
+        for (bad, why) in [
+            ("load 1m\n a@st 0\n b 1", "does not match"),
+            ("load 1m\n a@st 0 0\n a 1", "2 values but sample line has 1"),
+            ("load 1m\n a@st 0", "no following sample line"),
+            ("load 1m\n a@st 0\n a@st 0\n a 1", "no following sample line"),
+        ] {
+            let cmds = parse_script(bad);
+            assert!(
+                matches!(cmds.first(), Some(Command::Invalid { message, .. }) if message.contains(why)),
+                "{bad:?}: {cmds:?}"
+            );
+        }
     }
 }
