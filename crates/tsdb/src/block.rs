@@ -13,18 +13,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use osprey_codec::{decode_chunk, CodecError};
-use osprey_model::{Label, Labels, MatchOp, Matcher, Sample};
+use osprey_codec::CodecError;
+use osprey_model::{HistogramSample, Label, Labels, MatchOp, Matcher, Sample};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::postings::{select_candidates, union};
 use crate::record::Cursor;
+use crate::series::{Floats, Histograms, Kind};
 use crate::TsdbError;
 
 pub(crate) const INDEX_MAGIC: u32 = 0x4F53_5049; // "OSPI"
 pub(crate) const CHUNKS_MAGIC: u32 = 0x4F53_5043; // "OSPC"
+/// Version of the chunks file (and of the index before native histograms).
 pub(crate) const FORMAT_VERSION: u8 = 1;
+/// Version of the index: 2 adds each series' histogram chunk list; 1 is still read.
+pub(crate) const INDEX_VERSION: u8 = 2;
 pub(crate) const FILE_HEADER_LEN: u64 = 8;
 pub(crate) const FRAME_HEADER_LEN: u64 = 12;
 pub(crate) const INDEX_TRAILER_LEN: u64 = 32;
@@ -83,7 +87,10 @@ pub struct BlockMeta {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BlockStats {
+    /// Float samples.
     pub num_samples: u64,
+    #[serde(default)]
+    pub num_histogram_samples: u64,
     pub num_series: u64,
     pub num_chunks: u64,
 }
@@ -114,7 +121,15 @@ pub(crate) struct ChunkRef {
 /// One series of a block, decoded from the index on demand.
 pub(crate) struct BlockSeries {
     pub(crate) labels: Labels,
+    /// Float chunks.
     pub(crate) chunks: Vec<ChunkRef>,
+    pub(crate) histogram_chunks: Vec<ChunkRef>,
+}
+
+impl BlockSeries {
+    fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        self.chunks.iter().chain(&self.histogram_chunks).any(|c| c.min_t <= maxt && c.max_t >= mint)
+    }
 }
 
 /// Where one postings list starts in the index, and its length.
@@ -132,6 +147,7 @@ pub(crate) struct Block {
     pub(crate) dir: PathBuf,
     pub(crate) meta: BlockMeta,
     index: Bytes,
+    index_version: u8,
     symbols: Vec<String>,
     /// Offset of each series entry in `index`, in series order.
     series: Vec<u64>,
@@ -164,14 +180,15 @@ fn section(buf: &[u8], offset: u64, path: &Path, what: &'static str) -> Result<(
     Ok((from, to))
 }
 
-fn check_header(buf: &[u8], magic: u32, path: &Path, what: &'static str) -> Result<(), TsdbError> {
+/// Checks magic and version; returns the version.
+fn check_header(buf: &[u8], magic: u32, newest: u8, path: &Path, what: &'static str) -> Result<u8, TsdbError> {
     if buf.len() < FILE_HEADER_LEN as usize || u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) != magic {
         return Err(corrupt(path, what, "bad magic number"));
     }
-    if buf[4] != FORMAT_VERSION {
+    if !(1..=newest).contains(&buf[4]) {
         return Err(corrupt(path, what, format!("unsupported format version {}", buf[4])));
     }
-    Ok(())
+    Ok(buf[4])
 }
 
 fn parse_symbols(payload: &[u8]) -> Result<Vec<String>, CodecError> {
@@ -192,15 +209,10 @@ fn parse_symbols(payload: &[u8]) -> Result<Vec<String>, CodecError> {
 struct SeriesEntry {
     pairs: Vec<(u32, u32)>,
     chunks: Vec<ChunkRef>,
+    histogram_chunks: Vec<ChunkRef>,
 }
 
-/// Decodes one series entry at `c.pos`.
-fn decode_series(c: &mut Cursor<'_>, symbols: usize) -> Result<SeriesEntry, CodecError> {
-    let nl = c.count()?;
-    let mut labels = Vec::with_capacity(nl);
-    for _ in 0..nl {
-        labels.push((c.symbol(symbols)?, c.symbol(symbols)?));
-    }
+fn decode_chunk_refs(c: &mut Cursor<'_>) -> Result<Vec<ChunkRef>, CodecError> {
     let nc = c.count()?;
     let mut chunks = Vec::with_capacity(nc);
     let mut prev_max = 0i64;
@@ -213,7 +225,19 @@ fn decode_series(c: &mut Cursor<'_>, symbols: usize) -> Result<SeriesEntry, Code
         chunks.push(ChunkRef { min_t, max_t, frame, offset, len });
         prev_max = max_t;
     }
-    Ok(SeriesEntry { pairs: labels, chunks })
+    Ok(chunks)
+}
+
+/// Decodes one series entry at `c.pos` of an index of `version`.
+fn decode_series(c: &mut Cursor<'_>, symbols: usize, version: u8) -> Result<SeriesEntry, CodecError> {
+    let nl = c.count()?;
+    let mut labels = Vec::with_capacity(nl);
+    for _ in 0..nl {
+        labels.push((c.symbol(symbols)?, c.symbol(symbols)?));
+    }
+    let chunks = decode_chunk_refs(c)?;
+    let histogram_chunks = if version >= 2 { decode_chunk_refs(c)? } else { Vec::new() };
+    Ok(SeriesEntry { pairs: labels, chunks, histogram_chunks })
 }
 
 impl Block {
@@ -242,7 +266,7 @@ impl Block {
         let index_path = dir.join("index");
         let buf = index.read_range(0, index.size()).map_err(TsdbError::io(&index_path))?;
         let what = "block index";
-        check_header(&buf, INDEX_MAGIC, &index_path, what)?;
+        let index_version = check_header(&buf, INDEX_MAGIC, INDEX_VERSION, &index_path, what)?;
         if (buf.len() as u64) < FILE_HEADER_LEN + INDEX_TRAILER_LEN {
             return Err(corrupt(&index_path, what, "file too short"));
         }
@@ -263,7 +287,7 @@ impl Block {
         let mut series = Vec::with_capacity(n);
         for _ in 0..n {
             series.push(c.pos as u64);
-            decode_series(&mut c, symbols.len()).map_err(parse_err)?;
+            decode_series(&mut c, symbols.len(), index_version).map_err(parse_err)?;
         }
 
         let (from, to) = section(&buf, word(2), &index_path, what)?;
@@ -295,11 +319,12 @@ impl Block {
 
         let chunks_path = dir.join("chunks");
         let head = chunks.read_range(0, FILE_HEADER_LEN.min(chunks.size())).map_err(TsdbError::io(&chunks_path))?;
-        check_header(&head, CHUNKS_MAGIC, &chunks_path, "chunks file")?;
+        check_header(&head, CHUNKS_MAGIC, FORMAT_VERSION, &chunks_path, "chunks file")?;
         Ok(Block {
             dir: dir.to_path_buf(),
             meta,
             index: buf,
+            index_version,
             symbols,
             series,
             postings,
@@ -346,7 +371,7 @@ impl Block {
         let offset =
             *self.series.get(i).ok_or_else(|| self.index_error(CodecError::Corrupt("series id out of range")))?;
         let mut c = Cursor { buf: &self.index, pos: offset as usize };
-        decode_series(&mut c, self.symbols.len()).map_err(|e| self.index_error(e))
+        decode_series(&mut c, self.symbols.len(), self.index_version).map_err(|e| self.index_error(e))
     }
 
     fn labels_of(&self, pairs: &[(u32, u32)]) -> Labels {
@@ -360,7 +385,11 @@ impl Block {
     /// Series `i`, for reading a whole block (compaction).
     pub(crate) fn series(&self, i: usize) -> Result<BlockSeries, TsdbError> {
         let entry = self.entry(i)?;
-        Ok(BlockSeries { labels: self.labels_of(&entry.pairs), chunks: entry.chunks })
+        Ok(BlockSeries {
+            labels: self.labels_of(&entry.pairs),
+            chunks: entry.chunks,
+            histogram_chunks: entry.histogram_chunks,
+        })
     }
 
     /// Series matching every matcher with a chunk overlapping `[mint, maxt]`, in label order.
@@ -393,7 +422,7 @@ impl Block {
         }
         let mut out = Vec::new();
         for id in ids {
-            let SeriesEntry { pairs, chunks } = self.entry(id as usize)?;
+            let SeriesEntry { pairs, chunks, histogram_chunks } = self.entry(id as usize)?;
             let value_of = |name: &str| {
                 pairs
                     .iter()
@@ -401,8 +430,12 @@ impl Block {
                     .map(|&(_, v)| self.symbols[v as usize].as_str())
             };
             let matches = matchers.iter().all(|m| m.matches(value_of(&m.name).unwrap_or("")));
-            if matches && chunks.iter().any(|c| c.min_t <= maxt && c.max_t >= mint) {
-                out.push(BlockSeries { labels: self.labels_of(&pairs), chunks });
+            if !matches {
+                continue;
+            }
+            let series = BlockSeries { labels: self.labels_of(&pairs), chunks, histogram_chunks };
+            if series.overlaps(mint, maxt) {
+                out.push(series);
             }
         }
         Ok(out)
@@ -443,17 +476,31 @@ impl Block {
         Ok(raw)
     }
 
-    /// Samples of a series with `mint <= t <= maxt`, in time order.
+    /// Float samples of a series with `mint <= t <= maxt`, in time order.
     pub(crate) fn samples(&self, series: &BlockSeries, mint: i64, maxt: i64) -> Result<Vec<Sample>, TsdbError> {
+        self.read_chunks::<Floats>(&series.chunks, mint, maxt)
+    }
+
+    /// Histogram samples of a series with `mint <= t <= maxt`, in time order.
+    pub(crate) fn histograms(
+        &self,
+        series: &BlockSeries,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<HistogramSample>, TsdbError> {
+        self.read_chunks::<Histograms>(&series.histogram_chunks, mint, maxt)
+    }
+
+    fn read_chunks<K: Kind>(&self, refs: &[ChunkRef], mint: i64, maxt: i64) -> Result<Vec<K::Sample>, TsdbError> {
         let mut out = Vec::new();
         let path = self.dir.join("chunks");
-        for c in series.chunks.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {
+        for c in refs.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {
             let frame = self.frame(c.frame)?;
             let (start, end) = (c.offset as usize, c.offset as usize + c.len as usize);
             let bytes = frame.get(start..end).ok_or_else(|| corrupt(&path, "chunks file", "chunk beyond its frame"))?;
-            decode_chunk(bytes, &mut out).map_err(|e| corrupt(&path, "chunk", e.to_string()))?;
+            K::decode(bytes, &mut out).map_err(|e| corrupt(&path, "chunk", e.to_string()))?;
         }
-        out.retain(|s| s.t >= mint && s.t <= maxt);
+        out.retain(|s| (mint..=maxt).contains(&K::t(s)));
         Ok(out)
     }
 }

@@ -8,14 +8,16 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use osprey_codec::{encode_chunk, put_uvarint, put_varint};
-use osprey_model::Sample;
+use osprey_codec::{put_uvarint, put_varint};
+use osprey_model::{HistogramSample, Sample};
 
 use crate::block::{
     BlockCompaction, BlockMeta, BlockStats, ChunkRef, CHUNKS_MAGIC, FILE_HEADER_LEN, FORMAT_VERSION, INDEX_MAGIC,
+    INDEX_VERSION,
 };
 use crate::compact_labels::CompactLabels;
 use crate::postings::Postings;
+use crate::series::{Floats, Histograms, Kind};
 use crate::wal::sync_dir;
 
 /// Samples per chunk in blocks: larger than the head's 120 because blocks are read in bulk
@@ -42,8 +44,15 @@ pub(crate) struct BlockWriter {
     /// persisting the head holds one entry per series. Measured on the remote-write benchmark
     /// (peak RSS after the flush): 100k series x 40 samples 194-196 -> 132-134 MiB; the full
     /// workload (100k x 120) 286 -> 198 MiB.
-    series: Vec<(CompactLabels, Vec<ChunkRef>)>,
+    series: Vec<IndexEntry>,
     stats: BlockStats,
+}
+
+/// What the index records of one series.
+struct IndexEntry {
+    labels: CompactLabels,
+    chunks: Vec<ChunkRef>,
+    histogram_chunks: Vec<ChunkRef>,
 }
 
 /// A ULID-shaped id: 48 bits of milliseconds then 80 random bits in Crockford base32, so ids
@@ -62,7 +71,7 @@ impl BlockWriter {
         let tmp = blocks_dir.join(format!("{id}{TMP_SUFFIX}"));
         fs::create_dir_all(&tmp)?;
         let mut chunks = BufWriter::new(File::create(tmp.join("chunks"))?);
-        chunks.write_all(&file_header(CHUNKS_MAGIC))?;
+        chunks.write_all(&file_header(CHUNKS_MAGIC, FORMAT_VERSION))?;
         Ok(BlockWriter {
             blocks_dir: blocks_dir.to_path_buf(),
             id,
@@ -75,32 +84,46 @@ impl BlockWriter {
         })
     }
 
-    /// Adds a series; calls must come in increasing label order. Empty series are skipped.
-    pub(crate) fn add_series(&mut self, labels: CompactLabels, samples: &[Sample]) -> io::Result<()> {
-        if samples.is_empty() {
+    /// Adds a series' float and histogram samples (each time-sorted); calls must come in
+    /// increasing label order. Series without samples are skipped.
+    pub(crate) fn add_series(
+        &mut self,
+        labels: CompactLabels,
+        samples: &[Sample],
+        histograms: &[HistogramSample],
+    ) -> io::Result<()> {
+        if samples.is_empty() && histograms.is_empty() {
             return Ok(());
         }
-        debug_assert!(self.series.last().is_none_or(|(l, _)| *l < labels), "series out of order");
+        debug_assert!(self.series.last().is_none_or(|e| e.labels < labels), "series out of order");
+        let chunks = self.add_chunks::<Floats>(samples);
+        let histogram_chunks = self.add_chunks::<Histograms>(histograms);
+        self.stats.num_samples += samples.len() as u64;
+        self.stats.num_histogram_samples += histograms.len() as u64;
+        self.stats.num_chunks += (chunks.len() + histogram_chunks.len()) as u64;
+        self.stats.num_series += 1;
+        self.series.push(IndexEntry { labels, chunks, histogram_chunks });
+        if self.frame.len() >= FRAME_TARGET_BYTES {
+            self.flush_frame()?;
+        }
+        Ok(())
+    }
+
+    /// Encodes samples into chunks appended to the current frame.
+    fn add_chunks<K: Kind>(&mut self, samples: &[K::Sample]) -> Vec<ChunkRef> {
         let mut refs = Vec::with_capacity(samples.len().div_ceil(BLOCK_CHUNK_SAMPLES));
         for part in samples.chunks(BLOCK_CHUNK_SAMPLES) {
-            let bytes = encode_chunk(part);
+            let bytes = K::encode(part);
             refs.push(ChunkRef {
-                min_t: part[0].t,
-                max_t: part[part.len() - 1].t,
+                min_t: K::t(&part[0]),
+                max_t: K::t(&part[part.len() - 1]),
                 frame: self.frame_start,
                 offset: self.frame.len() as u32,
                 len: bytes.len() as u32,
             });
             self.frame.extend_from_slice(&bytes);
         }
-        self.stats.num_samples += samples.len() as u64;
-        self.stats.num_chunks += refs.len() as u64;
-        self.stats.num_series += 1;
-        self.series.push((labels, refs));
-        if self.frame.len() >= FRAME_TARGET_BYTES {
-            self.flush_frame()?;
-        }
-        Ok(())
+        refs
     }
 
     fn flush_frame(&mut self) -> io::Result<()> {
@@ -153,11 +176,24 @@ impl BlockWriter {
     }
 }
 
-fn file_header(magic: u32) -> [u8; 8] {
+fn file_header(magic: u32, version: u8) -> [u8; 8] {
     let mut h = [0u8; 8];
     h[0..4].copy_from_slice(&magic.to_be_bytes());
-    h[4] = FORMAT_VERSION;
+    h[4] = version;
     h
+}
+
+fn put_chunk_refs(payload: &mut Vec<u8>, chunks: &[ChunkRef]) {
+    put_uvarint(payload, chunks.len() as u64);
+    let mut prev_max = 0i64;
+    for c in chunks {
+        put_varint(payload, c.min_t.wrapping_sub(prev_max));
+        put_uvarint(payload, c.max_t.wrapping_sub(c.min_t) as u64);
+        put_uvarint(payload, c.frame);
+        put_uvarint(payload, u64::from(c.offset));
+        put_uvarint(payload, u64::from(c.len));
+        prev_max = c.max_t;
+    }
 }
 
 fn write_section(out: &mut Vec<u8>, payload: &[u8]) -> u64 {
@@ -168,16 +204,16 @@ fn write_section(out: &mut Vec<u8>, payload: &[u8]) -> u64 {
     offset
 }
 
-fn write_index(path: &Path, series: &[(CompactLabels, Vec<ChunkRef>)]) -> io::Result<()> {
+fn write_index(path: &Path, series: &[IndexEntry]) -> io::Result<()> {
     let mut postings = Postings::default();
-    for (i, (labels, _)) in series.iter().enumerate() {
-        postings.add(i as u64, labels.iter());
+    for (i, e) in series.iter().enumerate() {
+        postings.add(i as u64, e.labels.iter());
     }
     let symbols: Vec<&str> = postings.symbols().into_iter().collect();
     let sym_index: HashMap<&str, u64> = symbols.iter().enumerate().map(|(i, s)| (*s, i as u64)).collect();
     let sym = |s: &str| sym_index.get(s).copied().unwrap_or_default();
 
-    let mut out = file_header(INDEX_MAGIC).to_vec();
+    let mut out = file_header(INDEX_MAGIC, INDEX_VERSION).to_vec();
     let mut payload = Vec::new();
     put_uvarint(&mut payload, symbols.len() as u64);
     for s in &symbols {
@@ -188,22 +224,14 @@ fn write_index(path: &Path, series: &[(CompactLabels, Vec<ChunkRef>)]) -> io::Re
 
     payload.clear();
     put_uvarint(&mut payload, series.len() as u64);
-    for (labels, chunks) in series {
-        put_uvarint(&mut payload, labels.len() as u64);
-        for (name, value) in labels.iter() {
+    for e in series {
+        put_uvarint(&mut payload, e.labels.len() as u64);
+        for (name, value) in e.labels.iter() {
             put_uvarint(&mut payload, sym(name));
             put_uvarint(&mut payload, sym(value));
         }
-        put_uvarint(&mut payload, chunks.len() as u64);
-        let mut prev_max = 0i64;
-        for c in chunks {
-            put_varint(&mut payload, c.min_t.wrapping_sub(prev_max));
-            put_uvarint(&mut payload, c.max_t.wrapping_sub(c.min_t) as u64);
-            put_uvarint(&mut payload, c.frame);
-            put_uvarint(&mut payload, u64::from(c.offset));
-            put_uvarint(&mut payload, u64::from(c.len));
-            prev_max = c.max_t;
-        }
+        put_chunk_refs(&mut payload, &e.chunks);
+        put_chunk_refs(&mut payload, &e.histogram_chunks);
     }
     let series_off = write_section(&mut out, &payload);
 
@@ -248,7 +276,7 @@ mod tests {
         for (i, labels) in series.into_iter().enumerate() {
             let mut samples: Vec<Sample> = (0..500).map(|t| Sample::new(t * 15_000, (t * i as i64) as f64)).collect();
             samples.push(Sample::new(500 * 15_000, STALE_NAN));
-            w.add_series(CompactLabels::new(&labels), &samples).unwrap();
+            w.add_series(CompactLabels::new(&labels), &samples, &[]).unwrap();
         }
         w.finish(0, 7_200_000, BlockCompaction { level: 1, ..Default::default() }).unwrap().unwrap()
     }

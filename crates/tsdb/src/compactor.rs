@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use osprey_model::{Labels, Sample};
+use osprey_model::{HistogramSample, Labels, Sample};
 
 use crate::block::{Block, BlockCompaction, BlockSeries};
 use crate::block_writer::BlockWriter;
@@ -73,15 +73,18 @@ pub(crate) fn compact(blocks_dir: &Path, sources: &[Arc<Block>]) -> Result<Optio
     }
     let mut writer = BlockWriter::new(blocks_dir, min_time).map_err(TsdbError::io(blocks_dir))?;
     for (labels, parts) in merged {
-        let mut samples: Vec<Sample> = Vec::new();
+        let (mut samples, mut histograms): (Vec<Sample>, Vec<HistogramSample>) = (Vec::new(), Vec::new());
         for (bi, series) in &parts {
             samples.extend(sources[*bi].samples(series, i64::MIN, i64::MAX)?);
+            histograms.extend(sources[*bi].histograms(series, i64::MIN, i64::MAX)?);
         }
         if parts.len() > 1 {
             samples.sort_by_key(|s| s.t);
             samples.dedup_by_key(|s| s.t);
+            histograms.sort_by_key(|s| s.t);
+            histograms.dedup_by_key(|s| s.t);
         }
-        writer.add_series(CompactLabels::new(&labels), &samples).map_err(TsdbError::io(blocks_dir))?;
+        writer.add_series(CompactLabels::new(&labels), &samples, &histograms).map_err(TsdbError::io(blocks_dir))?;
     }
     let leaves: BTreeSet<String> = sources.iter().flat_map(|b| b.meta.compaction.sources.iter().cloned()).collect();
     let compaction = BlockCompaction {

@@ -11,8 +11,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use osprey_model::{
-    AppendSummary, Exemplar, Labels, Matcher, MetricMetadata, MetricsAppender, MetricsQuerier, SelectRequest, Series,
-    StorageError, TenantId, Timestamp, WriteRequest,
+    AppendSummary, Exemplar, HistogramSeries, Labels, Matcher, MetricMetadata, MetricsAppender, MetricsQuerier,
+    SelectRequest, Series, StorageError, TenantId, Timestamp, WriteRequest,
 };
 use parking_lot::RwLock;
 
@@ -145,6 +145,23 @@ impl Tsdb {
     ) -> Result<Vec<Series>, TsdbError> {
         match self.tenant(tenant) {
             Some(t) => t.select(matchers, start, end),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Native-histogram samples of series matching every matcher in `[start, end]`
+    /// (inclusive), sorted by labels, each series in time order. A series may have float
+    /// samples too, at other timestamps: [`Tsdb::select`] returns those, including the
+    /// staleness markers that end histogram series (a stale histogram is stored as one).
+    pub fn select_histograms(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<HistogramSeries>, TsdbError> {
+        match self.tenant(tenant) {
+            Some(t) => t.select_histograms(matchers, start, end),
             None => Ok(Vec::new()),
         }
     }
@@ -323,6 +340,14 @@ impl MetricsAppender for Tsdb {
 impl MetricsQuerier for Tsdb {
     fn select(&self, tenant: &TenantId, request: &SelectRequest) -> Result<Vec<Series>, StorageError> {
         Ok(Tsdb::select(self, tenant, &request.matchers, request.start, request.end)?)
+    }
+
+    fn select_histograms(
+        &self,
+        tenant: &TenantId,
+        request: &SelectRequest,
+    ) -> Result<Vec<HistogramSeries>, StorageError> {
+        Ok(Tsdb::select_histograms(self, tenant, &request.matchers, request.start, request.end)?)
     }
 
     fn series(

@@ -276,7 +276,7 @@ impl Head {
                 continue;
             }
             min_t = min_t.min(data.min_t().unwrap_or(i64::MAX));
-            max_t = max_t.max(data.max_t);
+            max_t = max_t.max(data.max_t());
         }
         // Out of the maps above already, so appenders create fresh series (with new ids) for
         // these labels; queries skip ids that no longer resolve.

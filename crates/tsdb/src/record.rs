@@ -6,7 +6,9 @@
 //! logged once with their labels and referenced by number afterwards.
 
 use osprey_codec::{get_uvarint, get_varint, put_uvarint, put_varint, CodecError};
-use osprey_model::{Exemplar, Label, Labels, MetricMetadata, MetricType, Sample};
+use osprey_model::{
+    CounterResetHint, Exemplar, FloatHistogram, HistogramSample, Label, Labels, MetricMetadata, MetricType, Sample,
+};
 
 use crate::compact_labels::CompactLabels;
 
@@ -19,6 +21,7 @@ const TYPE_SAMPLES: u8 = 2;
 const TYPE_EXEMPLARS: u8 = 3;
 const TYPE_METADATA: u8 = 4;
 const TYPE_CHUNKS: u8 = 5;
+const TYPE_HISTOGRAMS: u8 = 6;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Record {
@@ -26,8 +29,10 @@ pub(crate) enum Record {
     Samples(Vec<(u64, Sample)>),
     Exemplars(Vec<(u64, Exemplar)>),
     Metadata(Vec<MetricMetadata>),
-    /// Encoded chunks of a series (written by checkpoints).
+    /// Encoded chunks of a series (written by checkpoints), float or histogram chunks as
+    /// their encoding byte says.
     Chunks(Vec<(u64, Vec<u8>)>),
+    Histograms(Vec<(u64, HistogramSample)>),
 }
 
 /// Starts a frame in `buf`; [`end_frame`] fills in its length and checksum.
@@ -103,6 +108,54 @@ pub(crate) fn encode_samples(buf: &mut Vec<u8>, samples: &[(u64, Sample)]) {
         prev_t = s.t;
     }
     end_frame(buf, start);
+}
+
+pub(crate) fn encode_histograms(buf: &mut Vec<u8>, samples: &[(u64, HistogramSample)]) {
+    let start = begin_frame(buf, TYPE_HISTOGRAMS);
+    put_uvarint(buf, samples.len() as u64);
+    let mut prev_t = 0i64;
+    for (r, s) in samples {
+        put_uvarint(buf, *r);
+        put_varint(buf, s.t.wrapping_sub(prev_t));
+        put_histogram(buf, &s.h);
+        prev_t = s.t;
+    }
+    end_frame(buf, start);
+}
+
+const HINTS: [CounterResetHint; 4] = [
+    CounterResetHint::Unknown,
+    CounterResetHint::CounterReset,
+    CounterResetHint::NotCounterReset,
+    CounterResetHint::Gauge,
+];
+
+fn put_f64(buf: &mut Vec<u8>, v: f64) {
+    buf.extend_from_slice(&v.to_bits().to_le_bytes());
+}
+
+fn put_buckets(buf: &mut Vec<u8>, buckets: &[(i32, f64)]) {
+    put_uvarint(buf, buckets.len() as u64);
+    let mut prev = 0i64;
+    for &(i, c) in buckets {
+        put_varint(buf, i64::from(i) - prev);
+        put_f64(buf, c);
+        prev = i64::from(i);
+    }
+}
+
+fn put_histogram(buf: &mut Vec<u8>, h: &FloatHistogram) {
+    buf.push(HINTS.iter().position(|&x| x == h.counter_reset_hint).unwrap_or(0) as u8);
+    put_varint(buf, i64::from(h.schema));
+    for v in [h.zero_threshold, h.zero_count, h.count, h.sum] {
+        put_f64(buf, v);
+    }
+    put_buckets(buf, &h.positive);
+    put_buckets(buf, &h.negative);
+    put_uvarint(buf, h.custom_values.len() as u64);
+    for &v in &h.custom_values {
+        put_f64(buf, v);
+    }
 }
 
 pub(crate) fn encode_exemplars<'a>(buf: &mut Vec<u8>, exemplars: impl ExactSizeIterator<Item = (u64, &'a Exemplar)>) {
@@ -257,6 +310,37 @@ impl Cursor<'_> {
         let i = self.uvarint()?;
         (i < symbols as u64).then_some(i as u32).ok_or(CodecError::Corrupt("symbol reference out of range"))
     }
+    fn buckets(&mut self) -> Result<Vec<(i32, f64)>, CodecError> {
+        let n = self.count()?;
+        let mut out = Vec::with_capacity(n);
+        let mut idx = 0i64;
+        for _ in 0..n {
+            idx = idx.wrapping_add(self.varint()?);
+            let i = i32::try_from(idx).map_err(|_| CodecError::Corrupt("bucket index out of range"))?;
+            out.push((i, self.f64()?));
+        }
+        Ok(out)
+    }
+    fn histogram(&mut self) -> Result<FloatHistogram, CodecError> {
+        let counter_reset_hint = *HINTS.get(self.u8()? as usize).ok_or(CodecError::Corrupt("unknown reset hint"))?;
+        let schema = i32::try_from(self.varint()?).map_err(|_| CodecError::Corrupt("schema out of range"))?;
+        let (zero_threshold, zero_count, count, sum) = (self.f64()?, self.f64()?, self.f64()?, self.f64()?);
+        let positive = self.buckets()?;
+        let negative = self.buckets()?;
+        let n = self.count()?;
+        let custom_values = (0..n).map(|_| self.f64()).collect::<Result<_, _>>()?;
+        Ok(FloatHistogram {
+            counter_reset_hint,
+            schema,
+            zero_threshold,
+            zero_count,
+            count,
+            sum,
+            positive,
+            negative,
+            custom_values,
+        })
+    }
     fn labels(&mut self) -> Result<Labels, CodecError> {
         let n = self.count()?;
         let mut v = Vec::with_capacity(n);
@@ -300,6 +384,16 @@ fn decode_body(body: &[u8]) -> Result<Record, CodecError> {
                 v.push((r, Sample { t, v: c.f64()? }));
             }
             Record::Samples(v)
+        }
+        TYPE_HISTOGRAMS => {
+            let mut v = Vec::with_capacity(n);
+            let mut t = 0i64;
+            for _ in 0..n {
+                let r = c.uvarint()?;
+                t = t.wrapping_add(c.varint()?);
+                v.push((r, HistogramSample { t, h: c.histogram()? }));
+            }
+            Record::Histograms(v)
         }
         TYPE_EXEMPLARS => {
             let mut v = Vec::with_capacity(n);
@@ -346,7 +440,7 @@ mod tests {
         #[test]
         fn garbage_frames_never_panic(mut body in proptest::collection::vec(any::<u8>(), 1..200)) {
             // A frame with a valid checksum around arbitrary bytes reaches the payload decoder.
-            body[0] = (body[0] % 6) | (body[0] & FLAG_SNAPPY);
+            body[0] = (body[0] % 7) | (body[0] & FLAG_SNAPPY);
             let mut frame = (body.len() as u32).to_le_bytes().to_vec();
             frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
             frame.extend_from_slice(&body);
@@ -373,6 +467,20 @@ mod tests {
         encode_chunks(&mut buf, [(7u64, &[1u8, 0, 0][..])].into_iter());
         let many: Vec<(u64, Sample)> = (0..100).map(|i| (7, Sample::new(i * 15_000, 1.0))).collect();
         encode_samples(&mut buf, &many);
+        let hist = HistogramSample {
+            t: 2000,
+            h: FloatHistogram {
+                counter_reset_hint: CounterResetHint::Gauge,
+                schema: osprey_model::CUSTOM_BUCKETS_SCHEMA,
+                count: 3.0,
+                sum: STALE_NAN,
+                positive: vec![(0, 1.0), (2, 2.0)],
+                negative: vec![(-3, 0.5)],
+                custom_values: vec![0.5, 1.0],
+                ..Default::default()
+            },
+        };
+        encode_histograms(&mut buf, &[(7, hist.clone()), (8, hist.clone())]);
         let mut records = Vec::new();
         let mut pos = 0;
         while pos < buf.len() {
@@ -392,6 +500,14 @@ mod tests {
         assert_eq!(records[3], Record::Metadata(vec![meta]));
         assert_eq!(records[4], Record::Chunks(vec![(7, vec![1, 0, 0])]));
         assert_eq!(records[5], Record::Samples(many), "compressed record");
+        match &records[6] {
+            Record::Histograms(h) => {
+                assert_eq!(h.len(), 2);
+                assert_eq!((h[1].0, h[1].1.t), (8, 2000));
+                assert!(crate::series::same_histogram(&h[1].1.h, &hist.h));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
         assert_eq!(decode_frame(&buf[..buf.len() - 1]).map(|r| r.1).ok(), Some(decode_frame(&buf).unwrap().1));
         let mut corrupt = buf.clone();
         corrupt[10] ^= 0xff;

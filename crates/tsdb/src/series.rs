@@ -1,8 +1,17 @@
-//! One in-memory series: sealed compressed chunks, the open (appendable) chunk and a small
-//! sorted buffer of out-of-order samples, merged into chunks when it grows.
+//! One in-memory series: per sample kind (floats, native histograms) sealed compressed
+//! chunks, the open (appendable) chunk and a small sorted buffer of out-of-order samples,
+//! merged into chunks when it grows.
+//!
+//! A series may hold floats and histograms at different timestamps, as in Prometheus: the
+//! series' newest timestamp (over both kinds) decides what is out of order, and a timestamp
+//! holds one kind only. Histogram storage is boxed and absent until a series receives one,
+//! so float-only series pay one pointer and float appends one branch.
 
-use osprey_codec::{decode_chunk, encode_chunk, XorAppender};
-use osprey_model::Sample;
+use osprey_codec::{
+    decode_chunk, decode_histogram_chunk, encode_chunk, encode_histogram_chunk, CodecError, HistogramAppender,
+    XorAppender,
+};
+use osprey_model::{FloatHistogram, HistogramSample, Sample};
 
 use crate::compact_labels::CompactLabels;
 use parking_lot::Mutex;
@@ -20,21 +29,299 @@ pub(crate) struct MemSeries {
     pub(crate) data: Mutex<SeriesData>,
 }
 
+/// A kind of sample and its chunk encoding.
+pub(crate) trait Kind {
+    type Sample: Clone;
+    type Appender: Default;
+    fn t(s: &Self::Sample) -> i64;
+    /// Whether two samples are the same bit for bit (a harmless duplicate).
+    fn same(a: &Self::Sample, b: &Self::Sample) -> bool;
+    fn appender_len(a: &Self::Appender) -> usize;
+    fn push(a: &mut Self::Appender, s: &Self::Sample);
+    fn bytes(a: &Self::Appender) -> &[u8];
+    fn seal(a: Self::Appender) -> Vec<u8>;
+    fn encode(samples: &[Self::Sample]) -> Vec<u8>;
+    fn decode(bytes: &[u8], out: &mut Vec<Self::Sample>) -> Result<(), CodecError>;
+}
+
+/// Float samples in XOR/decimal chunks.
+pub(crate) enum Floats {}
+/// Native-histogram samples in histogram chunks.
+pub(crate) enum Histograms {}
+
+impl Kind for Floats {
+    type Sample = Sample;
+    type Appender = XorAppender;
+    fn t(s: &Sample) -> i64 {
+        s.t
+    }
+    fn same(a: &Sample, b: &Sample) -> bool {
+        a.v.to_bits() == b.v.to_bits()
+    }
+    fn appender_len(a: &XorAppender) -> usize {
+        a.len()
+    }
+    fn push(a: &mut XorAppender, s: &Sample) {
+        a.append(s.t, s.v);
+    }
+    fn bytes(a: &XorAppender) -> &[u8] {
+        a.bytes()
+    }
+    fn seal(a: XorAppender) -> Vec<u8> {
+        a.finish()
+    }
+    fn encode(samples: &[Sample]) -> Vec<u8> {
+        encode_chunk(samples)
+    }
+    fn decode(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), CodecError> {
+        decode_chunk(bytes, out)
+    }
+}
+
+impl Kind for Histograms {
+    type Sample = HistogramSample;
+    type Appender = HistogramAppender;
+    fn t(s: &HistogramSample) -> i64 {
+        s.t
+    }
+    fn same(a: &HistogramSample, b: &HistogramSample) -> bool {
+        same_histogram(&a.h, &b.h)
+    }
+    fn appender_len(a: &HistogramAppender) -> usize {
+        a.len()
+    }
+    fn push(a: &mut HistogramAppender, s: &HistogramSample) {
+        a.append(s.t, &s.h);
+    }
+    fn bytes(a: &HistogramAppender) -> &[u8] {
+        a.bytes()
+    }
+    fn seal(a: HistogramAppender) -> Vec<u8> {
+        a.finish()
+    }
+    fn encode(samples: &[HistogramSample]) -> Vec<u8> {
+        encode_histogram_chunk(samples)
+    }
+    fn decode(bytes: &[u8], out: &mut Vec<HistogramSample>) -> Result<(), CodecError> {
+        decode_histogram_chunk(bytes, out)
+    }
+}
+
+/// Bit-for-bit equality of two histograms (so NaNs equal themselves, `0.0` differs from `-0.0`).
+pub(crate) fn same_histogram(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    let f = |x: f64, y: f64| x.to_bits() == y.to_bits();
+    let buckets = |x: &[(i32, f64)], y: &[(i32, f64)]| {
+        x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.0 == q.0 && f(p.1, q.1))
+    };
+    a.counter_reset_hint == b.counter_reset_hint
+        && a.schema == b.schema
+        && f(a.zero_threshold, b.zero_threshold)
+        && f(a.zero_count, b.zero_count)
+        && f(a.count, b.count)
+        && f(a.sum, b.sum)
+        && buckets(&a.positive, &b.positive)
+        && buckets(&a.negative, &b.negative)
+        && a.custom_values.len() == b.custom_values.len()
+        && a.custom_values.iter().zip(&b.custom_values).all(|(x, y)| f(*x, *y))
+}
+
 struct SealedChunk {
     min_t: i64,
     max_t: i64,
     bytes: Box<[u8]>,
 }
 
-pub(crate) struct SeriesData {
+/// The samples of one kind of one series.
+pub(crate) struct Chunks<K: Kind> {
     sealed: Vec<SealedChunk>,
-    open: XorAppender,
+    open: K::Appender,
     open_min_t: i64,
     /// Newest timestamp (of the open chunk); `i64::MIN` while empty.
-    pub(crate) max_t: i64,
-    last_v_bits: u64,
+    max_t: i64,
     /// Sorted, unique timestamps, all older than `max_t` and absent from the chunks.
-    ooo: Vec<Sample>,
+    ooo: Vec<K::Sample>,
+}
+
+impl<K: Kind> Chunks<K> {
+    fn new() -> Chunks<K> {
+        Chunks {
+            sealed: Vec::new(),
+            open: K::Appender::default(),
+            open_min_t: i64::MIN,
+            max_t: i64::MIN,
+            ooo: Vec::new(),
+        }
+    }
+
+    fn open_is_empty(&self) -> bool {
+        K::appender_len(&self.open) == 0
+    }
+
+    fn is_empty(&self) -> bool {
+        self.max_t == i64::MIN
+    }
+
+    fn min_t(&self) -> Option<i64> {
+        let chunk_min = self.sealed.first().map(|c| c.min_t).or((!self.open_is_empty()).then_some(self.open_min_t));
+        match (chunk_min, self.ooo.first()) {
+            (Some(a), Some(b)) => Some(a.min(K::t(b))),
+            (a, b) => a.or(b.map(K::t)),
+        }
+    }
+
+    fn num_chunks(&self) -> usize {
+        self.sealed.len() + usize::from(!self.open_is_empty()) + usize::from(!self.ooo.is_empty())
+    }
+
+    fn chunk_bytes(&self) -> usize {
+        self.sealed.iter().map(|c| c.bytes.len()).sum::<usize>()
+            + K::bytes(&self.open).len()
+            + self.ooo.len() * std::mem::size_of::<K::Sample>()
+    }
+
+    /// Appends a sample newer than every stored one. A chunk is sealed when full or when the
+    /// sample crosses a block boundary, so head truncation rarely splits chunks.
+    fn append_newest(&mut self, s: &K::Sample, block_range: i64) {
+        let t = K::t(s);
+        let open_len = K::appender_len(&self.open);
+        let crosses = open_len > 0 && t.div_euclid(block_range) != self.open_min_t.div_euclid(block_range);
+        if open_len >= HEAD_CHUNK_SAMPLES || crosses {
+            self.seal();
+        }
+        if self.open_is_empty() {
+            self.open_min_t = t;
+        }
+        K::push(&mut self.open, s);
+        self.max_t = t;
+    }
+
+    fn seal(&mut self) {
+        if self.open_is_empty() {
+            return;
+        }
+        let open = std::mem::take(&mut self.open);
+        self.sealed.push(SealedChunk { min_t: self.open_min_t, max_t: self.max_t, bytes: K::seal(open).into() });
+    }
+
+    /// The stored sample at `t`, if any (decodes the one chunk that may hold it).
+    fn at(&self, t: i64) -> Option<K::Sample> {
+        if let Ok(i) = self.ooo.binary_search_by_key(&t, K::t) {
+            return Some(self.ooo[i].clone());
+        }
+        if t > self.max_t {
+            return None;
+        }
+        let bytes = if !self.open_is_empty() && t >= self.open_min_t {
+            K::bytes(&self.open)
+        } else {
+            let c = self.sealed.iter().find(|c| c.min_t <= t && t <= c.max_t)?;
+            &c.bytes
+        };
+        let mut out = Vec::new();
+        K::decode(bytes, &mut out).ok()?;
+        out.binary_search_by_key(&t, K::t).ok().map(|i| out[i].clone())
+    }
+
+    /// Stores an accepted sample with no sample of this kind at its timestamp.
+    fn insert(&mut self, s: &K::Sample, block_range: i64) {
+        if K::t(s) > self.max_t {
+            self.append_newest(s, block_range);
+        } else {
+            self.insert_ooo(s.clone(), block_range);
+        }
+    }
+
+    /// Stores a sample read back from the WAL or a checkpoint: it was accepted once, so only
+    /// exact repeats (a sample logged twice around a checkpoint) are skipped.
+    fn append_replayed(&mut self, s: &K::Sample, block_range: i64) {
+        let t = K::t(s);
+        if t > self.max_t {
+            self.append_newest(s, block_range);
+        } else if t < self.max_t && self.at(t).is_none() {
+            self.insert_ooo(s.clone(), block_range);
+        }
+    }
+
+    fn insert_ooo(&mut self, s: K::Sample, block_range: i64) {
+        if let Err(i) = self.ooo.binary_search_by_key(&K::t(&s), K::t) {
+            self.ooo.insert(i, s);
+        }
+        if self.ooo.len() >= OOO_MERGE_AT {
+            let all = self.samples(i64::MIN, i64::MAX);
+            self.rebuild(&all, block_range);
+        }
+    }
+
+    /// Re-encodes from `samples` (sorted, unique timestamps).
+    fn rebuild(&mut self, samples: &[K::Sample], block_range: i64) {
+        *self = Chunks::new();
+        for s in samples {
+            self.append_newest(s, block_range);
+        }
+    }
+
+    /// Samples with `mint <= t <= maxt`, in time order.
+    fn samples(&self, mint: i64, maxt: i64) -> Vec<K::Sample> {
+        let mut out = Vec::new();
+        let open = (!self.open_is_empty()).then(|| (self.open_min_t, self.max_t, K::bytes(&self.open)));
+        let chunks = self.sealed.iter().map(|c| (c.min_t, c.max_t, &c.bytes[..])).chain(open);
+        for (lo, hi, bytes) in chunks {
+            if hi < mint || lo > maxt {
+                continue;
+            }
+            let start = out.len();
+            let decoded = K::decode(bytes, &mut out);
+            debug_assert!(decoded.is_ok(), "head chunk failed to decode");
+            if decoded.is_err() {
+                out.truncate(start);
+            }
+        }
+        out.retain(|s| (mint..=maxt).contains(&K::t(s)));
+        let ooo: Vec<K::Sample> = self.ooo.iter().filter(|s| (mint..=maxt).contains(&K::t(s))).cloned().collect();
+        if ooo.is_empty() {
+            return out;
+        }
+        merge_sorted::<K>(out, ooo)
+    }
+
+    /// Drops samples older than `t` (they have been persisted to a block).
+    fn truncate_before(&mut self, t: i64, block_range: i64) {
+        if self.min_t().is_none_or(|min| min >= t) {
+            return;
+        }
+        let straddles = self.sealed.iter().any(|c| c.min_t < t && c.max_t >= t)
+            || (!self.open_is_empty() && self.open_min_t < t && self.max_t >= t);
+        if straddles {
+            let keep = self.samples(t, i64::MAX);
+            self.rebuild(&keep, block_range);
+            return;
+        }
+        self.sealed.retain(|c| c.min_t >= t);
+        self.ooo.retain(|s| K::t(s) >= t);
+        if !self.open_is_empty() && self.max_t < t {
+            self.open = K::Appender::default();
+        }
+        if self.sealed.is_empty() && self.open_is_empty() && self.ooo.is_empty() {
+            self.max_t = i64::MIN;
+        }
+    }
+
+    fn encoded_chunks(&self, out: &mut Vec<Vec<u8>>) {
+        out.extend(self.sealed.iter().map(|c| c.bytes.to_vec()));
+        if !self.open_is_empty() {
+            out.push(K::bytes(&self.open).to_vec());
+        }
+        for part in self.ooo.chunks(osprey_codec::MAX_CHUNK_SAMPLES) {
+            out.push(K::encode(part));
+        }
+    }
+}
+
+pub(crate) struct SeriesData {
+    floats: Chunks<Floats>,
+    /// Bits of the newest float, for the common duplicate check without decoding.
+    last_v_bits: u64,
+    histograms: Option<Box<Chunks<Histograms>>>,
     /// Set when garbage collection dropped the series from the head; appenders holding it
     /// must look the series up again.
     pub(crate) removed: bool,
@@ -59,191 +346,161 @@ impl MemSeries {
 
 impl SeriesData {
     fn new() -> SeriesData {
-        SeriesData {
-            sealed: Vec::new(),
-            open: XorAppender::new(),
-            open_min_t: i64::MIN,
-            max_t: i64::MIN,
-            last_v_bits: 0,
-            ooo: Vec::new(),
-            removed: false,
-        }
+        SeriesData { floats: Chunks::new(), last_v_bits: 0, histograms: None, removed: false }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.max_t == i64::MIN
+        self.floats.is_empty() && self.histograms.as_ref().is_none_or(|h| h.is_empty())
+    }
+
+    /// Newest timestamp over both kinds; `i64::MIN` while empty.
+    pub(crate) fn max_t(&self) -> i64 {
+        self.histograms.as_ref().map_or(self.floats.max_t, |h| h.max_t.max(self.floats.max_t))
     }
 
     pub(crate) fn min_t(&self) -> Option<i64> {
-        let chunk_min = self.sealed.first().map(|c| c.min_t).or((!self.open.is_empty()).then_some(self.open_min_t));
-        match (chunk_min, self.ooo.first()) {
-            (Some(a), Some(b)) => Some(a.min(b.t)),
-            (a, b) => a.or(b.map(|s| s.t)),
+        let floats = self.floats.min_t();
+        match self.histograms.as_ref().and_then(|h| h.min_t()) {
+            Some(h) => Some(floats.map_or(h, |f| f.min(h))),
+            None => floats,
         }
     }
 
     pub(crate) fn num_chunks(&self) -> usize {
-        self.sealed.len() + usize::from(!self.open.is_empty()) + usize::from(!self.ooo.is_empty())
+        self.floats.num_chunks() + self.histograms.as_ref().map_or(0, |h| h.num_chunks())
     }
 
     pub(crate) fn chunk_bytes(&self) -> usize {
-        self.sealed.iter().map(|c| c.bytes.len()).sum::<usize>()
-            + self.open.bytes().len()
-            + self.ooo.len() * std::mem::size_of::<Sample>()
+        self.floats.chunk_bytes() + self.histograms.as_ref().map_or(0, |h| h.chunk_bytes())
     }
 
-    /// Appends a sample newer than every stored one. A chunk is sealed when full or when the
-    /// sample crosses a block boundary, so head truncation rarely splits chunks.
-    fn append_newest(&mut self, s: Sample, block_range: i64) {
-        let crosses = !self.open.is_empty() && s.t.div_euclid(block_range) != self.open_min_t.div_euclid(block_range);
-        if self.open.len() >= HEAD_CHUNK_SAMPLES || crosses {
-            self.seal();
-        }
-        if self.open.is_empty() {
-            self.open_min_t = s.t;
-        }
-        self.open.append(s.t, s.v);
-        self.max_t = s.t;
-        self.last_v_bits = s.v.to_bits();
-    }
-
-    fn seal(&mut self) {
-        if self.open.is_empty() {
-            return;
-        }
-        let open = std::mem::take(&mut self.open);
-        self.sealed.push(SealedChunk { min_t: self.open_min_t, max_t: self.max_t, bytes: open.finish().into() });
-    }
-
-    /// The stored value at `t`, if any (decodes the one chunk that may hold it).
-    fn value_at(&self, t: i64) -> Option<f64> {
-        if let Ok(i) = self.ooo.binary_search_by_key(&t, |s| s.t) {
-            return Some(self.ooo[i].v);
-        }
-        let bytes = if !self.open.is_empty() && t >= self.open_min_t {
-            self.open.bytes()
-        } else {
-            let c = self.sealed.iter().find(|c| c.min_t <= t && t <= c.max_t)?;
-            &c.bytes
-        };
-        let mut out = Vec::new();
-        decode_chunk(bytes, &mut out).ok()?;
-        out.binary_search_by_key(&t, |s| s.t).ok().map(|i| out[i].v)
-    }
-
-    /// Validates and stores one sample.
+    /// Validates and stores one float sample.
     pub(crate) fn append(&mut self, s: Sample, limits: &AppendLimits) -> Outcome {
         if s.t < limits.min_valid_time {
             return Outcome::TooOld;
         }
-        if s.t > self.max_t {
-            self.append_newest(s, limits.block_range);
+        if self.histograms.is_some() {
+            return self.append_mixed_float(s, limits);
+        }
+        let max_t = self.floats.max_t;
+        if s.t > max_t {
+            self.floats.append_newest(&s, limits.block_range);
+            self.last_v_bits = s.v.to_bits();
             return Outcome::Appended;
         }
-        if s.t == self.max_t {
+        if s.t == max_t {
             return if s.v.to_bits() == self.last_v_bits {
                 Outcome::Duplicate
             } else {
                 Outcome::DuplicateDifferentValue
             };
         }
-        if self.max_t - s.t > limits.ooo_window {
+        if max_t - s.t > limits.ooo_window {
             return Outcome::OutOfOrder;
         }
-        match self.value_at(s.t) {
-            Some(v) if v.to_bits() == s.v.to_bits() => Outcome::Duplicate,
+        match self.floats.at(s.t) {
+            Some(v) if Floats::same(&v, &s) => Outcome::Duplicate,
             Some(_) => Outcome::DuplicateDifferentValue,
             None => {
-                self.insert_ooo(s, limits.block_range);
+                self.floats.insert_ooo(s, limits.block_range);
                 Outcome::Appended
             }
         }
     }
 
-    /// Stores a sample read back from the WAL or a checkpoint: it was accepted once, so only
-    /// exact repeats (a sample logged twice around a checkpoint) are skipped.
+    /// The out-of-order rule over both kinds: whether a sample at `t` (not newer than every
+    /// stored sample) may still be stored.
+    fn within_window(&self, t: i64, limits: &AppendLimits) -> bool {
+        let newest = self.max_t();
+        t >= newest || newest - t <= limits.ooo_window
+    }
+
+    fn append_mixed_float(&mut self, s: Sample, limits: &AppendLimits) -> Outcome {
+        if !self.within_window(s.t, limits) {
+            return Outcome::OutOfOrder;
+        }
+        if self.histograms.as_ref().is_some_and(|h| h.at(s.t).is_some()) {
+            return Outcome::DuplicateDifferentValue;
+        }
+        match self.floats.at(s.t) {
+            Some(v) if Floats::same(&v, &s) => Outcome::Duplicate,
+            Some(_) => Outcome::DuplicateDifferentValue,
+            None => {
+                let newest = s.t > self.floats.max_t;
+                self.floats.insert(&s, limits.block_range);
+                if newest {
+                    self.last_v_bits = s.v.to_bits();
+                }
+                Outcome::Appended
+            }
+        }
+    }
+
+    /// Validates and stores one histogram sample (callers store stale histograms as float
+    /// staleness markers instead).
+    pub(crate) fn append_histogram(&mut self, s: &HistogramSample, limits: &AppendLimits) -> Outcome {
+        if s.t < limits.min_valid_time {
+            return Outcome::TooOld;
+        }
+        if !self.within_window(s.t, limits) {
+            return Outcome::OutOfOrder;
+        }
+        if s.t <= self.floats.max_t && self.floats.at(s.t).is_some() {
+            return Outcome::DuplicateDifferentValue;
+        }
+        let histograms = self.histograms.get_or_insert_with(|| Box::new(Chunks::new()));
+        match histograms.at(s.t) {
+            Some(h) if Histograms::same(&h, s) => Outcome::Duplicate,
+            Some(_) => Outcome::DuplicateDifferentValue,
+            None => {
+                histograms.insert(s, limits.block_range);
+                Outcome::Appended
+            }
+        }
+    }
+
+    /// Stores a float read back from the WAL or a checkpoint.
     pub(crate) fn append_replayed(&mut self, s: Sample, block_range: i64) {
-        if s.t > self.max_t {
-            self.append_newest(s, block_range);
-        } else if s.t < self.max_t && self.value_at(s.t).is_none() {
-            self.insert_ooo(s, block_range);
+        let newest = s.t > self.floats.max_t;
+        self.floats.append_replayed(&s, block_range);
+        if newest {
+            self.last_v_bits = s.v.to_bits();
         }
     }
 
-    fn insert_ooo(&mut self, s: Sample, block_range: i64) {
-        if let Err(i) = self.ooo.binary_search_by_key(&s.t, |x| x.t) {
-            self.ooo.insert(i, s);
-        }
-        if self.ooo.len() >= OOO_MERGE_AT {
-            let all = self.samples(i64::MIN, i64::MAX);
-            self.rebuild(&all, block_range);
-        }
+    /// Stores a histogram read back from the WAL or a checkpoint.
+    pub(crate) fn append_replayed_histogram(&mut self, s: &HistogramSample, block_range: i64) {
+        self.histograms.get_or_insert_with(|| Box::new(Chunks::new())).append_replayed(s, block_range);
     }
 
-    /// Re-encodes the series from `samples` (sorted, unique timestamps).
-    fn rebuild(&mut self, samples: &[Sample], block_range: i64) {
-        let removed = self.removed;
-        *self = SeriesData::new();
-        self.removed = removed;
-        for &s in samples {
-            self.append_newest(s, block_range);
-        }
-    }
-
-    /// Samples with `mint <= t <= maxt`, in time order.
+    /// Float samples with `mint <= t <= maxt`, in time order.
     pub(crate) fn samples(&self, mint: i64, maxt: i64) -> Vec<Sample> {
-        let mut out = Vec::new();
-        let open = (!self.open.is_empty()).then(|| (self.open_min_t, self.max_t, self.open.bytes()));
-        let chunks = self.sealed.iter().map(|c| (c.min_t, c.max_t, &c.bytes[..])).chain(open);
-        for (lo, hi, bytes) in chunks {
-            if hi < mint || lo > maxt {
-                continue;
-            }
-            let start = out.len();
-            let decoded = decode_chunk(bytes, &mut out);
-            debug_assert!(decoded.is_ok(), "head chunk failed to decode");
-            if decoded.is_err() {
-                out.truncate(start);
-            }
-        }
-        out.retain(|s| s.t >= mint && s.t <= maxt);
-        let ooo: Vec<Sample> = self.ooo.iter().filter(|s| s.t >= mint && s.t <= maxt).copied().collect();
-        if ooo.is_empty() {
-            return out;
-        }
-        merge_sorted(out, ooo)
+        self.floats.samples(mint, maxt)
+    }
+
+    /// Histogram samples with `mint <= t <= maxt`, in time order.
+    pub(crate) fn histograms(&self, mint: i64, maxt: i64) -> Vec<HistogramSample> {
+        self.histograms.as_ref().map(|h| h.samples(mint, maxt)).unwrap_or_default()
     }
 
     /// Drops samples older than `t` (they have been persisted to a block).
     pub(crate) fn truncate_before(&mut self, t: i64, block_range: i64) {
-        if self.min_t().is_none_or(|min| min >= t) {
-            return;
-        }
-        let straddles = self.sealed.iter().any(|c| c.min_t < t && c.max_t >= t)
-            || (!self.open.is_empty() && self.open_min_t < t && self.max_t >= t);
-        if straddles {
-            let keep = self.samples(t, i64::MAX);
-            self.rebuild(&keep, block_range);
-            return;
-        }
-        self.sealed.retain(|c| c.min_t >= t);
-        self.ooo.retain(|s| s.t >= t);
-        if !self.open.is_empty() && self.max_t < t {
-            self.open = XorAppender::new();
-        }
-        if self.sealed.is_empty() && self.open.is_empty() && self.ooo.is_empty() {
-            self.max_t = i64::MIN;
+        self.floats.truncate_before(t, block_range);
+        if let Some(h) = &mut self.histograms {
+            h.truncate_before(t, block_range);
+            if h.is_empty() {
+                self.histograms = None;
+            }
         }
     }
 
-    /// The series as encoded chunks, for a WAL checkpoint.
+    /// The series as encoded chunks of both kinds (told apart by their encoding byte), for a
+    /// WAL checkpoint.
     pub(crate) fn encoded_chunks(&self) -> Vec<Vec<u8>> {
-        let mut out: Vec<Vec<u8>> = self.sealed.iter().map(|c| c.bytes.to_vec()).collect();
-        if !self.open.is_empty() {
-            out.push(self.open.bytes().to_vec());
-        }
-        for part in self.ooo.chunks(osprey_codec::MAX_CHUNK_SAMPLES) {
-            out.push(encode_chunk(part));
+        let mut out = Vec::new();
+        self.floats.encoded_chunks(&mut out);
+        if let Some(h) = &self.histograms {
+            h.encoded_chunks(&mut out);
         }
         out
     }
@@ -257,7 +514,7 @@ pub(crate) struct AppendLimits {
 }
 
 /// Merges two time-sorted lists; on equal timestamps keeps the first list's sample.
-pub(crate) fn merge_sorted(a: Vec<Sample>, b: Vec<Sample>) -> Vec<Sample> {
+fn merge_sorted<K: Kind>(a: Vec<K::Sample>, b: Vec<K::Sample>) -> Vec<K::Sample> {
     if b.is_empty() {
         return a;
     }
@@ -265,26 +522,20 @@ pub(crate) fn merge_sorted(a: Vec<Sample>, b: Vec<Sample>) -> Vec<Sample> {
         return b;
     }
     let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].t.cmp(&b[j].t) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
+    let mut a = a.into_iter().peekable();
+    let mut b = b.into_iter().peekable();
+    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+        match K::t(x).cmp(&K::t(y)) {
+            std::cmp::Ordering::Less => out.extend(a.next()),
+            std::cmp::Ordering::Greater => out.extend(b.next()),
             std::cmp::Ordering::Equal => {
-                out.push(a[i]);
-                i += 1;
-                j += 1;
+                out.extend(a.next());
+                b.next();
             }
         }
     }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
+    out.extend(a);
+    out.extend(b);
     out
 }
 

@@ -26,6 +26,8 @@ pub struct TsdbStats {
     pub tenants: u64,
     pub head_series: u64,
     pub samples_appended: u64,
+    pub histograms_appended: u64,
+    /// Float and histogram samples refused (out of order, too old, duplicate).
     pub samples_rejected: u64,
     pub series_created: u64,
     pub exemplars_appended: u64,
@@ -44,6 +46,7 @@ pub struct TsdbStats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) samples_appended: AtomicU64,
+    pub(crate) histograms_appended: AtomicU64,
     pub(crate) samples_rejected: AtomicU64,
     pub(crate) series_created: AtomicU64,
     pub(crate) exemplars_appended: AtomicU64,
@@ -63,6 +66,7 @@ impl Counters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         TsdbStats {
             samples_appended: get(&self.samples_appended),
+            histograms_appended: get(&self.histograms_appended),
             samples_rejected: get(&self.samples_rejected),
             series_created: get(&self.series_created),
             exemplars_appended: get(&self.exemplars_appended),

@@ -7,25 +7,29 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use osprey_codec::{decode_histogram_chunk, ChunkEncoding};
 use osprey_model::{
-    AppendSummary, Exemplar, Labels, Matcher, MetricMetadata, Sample, Series, TenantId, Timestamp, WriteRequest,
-    METRIC_NAME,
+    is_stale_nan, AppendSummary, Exemplar, HistogramSample, HistogramSeries, Labels, Matcher, MetricMetadata, Sample,
+    Series, TenantId, Timestamp, WriteRequest, METRIC_NAME, STALE_NAN,
 };
 use parking_lot::{Mutex, RwLock};
 
-use crate::block::{Block, BlockCompaction};
+use crate::block::{Block, BlockCompaction, BlockSeries};
 use crate::block_writer::{BlockWriter, TMP_SUFFIX};
 use crate::compact_labels::CompactLabels;
 use crate::exemplars::ExemplarRing;
 use crate::head::Head;
 use crate::record::{self, Record};
-use crate::series::{MemSeries, Outcome};
+use crate::series::{MemSeries, Outcome, SeriesData};
 use crate::stats::{top_n, Counters, HeadStats};
 use crate::wal::{Wal, WalRepair};
 use crate::{compactor, TsdbError, TsdbOptions, WalSync};
 
 /// Series per record in a checkpoint, bounding record size.
 const CHECKPOINT_BATCH: usize = 1000;
+
+/// Reads one kind of sample of a block series in `[mint, maxt]`.
+type BlockRead<T> = fn(&Block, &BlockSeries, i64, i64) -> Result<Vec<T>, TsdbError>;
 
 /// A series of an append batch, looked up before any is created (so the series limit is
 /// checked once per batch).
@@ -93,6 +97,7 @@ impl TenantDb {
         let mut replay = Replay {
             head: &head,
             pending: HashMap::new(),
+            pending_histograms: HashMap::new(),
             aliases: HashMap::new(),
             exemplars: Vec::new(),
             metadata: HashMap::new(),
@@ -102,7 +107,8 @@ impl TenantDb {
             Wal::open(&wal_dir, opts.wal_segment_bytes, &mut |r| replay.apply(r)).map_err(TsdbError::io(&wal_dir))?;
         report.wal_records = records;
         report.wal_repairs = repairs;
-        report.samples_without_series = replay.pending.values().map(|v| v.len() as u64).sum();
+        report.samples_without_series = replay.pending.values().map(|v| v.len() as u64).sum::<u64>()
+            + replay.pending_histograms.values().map(|v| v.len() as u64).sum::<u64>();
         let Replay { exemplars, metadata, .. } = replay;
         let mut ring = ExemplarRing::new(opts.max_exemplars_per_tenant);
         for (series, e) in exemplars {
@@ -161,6 +167,7 @@ impl TenantDb {
         let gate = head.append_gate();
         let limits = head.limits();
         let mut accepted: Vec<(u64, Sample)> = Vec::with_capacity(request.sample_count());
+        let mut accepted_histograms: Vec<(u64, HistogramSample)> = Vec::new();
         let mut exemplars: Vec<(Arc<MemSeries>, Exemplar)> = Vec::new();
         let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
         for (ts, resolved) in request.series.iter_mut().zip(resolved) {
@@ -184,7 +191,33 @@ impl TenantDb {
                     max_t = max_t.max(s.t);
                     continue;
                 }
-                record_rejection(&mut summary, outcome, &ts.labels, s);
+                record_rejection(&mut summary, outcome, &ts.labels, s.t);
+            }
+            for h in ts.histograms.drain(..) {
+                let t = h.t;
+                // Prometheus marks a histogram series stale with a histogram whose sum is the
+                // staleness NaN. It is stored as a float staleness marker, so that both query
+                // views agree: the newest sample of either kind wins, and a marker hides both.
+                let outcome = if is_stale_nan(h.h.sum) {
+                    let marker = Sample::new(t, STALE_NAN);
+                    let outcome = data.append(marker, &limits);
+                    if outcome == Outcome::Appended {
+                        accepted.push((series.id, marker));
+                    }
+                    outcome
+                } else {
+                    let outcome = data.append_histogram(&h, &limits);
+                    if outcome == Outcome::Appended {
+                        accepted_histograms.push((series.id, h));
+                    }
+                    outcome
+                };
+                if outcome == Outcome::Appended {
+                    min_t = min_t.min(t);
+                    max_t = max_t.max(t);
+                    continue;
+                }
+                record_rejection(&mut summary, outcome, &ts.labels, t);
             }
             drop(data);
             for e in ts.exemplars.drain(..) {
@@ -199,6 +232,7 @@ impl TenantDb {
             exemplars.retain(|(series, e)| ring.push(series, e.clone()));
         }
         summary.samples_appended = accepted.len() as u64;
+        summary.histograms_appended = accepted_histograms.len() as u64;
         summary.series_created = created.len() as u64;
         summary.exemplars_appended = exemplars.len() as u64;
 
@@ -208,6 +242,9 @@ impl TenantDb {
         }
         if !accepted.is_empty() {
             record::encode_samples(&mut buf, &accepted);
+        }
+        if !accepted_histograms.is_empty() {
+            record::encode_histograms(&mut buf, &accepted_histograms);
         }
         if !exemplars.is_empty() {
             record::encode_exemplars(&mut buf, exemplars.iter().map(|(s, e)| (s.id, e)));
@@ -226,6 +263,7 @@ impl TenantDb {
             }
         }
         Counters::add(&self.counters.samples_appended, summary.samples_appended);
+        Counters::add(&self.counters.histograms_appended, summary.histograms_appended);
         Counters::add(&self.counters.samples_rejected, summary.rejected());
         Counters::add(&self.counters.series_created, summary.series_created);
         Counters::add(&self.counters.exemplars_appended, summary.exemplars_appended);
@@ -244,15 +282,43 @@ impl TenantDb {
         self.blocks.read().clone()
     }
 
+    /// Float samples (staleness markers included) of matching series in `[start, end]`.
     pub(crate) fn select(
         &self,
         matchers: &[Matcher],
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<Series>, TsdbError> {
+        let merged = self.select_kind(matchers, start, end, Block::samples, SeriesData::samples, |s| s.t)?;
+        Ok(merged.into_iter().map(|(labels, samples)| Series { labels, samples }).collect())
+    }
+
+    /// Native-histogram samples of matching series in `[start, end]`. Stale histograms are
+    /// not among them: they were stored as float staleness markers, which `select` returns.
+    pub(crate) fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<HistogramSeries>, TsdbError> {
+        let merged = self.select_kind(matchers, start, end, Block::histograms, SeriesData::histograms, |s| s.t)?;
+        Ok(merged.into_iter().map(|(labels, samples)| HistogramSeries { labels, samples }).collect())
+    }
+
+    /// Samples of one kind from blocks and head, per series in label order, time-sorted and
+    /// deduplicated by timestamp where several sources hold the series.
+    fn select_kind<T>(
+        &self,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+        from_block: BlockRead<T>,
+        from_head: fn(&SeriesData, i64, i64) -> Vec<T>,
+        time: fn(&T) -> i64,
+    ) -> Result<Vec<(Labels, Vec<T>)>, TsdbError> {
         // Per series: samples and whether several sources contributed (then sort and dedup).
-        let mut merged: BTreeMap<Labels, (Vec<Sample>, bool)> = BTreeMap::new();
-        let mut add = |labels: Labels, samples: Vec<Sample>| match merged.get_mut(&labels) {
+        let mut merged: BTreeMap<Labels, (Vec<T>, bool)> = BTreeMap::new();
+        let mut add = |labels: Labels, samples: Vec<T>| match merged.get_mut(&labels) {
             Some((existing, several)) => {
                 existing.extend(samples);
                 *several = true;
@@ -263,14 +329,14 @@ impl TenantDb {
         };
         for block in self.blocks_snapshot().iter().filter(|b| b.overlaps(start, end)) {
             for series in block.select(matchers, start, end)? {
-                let samples = block.samples(&series, start, end)?;
+                let samples = from_block(block, &series, start, end)?;
                 if !samples.is_empty() {
                     add(series.labels, samples);
                 }
             }
         }
         for series in self.head.select(matchers) {
-            let samples = series.data.lock().samples(start, end);
+            let samples = from_head(&series.data.lock(), start, end);
             if !samples.is_empty() {
                 add(series.labels.to_labels(), samples);
             }
@@ -279,10 +345,10 @@ impl TenantDb {
             .into_iter()
             .map(|(labels, (mut samples, several))| {
                 if several {
-                    samples.sort_by_key(|s| s.t);
-                    samples.dedup_by_key(|s| s.t);
+                    samples.sort_by_key(time);
+                    samples.dedup_by_key(|s| time(s));
                 }
-                Series { labels, samples }
+                (labels, samples)
             })
             .collect())
     }
@@ -312,7 +378,7 @@ impl TenantDb {
     ) {
         for series in self.head.select(matchers) {
             let data = series.data.lock();
-            let in_range = data.min_t().is_some_and(|min| min <= end) && data.max_t >= start;
+            let in_range = data.min_t().is_some_and(|min| min <= end) && data.max_t() >= start;
             drop(data);
             if in_range {
                 visit(&series.labels.to_labels());
@@ -481,8 +547,11 @@ impl TenantDb {
             let io = TsdbError::io(&self.blocks_dir);
             let mut writer = BlockWriter::new(&self.blocks_dir, window).map_err(io)?;
             for s in &series {
-                let samples = s.data.lock().samples(window, window_end - 1);
-                writer.add_series(s.labels.clone(), &samples).map_err(TsdbError::io(&self.blocks_dir))?;
+                let data = s.data.lock();
+                let (samples, histograms) =
+                    (data.samples(window, window_end - 1), data.histograms(window, window_end - 1));
+                drop(data);
+                writer.add_series(s.labels.clone(), &samples, &histograms).map_err(TsdbError::io(&self.blocks_dir))?;
             }
             let compaction = BlockCompaction { level: 1, ..Default::default() };
             if let Some(dir) = writer.finish(window, window_end, compaction).map_err(TsdbError::io(&self.blocks_dir))? {
@@ -668,7 +737,7 @@ fn visit_block_series(
     Ok(())
 }
 
-fn record_rejection(summary: &mut AppendSummary, outcome: Outcome, labels: &Labels, s: Sample) {
+fn record_rejection(summary: &mut AppendSummary, outcome: Outcome, labels: &Labels, t: Timestamp) {
     let what = match outcome {
         Outcome::Appended | Outcome::Duplicate => return,
         Outcome::OutOfOrder => {
@@ -685,7 +754,7 @@ fn record_rejection(summary: &mut AppendSummary, outcome: Outcome, labels: &Labe
         }
     };
     if summary.first_rejection.is_none() {
-        summary.first_rejection = Some(format!("{what}: series {labels}, timestamp {}", s.t));
+        summary.first_rejection = Some(format!("{what}: series {labels}, timestamp {t}"));
     }
 }
 
@@ -725,6 +794,7 @@ struct Replay<'a> {
     /// Samples whose series record comes later in the log (concurrent appenders may log
     /// samples of a series before its creator logs the series).
     pending: HashMap<u64, Vec<Sample>>,
+    pending_histograms: HashMap<u64, Vec<HistogramSample>>,
     /// Logged ids that resolved to a series logged under another id (a series dropped from
     /// the head and created again before a checkpoint replaced the log).
     aliases: HashMap<u64, Arc<MemSeries>>,
@@ -733,6 +803,18 @@ struct Replay<'a> {
 }
 
 impl Replay<'_> {
+    fn apply_histogram_chunk(&mut self, id: u64, bytes: &[u8]) {
+        let mut samples = Vec::new();
+        if decode_histogram_chunk(bytes, &mut samples).is_err() {
+            tracing::warn!(series = id, "skipping undecodable histogram chunk in wal checkpoint");
+            return;
+        }
+        match self.series(id) {
+            Some(series) => self.add_histograms(&series, samples),
+            None => self.pending_histograms.entry(id).or_default().extend(samples),
+        }
+    }
+
     fn series(&self, id: u64) -> Option<Arc<MemSeries>> {
         self.head.by_id(id).or_else(|| self.aliases.get(&id).cloned())
     }
@@ -743,6 +825,19 @@ impl Replay<'_> {
         let mut data = series.data.lock();
         for s in samples.into_iter().filter(|s| s.t >= boundary) {
             data.append_replayed(s, self.head.block_range());
+            min_t = min_t.min(s.t);
+            max_t = max_t.max(s.t);
+        }
+        drop(data);
+        self.head.observe_times(min_t, max_t);
+    }
+
+    fn add_histograms(&self, series: &MemSeries, samples: impl IntoIterator<Item = HistogramSample>) {
+        let boundary = self.head.boundary();
+        let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
+        let mut data = series.data.lock();
+        for s in samples.into_iter().filter(|s| s.t >= boundary) {
+            data.append_replayed_histogram(&s, self.head.block_range());
             min_t = min_t.min(s.t);
             max_t = max_t.max(s.t);
         }
@@ -761,6 +856,9 @@ impl Replay<'_> {
                     if let Some(samples) = self.pending.remove(&id) {
                         self.add_samples(&series, samples);
                     }
+                    if let Some(samples) = self.pending_histograms.remove(&id) {
+                        self.add_histograms(&series, samples);
+                    }
                 }
             }
             Record::Samples(list) => {
@@ -771,8 +869,20 @@ impl Replay<'_> {
                     }
                 }
             }
+            Record::Histograms(list) => {
+                for (id, s) in list {
+                    match self.series(id) {
+                        Some(series) => self.add_histograms(&series, [s]),
+                        None => self.pending_histograms.entry(id).or_default().push(s),
+                    }
+                }
+            }
             Record::Chunks(list) => {
                 for (id, bytes) in list {
+                    if bytes.first() == Some(&(ChunkEncoding::FloatHistogram as u8)) {
+                        self.apply_histogram_chunk(id, &bytes);
+                        continue;
+                    }
                     let mut samples = Vec::new();
                     if osprey_codec::decode_chunk(&bytes, &mut samples).is_err() {
                         tracing::warn!(series = id, "skipping undecodable chunk in wal checkpoint");

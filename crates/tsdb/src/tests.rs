@@ -13,6 +13,8 @@ use osprey_model::{
 
 use crate::{Tsdb, TsdbOptions, WalSync};
 
+mod histograms;
+
 const HOUR: i64 = 3_600_000;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
