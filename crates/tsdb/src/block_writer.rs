@@ -266,7 +266,18 @@ fn write_index(path: &Path, series: &[IndexEntry]) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::block::Block;
-    use osprey_model::{Labels, Matcher, STALE_NAN};
+    use osprey_model::{FloatHistogram, Labels, Matcher, STALE_NAN};
+
+    fn histogram(i: i64) -> FloatHistogram {
+        let c = i as f64;
+        FloatHistogram {
+            schema: 2,
+            count: 3.0 * c,
+            sum: 1.5 * c,
+            positive: vec![(1, c), (2, 2.0 * c)],
+            ..Default::default()
+        }
+    }
 
     fn write_block(dir: &Path, n: usize) -> PathBuf {
         let mut w = BlockWriter::new(dir, 0).unwrap();
@@ -276,7 +287,11 @@ mod tests {
         for (i, labels) in series.into_iter().enumerate() {
             let mut samples: Vec<Sample> = (0..500).map(|t| Sample::new(t * 15_000, (t * i as i64) as f64)).collect();
             samples.push(Sample::new(500 * 15_000, STALE_NAN));
-            w.add_series(CompactLabels::new(&labels), &samples, &[]).unwrap();
+            // Every third series also has histograms, after its floats.
+            let histograms: Vec<HistogramSample> = (0..if i % 3 == 0 { 300 } else { 0 })
+                .map(|t| HistogramSample { t: 600 * 15_000 + t * 15_000, h: histogram(t) })
+                .collect();
+            w.add_series(CompactLabels::new(&labels), &samples, &histograms).unwrap();
         }
         w.finish(0, 7_200_000, BlockCompaction { level: 1, ..Default::default() }).unwrap().unwrap()
     }
@@ -288,13 +303,27 @@ mod tests {
         let b = Block::open(&dir).unwrap();
         assert_eq!(b.meta.stats.num_series, 300);
         assert_eq!(b.meta.stats.num_samples, 300 * 501);
+        assert_eq!(b.meta.stats.num_histogram_samples, 100 * 300);
         let found = b.select(&[Matcher::equal("i", "0007")], 0, i64::MAX).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].labels, Labels::from_pairs([("__name__", "m"), ("i", "0007")]));
         let s = b.samples(&found[0], 15_000, 30_000).unwrap();
         assert_eq!(s, vec![Sample::new(15_000, 7.0), Sample::new(30_000, 14.0)]);
         let last = b.samples(&found[0], 500 * 15_000, i64::MAX).unwrap();
+        assert_eq!(last.len(), 1);
         assert_eq!(last[0].v.to_bits(), STALE_NAN.to_bits());
+        assert!(b.histograms(&found[0], 0, i64::MAX).unwrap().is_empty());
+        let with = b.select(&[Matcher::equal("i", "0009")], 0, i64::MAX).unwrap();
+        let h = b.histograms(&with[0], 600 * 15_000, 601 * 15_000).unwrap();
+        assert_eq!(
+            h,
+            vec![
+                HistogramSample { t: 600 * 15_000, h: histogram(0) },
+                HistogramSample { t: 601 * 15_000, h: histogram(1) },
+            ]
+        );
+        // Found by a time range holding only its histograms.
+        assert_eq!(b.select(&[Matcher::equal("__name__", "m")], 700 * 15_000, 800 * 15_000).unwrap().len(), 100);
         assert_eq!(b.select(&[Matcher::equal("__name__", "m")], 0, 10).unwrap().len(), 300);
         let re = Matcher::new(osprey_model::MatchOp::RegexMatch, "i", "000[1-3]").unwrap();
         assert_eq!(b.select(&[re], 0, i64::MAX).unwrap().len(), 3);
@@ -345,6 +374,7 @@ mod tests {
             if let Ok(b) = Block::open(&dir) {
                 for s in b.select(&[], i64::MIN, i64::MAX).unwrap_or_default() {
                     let _ = b.samples(&s, i64::MIN, i64::MAX);
+                    let _ = b.histograms(&s, i64::MIN, i64::MAX);
                 }
             }
             fs::write(dir.join(file), original).unwrap();

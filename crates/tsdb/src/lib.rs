@@ -23,7 +23,16 @@
 //! `regular_series_take_under_one_byte_per_sample_on_disk`). Head memory (`mem` mode, 200k
 //! series x 120 samples): ~1.2 KiB resident per series including ~560 bytes of chunks.
 //!
-//! Non-goals: native histograms; remote storage (the [`BlockReader`] seam is where it would
+//! Native histograms are stored beside floats: a series holds floats, histograms or both at
+//! different timestamps (Prometheus's rules: one newest timestamp per series decides what is out
+//! of order, a timestamp holds one kind). Histograms have their own WAL record, head chunks
+//! (allocated only for series that receive one) and per-series chunk list in block indexes;
+//! [`Tsdb::select_histograms`] reads them. A stale histogram (sum = staleness NaN) is stored
+//! as a float staleness marker, so `select` returns the marker that ends a series of either
+//! kind and `select_histograms` never returns stale histograms.
+//!
+//! Non-goals: integer-count histogram chunks (counts are floats, as PromQL computes with
+//! them); remote storage (the [`BlockReader`] seam is where it would
 //! plug in); query evaluation (PromQL lives in its own crate).
 
 mod block;
