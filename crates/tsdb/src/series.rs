@@ -581,4 +581,122 @@ mod tests {
         d.truncate_before(20_000, LIMITS.block_range);
         assert!(d.is_empty());
     }
+
+    /// A sample of either kind, as the reference model stores it.
+    #[derive(Debug, Clone)]
+    enum Stored {
+        Float(u64),
+        Histogram(FloatHistogram),
+    }
+
+    fn h(i: u8) -> FloatHistogram {
+        let c = f64::from(i);
+        FloatHistogram {
+            schema: i32::from(i % 3),
+            count: c,
+            sum: c * 0.5,
+            positive: vec![(1, c)],
+            ..Default::default()
+        }
+    }
+
+    /// Prometheus's rules over a plain map: too old, then newer than everything, then out of
+    /// order beyond the window, then duplicate (same value: harmless) at the timestamp.
+    fn model_append(
+        model: &mut std::collections::BTreeMap<i64, Stored>,
+        t: i64,
+        new: Stored,
+        limits: &AppendLimits,
+    ) -> Outcome {
+        if t < limits.min_valid_time {
+            return Outcome::TooOld;
+        }
+        let newest = model.keys().next_back().copied().unwrap_or(i64::MIN);
+        if t > newest {
+            model.insert(t, new);
+            return Outcome::Appended;
+        }
+        if t < newest && newest - t > limits.ooo_window {
+            return Outcome::OutOfOrder;
+        }
+        match (model.get(&t), &new) {
+            (None, _) => {
+                model.insert(t, new);
+                Outcome::Appended
+            }
+            (Some(Stored::Float(a)), Stored::Float(b)) if a == b => Outcome::Duplicate,
+            (Some(Stored::Histogram(a)), Stored::Histogram(b)) if same_histogram(a, b) => Outcome::Duplicate,
+            _ => Outcome::DuplicateDifferentValue,
+        }
+    }
+
+    fn check_against(d: &SeriesData, model: &std::collections::BTreeMap<i64, Stored>) {
+        let floats: Vec<(i64, u64)> = d.samples(i64::MIN, i64::MAX).iter().map(|s| (s.t, s.v.to_bits())).collect();
+        let want: Vec<(i64, u64)> = model
+            .iter()
+            .filter_map(|(&t, s)| match s {
+                Stored::Float(b) => Some((t, *b)),
+                Stored::Histogram(_) => None,
+            })
+            .collect();
+        assert_eq!(floats, want);
+        let hists = d.histograms(i64::MIN, i64::MAX);
+        let want: Vec<(i64, &FloatHistogram)> = model
+            .iter()
+            .filter_map(|(&t, s)| match s {
+                Stored::Histogram(h) => Some((t, h)),
+                Stored::Float(_) => None,
+            })
+            .collect();
+        assert_eq!(hists.len(), want.len());
+        for (got, (t, h)) in hists.iter().zip(want) {
+            assert!(got.t == t && same_histogram(&got.h, h), "{got:?} vs {t} {h:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn mixed_series_follow_prometheus_rules(
+            ops in proptest::collection::vec((0i64..400, proptest::prelude::any::<bool>(), 0u8..4), 1..300),
+            window in proptest::prop_oneof![proptest::strategy::Just(0i64), 0i64..100],
+            cut in 0i64..400,
+        ) {
+            let limits = AppendLimits { min_valid_time: 10, ooo_window: window, block_range: 100 };
+            let mut d = SeriesData::new();
+            let mut model = std::collections::BTreeMap::new();
+            for (t, is_float, v) in ops {
+                let (got, want) = if is_float {
+                    let s = Sample::new(t, f64::from(v));
+                    (d.append(s, &limits), model_append(&mut model, t, Stored::Float(s.v.to_bits()), &limits))
+                } else {
+                    let s = HistogramSample { t, h: h(v) };
+                    (d.append_histogram(&s, &limits), model_append(&mut model, t, Stored::Histogram(s.h.clone()), &limits))
+                };
+                proptest::prop_assert_eq!(got, want, "t={} float={}", t, is_float);
+            }
+            check_against(&d, &model);
+            proptest::prop_assert_eq!(d.max_t(), model.keys().next_back().copied().unwrap_or(i64::MIN));
+            proptest::prop_assert_eq!(d.min_t(), model.keys().next().copied());
+
+            // A checkpoint's chunks replay into the same series.
+            let mut replayed = SeriesData::new();
+            for bytes in d.encoded_chunks() {
+                if bytes[0] == osprey_codec::ChunkEncoding::FloatHistogram as u8 {
+                    let mut out = Vec::new();
+                    decode_histogram_chunk(&bytes, &mut out).unwrap();
+                    out.iter().for_each(|s| replayed.append_replayed_histogram(s, limits.block_range));
+                } else {
+                    let mut out = Vec::new();
+                    decode_chunk(&bytes, &mut out).unwrap();
+                    out.into_iter().for_each(|s| replayed.append_replayed(s, limits.block_range));
+                }
+            }
+            check_against(&replayed, &model);
+
+            d.truncate_before(cut, limits.block_range);
+            model.retain(|&t, _| t >= cut);
+            check_against(&d, &model);
+            proptest::prop_assert_eq!(d.is_empty(), model.is_empty());
+        }
+    }
 }

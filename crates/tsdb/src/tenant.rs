@@ -168,6 +168,8 @@ impl TenantDb {
         let limits = head.limits();
         let mut accepted: Vec<(u64, Sample)> = Vec::with_capacity(request.sample_count());
         let mut accepted_histograms: Vec<(u64, HistogramSample)> = Vec::new();
+        // Stale histograms stored as float markers (in `accepted`), counted as histograms.
+        let mut stale_histograms = 0u64;
         let mut exemplars: Vec<(Arc<MemSeries>, Exemplar)> = Vec::new();
         let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
         for (ts, resolved) in request.series.iter_mut().zip(resolved) {
@@ -203,6 +205,7 @@ impl TenantDb {
                     let outcome = data.append(marker, &limits);
                     if outcome == Outcome::Appended {
                         accepted.push((series.id, marker));
+                        stale_histograms += 1;
                     }
                     outcome
                 } else {
@@ -231,8 +234,8 @@ impl TenantDb {
             let mut ring = self.exemplars.lock();
             exemplars.retain(|(series, e)| ring.push(series, e.clone()));
         }
-        summary.samples_appended = accepted.len() as u64;
-        summary.histograms_appended = accepted_histograms.len() as u64;
+        summary.samples_appended = accepted.len() as u64 - stale_histograms;
+        summary.histograms_appended = accepted_histograms.len() as u64 + stale_histograms;
         summary.series_created = created.len() as u64;
         summary.exemplars_appended = exemplars.len() as u64;
 

@@ -260,7 +260,7 @@ fn stale_histograms_end_the_series_in_both_views() {
     assert_eq!((s.histograms_appended, s.rejected()), (4, 0));
     let s =
         db.append(&t, write(vec![hseries(&a, vec![hsample(3000, stale)]), series(&b, &[(3000, STALE_NAN)])])).unwrap();
-    assert_eq!((s.histograms_appended, s.samples_appended, s.rejected()), (0, 2, 0));
+    assert_eq!((s.histograms_appended, s.samples_appended, s.rejected()), (1, 1, 0));
     let check = |db: &Tsdb| {
         let hists = select_histograms(db, &t, &[], i64::MIN, i64::MAX);
         assert_eq!(hists.len(), 2);
