@@ -8,7 +8,8 @@
 //!   `http_method`, `1a` → `key_1a`);
 //! - gauges and non-monotonic sums become gauges, monotonic sums counters, explicit-bucket
 //!   histograms classic `_bucket{le}` (cumulative, ending in `+Inf`), `_sum` and `_count`
-//!   series, summaries `{quantile}`, `_sum` and `_count` series;
+//!   series, summaries `{quantile}`, `_sum` and `_count` series, cumulative exponential
+//!   histograms native histograms (scale as schema, scales above 8 merged down to 8);
 //! - `job` is `service.namespace/service.name` (or `service.name`), `instance` is
 //!   `service.instance.id`, and the other resource attributes go to a `target_info` series
 //!   (value 1, every 2.5 minutes from the resource's earliest to its latest point, at most 1000
@@ -24,9 +25,10 @@
 //! into running totals, as Prometheus's `otlp-deltatocumulative` feature does before
 //! translating. This crate keeps no state between requests.
 //!
-//! What is refused, per metric, with a reason: exponential histograms (they map to native
-//! histograms, which Osprey does not store), unspecified temporality, metrics without data,
-//! and names or attribute keys with no usable character. [`metrics_to_write_request_partial`]
+//! What is refused, per metric, with a reason: exponential histograms of delta temporality
+//! (as Prometheus's receiver refuses them without its native-delta feature) or of a scale
+//! below -4, unspecified temporality, metrics without data, and names or attribute keys with
+//! no usable character. [`metrics_to_write_request_partial`]
 //! keeps the rest and counts what it refused, as OTLP's partial success reports it;
 //! [`metrics_to_write_request`] refuses the whole request instead. Metrics with no data points
 //! produce only their metadata and are not errors. Scope metadata is not turned into labels

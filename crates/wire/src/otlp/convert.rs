@@ -9,12 +9,13 @@ use std::hash::Hasher;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    exemplar, metric, number_data_point, AggregationTemporality, Exemplar as OtlpExemplar, HistogramDataPoint, Metric,
-    NumberDataPoint, SummaryDataPoint,
+    exemplar, exponential_histogram_data_point, metric, number_data_point, AggregationTemporality,
+    Exemplar as OtlpExemplar, ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint,
+    SummaryDataPoint,
 };
 use osprey_model::{
-    Exemplar, Label, Labels, MetricMetadata, MetricType, Sample, TimeSeries, Timestamp, WriteRequest, METRIC_NAME,
-    STALE_NAN,
+    CounterResetHint, Exemplar, FloatHistogram, HistogramSample, Label, Labels, MetricMetadata, MetricType, Sample,
+    TimeSeries, Timestamp, WriteRequest, METRIC_NAME, STALE_NAN,
 };
 
 use prost::Message;
@@ -35,6 +36,13 @@ const TARGET_INFO_INTERVAL_MS: i64 = 150_000;
 const MAX_TARGET_INFO_SAMPLES: i64 = 1_000;
 /// `DataPointFlags.FLAG_NO_RECORDED_VALUE`: the point marks the series stale.
 const FLAG_NO_RECORDED_VALUE: u32 = 1;
+/// The finest native-histogram schema; finer OTLP scales are merged down to it.
+const MAX_NATIVE_SCHEMA: i32 = 8;
+/// The coarsest; coarser OTLP scales cannot be represented.
+const MIN_NATIVE_SCHEMA: i32 = -4;
+/// Prometheus's zero threshold for converted exponential histograms (`defaultZeroThreshold`),
+/// used when the point's own threshold is smaller.
+const DEFAULT_ZERO_THRESHOLD: f64 = 1e-128;
 
 /// Series built so far, merged by label set as Prometheus's converter does.
 #[derive(Default)]
@@ -265,7 +273,7 @@ fn name_kind(data: &metric::Data) -> Option<NameKind> {
         metric::Data::Sum(_) => Some(NameKind::NonMonotonicCounter),
         metric::Data::Histogram(_) => Some(NameKind::Histogram),
         metric::Data::Summary(_) => Some(NameKind::Summary),
-        metric::Data::ExponentialHistogram(_) => None,
+        metric::Data::ExponentialHistogram(_) => Some(NameKind::Histogram),
     }
 }
 
@@ -307,17 +315,19 @@ enum Temporality {
     Delta,
 }
 
-/// Refuses what Osprey cannot store (exponential histograms are native histograms) and
-/// temporalities OTLP leaves undefined.
+/// Refuses temporalities OTLP leaves undefined, and delta exponential histograms, which
+/// Prometheus's receiver refuses unless native delta ingestion is enabled (a running total of
+/// native histograms is not kept here).
 fn check_supported(data: &metric::Data) -> Result<Temporality, String> {
     let temporality = match data {
         metric::Data::Sum(s) => s.aggregation_temporality,
         metric::Data::Histogram(h) => h.aggregation_temporality,
-        metric::Data::ExponentialHistogram(_) => {
-            return Err("exponential histograms become native histograms, which Osprey does not store; \
-                        configure the SDK or collector to export explicit-bucket histograms"
+        metric::Data::ExponentialHistogram(h) if h.aggregation_temporality == AggregationTemporality::Delta as i32 => {
+            return Err("exponential histograms of delta temporality are not accepted, as in Prometheus's OTLP \
+                        receiver; export cumulative temporality (in the SDK, a cumulative temporality preference)"
                 .to_string())
         }
+        metric::Data::ExponentialHistogram(h) => h.aggregation_temporality,
         metric::Data::Gauge(_) | metric::Data::Summary(_) => return Ok(Temporality::Cumulative),
     };
     if temporality == AggregationTemporality::Cumulative as i32 {
@@ -452,7 +462,19 @@ fn convert_metric(
                 add_summary_point(b, ctx, &family, p)?;
             }
         }
-        metric::Data::ExponentialHistogram(_) => {}
+        metric::Data::ExponentialHistogram(h) => {
+            // Delta temporality was refused above, so every point is a running total.
+            let mut points = Vec::with_capacity(h.data_points.len());
+            for p in &h.data_points {
+                let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &family)])?;
+                points.push((labels, native_histogram(p)?, exemplars(&p.exemplars)));
+            }
+            for (labels, sample, exemplars) in points {
+                let i = b.index_of(labels);
+                b.series[i].histograms.push(sample);
+                b.series[i].exemplars.extend(exemplars);
+            }
+        }
     }
     b.metadata.push(MetricMetadata {
         metric_family_name: family,
@@ -495,6 +517,74 @@ fn histogram_series(ctx: &Context, family: &str, p: &HistogramDataPoint) -> Resu
         }
     }
     Ok(series)
+}
+
+/// `exponentialToNativeHistogram`: OTLP scale `s` is native schema `s` (scales above 8 are
+/// merged down to 8, scales below -4 refused); OTLP bucket `i` covers `(base^i, base^(i+1)]`
+/// and native bucket `i` covers `(base^(i-1), base^i]`, so indexes shift by one. Points
+/// flagged "no recorded value" become stale markers (sum the staleness NaN, no buckets). The
+/// reset hint is left unknown, as Prometheus does, so the store detects resets itself.
+fn native_histogram(p: &ExponentialHistogramDataPoint) -> Result<HistogramSample, String> {
+    if p.scale < MIN_NATIVE_SCHEMA {
+        return Err(format!(
+            "exponential histogram scale {} cannot be converted to a native histogram; the scale must be at \
+             least {MIN_NATIVE_SCHEMA}",
+            p.scale
+        ));
+    }
+    let t = ns_to_ms(p.time_unix_nano);
+    let schema = p.scale.min(MAX_NATIVE_SCHEMA);
+    let zero_threshold = p.zero_threshold.max(DEFAULT_ZERO_THRESHOLD);
+    if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
+        let h = FloatHistogram { schema, zero_threshold, sum: STALE_NAN, ..FloatHistogram::default() };
+        return Ok(HistogramSample { t, h });
+    }
+    let scale_down = (p.scale - schema) as u32;
+    let positive = native_buckets(p.positive.as_ref(), scale_down)?;
+    let negative = native_buckets(p.negative.as_ref(), scale_down)?;
+    let in_buckets: f64 = positive.iter().chain(&negative).map(|b| b.1).sum::<f64>() + p.zero_count as f64;
+    if in_buckets != p.count as f64 {
+        return Err(format!(
+            "exponential histogram point has {in_buckets} observations in its buckets but a count of {}; the count \
+             must equal the bucket counts plus the zero count",
+            p.count
+        ));
+    }
+    let h = FloatHistogram {
+        counter_reset_hint: CounterResetHint::Unknown,
+        schema,
+        zero_threshold,
+        zero_count: p.zero_count as f64,
+        count: p.count as f64,
+        sum: p.sum.unwrap_or(0.0),
+        positive,
+        negative,
+        custom_values: Vec::new(),
+    };
+    Ok(HistogramSample { t, h })
+}
+
+/// One side's buckets as sorted native `(index, count)` pairs, `2^scale_down` OTLP buckets
+/// merged into each; empty buckets are left out.
+fn native_buckets(
+    buckets: Option<&exponential_histogram_data_point::Buckets>,
+    scale_down: u32,
+) -> Result<Vec<(i32, f64)>, String> {
+    let Some(buckets) = buckets else { return Ok(Vec::new()) };
+    let mut out: Vec<(i32, f64)> = Vec::with_capacity(buckets.bucket_counts.len());
+    for (i, &count) in buckets.bucket_counts.iter().enumerate() {
+        if count == 0 {
+            continue;
+        }
+        let otlp_idx = i64::from(buckets.offset) + i as i64;
+        let idx = i32::try_from((otlp_idx >> scale_down) + 1)
+            .map_err(|_| format!("exponential histogram bucket index {otlp_idx} is out of range"))?;
+        match out.last_mut() {
+            Some(last) if last.0 == idx => last.1 += count as f64,
+            _ => out.push((idx, count as f64)),
+        }
+    }
+    Ok(out)
 }
 
 /// Summary series: `_sum`, `_count`, and one series per quantile.

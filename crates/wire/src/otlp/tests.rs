@@ -277,13 +277,13 @@ fn colliding_attribute_keys_are_joined_and_no_recorded_value_is_stale() {
 }
 
 #[test]
-fn exponential_histograms_are_refused_by_name() {
+fn delta_exponential_histograms_are_refused_by_name() {
     let exp = ExponentialHistogram {
         data_points: vec![
-            ExponentialHistogramDataPoint { time_unix_nano: T0_NS, count: 1, ..Default::default() },
-            ExponentialHistogramDataPoint { time_unix_nano: T0_NS + 1, count: 2, ..Default::default() },
+            ExponentialHistogramDataPoint { time_unix_nano: T0_NS, count: 1, zero_count: 1, ..Default::default() },
+            ExponentialHistogramDataPoint { time_unix_nano: T0_NS + 1, count: 2, zero_count: 2, ..Default::default() },
         ],
-        aggregation_temporality: CUMULATIVE,
+        aggregation_temporality: DELTA,
     };
     let ok = Gauge { data_points: vec![number(vec![], number_data_point::Value::AsDouble(1.0))] };
     let req = request(
@@ -291,7 +291,7 @@ fn exponential_histograms_are_refused_by_name() {
         vec![metric("exp", "", metric::Data::ExponentialHistogram(exp)), metric("fine", "", metric::Data::Gauge(ok))],
     );
     let err = metrics_to_write_request(&req, &OtlpOptions::default()).unwrap_err().to_string();
-    assert!(err.contains(r#"OTLP metric "exp""#) && err.contains("exponential histograms"), "{err}");
+    assert!(err.contains(r#"OTLP metric "exp""#) && err.contains("delta temporality"), "{err}");
 
     let partial = metrics_to_write_request_partial(&req, &OtlpOptions::default());
     assert_eq!(partial.rejected_data_points, 2);
@@ -650,4 +650,101 @@ proptest! {
             let _ = metrics_to_write_request_partial(&req, &OtlpOptions::default());
         }
     }
+}
+
+fn exp_point(
+    scale: i32,
+    positive: (i32, Vec<u64>),
+    negative: (i32, Vec<u64>),
+    zero_count: u64,
+) -> ExponentialHistogramDataPoint {
+    use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
+    let count = positive.1.iter().chain(&negative.1).sum::<u64>() + zero_count;
+    ExponentialHistogramDataPoint {
+        attributes: vec![kv("route", "/a")],
+        time_unix_nano: T0_NS,
+        count,
+        sum: Some(10.5),
+        scale,
+        zero_count,
+        positive: Some(Buckets { offset: positive.0, bucket_counts: positive.1 }),
+        negative: Some(Buckets { offset: negative.0, bucket_counts: negative.1 }),
+        ..Default::default()
+    }
+}
+
+fn exp_request(points: Vec<ExponentialHistogramDataPoint>) -> ExportMetricsServiceRequest {
+    let exp = ExponentialHistogram { data_points: points, aggregation_temporality: CUMULATIVE };
+    request(service(), vec![metric("rpc.latency", "s", metric::Data::ExponentialHistogram(exp))])
+}
+
+#[test]
+fn cumulative_exponential_histograms_become_native_histograms() {
+    use osprey_model::{CounterResetHint, FloatHistogram};
+    let mut point = exp_point(0, (-1, vec![1, 0, 2]), (0, vec![3]), 1);
+    point.exemplars = vec![Exemplar {
+        time_unix_nano: T0_NS,
+        trace_id: vec![0xab; 16],
+        value: Some(exemplar::Value::AsDouble(0.7)),
+        ..Default::default()
+    }];
+    let got = convert(&exp_request(vec![point]));
+    let series = find(&got, "rpc_latency_seconds");
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0].labels.get("route"), Some("/a"));
+    assert_eq!(series[0].labels.get("job"), Some("shop/api"));
+    assert!(series[0].samples.is_empty());
+    assert_eq!(series[0].exemplars.len(), 1);
+    assert_eq!(series[0].histograms.len(), 1);
+    assert_eq!(series[0].histograms[0].t, T0_MS);
+    // OTLP bucket i covers (2^i, 2^(i+1)], native bucket i covers (2^(i-1), 2^i]: indexes shift by one.
+    assert_eq!(
+        series[0].histograms[0].h,
+        FloatHistogram {
+            counter_reset_hint: CounterResetHint::Unknown,
+            schema: 0,
+            zero_threshold: 1e-128,
+            zero_count: 1.0,
+            count: 7.0,
+            sum: 10.5,
+            positive: vec![(0, 1.0), (2, 2.0)],
+            negative: vec![(1, 3.0)],
+            custom_values: vec![],
+        }
+    );
+    let meta = got.metadata.iter().find(|m| m.metric_family_name == "rpc_latency_seconds").unwrap();
+    assert_eq!(meta.metric_type, MetricType::Histogram);
+}
+
+#[test]
+fn exponential_scales_above_8_merge_down_and_below_minus_4_are_refused() {
+    let got = convert(&exp_request(vec![exp_point(10, (0, vec![1, 1, 1, 1, 1]), (-9, vec![2]), 0)]));
+    let h = &find(&got, "rpc_latency_seconds")[0].histograms[0].h;
+    assert_eq!(h.schema, 8);
+    // OTLP indexes 0..=4 at scale 10 are (i >> 2) at scale 8, then shifted by one.
+    assert_eq!(h.positive, vec![(1, 4.0), (2, 1.0)]);
+    assert_eq!(h.negative, vec![(-2, 2.0)]);
+
+    let err = metrics_to_write_request(
+        &exp_request(vec![exp_point(-5, (0, vec![1]), (0, vec![]), 0)]),
+        &OtlpOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("scale -5 cannot be converted") && err.contains("at least -4"), "{err}");
+
+    let mut wrong = exp_point(0, (0, vec![1]), (0, vec![]), 0);
+    wrong.count = 5;
+    let err = metrics_to_write_request(&exp_request(vec![wrong]), &OtlpOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("1 observations in its buckets but a count of 5"), "{err}");
+}
+
+#[test]
+fn exponential_points_without_a_recorded_value_are_stale_markers() {
+    let mut point = exp_point(2, (0, vec![1]), (0, vec![]), 0);
+    point.flags = 1;
+    let got = convert(&exp_request(vec![point]));
+    let h = &find(&got, "rpc_latency_seconds")[0].histograms[0].h;
+    assert!(is_stale_nan(h.sum));
+    assert!(h.positive.is_empty());
 }

@@ -10,55 +10,64 @@
 //! unknown fields are skipped, as protobuf requires.
 
 use osprey_model::{
-    is_valid_label_name, is_valid_metric_name, Exemplar, Label, Labels, MetricMetadata, MetricType, Sample, TimeSeries,
-    WriteRequest, METRIC_NAME,
+    is_valid_label_name, is_valid_metric_name, Exemplar, HistogramSample, Label, Labels, MetricMetadata, MetricType,
+    Sample, TimeSeries, WriteRequest, METRIC_NAME,
 };
 
+use super::histogram::{self, HistogramScratch, Invalid};
 use super::WireError;
 
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
+pub(super) const VARINT: u8 = 0;
+pub(super) const FIXED64: u8 = 1;
+pub(super) const LEN: u8 = 2;
 const FIXED32: u8 = 5;
 
 /// A protobuf syntax error and the byte offset (in the decompressed message) where it was found.
-struct SyntaxError {
+#[derive(Debug)]
+pub(super) struct SyntaxError {
     offset: usize,
     what: &'static str,
 }
 
-impl From<SyntaxError> for WireError {
-    fn from(e: SyntaxError) -> WireError {
+impl SyntaxError {
+    /// The error for a body of protobuf message `message`.
+    pub(super) fn into_wire(self, message: &'static str) -> WireError {
         WireError::Protobuf {
-            message: "prometheus.WriteRequest",
-            reason: format!("{} at byte {} of the decompressed body", e.what, e.offset),
+            message,
+            reason: format!("{} at byte {} of the decompressed body", self.what, self.offset),
         }
     }
 }
 
+impl From<SyntaxError> for WireError {
+    fn from(e: SyntaxError) -> WireError {
+        e.into_wire("prometheus.WriteRequest")
+    }
+}
+
 /// A cursor over one message's bytes; `base` is its offset in the whole body, for errors.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     base: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], base: usize) -> Reader<'a> {
+    pub(super) fn new(buf: &'a [u8], base: usize) -> Reader<'a> {
         Reader { buf, pos: 0, base }
     }
 
-    fn err(&self, what: &'static str) -> SyntaxError {
+    pub(super) fn err(&self, what: &'static str) -> SyntaxError {
         SyntaxError { offset: self.base + self.pos, what }
     }
 
     #[inline]
-    fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
     #[inline]
-    fn varint(&mut self) -> Result<u64, SyntaxError> {
+    pub(super) fn varint(&mut self) -> Result<u64, SyntaxError> {
         // Keys and lengths are mostly one byte.
         if let Some(&b) = self.buf.get(self.pos) {
             if b < 0x80 {
@@ -84,7 +93,7 @@ impl<'a> Reader<'a> {
 
     /// The next field's number and wire type.
     #[inline]
-    fn key(&mut self) -> Result<(u64, u8), SyntaxError> {
+    pub(super) fn key(&mut self) -> Result<(u64, u8), SyntaxError> {
         let key = self.varint()?;
         let field = key >> 3;
         if field == 0 {
@@ -104,7 +113,7 @@ impl<'a> Reader<'a> {
 
     /// A length-delimited field's bytes, with their offset in the whole body.
     #[inline]
-    fn len_delimited(&mut self) -> Result<(&'a [u8], usize), SyntaxError> {
+    pub(super) fn len_delimited(&mut self) -> Result<(&'a [u8], usize), SyntaxError> {
         let len = self.varint()?;
         let len = usize::try_from(len).map_err(|_| self.err("length too large"))?;
         let base = self.base + self.pos;
@@ -112,7 +121,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn fixed64(&mut self) -> Result<u64, SyntaxError> {
+    pub(super) fn fixed64(&mut self) -> Result<u64, SyntaxError> {
         let bytes = self.take(8)?;
         let mut le = [0u8; 8];
         le.copy_from_slice(bytes);
@@ -120,13 +129,13 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn str(&mut self) -> Result<&'a str, SyntaxError> {
+    pub(super) fn str(&mut self) -> Result<&'a str, SyntaxError> {
         let (bytes, base) = self.len_delimited()?;
         std::str::from_utf8(bytes)
             .map_err(|e| SyntaxError { offset: base + e.valid_up_to(), what: "string is not valid UTF-8" })
     }
 
-    fn skip(&mut self, wire: u8) -> Result<(), SyntaxError> {
+    pub(super) fn skip(&mut self, wire: u8) -> Result<(), SyntaxError> {
         match wire {
             VARINT => self.varint().map(drop),
             FIXED64 => self.take(8).map(drop),
@@ -138,7 +147,7 @@ impl<'a> Reader<'a> {
 
     /// The wire type a known field must have.
     #[inline]
-    fn expect(&self, wire: u8, expected: u8) -> Result<(), SyntaxError> {
+    pub(super) fn expect(&self, wire: u8, expected: u8) -> Result<(), SyntaxError> {
         if wire == expected {
             Ok(())
         } else {
@@ -151,6 +160,7 @@ impl<'a> Reader<'a> {
 #[derive(Default)]
 struct Scratch<'a> {
     labels: Vec<(&'a str, &'a str)>,
+    histogram: HistogramScratch,
 }
 
 pub(super) fn decode(body: &[u8]) -> Result<WriteRequest, WireError> {
@@ -196,9 +206,9 @@ fn label(bytes: &[u8], base: usize) -> Result<(&str, &str), SyntaxError> {
     Ok((name, value))
 }
 
-/// `Sample { double value = 1; int64 timestamp = 2 }`.
+/// `Sample { double value = 1; int64 timestamp = 2 }` (the same in 1.0 and 2.0).
 #[inline]
-fn sample(bytes: &[u8], base: usize) -> Result<Sample, SyntaxError> {
+pub(super) fn sample(bytes: &[u8], base: usize) -> Result<Sample, SyntaxError> {
     let mut r = Reader::new(bytes, base);
     let mut s = Sample { t: 0, v: 0.0 };
     while !r.done() {
@@ -215,6 +225,20 @@ fn sample(bytes: &[u8], base: usize) -> Result<Sample, SyntaxError> {
         }
     }
     Ok(s)
+}
+
+/// A `Histogram` message of the series `labels`, for either protocol version.
+pub(super) fn series_histogram(
+    bytes: &[u8],
+    base: usize,
+    labels: &Labels,
+    scratch: &mut HistogramScratch,
+    message: &'static str,
+) -> Result<HistogramSample, WireError> {
+    histogram::histogram(bytes, base, scratch).map_err(|e| match e {
+        Invalid::Syntax(e) => e.into_wire(message),
+        Invalid::Semantic(reason) => WireError::InvalidHistogram { series: labels.to_string(), reason },
+    })
 }
 
 /// `TimeSeries { labels = 1; samples = 2; exemplars = 3; histograms = 4 }`.
@@ -246,11 +270,9 @@ fn series<'a>(bytes: &'a [u8], base: usize, scratch: &mut Scratch<'a>) -> Result
         }
     }
     let labels = series_labels(&mut scratch.labels)?;
-    if n_histograms > 0 {
-        return Err(WireError::NativeHistogramsUnsupported { series: labels.to_string(), count: n_histograms });
-    }
     let mut samples = Vec::with_capacity(n_samples);
     let mut exemplars = Vec::with_capacity(n_exemplars);
+    let mut histograms = Vec::with_capacity(n_histograms);
     let mut r = Reader::new(bytes, base);
     while !r.done() {
         match r.key()? {
@@ -264,16 +286,21 @@ fn series<'a>(bytes: &'a [u8], base: usize, scratch: &mut Scratch<'a>) -> Result
                 let (b, base) = r.len_delimited()?;
                 exemplars.push(exemplar(b, base, &labels)?);
             }
+            (4, wire) => {
+                r.expect(wire, LEN)?;
+                let (b, base) = r.len_delimited()?;
+                histograms.push(series_histogram(b, base, &labels, &mut scratch.histogram, "prometheus.WriteRequest")?);
+            }
             (_, wire) => r.skip(wire)?,
         }
     }
-    Ok(TimeSeries { labels, samples, exemplars, histograms: Vec::new() })
+    Ok(TimeSeries { labels, samples, exemplars, histograms })
 }
 
 /// Validates series labels as Prometheus does, then allocates them: sorted by name (senders
 /// sort them; we sort when they did not), names unique and valid, `__name__` present and a
 /// valid metric name. Labels with empty values are dropped, as Prometheus treats them as absent.
-fn series_labels(labels: &mut [(&str, &str)]) -> Result<Labels, WireError> {
+pub(super) fn series_labels(labels: &mut [(&str, &str)]) -> Result<Labels, WireError> {
     if !labels.windows(2).all(|w| w[0].0 < w[1].0) {
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
         if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
@@ -326,6 +353,11 @@ fn exemplar(bytes: &[u8], base: usize, series: &Labels) -> Result<Exemplar, Wire
             (_, wire) => r.skip(wire)?,
         }
     }
+    Ok(Exemplar { labels: exemplar_labels(pairs, series)?, t, v })
+}
+
+/// Validates an exemplar's labels (names valid and unique) and allocates the non-empty ones.
+pub(super) fn exemplar_labels(mut pairs: Vec<(&str, &str)>, series: &Labels) -> Result<Labels, WireError> {
     if let Some((bad, _)) = pairs.iter().find(|(n, _)| !is_valid_label_name(n)) {
         return Err(WireError::InvalidExemplarLabelName { name: bad.to_string(), series: series.to_string() });
     }
@@ -338,7 +370,7 @@ fn exemplar(bytes: &[u8], base: usize, series: &Labels) -> Result<Exemplar, Wire
         .filter(|(_, value)| !value.is_empty())
         .map(|(name, value)| Label { name: name.to_string(), value: value.to_string() })
         .collect();
-    Ok(Exemplar { labels: Labels::from_sorted(labels), t, v })
+    Ok(Labels::from_sorted(labels))
 }
 
 /// `MetricMetadata { type = 1; metric_family_name = 2; help = 4; unit = 5 }`.
@@ -370,7 +402,7 @@ fn metadata(bytes: &[u8], base: usize) -> Result<MetricMetadata, WireError> {
 }
 
 /// `MetricMetadata.MetricType`; values this version does not know read as unknown.
-fn metric_type(t: i32) -> MetricType {
+pub(super) fn metric_type(t: i32) -> MetricType {
     match t {
         1 => MetricType::Counter,
         2 => MetricType::Gauge,

@@ -40,11 +40,20 @@ pub enum WireError {
     #[error("duplicate exemplar label name {name:?} on series {series}; each label may appear once")]
     DuplicateExemplarLabelName { name: String, series: String },
 
+    #[error("invalid native histogram in series {series}: {reason}")]
+    InvalidHistogram { series: String, reason: String },
+
     #[error(
-        "series {series} carries {count} native histogram sample(s), which Osprey does not store; \
-         send classic histograms instead (in Prometheus, set send_native_histograms: false on the remote_write)"
+        "symbol reference {reference} is out of range: the request has {symbols} symbols; every labels_refs, \
+         help_ref and unit_ref must index Request.symbols"
     )]
-    NativeHistogramsUnsupported { series: String, count: usize },
+    SymbolRefOutOfRange { reference: u32, symbols: usize },
+
+    #[error("labels_refs has {count} entries; it must hold name/value pairs, an even number")]
+    OddLabelRefs { count: usize },
+
+    #[error("{0}")]
+    UnsupportedMediaType(String),
 
     #[error("body is not valid OTLP/JSON: {0}")]
     OtlpJson(String),
@@ -54,7 +63,8 @@ pub enum WireError {
 }
 
 impl WireError {
-    /// The error's kind at the API edge: always a bad request.
+    /// The error's kind at the API edge: always a bad request (an unsupported content type or
+    /// encoding is one too; the API answers it with 415 as Prometheus does).
     pub fn kind(&self) -> ErrorKind {
         ErrorKind::BadRequest
     }

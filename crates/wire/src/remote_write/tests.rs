@@ -1,5 +1,5 @@
 use super::*;
-use osprey_model::{Exemplar, MetricMetadata, Sample, TimeSeries};
+use osprey_model::{CounterResetHint, Exemplar, FloatHistogram, HistogramSample, MetricMetadata, Sample, TimeSeries};
 use proptest::prelude::*;
 
 fn snappy(raw: &[u8]) -> Vec<u8> {
@@ -175,18 +175,6 @@ fn rejects_series_without_a_metric_name() {
 }
 
 #[test]
-fn rejects_native_histograms_clearly() {
-    let mut ts = series_raw(&[("__name__", "latency")], &[]);
-    let mut h = Vec::new();
-    h.push(15 << 3);
-    varint(1000, &mut h);
-    len_field(4, &h, &mut ts);
-    let err = decode_write_request(&snappy(&request_raw(&[ts]))).unwrap_err();
-    assert!(matches!(err, WireError::NativeHistogramsUnsupported { count: 1, .. }), "{err}");
-    assert!(err.to_string().contains("send_native_histograms: false"));
-}
-
-#[test]
 fn rejects_bad_snappy_with_advice() {
     let err = decode_write_request(b"\xff\xff\xff\xff\xff\xff not snappy").unwrap_err();
     assert!(matches!(err, WireError::Snappy(_)), "{err}");
@@ -316,12 +304,10 @@ fn arb_request() -> impl Strategy<Value = WriteRequest> {
             .map(|(t, v, id)| Exemplar { labels: Labels::from_pairs([("trace_id", id)]), t, v })
             .collect::<Vec<_>>()
     });
-    let series = (labels, samples, exemplars).prop_map(|(labels, samples, exemplars)| TimeSeries {
-        labels,
-        samples,
-        exemplars,
-        histograms: Vec::new(),
-    });
+    let histograms = proptest::collection::vec((any::<i64>(), arb_histogram()), 0..3)
+        .prop_map(|v| v.into_iter().map(|(t, h)| HistogramSample { t, h }).collect::<Vec<_>>());
+    let series = (labels, samples, exemplars, histograms)
+        .prop_map(|(labels, samples, exemplars, histograms)| TimeSeries { labels, samples, exemplars, histograms });
     proptest::collection::vec(series, 0..6).prop_map(|series| WriteRequest { series, metadata: Vec::new() })
 }
 
@@ -345,7 +331,51 @@ proptest! {
             let samples = |s: &TimeSeries| s.samples.iter().map(|x| (x.t, bits(x.v))).collect::<Vec<_>>();
             prop_assert_eq!(exemplars(a), exemplars(b));
             prop_assert_eq!(samples(a), samples(b));
+            prop_assert_eq!(&a.histograms, &b.histograms);
         }
+    }
+
+    /// The same through 2.0, metadata included (one entry per family).
+    #[test]
+    fn round_trips_arbitrary_valid_requests_v2(req in arb_request()) {
+        let bits = |v: f64| if v == 0.0 { 0 } else { v.to_bits() };
+        let back = decode_write_request_v2(&encode_write_request_v2(&req)).unwrap();
+        prop_assert_eq!(back.series.len(), req.series.len());
+        for (a, b) in back.series.iter().zip(&req.series) {
+            prop_assert_eq!(&a.labels, &b.labels);
+            let exemplars = |s: &TimeSeries| s.exemplars.iter().map(|e| (e.labels.clone(), e.t, bits(e.v))).collect::<Vec<_>>();
+            let samples = |s: &TimeSeries| s.samples.iter().map(|x| (x.t, bits(x.v))).collect::<Vec<_>>();
+            prop_assert_eq!(exemplars(a), exemplars(b));
+            prop_assert_eq!(samples(a), samples(b));
+            prop_assert_eq!(&a.histograms, &b.histograms);
+        }
+    }
+
+    #[test]
+    fn v2_never_panics_on_arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode_write_request_v2(&body);
+        let _ = decode_write_request_v2(&snappy(&body));
+    }
+
+    #[test]
+    fn v2_never_panics_on_mutated_valid_bodies(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+        let mut raw = to_proto_v2(&histogram_request()).encode_to_vec();
+        for (i, b) in flips {
+            let i = i.index(raw.len());
+            raw[i] ^= b;
+        }
+        let _ = decode_write_request_v2(&snappy(&raw));
+        let _ = decode_write_request(&snappy(&raw));
+    }
+
+    #[test]
+    fn histograms_never_panic_when_mutated(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+        let mut raw = to_proto(&histogram_request()).encode_to_vec();
+        for (i, b) in flips {
+            let i = i.index(raw.len());
+            raw[i] ^= b;
+        }
+        let _ = decode_write_request(&snappy(&raw));
     }
 
     #[test]
@@ -357,4 +387,396 @@ proptest! {
         }
         let _ = decode_write_request(&snappy(&raw));
     }
+}
+
+/// Valid histograms: exponential (schemas -4 to 8, both sides, zero bucket) or custom buckets.
+fn arb_histogram() -> impl Strategy<Value = FloatHistogram> {
+    let buckets = || {
+        proptest::collection::btree_map(-40i32..40, 0.0f64..1e6, 0..6).prop_map(|m| m.into_iter().collect::<Vec<_>>())
+    };
+    let hint = prop::sample::select(vec![
+        CounterResetHint::Unknown,
+        CounterResetHint::CounterReset,
+        CounterResetHint::NotCounterReset,
+        CounterResetHint::Gauge,
+    ]);
+    let exponential = (-4i32..=8, buckets(), buckets(), 0.0f64..1e3, 0.0f64..1e-3, -1e9f64..1e9, 0.0f64..1e7, hint)
+        .prop_map(|(schema, positive, negative, zero_count, zero_threshold, sum, count, counter_reset_hint)| {
+            FloatHistogram {
+                counter_reset_hint,
+                schema,
+                zero_threshold,
+                zero_count,
+                count,
+                sum,
+                positive,
+                negative,
+                custom_values: Vec::new(),
+            }
+        });
+    let custom = (proptest::collection::btree_set(-1000i32..1000, 1..6), 0.0f64..1e6, -1e9f64..1e9).prop_map(
+        |(bounds, count, sum)| {
+            let custom_values: Vec<f64> = bounds.into_iter().map(|b| f64::from(b) / 10.0).collect();
+            let positive = (0..=custom_values.len() as i32).step_by(2).map(|i| (i, f64::from(i) + 1.0)).collect();
+            FloatHistogram {
+                schema: osprey_model::CUSTOM_BUCKETS_SCHEMA,
+                count,
+                sum,
+                positive,
+                custom_values,
+                ..FloatHistogram::default()
+            }
+        },
+    );
+    prop_oneof![exponential, custom]
+}
+
+fn latency(h: FloatHistogram) -> WriteRequest {
+    WriteRequest {
+        series: vec![TimeSeries {
+            labels: Labels::from_pairs([("__name__", "rpc_latency_seconds"), ("job", "api")]),
+            histograms: vec![HistogramSample { t: 1_000, h }],
+            ..TimeSeries::default()
+        }],
+        metadata: vec![],
+    }
+}
+
+fn histogram_request() -> WriteRequest {
+    let mut req = latency(FloatHistogram {
+        counter_reset_hint: CounterResetHint::NotCounterReset,
+        schema: 3,
+        zero_threshold: 0.001,
+        zero_count: 2.0,
+        count: 12.0,
+        sum: 3.5,
+        positive: vec![(-2, 1.0), (-1, 0.0), (4, 5.0), (20, 2.0)],
+        negative: vec![(1, 2.0)],
+        custom_values: vec![],
+    });
+    req.series.extend(sample_request().series);
+    req.metadata = sample_request().metadata;
+    req
+}
+
+/// An integer histogram as Prometheus's remote-write sender encodes one.
+fn int_histogram() -> proto::Histogram {
+    proto::Histogram {
+        count: Some(proto::HistogramCount::CountInt(10)),
+        sum: 18.4,
+        schema: 1,
+        zero_threshold: 1e-128,
+        zero_count: Some(proto::HistogramZeroCount::ZeroCountInt(1)),
+        negative_spans: vec![proto::BucketSpan { offset: 0, length: 2 }],
+        negative_deltas: vec![1, 0],
+        negative_counts: vec![],
+        // Buckets -1, 0 (span 1), then 3 (span 2, one bucket after a gap of two).
+        positive_spans: vec![proto::BucketSpan { offset: -1, length: 2 }, proto::BucketSpan { offset: 2, length: 1 }],
+        positive_deltas: vec![2, 1, -1],
+        positive_counts: vec![],
+        reset_hint: 1,
+        timestamp: 5_000,
+        custom_values: vec![],
+    }
+}
+
+fn int_histogram_request(h: proto::Histogram) -> Vec<u8> {
+    let req = proto::WriteRequest {
+        timeseries: vec![proto::TimeSeries {
+            labels: vec![proto::Label { name: "__name__".into(), value: "rpc_latency_seconds".into() }],
+            samples: vec![],
+            exemplars: vec![],
+            histograms: vec![h],
+        }],
+        metadata: vec![],
+    };
+    snappy(&req.encode_to_vec())
+}
+
+#[test]
+fn round_trips_native_histograms_of_both_versions() {
+    let req = histogram_request();
+    for (name, back) in [
+        ("1.0", decode_write_request(&encode_write_request(&req)).unwrap()),
+        ("2.0", decode_write_request_v2(&encode_write_request_v2(&req)).unwrap()),
+    ] {
+        assert_eq!(back.series[0].histograms, req.series[0].histograms, "{name}");
+        assert_eq!(back.series[1].exemplars, req.series[1].exemplars, "{name}");
+        assert_eq!(back.metadata[0].help, req.metadata[0].help, "{name}");
+    }
+    // 2.0 carries metadata per series: the counter family is named after its series.
+    let back = decode_write_request_v2(&encode_write_request_v2(&req)).unwrap();
+    assert_eq!(back.metadata[0].metric_family_name, "http_requests_total");
+}
+
+#[test]
+fn integer_histograms_become_float_counts() {
+    let got = decode_write_request(&int_histogram_request(int_histogram())).unwrap();
+    let h = &got.series[0].histograms[0];
+    assert_eq!(h.t, 5_000);
+    assert_eq!(
+        h.h,
+        FloatHistogram {
+            counter_reset_hint: CounterResetHint::CounterReset,
+            schema: 1,
+            zero_threshold: 1e-128,
+            zero_count: 1.0,
+            count: 10.0,
+            sum: 18.4,
+            positive: vec![(-1, 2.0), (0, 3.0), (3, 2.0)],
+            negative: vec![(0, 1.0), (1, 1.0)],
+            custom_values: vec![],
+        }
+    );
+}
+
+#[test]
+fn decodes_unpacked_repeated_histogram_fields() {
+    // Field 4 of the series: a histogram written field by field, deltas and counts unpacked.
+    let mut h = Vec::new();
+    h.push(2 << 3 | 1); // count_float
+    h.extend_from_slice(&3.0f64.to_le_bytes());
+    h.push(4 << 3); // schema 0, zigzag
+    varint(0, &mut h);
+    let mut span = Vec::new();
+    span.push(1 << 3);
+    varint(5, &mut span); // zigzag(-3)
+    span.push(2 << 3);
+    varint(2, &mut span);
+    len_field(11, &span, &mut h);
+    for c in [1.0f64, 2.0] {
+        h.push(13 << 3 | 1);
+        h.extend_from_slice(&c.to_le_bytes());
+    }
+    let mut ts = series_raw(&[("__name__", "x")], &[]);
+    len_field(4, &h, &mut ts);
+    let got = decode_write_request(&snappy(&request_raw(&[ts]))).unwrap();
+    assert_eq!(got.series[0].histograms[0].h.positive, vec![(-3, 1.0), (-2, 2.0)]);
+    assert_eq!(got.series[0].histograms[0].h.count, 3.0);
+}
+
+#[test]
+fn refuses_invalid_histograms_as_prometheus_does_naming_the_series() {
+    let check = |h: proto::Histogram, expect: &str| {
+        let err = decode_write_request(&int_histogram_request(h)).unwrap_err();
+        assert!(matches!(err, WireError::InvalidHistogram { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(r#"{__name__="rpc_latency_seconds"}"#), "{msg}");
+        assert!(msg.contains(expect), "expected {expect:?} in {msg}");
+    };
+    check(proto::Histogram { positive_deltas: vec![2, 1], ..int_histogram() }, "spans need 3 buckets, have 2");
+    check(proto::Histogram { negative_deltas: vec![1, -2], ..int_histogram() }, "observation count of -1");
+    check(proto::Histogram { schema: 9000, ..int_histogram() }, "schema 9000 is invalid");
+    check(proto::Histogram { schema: -5, ..int_histogram() }, "schema -5 is invalid");
+    check(
+        proto::Histogram { count: Some(proto::HistogramCount::CountInt(11)), ..int_histogram() },
+        "10 observations found in buckets, but the count field is 11",
+    );
+    check(
+        proto::Histogram { sum: f64::NAN, count: Some(proto::HistogramCount::CountInt(9)), ..int_histogram() },
+        "count must be at least",
+    );
+    check(
+        proto::Histogram {
+            positive_spans: vec![
+                proto::BucketSpan { offset: 0, length: 2 },
+                proto::BucketSpan { offset: -1, length: 1 },
+            ],
+            ..int_histogram()
+        },
+        "span number 2 has a negative offset -1",
+    );
+    let float = |positive: Vec<f64>| proto::Histogram {
+        count: Some(proto::HistogramCount::CountFloat(1.0)),
+        zero_count: None,
+        negative_spans: vec![],
+        negative_deltas: vec![],
+        positive_spans: vec![proto::BucketSpan { offset: 0, length: positive.len() as u32 }],
+        positive_deltas: vec![],
+        positive_counts: positive,
+        ..int_histogram()
+    };
+    check(float(vec![1.0, -0.5]), "negative count -0.5");
+    check(proto::Histogram { custom_values: vec![1.0], ..float(vec![1.0]) }, "must not have custom bucket bounds");
+    let custom = |bounds: Vec<f64>| proto::Histogram {
+        schema: osprey_model::CUSTOM_BUCKETS_SCHEMA,
+        zero_threshold: 0.0,
+        custom_values: bounds,
+        ..float(vec![1.0, 2.0])
+    };
+    check(custom(vec![1.0, 1.0]), "bounds must increase");
+    check(custom(vec![1.0, f64::INFINITY]), "must not be +Inf");
+    check(custom(vec![]), "spans reach bucket 2 but there are 0 bounds");
+    check(proto::Histogram { zero_threshold: 0.1, ..custom(vec![1.0, 2.0]) }, "zero threshold of 0");
+    // A float histogram's count is not checked against its buckets (rounding), as in Prometheus.
+    assert!(decode_write_request(&int_histogram_request(float(vec![5.0, 6.0]))).is_ok());
+    assert!(decode_write_request(&int_histogram_request(custom(vec![1.0, 2.0]))).is_ok());
+}
+
+#[test]
+fn reserved_finer_schemas_are_reduced_to_8() {
+    let h = proto::Histogram {
+        schema: 10,
+        positive_spans: vec![proto::BucketSpan { offset: 3, length: 4 }],
+        positive_deltas: vec![1, 0, 0, 0],
+        negative_spans: vec![],
+        negative_deltas: vec![],
+        zero_count: None,
+        count: Some(proto::HistogramCount::CountInt(4)),
+        ..int_histogram()
+    };
+    let got = decode_write_request(&int_histogram_request(h)).unwrap();
+    let h = &got.series[0].histograms[0].h;
+    assert_eq!(h.schema, 8);
+    // Indexes 3 to 6 at schema 10 fall into 1 and 2 at schema 8.
+    assert_eq!(h.positive, vec![(1, 2.0), (2, 2.0)]);
+}
+
+/// A 2.0 request from symbols and series built by hand.
+fn v2_raw(symbols: &[&str], series: &[Vec<u8>]) -> Vec<u8> {
+    let mut req = Vec::new();
+    for ts in series {
+        len_field(5, ts, &mut req);
+    }
+    // Symbols after the series: the decoder must not depend on their order.
+    for s in symbols {
+        len_field(4, s.as_bytes(), &mut req);
+    }
+    req
+}
+
+fn packed(values: &[u64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in values {
+        varint(*v, &mut out);
+    }
+    out
+}
+
+#[test]
+fn decodes_hand_built_v2_with_prometheus_field_numbers() {
+    let symbols = ["", "__name__", "http_requests_total", "job", "api", "trace_id", "abc", "Requests.", "requests"];
+    let mut ts = Vec::new();
+    len_field(1, &packed(&[1, 2, 3, 4]), &mut ts);
+    let mut sample = Vec::new();
+    sample.push(1 << 3 | 1);
+    sample.extend_from_slice(&7.0f64.to_le_bytes());
+    sample.push(2 << 3);
+    varint(1000, &mut sample);
+    len_field(2, &sample, &mut ts);
+    let mut exemplar = Vec::new();
+    len_field(1, &packed(&[5, 6]), &mut exemplar);
+    exemplar.push(2 << 3 | 1);
+    exemplar.extend_from_slice(&1.5f64.to_le_bytes());
+    len_field(4, &exemplar, &mut ts);
+    let mut meta = Vec::new();
+    meta.push(1 << 3);
+    varint(1, &mut meta);
+    meta.push(3 << 3);
+    varint(7, &mut meta);
+    meta.push(4 << 3);
+    varint(8, &mut meta);
+    len_field(5, &meta, &mut ts);
+    ts.push(6 << 3); // created_timestamp, read past
+    varint(500, &mut ts);
+    let got = decode_write_request_v2(&snappy(&v2_raw(&symbols, &[ts]))).unwrap();
+    let s = &got.series[0];
+    assert_eq!(s.labels.to_string(), r#"{__name__="http_requests_total", job="api"}"#);
+    assert_eq!(s.samples, vec![Sample::new(1000, 7.0)]);
+    assert_eq!(s.exemplars, vec![Exemplar { labels: Labels::from_pairs([("trace_id", "abc")]), t: 0, v: 1.5 }]);
+    assert_eq!(
+        got.metadata,
+        vec![MetricMetadata {
+            metric_family_name: "http_requests_total".into(),
+            metric_type: MetricType::Counter,
+            help: "Requests.".into(),
+            unit: "requests".into(),
+        }]
+    );
+}
+
+#[test]
+fn v2_metadata_is_per_family() {
+    let mut req = WriteRequest {
+        series: ["rpc_seconds_bucket", "rpc_seconds_sum", "rpc_seconds_count"]
+            .iter()
+            .map(|n| TimeSeries {
+                labels: Labels::from_pairs([("__name__", *n)]),
+                samples: vec![Sample::new(1, 1.0)],
+                ..TimeSeries::default()
+            })
+            .collect(),
+        metadata: vec![],
+    };
+    req.metadata.push(MetricMetadata {
+        metric_family_name: "rpc_seconds".into(),
+        metric_type: MetricType::Histogram,
+        help: "RPC latency.".into(),
+        unit: "seconds".into(),
+    });
+    let back = decode_write_request_v2(&encode_write_request_v2(&req)).unwrap();
+    assert_eq!(back.metadata, req.metadata);
+}
+
+#[test]
+fn v2_refuses_bad_symbol_references() {
+    let check = |labels_refs: &[u64], expect: &str| {
+        let mut ts = Vec::new();
+        len_field(1, &packed(labels_refs), &mut ts);
+        let err = decode_write_request_v2(&snappy(&v2_raw(&["", "__name__", "up"], &[ts]))).unwrap_err().to_string();
+        assert!(err.contains(expect), "expected {expect:?} in {err}");
+    };
+    check(&[1, 2, 3, 2], "symbol reference 3 is out of range: the request has 3 symbols");
+    check(&[1, 2, 1], "labels_refs has 3 entries");
+    check(&[2, 2], "has no metric name");
+    check(&[1, 2, 1, 2], "duplicate label name");
+}
+
+#[test]
+fn v2_refuses_garbled_and_truncated_input_naming_the_v2_message() {
+    let raw = to_proto_v2(&histogram_request()).encode_to_vec();
+    for cut in 1..raw.len() {
+        if let Err(WireError::Protobuf { message, .. }) = decode_write_request_v2(&snappy(&raw[..cut])) {
+            assert_eq!(message, "io.prometheus.write.v2.Request");
+        }
+    }
+    let err = decode_write_request_v2(&snappy(b"\x2a\xff\xff\xff\x0f garbage")).unwrap_err();
+    assert!(err.to_string().contains("io.prometheus.write.v2.Request"), "{err}");
+    let body = encode_write_request_v2(&histogram_request());
+    for cut in 0..body.len() {
+        assert!(decode_write_request_v2(&body[..cut]).is_err(), "truncated snappy at {cut} decoded");
+    }
+    let err = decode_write_request_v2_with_limit(&body, 16).unwrap_err();
+    assert!(matches!(err, WireError::BodyTooLarge { limit: 16, .. }), "{err}");
+}
+
+#[test]
+fn negotiates_the_message_as_prometheus_3_does() {
+    let check =
+        |ct: Option<&str>, enc: Option<&str>, expect: Result<ProtoMessage, &str>| match (negotiate(ct, enc), expect) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{ct:?}"),
+            (Err(e), Err(want)) => {
+                assert!(matches!(e, WireError::UnsupportedMediaType(_)));
+                assert!(e.to_string().contains(want), "expected {want:?} in {e}");
+            }
+            (got, want) => panic!("{ct:?} {enc:?}: got {got:?}, want {want:?}"),
+        };
+    use ProtoMessage::{V1, V2};
+    check(None, None, Ok(V1));
+    check(Some(""), Some(""), Ok(V1));
+    check(Some("application/x-protobuf"), Some("snappy"), Ok(V1));
+    check(Some(" application/x-protobuf "), Some("SNAPPY"), Ok(V1));
+    check(Some("application/x-protobuf;proto=prometheus.WriteRequest"), None, Ok(V1));
+    check(Some(CONTENT_TYPE_V2), Some("snappy"), Ok(V2));
+    check(Some("application/x-protobuf;charset=utf-8;proto=io.prometheus.write.v2.Request"), None, Ok(V2));
+    // Parameters are not trimmed, as in Prometheus: " proto" is another parameter.
+    check(Some("application/x-protobuf; proto=io.prometheus.write.v2.Request"), None, Ok(V1));
+    check(Some("application/json"), None, Err("expected application/x-protobuf as the first (media) part"));
+    check(Some("application/x-protobuf;proto"), None, Err("expected parameters to be key-values"));
+    check(
+        Some("application/x-protobuf;proto=io.prometheus.write.v3.Request"),
+        None,
+        Err("unknown remote write protobuf message io.prometheus.write.v3.Request"),
+    );
+    check(Some(CONTENT_TYPE_V2), Some("zstd"), Err("zstd encoding (compression) is not accepted"));
 }
