@@ -360,8 +360,8 @@ mod tests {
         let samples: Vec<HistogramSample> =
             (0..120).map(|i| HistogramSample { t: 1_700_000_000_000 + i * 15_000, h: exponential(i) }).collect();
         let bytes = round_trip(&samples);
-        // 9 values per sample; Prometheus's float-histogram chunk is in the same range.
-        assert!(bytes.len() < 120 * 30, "{} bytes", bytes.len());
+        // 9 values per sample, every one changing: measured 1419 bytes (11.8 per sample).
+        assert!(bytes.len() < 120 * 13, "{} bytes", bytes.len());
     }
 
     #[test]

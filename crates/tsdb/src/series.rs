@@ -5,7 +5,9 @@
 //! A series may hold floats and histograms at different timestamps, as in Prometheus: the
 //! series' newest timestamp (over both kinds) decides what is out of order, and a timestamp
 //! holds one kind only. Histogram storage is boxed and absent until a series receives one,
-//! so float-only series pay one pointer and float appends one branch.
+//! so float-only series pay one pointer and float appends one branch (`ingest_bench`, 20k
+//! series x 240 scrapes, 1 thread, 5 alternating runs each on a loaded 2-core box: 848k
+//! samples per CPU second before histogram support, 851k after, run-to-run noise +-15%).
 
 use osprey_codec::{
     decode_chunk, decode_histogram_chunk, encode_chunk, encode_histogram_chunk, CodecError, HistogramAppender,
