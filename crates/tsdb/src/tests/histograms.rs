@@ -311,3 +311,40 @@ fn retention_drops_histogram_blocks() {
     assert_eq!(db.run_maintenance(11 * HOUR).unwrap().blocks_deleted, 1);
     assert!(select_histograms(&db, &t, &[], i64::MIN, i64::MAX).is_empty());
 }
+
+/// `testdata/block-v1`: a block written before native histograms (index version 1), three
+/// series `old{i="0".."2"}` with values `i * 100 + j` at `j * 15s` and a staleness marker.
+#[test]
+fn blocks_from_before_histograms_still_open_and_compact_with_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = dir.path().join("tenants/a/blocks/0000000000BKKYYKCJXHGNBFCK");
+    fs::create_dir_all(&block).unwrap();
+    for f in ["chunks", "index", "meta.json"] {
+        fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/block-v1").join(f), block.join(f)).unwrap();
+    }
+    let t = tenant("a");
+    let opts = || TsdbOptions { out_of_order_window: Duration::from_secs(3600), ..TsdbOptions::new(dir.path()) };
+    let (db, report) = Tsdb::open(opts()).unwrap();
+    assert_eq!((report.blocks_loaded, report.blocks_skipped.len()), (1, 0));
+    let check_floats = |db: &Tsdb| {
+        let old = select_all(db, &t, "old");
+        assert_eq!(old.len(), 3);
+        for (i, s) in old.iter().enumerate() {
+            let want: Vec<f64> = (0..10).map(|j| (i * 100 + j) as f64).collect();
+            assert_eq!(s.samples[..10].iter().map(|x| x.v).collect::<Vec<_>>(), want);
+            assert_eq!(s.samples[10].v.to_bits(), STALE_NAN.to_bits());
+        }
+    };
+    check_floats(&db);
+    assert!(select_histograms(&db, &t, &[], i64::MIN, i64::MAX).is_empty());
+    // Histograms in the same block range make an overlapping (version 2) block; compaction
+    // merges both into one.
+    let pairs = [("__name__", "old"), ("i", "1")];
+    db.append(&t, write(vec![hseries(&pairs, vec![hsample(200_000, hist("int", 1))])])).unwrap();
+    db.flush_head().unwrap();
+    assert_eq!(db.run_maintenance(0).unwrap().compactions, 1);
+    assert_eq!(db.stats().blocks, 1);
+    check_floats(&db);
+    let got = select_histograms(&db, &t, &[], i64::MIN, i64::MAX);
+    assert_eq!((got.len(), got[0].labels.clone(), got[0].samples.len()), (1, labels(&pairs), 1));
+}
