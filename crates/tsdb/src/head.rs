@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use osprey_model::{Labels, Matcher};
@@ -106,6 +106,9 @@ pub(crate) struct Head {
     max_t: AtomicI64,
     block_range: i64,
     ooo_window: i64,
+    /// Set once any series received a histogram (never cleared while open: clearing could
+    /// race with an appender), so histogram queries of float-only tenants skip the head.
+    holds_histograms: AtomicBool,
 }
 
 fn stripe(key: u64) -> usize {
@@ -128,7 +131,17 @@ impl Head {
             max_t: AtomicI64::new(i64::MIN),
             block_range,
             ooo_window,
+            holds_histograms: AtomicBool::new(false),
         }
+    }
+
+    /// Called before a histogram is stored.
+    pub(crate) fn note_histograms(&self) {
+        self.holds_histograms.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn holds_histograms(&self) -> bool {
+        self.holds_histograms.load(Ordering::Acquire)
     }
 
     /// The hash of a label set's [`CompactLabels`] encoding. Seeded xxh3 over the encoded

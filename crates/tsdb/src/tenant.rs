@@ -164,6 +164,9 @@ impl TenantDb {
             });
         }
         let mut created: Vec<Arc<MemSeries>> = Vec::new();
+        if request.histogram_count() > 0 {
+            head.note_histograms();
+        }
         let gate = head.append_gate();
         let limits = head.limits();
         let mut accepted: Vec<(u64, Sample)> = Vec::with_capacity(request.sample_count());
@@ -292,7 +295,8 @@ impl TenantDb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<Series>, TsdbError> {
-        let merged = self.select_kind(matchers, start, end, Block::samples, SeriesData::samples, |s| s.t)?;
+        let sources = Sources { blocks: self.blocks_snapshot(), head: self.head.select(matchers) };
+        let merged = sources.read(matchers, start, end, Block::samples, SeriesData::samples, |s| s.t)?;
         Ok(merged.into_iter().map(|(labels, samples)| Series { labels, samples }).collect())
     }
 
@@ -304,56 +308,13 @@ impl TenantDb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<HistogramSeries>, TsdbError> {
-        let merged = self.select_kind(matchers, start, end, Block::histograms, SeriesData::histograms, |s| s.t)?;
+        // Float-only sources are skipped without reading their index.
+        let mut blocks = self.blocks_snapshot();
+        blocks.retain(|b| b.meta.stats.num_histogram_samples > 0);
+        let head = if self.head.holds_histograms() { self.head.select(matchers) } else { Vec::new() };
+        let sources = Sources { blocks, head };
+        let merged = sources.read(matchers, start, end, Block::histograms, SeriesData::histograms, |s| s.t)?;
         Ok(merged.into_iter().map(|(labels, samples)| HistogramSeries { labels, samples }).collect())
-    }
-
-    /// Samples of one kind from blocks and head, per series in label order, time-sorted and
-    /// deduplicated by timestamp where several sources hold the series.
-    fn select_kind<T>(
-        &self,
-        matchers: &[Matcher],
-        start: Timestamp,
-        end: Timestamp,
-        from_block: BlockRead<T>,
-        from_head: fn(&SeriesData, i64, i64) -> Vec<T>,
-        time: fn(&T) -> i64,
-    ) -> Result<Vec<(Labels, Vec<T>)>, TsdbError> {
-        // Per series: samples and whether several sources contributed (then sort and dedup).
-        let mut merged: BTreeMap<Labels, (Vec<T>, bool)> = BTreeMap::new();
-        let mut add = |labels: Labels, samples: Vec<T>| match merged.get_mut(&labels) {
-            Some((existing, several)) => {
-                existing.extend(samples);
-                *several = true;
-            }
-            None => {
-                merged.insert(labels, (samples, false));
-            }
-        };
-        for block in self.blocks_snapshot().iter().filter(|b| b.overlaps(start, end)) {
-            for series in block.select(matchers, start, end)? {
-                let samples = from_block(block, &series, start, end)?;
-                if !samples.is_empty() {
-                    add(series.labels, samples);
-                }
-            }
-        }
-        for series in self.head.select(matchers) {
-            let samples = from_head(&series.data.lock(), start, end);
-            if !samples.is_empty() {
-                add(series.labels.to_labels(), samples);
-            }
-        }
-        Ok(merged
-            .into_iter()
-            .map(|(labels, (mut samples, several))| {
-                if several {
-                    samples.sort_by_key(time);
-                    samples.dedup_by_key(|s| time(s));
-                }
-                (labels, samples)
-            })
-            .collect())
     }
 
     /// Calls `visit` with the labels of every matching series that has data overlapping
@@ -721,6 +682,62 @@ impl TenantDb {
     }
 }
 
+/// What a query reads: blocks, and the head's series that match.
+struct Sources {
+    blocks: Vec<Arc<Block>>,
+    head: Vec<Arc<MemSeries>>,
+}
+
+impl Sources {
+    /// Samples of one kind, per series in label order, time-sorted and deduplicated by
+    /// timestamp where several sources hold the series.
+    fn read<T>(
+        &self,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+        from_block: BlockRead<T>,
+        from_head: fn(&SeriesData, i64, i64) -> Vec<T>,
+        time: fn(&T) -> i64,
+    ) -> Result<Vec<(Labels, Vec<T>)>, TsdbError> {
+        // Per series: samples and whether several sources contributed (then sort and dedup).
+        let mut merged: BTreeMap<Labels, (Vec<T>, bool)> = BTreeMap::new();
+        let mut add = |labels: Labels, samples: Vec<T>| match merged.get_mut(&labels) {
+            Some((existing, several)) => {
+                existing.extend(samples);
+                *several = true;
+            }
+            None => {
+                merged.insert(labels, (samples, false));
+            }
+        };
+        for block in self.blocks.iter().filter(|b| b.overlaps(start, end)) {
+            for series in block.select(matchers, start, end)? {
+                let samples = from_block(block, &series, start, end)?;
+                if !samples.is_empty() {
+                    add(series.labels, samples);
+                }
+            }
+        }
+        for series in &self.head {
+            let samples = from_head(&series.data.lock(), start, end);
+            if !samples.is_empty() {
+                add(series.labels.to_labels(), samples);
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(labels, (mut samples, several))| {
+                if several {
+                    samples.sort_by_key(time);
+                    samples.dedup_by_key(|s| time(s));
+                }
+                (labels, samples)
+            })
+            .collect())
+    }
+}
+
 /// Blocks are kept in time order: retention deletes from the front, compaction plans over
 /// neighbours.
 fn sort_blocks(blocks: &mut [Arc<Block>]) {
@@ -836,6 +853,7 @@ impl Replay<'_> {
     }
 
     fn add_histograms(&self, series: &MemSeries, samples: impl IntoIterator<Item = HistogramSample>) {
+        self.head.note_histograms();
         let boundary = self.head.boundary();
         let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
         let mut data = series.data.lock();
