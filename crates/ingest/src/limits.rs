@@ -14,7 +14,8 @@ use crate::rate::{Clock, TokenBucket};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Samples per second accepted per tenant, averaged by a token bucket. 0 disables.
+    /// Samples per second accepted per tenant, averaged by a token bucket; a native-histogram
+    /// sample counts as one, as in Mimir. 0 disables.
     pub ingestion_rate: f64,
     /// Samples a tenant may send in one burst above the rate.
     pub ingestion_burst_size: f64,
@@ -102,7 +103,7 @@ impl LimitedAppender {
 impl MetricsAppender for LimitedAppender {
     fn append(&self, tenant: &TenantId, request: WriteRequest) -> Result<AppendSummary, StorageError> {
         self.check_labels(&request)?;
-        self.check_rate(tenant, request.sample_count())?;
+        self.check_rate(tenant, request.sample_count() + request.histogram_count())?;
         self.inner.append(tenant, request)
     }
 }
@@ -164,6 +165,19 @@ mod tests {
         clock.0.store(1000, Ordering::SeqCst);
         a.append(&t, batch(up, 5)).unwrap();
         assert_eq!(inner.0.load(Ordering::SeqCst), 25);
+    }
+
+    #[test]
+    fn native_histogram_samples_count_against_the_rate() {
+        use osprey_model::{FloatHistogram, HistogramSample};
+        let limits = Limits { ingestion_rate: 10.0, ingestion_burst_size: 10.0, ..Limits::default() };
+        let (_, _, a) = setup(limits);
+        let t = TenantId::default_tenant();
+        let mut histograms = batch(Labels::from_pairs([("__name__", "latency")]), 0);
+        histograms.series[0].histograms = (0..8).map(|t| HistogramSample { t, h: FloatHistogram::default() }).collect();
+        a.append(&t, histograms).unwrap();
+        let err = a.append(&t, batch(Labels::from_pairs([("__name__", "up")]), 3)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::TooManyRequests);
     }
 
     #[test]
