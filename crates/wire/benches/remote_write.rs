@@ -1,6 +1,7 @@
 //! Remote write decode throughput: snappy + protobuf + validation + conversion to model types,
 //! on batches shaped like Prometheus's (2000 samples per request, one sample per series,
-//! ten labels per series as node_exporter-style targets have).
+//! ten labels per series as node_exporter-style targets have), in 1.0 and 2.0, with float
+//! samples and with native histograms (20 populated buckets each, schema 3).
 //!
 //! Run: cargo bench -p osprey-wire --bench remote_write
 //!
@@ -11,8 +12,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use osprey_model::{Labels, Sample, TimeSeries, WriteRequest};
-use osprey_wire::remote_write::{decode_write_request, encode_write_request};
+use osprey_model::{FloatHistogram, HistogramSample, Labels, Sample, TimeSeries, WriteRequest};
+use osprey_wire::remote_write::{
+    decode_write_request, decode_write_request_v2, encode_write_request, encode_write_request_v2, WireError,
+};
 
 fn batch(series: usize, samples_per_series: usize) -> WriteRequest {
     let series = (0..series)
@@ -39,6 +42,30 @@ fn batch(series: usize, samples_per_series: usize) -> WriteRequest {
     WriteRequest { series, metadata: Vec::new() }
 }
 
+/// The same series, each with one native histogram instead of its float samples.
+fn histogram_batch(series: usize) -> WriteRequest {
+    let mut request = batch(series, 0);
+    for (i, s) in request.series.iter_mut().enumerate() {
+        let positive: Vec<(i32, f64)> = (0..20).map(|b| (b * 2 - 10, (i + b as usize) as f64)).collect();
+        let count = positive.iter().map(|b| b.1).sum();
+        let h = FloatHistogram {
+            schema: 3,
+            zero_threshold: 1e-128,
+            count,
+            sum: count * 0.3,
+            positive,
+            ..Default::default()
+        };
+        s.histograms.push(HistogramSample { t: 1_700_000_000_000, h });
+    }
+    request
+}
+
+type Decoder = fn(&[u8]) -> Result<WriteRequest, WireError>;
+type Encoder = fn(&WriteRequest) -> Vec<u8>;
+const V1: (Encoder, Decoder) = (encode_write_request, decode_write_request);
+const V2: (Encoder, Decoder) = (encode_write_request_v2, decode_write_request_v2);
+
 /// User plus system CPU time of this process, in seconds.
 fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -49,13 +76,13 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0) // USER_HZ is 100 on Linux
 }
 
-fn measure(name: &str, request: &WriteRequest) {
-    let body = encode_write_request(request);
-    let samples = request.sample_count() as f64;
+fn measure(name: &str, (encode, decode): (Encoder, Decoder), request: &WriteRequest) {
+    let body = encode(request);
+    let samples = (request.sample_count() + request.histogram_count()) as f64;
     let mut iterations = 0u64;
     let (start, cpu_start) = (Instant::now(), cpu_seconds());
     while start.elapsed() < Duration::from_secs(3) {
-        let decoded = decode_write_request(black_box(&body)).expect("benchmark body decodes");
+        let decoded = decode(black_box(&body)).expect("benchmark body decodes");
         black_box(decoded);
         iterations += 1;
     }
@@ -78,7 +105,10 @@ fn measure(name: &str, request: &WriteRequest) {
 }
 
 fn main() {
-    measure("2000 series x 1 sample", &batch(2000, 1));
-    measure("500 series x 4 samples", &batch(500, 4));
-    measure("100 series x 100 samples", &batch(100, 100));
+    measure("2000 series x 1 sample", V1, &batch(2000, 1));
+    measure("500 series x 4 samples", V1, &batch(500, 4));
+    measure("100 series x 100 samples", V1, &batch(100, 100));
+    measure("2000 series x 1 native histogram", V1, &histogram_batch(2000));
+    measure("2.0: 2000 series x 1 sample", V2, &batch(2000, 1));
+    measure("2.0: 2000 series x 1 native histogram", V2, &histogram_batch(2000));
 }
