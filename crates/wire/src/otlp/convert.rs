@@ -577,7 +577,8 @@ fn native_buckets(
             continue;
         }
         let otlp_idx = i64::from(buckets.offset) + i as i64;
-        let idx = i32::try_from((otlp_idx >> scale_down) + 1)
+        // Shifting an i64 by 63 already leaves only its sign.
+        let idx = i32::try_from((otlp_idx >> scale_down.min(63)) + 1)
             .map_err(|_| format!("exponential histogram bucket index {otlp_idx} is out of range"))?;
         match out.last_mut() {
             Some(last) if last.0 == idx => last.1 += count as f64,

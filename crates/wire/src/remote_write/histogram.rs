@@ -284,9 +284,28 @@ fn build(
         custom_values: s.custom_values.clone(),
     };
     if schema > MAX_SCHEMA {
-        h.reduce_resolution(MAX_SCHEMA);
+        // Not `FloatHistogram::reduce_resolution`: its i32 shift cannot span 52 - 8 bits.
+        let by = (schema - MAX_SCHEMA) as u32;
+        h.positive = merge_down(&h.positive, by);
+        h.negative = merge_down(&h.negative, by);
+        h.schema = MAX_SCHEMA;
     }
     Ok(h)
+}
+
+/// Buckets at a schema `by` lower: bucket `i` goes to `((i - 1) >> by) + 1`, counts of
+/// buckets that meet are added.
+fn merge_down(buckets: &[(i32, f64)], by: u32) -> Vec<(i32, f64)> {
+    let mut out: Vec<(i32, f64)> = Vec::with_capacity(buckets.len());
+    for &(idx, c) in buckets {
+        // The result lies between idx and 0, so it fits an i32.
+        let target = (((i64::from(idx) - 1) >> by) + 1) as i32;
+        match out.last_mut() {
+            Some(last) if last.0 == target => last.1 += c,
+            _ => out.push((target, c)),
+        }
+    }
+    out
 }
 
 /// `checkHistogramSpans`: only the first span may start below the previous one's end, and the

@@ -368,6 +368,34 @@ proptest! {
         let _ = decode_write_request(&snappy(&raw));
     }
 
+    /// Arbitrary field values (schemas, offsets, lengths, deltas at their extremes) give a
+    /// histogram or an error, never a panic or an overflow.
+    #[test]
+    fn arbitrary_histogram_fields_never_panic(
+        schema in prop_oneof![any::<i32>(), -60i32..60],
+        spans in proptest::collection::vec((prop_oneof![any::<i32>(), -5i32..5], prop_oneof![any::<u32>(), 0u32..4]), 0..4),
+        deltas in proptest::collection::vec(prop_oneof![any::<i64>(), -3i64..3], 0..8),
+        counts in proptest::collection::vec(any::<f64>(), 0..8),
+        custom_values in proptest::collection::vec(any::<f64>(), 0..4),
+        count in any::<u64>(),
+        float in any::<bool>(),
+    ) {
+        let spans: Vec<proto::BucketSpan> = spans.into_iter().map(|(offset, length)| proto::BucketSpan { offset, length }).collect();
+        let h = proto::Histogram {
+            count: Some(if float { proto::HistogramCount::CountFloat(count as f64) } else { proto::HistogramCount::CountInt(count) }),
+            schema,
+            negative_spans: spans.clone(),
+            negative_deltas: deltas.clone(),
+            negative_counts: counts.clone(),
+            positive_spans: spans,
+            positive_deltas: deltas,
+            positive_counts: counts,
+            custom_values,
+            ..int_histogram()
+        };
+        let _ = decode_write_request(&int_histogram_request(h));
+    }
+
     #[test]
     fn histograms_never_panic_when_mutated(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
         let mut raw = to_proto(&histogram_request()).encode_to_vec();
@@ -613,6 +641,11 @@ fn refuses_invalid_histograms_as_prometheus_does_naming_the_series() {
     assert!(decode_write_request(&int_histogram_request(custom(vec![1.0, 2.0]))).is_ok());
 }
 
+/// An integer histogram with nothing on the negative side or in the zero bucket.
+fn h_template() -> proto::Histogram {
+    proto::Histogram { negative_spans: vec![], negative_deltas: vec![], zero_count: None, ..int_histogram() }
+}
+
 #[test]
 fn reserved_finer_schemas_are_reduced_to_8() {
     let h = proto::Histogram {
@@ -630,6 +663,22 @@ fn reserved_finer_schemas_are_reduced_to_8() {
     assert_eq!(h.schema, 8);
     // Indexes 3 to 6 at schema 10 fall into 1 and 2 at schema 8.
     assert_eq!(h.positive, vec![(1, 2.0), (2, 2.0)]);
+    // The finest reserved schema, 44 bits above 8, with indexes far from 0 on both sides.
+    let h = proto::Histogram {
+        schema: 52,
+        positive_spans: vec![
+            proto::BucketSpan { offset: i32::MIN, length: 1 },
+            proto::BucketSpan { offset: i32::MAX, length: 2 },
+        ],
+        positive_deltas: vec![1, 0, 0],
+        count: Some(proto::HistogramCount::CountInt(3)),
+        ..h_template()
+    };
+    let got = decode_write_request(&int_histogram_request(h)).unwrap();
+    let h = &got.series[0].histograms[0].h;
+    assert_eq!(h.schema, 8);
+    // Indexes i32::MIN, 0 and 1: the first two merge into 0.
+    assert_eq!(h.positive, vec![(0, 2.0), (1, 1.0)]);
 }
 
 /// A 2.0 request from symbols and series built by hand.
