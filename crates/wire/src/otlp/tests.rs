@@ -748,3 +748,17 @@ fn exponential_points_without_a_recorded_value_are_stale_markers() {
     assert!(is_stale_nan(h.sum));
     assert!(h.positive.is_empty());
 }
+
+#[test]
+fn otlp_json_exponential_histograms_become_native_histograms() {
+    let body = r#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},
+        "scopeMetrics":[{"metrics":[{"name":"db.wait","unit":"ms","exponentialHistogram":{
+            "aggregationTemporality":2,
+            "dataPoints":[{"timeUnixNano":"1700000000123456789","count":"4","sum":9.5,"scale":1,
+                "zeroCount":"1","zeroThreshold":0.01,"positive":{"offset":2,"bucketCounts":["2","1"]}}]}}]}]}]}"#;
+    let got = convert(&decode_metrics_json(body.as_bytes()).unwrap());
+    let h = &find(&got, "db_wait_milliseconds")[0].histograms[0];
+    assert_eq!(h.t, T0_MS);
+    assert_eq!((h.h.schema, h.h.count, h.h.sum, h.h.zero_count, h.h.zero_threshold), (1, 4.0, 9.5, 1.0, 0.01));
+    assert_eq!(h.h.positive, vec![(3, 2.0), (4, 1.0)]);
+}
