@@ -469,15 +469,17 @@ impl TenantDb {
         let _guard = self.maintenance.lock();
         let mut report = TenantMaintenance::default();
         let range = self.head.block_range();
-        while let Some((min_t, max_t)) = self.head.time_range() {
-            let end = align_down(min_t.max(self.head.boundary()), range) + range;
+        if let Some((min_t, max_t)) = self.head.time_range() {
             // Keep what appenders may still write to in the head: half a block range behind
             // the newest sample (as Prometheus), or the out-of-order window if longer.
             let lag = (range / 2).max(self.opts.ooo_window_ms());
-            if max_t.saturating_sub(end) < lag {
-                break;
+            // Everything up to the last block boundary that far behind goes in one pass: a
+            // backfilled head spanning many ranges is cut once (one WAL checkpoint), not
+            // once per range, which would re-encode the rest of the head every time.
+            let end = align_down(max_t.saturating_sub(lag), range);
+            if end >= align_down(min_t.max(self.head.boundary()), range) + range {
+                report.blocks_written += self.persist_head_before(end)?;
             }
-            report.blocks_written += self.persist_head_before(end)?;
         }
         self.compact(&mut report)?;
         self.apply_retention(now_ms, &mut report)?;
