@@ -106,6 +106,11 @@ impl Labels {
         Labels(self.0.iter().filter(|l| !names.contains(&l.name.as_str())).cloned().collect())
     }
 
+    /// Removes the listed names in place (no allocation, unlike [`Labels::without`]).
+    pub fn remove(&mut self, names: &[&str]) {
+        self.0.retain(|l| !names.contains(&l.name.as_str()));
+    }
+
     /// Only the listed names.
     pub fn only(&self, names: &[&str]) -> Labels {
         Labels(self.0.iter().filter(|l| names.contains(&l.name.as_str())).cloned().collect())

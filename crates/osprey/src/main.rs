@@ -3,6 +3,13 @@
 
 mod settings;
 
+/// jemalloc instead of glibc malloc: queries and ingest allocate and free many small label
+/// strings and sample vectors, and glibc spent close to half of a query's CPU in
+/// `malloc_consolidate`/`unlink_chunk`. jemalloc keeps glibc's peak RSS where mimalloc
+/// quadrupled it (see ARCHITECTURE.md, "Dependency choices").
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

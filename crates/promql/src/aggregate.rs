@@ -1,6 +1,7 @@
 //! Aggregation operators (`sum`, `avg`, `topk`, `quantile`, …) with `by` / `without`.
 
-use std::collections::HashMap;
+// Label-set keys hash with Fx: SipHash's DoS resistance buys nothing for data already stored.
+use rustc_hash::FxHashMap as HashMap;
 
 use osprey_model::{FloatHistogram, Labels, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
@@ -149,7 +150,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
     let input = ev.eval_vector(&agg.expr)?;
     let range = ev.range;
     let keys: Vec<Labels> = input.iter().map(|s| group_key(&s.labels, agg.modifier.as_ref())).collect();
-    let mut ids = HashMap::new();
+    let mut ids = HashMap::default();
     let group_of = intern(keys.iter(), &mut ids);
     // Ids are handed out in order of first appearance.
     let mut group_keys: Vec<&Labels> = Vec::with_capacity(ids.len());

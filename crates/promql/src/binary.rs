@@ -370,7 +370,7 @@ fn set_op(
     let range = ev.range;
     let lsig_labels: Vec<Labels> = lhs.iter().map(|s| matching.signature(&s.labels)).collect();
     let rsig_labels: Vec<Labels> = rhs.iter().map(|s| matching.signature(&s.labels)).collect();
-    let mut ids = HashMap::new();
+    let mut ids = rustc_hash::FxHashMap::default();
     let lsig = intern(lsig_labels.iter(), &mut ids);
     let rsig = intern(rsig_labels.iter(), &mut ids);
     let lsteps = by_step_any(&lhs, &range);
@@ -381,7 +381,7 @@ fn set_op(
     // Per signature: the last step at which the other side had it (a stamp, so the vector
     // needs no clearing between steps).
     let mut seen = vec![usize::MAX; ids.len()];
-    for (i, (ls, rs)) in lsteps.iter().zip(&rsteps).enumerate() {
+    for (i, (ls, rs)) in lsteps.iter().zip(rsteps.iter()).enumerate() {
         ev.check_deadline()?;
         let t = range.ts(i);
         match op {
@@ -426,7 +426,7 @@ fn vector_vector(
     let (many, one) = if one_to_many { (&rhs, &lhs) } else { (&lhs, &rhs) };
     let many_sig_labels: Vec<Labels> = many.iter().map(|s| matching.signature(&s.labels)).collect();
     let one_sig_labels: Vec<Labels> = one.iter().map(|s| matching.signature(&s.labels)).collect();
-    let mut ids = HashMap::new();
+    let mut ids = rustc_hash::FxHashMap::default();
     let many_sig = intern(many_sig_labels.iter(), &mut ids);
     let one_sig = intern(one_sig_labels.iter(), &mut ids);
     let sig_count = ids.len();
@@ -448,7 +448,7 @@ fn vector_vector(
     };
     // Per signature at the current step: the "one"-side series and value (stamped).
     let mut one_by_sig: Vec<(usize, usize, Operand)> = vec![(usize::MAX, 0, Operand::F(0.0)); sig_count];
-    for (i, (ms, os)) in many_steps.iter().zip(&one_steps).enumerate() {
+    for (i, (ms, os)) in many_steps.iter().zip(one_steps.iter()).enumerate() {
         ev.check_deadline()?;
         let t = range.ts(i);
         if (ms.is_empty() && os.is_empty()) || ((ms.is_empty() || os.is_empty()) && no_fill) {

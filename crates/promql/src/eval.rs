@@ -2,7 +2,8 @@
 //! `rangeEval` does), so a range query and an instant query share one code path; an instant
 //! query is a range of one step.
 
-use std::collections::HashMap;
+// Label-set keys hash with Fx: SipHash's DoS resistance buys nothing for data already stored.
+use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -189,7 +190,7 @@ pub(crate) struct Collector {
 
 impl Collector {
     pub fn new() -> Collector {
-        Collector { index: HashMap::new(), out: Vec::new() }
+        Collector { index: HashMap::default(), out: Vec::new() }
     }
 
     pub fn push(&mut self, labels: Labels, drop_name: bool, t: i64, v: f64) -> Result<(), PromqlError> {
@@ -275,26 +276,70 @@ pub(crate) fn intern<'l>(sets: impl Iterator<Item = &'l Labels>, ids: &mut HashM
     .collect()
 }
 
-/// For each step, the (series index, value) pairs of the series that have a point there.
-pub(crate) fn by_step(series: &[StepSeries], range: &EvalRange) -> Vec<Vec<(usize, f64)>> {
-    let mut steps = vec![Vec::new(); range.len()];
-    for (i, s) in series.iter().enumerate() {
-        for p in &s.points {
-            steps[range.index(p.t)].push((i, p.v));
+/// Points regrouped by step: for each step, the (series index, value) pairs of the series
+/// with a point there, in series order. One flat allocation filled by counting sort, rather
+/// than a vector per step grown point by point (range queries regroup millions of points).
+pub(crate) struct Steps<T> {
+    /// `items[offsets[i]..offsets[i + 1]]` are step `i`'s points.
+    offsets: Vec<usize>,
+    items: Vec<(usize, T)>,
+}
+
+impl<T: Copy> Steps<T> {
+    /// Regroups `points(series)` (each `(time on the grid, value)`) of every series.
+    fn build<'s, I>(series: &'s [StepSeries], range: &EvalRange, points: impl Fn(&'s StepSeries) -> I) -> Steps<T>
+    where
+        I: Iterator<Item = (i64, T)>,
+    {
+        let mut offsets = vec![0usize; range.len() + 1];
+        let mut first = None;
+        for s in series {
+            for (t, v) in points(s) {
+                offsets[range.index(t) + 1] += 1;
+                first.get_or_insert(v);
+            }
+        }
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
+        }
+        let Some(first) = first else { return Steps { offsets, items: Vec::new() } };
+        // Every slot is overwritten below; `first` only gives them an initial value.
+        let mut items = vec![(0, first); offsets[range.len()]];
+        let mut next = offsets.clone();
+        for (j, s) in series.iter().enumerate() {
+            for (t, v) in points(s) {
+                let slot = &mut next[range.index(t)];
+                items[*slot] = (j, v);
+                *slot += 1;
+            }
+        }
+        Steps { offsets, items }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[(usize, T)]> + '_ {
+        (0..self.offsets.len() - 1).map(|i| &self[i])
+    }
+}
+
+impl<T> std::ops::Index<usize> for Steps<T> {
+    type Output = [(usize, T)];
+
+    fn index(&self, i: usize) -> &[(usize, T)] {
+        match self.items.get(self.offsets[i]..self.offsets[i + 1]) {
+            Some(step) => step,
+            None => &[],
         }
     }
-    steps
+}
+
+/// For each step, the (series index, value) pairs of the series that have a point there.
+pub(crate) fn by_step(series: &[StepSeries], range: &EvalRange) -> Steps<f64> {
+    Steps::build(series, range, |s| s.points.iter().map(|p| (p.t, p.v)))
 }
 
 /// For each step, the (series index, histogram) pairs of the series with a histogram there.
-pub(crate) fn by_step_h<'s>(series: &'s [StepSeries], range: &EvalRange) -> Vec<Vec<(usize, &'s FloatHistogram)>> {
-    let mut steps = vec![Vec::new(); range.len()];
-    for (i, s) in series.iter().enumerate() {
-        for p in &s.hists {
-            steps[range.index(p.t)].push((i, &p.h));
-        }
-    }
-    steps
+pub(crate) fn by_step_h<'s>(series: &'s [StepSeries], range: &EvalRange) -> Steps<&'s FloatHistogram> {
+    Steps::build(series, range, |s| s.hists.iter().map(|p| (p.t, &p.h)))
 }
 
 /// A value at one step: a float or a native histogram.
@@ -306,17 +351,10 @@ pub(crate) enum Operand<'a> {
 
 /// For each step, the (series index, value) pairs of every series with a point there,
 /// floats and histograms alike, in series order.
-pub(crate) fn by_step_any<'s>(series: &'s [StepSeries], range: &EvalRange) -> Vec<Vec<(usize, Operand<'s>)>> {
-    let mut steps = vec![Vec::new(); range.len()];
-    for (i, s) in series.iter().enumerate() {
-        for p in &s.points {
-            steps[range.index(p.t)].push((i, Operand::F(p.v)));
-        }
-        for p in &s.hists {
-            steps[range.index(p.t)].push((i, Operand::H(&p.h)));
-        }
-    }
-    steps
+pub(crate) fn by_step_any<'s>(series: &'s [StepSeries], range: &EvalRange) -> Steps<Operand<'s>> {
+    Steps::build(series, range, |s| {
+        s.points.iter().map(|p| (p.t, Operand::F(p.v))).chain(s.hists.iter().map(|p| (p.t, Operand::H(&p.h))))
+    })
 }
 
 /// A series read from storage: float samples (with staleness markers) and histogram samples,
@@ -944,20 +982,40 @@ impl Cursor {
 /// The labels removed together with the metric name (Prometheus's metadata labels).
 pub(crate) const METADATA_LABELS: [&str; 3] = [METRIC_NAME, "__type__", "__unit__"];
 
+/// Whether dropping the metadata labels of these series (distinct label sets per `drop_name`,
+/// as a selector's or a subquery's) could make two of them equal: that takes a difference in
+/// `drop_name` or in the metadata labels' values. Most vectors hold one metric, so the check
+/// for collisions, which hashes every label set, can usually be skipped.
+pub(crate) fn metadata_varies(series: &[StepSeries]) -> bool {
+    let Some(first) = series.first().map(metadata_key) else { return false };
+    series.iter().any(|s| metadata_key(s) != first)
+}
+
+fn metadata_key(s: &StepSeries) -> (bool, [Option<&str>; 3]) {
+    (s.drop_name, METADATA_LABELS.map(|n| s.labels.get(n)))
+}
+
 /// Applies delayed `__name__` removal. Series that end up with the same labels are merged
 /// when their points do not overlap (a range result), and rejected otherwise.
 fn finalize_names(mut series: Vec<StepSeries>) -> Result<Vec<StepSeries>, PromqlError> {
     let mut any = false;
     for s in &mut series {
         if s.drop_name && METADATA_LABELS.iter().any(|n| s.labels.get(n).is_some()) {
-            s.labels = s.labels.without(&METADATA_LABELS);
+            s.labels.remove(&METADATA_LABELS);
             any = true;
         }
     }
     if !any {
         return Ok(series);
     }
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let distinct = {
+        let mut seen = rustc_hash::FxHashSet::default();
+        series.iter().all(|s| seen.insert(&s.labels))
+    };
+    if distinct {
+        return Ok(series);
+    }
+    let mut index: HashMap<Labels, usize> = HashMap::default();
     let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
     for s in series {
         match index.get(&s.labels) {

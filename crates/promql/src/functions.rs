@@ -9,7 +9,9 @@ use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::{Call, Expr};
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, by_step_any, Collector, Evaluator, MatrixArg, Reading, StepSeries, Val, METADATA_LABELS};
+use crate::eval::{
+    by_step, by_step_any, metadata_varies, Collector, Evaluator, MatrixArg, Reading, StepSeries, Val, METADATA_LABELS,
+};
 use crate::extended::{anchored_samples, extended_rate, Modifier};
 use crate::native::{Notes, Out as NativeOut};
 use crate::scan::{arg_pos, call_pos};
@@ -139,7 +141,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator, call: &Call) -> Result<Val, PromqlEr
             let v = ev.eval_vector(args[0])?;
             let mut out = vec![f64::NAN; n];
             for (i, step) in by_step(&v, &ev.range).iter().enumerate() {
-                if let [(_, x)] = step.as_slice() {
+                if let [(_, x)] = step {
                     out[i] = *x;
                 }
             }
@@ -650,7 +652,7 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
     validate_params(ev, name, &p0, &p1)?;
     // Prometheus reads start timestamps for these functions only.
     let with_starts = matches!(name, "rate" | "increase" | "irate" | "resets");
-    let arg: MatrixArg = ev.eval_matrix_arg(args[matrix_idx], with_starts)?;
+    let mut arg: MatrixArg = ev.eval_matrix_arg(args[matrix_idx], with_starts)?;
     arg.modifier.check_function(name)?;
     if matches!(name, "rate" | "increase") {
         non_counter_info(ev, &arg, name);
@@ -659,6 +661,9 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
     let handles_histograms = crate::native::handles_histograms(name);
     // Scanning the query text for the argument's position is per query, not per series.
     let pos = arg_pos(ev.query, name, matrix_idx);
+    let may_collide = metadata_varies(&arg.series);
+    // Moved into the output series rather than cloned.
+    let mut labels: Vec<Labels> = arg.series.iter_mut().map(|s| std::mem::take(&mut s.labels)).collect();
     for (si, s) in arg.series.iter().enumerate() {
         ev.check_deadline()?;
         let mut points = Vec::new();
@@ -703,15 +708,16 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
                 points.push(Sample::new(ts, v));
             }
         }
-        report_notes(ev, &notes, &s.labels, &pos);
+        report_notes(ev, &notes, &labels[si], &pos);
         if !points.is_empty() || !hists.is_empty() {
-            out.push(StepSeries { labels: s.labels.clone(), drop_name: s.drop_name || !keep_name, points, hists });
+            let labels = std::mem::take(&mut labels[si]);
+            out.push(StepSeries { labels, drop_name: s.drop_name || !keep_name, points, hists });
         }
     }
     // Without delayed name removal Prometheus rejects two results that share a label set
     // once the name is gone, even when they never share a step.
-    if !ev.opts.delayed_name_removal {
-        let mut seen = std::collections::HashSet::new();
+    if !ev.opts.delayed_name_removal && may_collide {
+        let mut seen = rustc_hash::FxHashSet::default();
         for s in &out {
             let labels = if s.drop_name { s.labels.without(&METADATA_LABELS) } else { s.labels.clone() };
             if !seen.insert(labels) {
@@ -790,8 +796,7 @@ fn non_counter_info(ev: &mut Evaluator, arg: &MatrixArg, func: &str) {
         if let Some(name) = s.labels.get(METRIC_NAME) {
             let counter_like = ["_total", "_sum", "_count", "_bucket"].iter().any(|suf| name.ends_with(suf));
             // Only series that produce a result are noted (a rate needs two samples).
-            let has_window = (0..ev.range.len()).any(|i| arg.window(s, ev.range.ts(i)).len() >= 2);
-            if !counter_like && has_window {
+            if !counter_like && (0..ev.range.len()).any(|i| arg.window(s, ev.range.ts(i)).len() >= 2) {
                 let pos = arg_pos(ev.query, func, 0);
                 ev.info(format!(
                     "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?} {pos}"

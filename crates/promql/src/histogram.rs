@@ -2,7 +2,8 @@
 //! histograms (`_bucket` series with an `le` label) and native histograms, and the
 //! native-only `histogram_count/sum/avg/stddev/stdvar`.
 
-use std::collections::HashMap;
+// Label-set keys hash with Fx: SipHash's DoS resistance buys nothing for data already stored.
+use rustc_hash::FxHashMap as HashMap;
 
 use osprey_model::{fraction_below, FloatHistogram, HistogramBucket, Labels, METRIC_NAME};
 use promql_parser::parser::Expr;
@@ -89,7 +90,7 @@ pub(crate) fn eval_histogram_function(ev: &mut Evaluator, name: &str, args: &[&E
     for (i, step) in by_step(&input, &range).iter().enumerate() {
         let t = range.ts(i);
         let mut order: Vec<&Labels> = Vec::new();
-        let mut groups: HashMap<&Labels, Vec<Bucket>> = HashMap::new();
+        let mut groups: HashMap<&Labels, Vec<Bucket>> = HashMap::default();
         for &(j, v) in step {
             let (key, upper) = &keys[j];
             let Some(upper) = upper else { continue };

@@ -208,7 +208,7 @@ fn combine(
     let base_steps = by_step(base, &range);
     let info_steps = by_step(info, &range);
     let mut out = Collector::new();
-    for (i, (bs, is)) in base_steps.iter().zip(&info_steps).enumerate() {
+    for (i, (bs, is)) in base_steps.iter().zip(info_steps.iter()).enumerate() {
         let t = range.ts(i);
         if bs.is_empty() {
             continue;

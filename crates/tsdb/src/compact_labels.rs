@@ -19,11 +19,24 @@ pub(crate) struct Pairs<'a> {
 }
 
 impl<'a> Pairs<'a> {
-    fn next_str(&mut self) -> Option<&'a str> {
+    fn next_bytes(&mut self) -> Option<&'a [u8]> {
         let len = get_uvarint(self.buf, &mut self.pos).ok()? as usize;
         let bytes = self.buf.get(self.pos..self.pos + len)?;
         self.pos += len;
-        std::str::from_utf8(bytes).ok()
+        Some(bytes)
+    }
+
+    fn next_str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.next_bytes()?).ok()
+    }
+
+    /// The next `(name, value)` as bytes: comparing needs no UTF-8 validation, since byte
+    /// order is `str` order.
+    fn next_raw(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        if self.pos >= self.buf.len() {
+            return None;
+        }
+        self.next_bytes().zip(self.next_bytes())
     }
 }
 
@@ -98,7 +111,7 @@ impl Ord for CompactLabels {
     fn cmp(&self, other: &Self) -> Ordering {
         let (mut a, mut b) = (self.iter(), other.iter());
         loop {
-            match (a.next(), b.next()) {
+            match (a.next_raw(), b.next_raw()) {
                 (None, None) => return Ordering::Equal,
                 (None, Some(_)) => return Ordering::Less,
                 (Some(_), None) => return Ordering::Greater,

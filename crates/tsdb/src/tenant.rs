@@ -702,41 +702,70 @@ impl Sources {
         from_head: fn(&SeriesData, i64, i64) -> Vec<T>,
         time: fn(&T) -> i64,
     ) -> Result<Vec<(Labels, Vec<T>)>, TsdbError> {
-        // Per series: samples and whether several sources contributed (then sort and dedup).
-        let mut merged: BTreeMap<Labels, (Vec<T>, bool)> = BTreeMap::new();
-        let mut add = |labels: Labels, samples: Vec<T>| match merged.get_mut(&labels) {
-            Some((existing, several)) => {
-                existing.extend(samples);
-                *several = true;
-            }
-            None => {
-                merged.insert(labels, (samples, false));
-            }
-        };
+        // Every source yields its series in label order (a block's series ids follow its
+        // labels; the head's are sorted here by their compact form, before any decoding), so
+        // the sources merge pairwise without a map keyed by owned label sets.
+        let mut runs: Vec<Vec<(Labels, Vec<T>)>> = Vec::new();
         for block in self.blocks.iter().filter(|b| b.overlaps(start, end)) {
+            let mut run = Vec::new();
             for series in block.select(matchers, start, end)? {
                 let samples = from_block(block, &series, start, end)?;
                 if !samples.is_empty() {
-                    add(series.labels, samples);
+                    run.push((series.labels, samples));
                 }
             }
+            runs.push(run);
         }
-        for series in &self.head {
+        let mut head: Vec<&Arc<MemSeries>> = self.head.iter().collect();
+        head.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        let mut run = Vec::with_capacity(head.len());
+        for series in head {
             let samples = from_head(&series.data.lock(), start, end);
             if !samples.is_empty() {
-                add(series.labels.to_labels(), samples);
+                run.push((series.labels.to_labels(), samples));
             }
         }
-        Ok(merged
-            .into_iter()
-            .map(|(labels, (mut samples, several))| {
-                if several {
-                    samples.sort_by_key(time);
-                    samples.dedup_by_key(|s| time(s));
+        runs.push(run);
+        let mut merged = runs.into_iter().reduce(merge_label_runs).unwrap_or_default();
+        for (_, samples) in &mut merged {
+            // Sources are in time order, so a series is usually already sorted; overlapping
+            // blocks (out-of-order data) need the sort, and the first copy of a timestamp wins.
+            if !samples.windows(2).all(|w| time(&w[0]) < time(&w[1])) {
+                samples.sort_by_key(time);
+                samples.dedup_by_key(|s| time(s));
+            }
+        }
+        Ok(merged)
+    }
+}
+
+/// Merges two lists of series sorted by labels; a series in both gets `a`'s samples, then `b`'s.
+fn merge_label_runs<T>(a: Vec<(Labels, Vec<T>)>, b: Vec<(Labels, Vec<T>)>) -> Vec<(Labels, Vec<T>)> {
+    if a.is_empty() {
+        return b;
+    }
+    if b.is_empty() {
+        return a;
+    }
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let order = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.0.cmp(&y.0),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => return out,
+        };
+        match order {
+            std::cmp::Ordering::Less => out.extend(a.next()),
+            std::cmp::Ordering::Greater => out.extend(b.next()),
+            std::cmp::Ordering::Equal => {
+                if let (Some((labels, mut samples)), Some((_, more))) = (a.next(), b.next()) {
+                    samples.extend(more);
+                    out.push((labels, samples));
                 }
-                (labels, samples)
-            })
-            .collect())
+            }
+        }
     }
 }
 
