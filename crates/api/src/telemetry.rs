@@ -31,6 +31,7 @@ struct ProtocolCounters {
     requests_429: AtomicU64,
     requests_5xx: AtomicU64,
     samples: AtomicU64,
+    histograms: AtomicU64,
     samples_rejected: AtomicU64,
     series_created: AtomicU64,
 }
@@ -49,6 +50,7 @@ impl ApiMetrics {
         let c = &self.protocols[protocol as usize];
         c.requests_ok.fetch_add(1, Ordering::Relaxed);
         c.samples.fetch_add(summary.samples_appended, Ordering::Relaxed);
+        c.histograms.fetch_add(summary.histograms_appended, Ordering::Relaxed);
         c.samples_rejected.fetch_add(summary.rejected(), Ordering::Relaxed);
         c.series_created.fetch_add(summary.series_created, Ordering::Relaxed);
     }
@@ -92,6 +94,7 @@ impl ApiMetrics {
                 "Samples stored, by protocol.",
                 (|c: &ProtocolCounters| &c.samples) as fn(&ProtocolCounters) -> &AtomicU64,
             ),
+            ("osprey_ingest_histograms_total", "Native-histogram samples stored, by protocol.", |c| &c.histograms),
             (
                 "osprey_ingest_samples_rejected_total",
                 "Samples rejected by storage (out of order, too old, duplicate), by protocol.",

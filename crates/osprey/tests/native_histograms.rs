@@ -98,6 +98,17 @@ fn remote_write_1_0_native_histograms_are_queryable() {
     assert_eq!(resp.status().as_u16(), 204, "{}", resp.text().unwrap_or_default());
     assert_histogram_round_trip(&osprey, "rpc_latency_seconds", t);
 
+    // Osprey's own metrics count them apart from float samples.
+    let n = request("rpc_latency_seconds", t).histogram_count();
+    let (_, metrics) = osprey.get(None, "/metrics", &[]);
+    let metrics = metrics.as_str().unwrap_or_default();
+    for line in [
+        format!("osprey_ingest_histograms_total{{protocol=\"remote_write\"}} {n}"),
+        format!("osprey_tsdb_histograms_appended_total {n}"),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} missing from:\n{metrics}");
+    }
+
     // An invalid histogram is refused with a 400 that names the series.
     let mut bad = request("bad_latency_seconds", t);
     bad.series[0].histograms[0].h.positive[0].1 = -1.0;

@@ -192,8 +192,13 @@ impl Admin for ServerStatus {
             write_metric_header(out, name, "gauge", help);
             let _ = writeln!(out, "{name} {v}");
         }
-        let counters: [(&str, &str, f64); 9] = [
+        let counters: [(&str, &str, f64); 10] = [
             ("osprey_tsdb_samples_appended_total", "Samples appended to the head.", s.samples_appended as f64),
+            (
+                "osprey_tsdb_histograms_appended_total",
+                "Native-histogram samples appended to the head.",
+                s.histograms_appended as f64,
+            ),
             (
                 "osprey_tsdb_samples_rejected_total",
                 "Samples rejected (out of order, too old, duplicate).",
