@@ -25,6 +25,9 @@ pub use config::{parse_duration, Config, ConfigError, LogFormat, DEFAULT_LISTEN}
 
 /// How often head cutting, compaction and retention run.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+/// How often maintenance looks whether a head grew a whole block range (a backfill), to
+/// persist it before the next regular run.
+const HEAD_CUT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// How long shutdown waits for requests in flight before cutting them off.
 const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -137,13 +140,19 @@ async fn open_tsdb(config: &Config) -> Result<Arc<Tsdb>, ServerError> {
 }
 
 async fn run_maintenance(tsdb: Arc<Tsdb>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    let mut tick = tokio::time::interval(HEAD_CUT_CHECK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_run: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        let due = last_run.is_none_or(|t| t.elapsed() >= MAINTENANCE_INTERVAL);
+        if !due && !tsdb.head_needs_cut() {
+            continue;
+        }
+        last_run = Some(tokio::time::Instant::now());
         let tsdb = tsdb.clone();
         match tokio::task::spawn_blocking(move || tsdb.run_maintenance(now_ms())).await {
             Ok(Ok(report)) => tracing::debug!(?report, "storage maintenance done"),

@@ -217,6 +217,13 @@ impl Tsdb {
     /// Cuts head data into blocks, compacts and applies retention, as of `now_ms` (the
     /// caller's clock: the engine never reads the wall clock). Call it on a timer (every
     /// minute is plenty).
+    /// Whether some tenant's head holds a block range ready to persist, so that maintenance
+    /// need not wait for its timer after a backfill (Prometheus compacts on such appends).
+    /// Cheap: reads each head's time bounds.
+    pub fn head_needs_cut(&self) -> bool {
+        self.tenants().iter().any(|t| t.head_cut_end().is_some())
+    }
+
     pub fn run_maintenance(&self, now_ms: i64) -> Result<MaintenanceReport, TsdbError> {
         let mut report = MaintenanceReport::default();
         let tenants = self.tenants();

@@ -468,22 +468,25 @@ impl TenantDb {
     pub(crate) fn maintain(&self, now_ms: i64) -> Result<TenantMaintenance, TsdbError> {
         let _guard = self.maintenance.lock();
         let mut report = TenantMaintenance::default();
-        let range = self.head.block_range();
-        if let Some((min_t, max_t)) = self.head.time_range() {
-            // Keep what appenders may still write to in the head: half a block range behind
-            // the newest sample (as Prometheus), or the out-of-order window if longer.
-            let lag = (range / 2).max(self.opts.ooo_window_ms());
-            // Everything up to the last block boundary that far behind goes in one pass: a
-            // backfilled head spanning many ranges is cut once (one WAL checkpoint), not
-            // once per range, which would re-encode the rest of the head every time.
-            let end = align_down(max_t.saturating_sub(lag), range);
-            if end >= align_down(min_t.max(self.head.boundary()), range) + range {
-                report.blocks_written += self.persist_head_before(end)?;
-            }
+        if let Some(end) = self.head_cut_end() {
+            report.blocks_written += self.persist_head_before(end)?;
         }
         self.compact(&mut report)?;
         self.apply_retention(now_ms, &mut report)?;
         Ok(report)
+    }
+
+    /// Where the head would be cut now, if it holds a whole block range that appenders are
+    /// done with: everything before the last block boundary at least half a block range behind
+    /// the newest sample (as Prometheus), or the out-of-order window if longer. It all goes in
+    /// one pass: a backfilled head spanning many ranges is cut once (one WAL checkpoint), not
+    /// once per range, which would re-encode the rest of the head every time.
+    pub(crate) fn head_cut_end(&self) -> Option<i64> {
+        let range = self.head.block_range();
+        let (min_t, max_t) = self.head.time_range()?;
+        let lag = (range / 2).max(self.opts.ooo_window_ms());
+        let end = align_down(max_t.saturating_sub(lag), range);
+        (end >= align_down(min_t.max(self.head.boundary()), range) + range).then_some(end)
     }
 
     /// Persists the whole head into blocks.

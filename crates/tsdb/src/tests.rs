@@ -249,6 +249,26 @@ fn series_limit_is_per_tenant_and_refuses_the_batch() {
 }
 
 #[test]
+fn a_backfilled_head_is_cut_in_one_pass_as_soon_as_it_spans_a_range_and_a_half() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tenant("a");
+    let db = open(dir.path());
+    // 1h of data: nothing to cut yet.
+    db.append(&t, write(vec![series(&[("__name__", "m")], &regular(0, (HOUR / 15_000) as usize))])).unwrap();
+    assert!(!db.head_needs_cut());
+    // A backfill up to 7 days: everything but the last range and a half goes at once.
+    let week = (7 * 24 * HOUR / 15_000) as usize;
+    db.append(&t, write(vec![series(&[("__name__", "m")], &regular(HOUR, week))])).unwrap();
+    assert!(db.head_needs_cut());
+    let before = select_all(&db, &t, "m");
+    let report = db.run_maintenance(0).unwrap();
+    assert_eq!(report.blocks_written, 83, "[0, 166h) in 2h blocks; the head keeps [166h, 169h)");
+    assert_eq!(db.stats().head_cuts, 1, "one cut, so one WAL checkpoint");
+    assert!(!db.head_needs_cut());
+    assert_eq!(bits(&select_all(&db, &t, "m")), bits(&before));
+}
+
+#[test]
 fn maintenance_cuts_blocks_and_queries_are_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let t = tenant("a");
