@@ -46,8 +46,11 @@ fn promql_answers_match_prometheus() {
     };
     let summary = differential::run(&prometheus, &candidate, &opts);
     assert_eq!(summary.matched + summary.mismatched + summary.excluded, summary.queries);
+    // A ratchet: the bound may be raised only with a documented reason, so `<=` stays.
+    #[allow(clippy::absurd_extreme_comparisons)]
+    let within_ratchet = summary.mismatched <= MAX_MISMATCHES;
     assert!(
-        summary.mismatched <= MAX_MISMATCHES,
+        within_ratchet,
         "{} PromQL answers differ from Prometheus (allowed: {MAX_MISMATCHES}); see the MISMATCH lines above",
         summary.mismatched
     );
