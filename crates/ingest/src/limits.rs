@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use osprey_model::{AppendSummary, MetricsAppender, StorageError, TenantId, WriteRequest};
+use osprey_model::{AppendSummary, Labels, MetricsAppender, PackedWriteRequest, StorageError, TenantId, WriteRequest};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -52,30 +52,34 @@ impl LimitedAppender {
         LimitedAppender { inner, limits, clock, buckets: Mutex::new(HashMap::new()) }
     }
 
-    fn check_labels(&self, request: &WriteRequest) -> Result<(), StorageError> {
+    /// Checks one series' labels: `count` of them, the `pairs` themselves, and the set as
+    /// [`Labels`], built only for an error message.
+    fn check_series<'a>(
+        &self,
+        count: usize,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+        labels: impl FnOnce() -> Labels,
+    ) -> Result<(), StorageError> {
         let l = &self.limits;
-        for series in &request.series {
-            if series.labels.len() > l.max_label_names_per_series {
+        if count > l.max_label_names_per_series {
+            return Err(StorageError::bad_request(format!(
+                "series {} has {count} labels, more than the limit of {} (limits.max_label_names_per_series); drop labels with relabelling or raise the limit",
+                labels(), l.max_label_names_per_series
+            )));
+        }
+        for (name, value) in pairs {
+            if name.len() > l.max_label_name_length {
                 return Err(StorageError::bad_request(format!(
-                    "series {} has {} labels, more than the limit of {} (limits.max_label_names_per_series); drop labels with relabelling or raise the limit",
-                    series.labels, series.labels.len(), l.max_label_names_per_series
+                    "label name {name:?} is {} bytes long, more than the limit of {} (limits.max_label_name_length)",
+                    name.len(),
+                    l.max_label_name_length
                 )));
             }
-            for label in &series.labels {
-                if label.name.len() > l.max_label_name_length {
-                    return Err(StorageError::bad_request(format!(
-                        "label name {:?} is {} bytes long, more than the limit of {} (limits.max_label_name_length)",
-                        label.name,
-                        label.name.len(),
-                        l.max_label_name_length
-                    )));
-                }
-                if label.value.len() > l.max_label_value_length {
-                    return Err(StorageError::bad_request(format!(
-                        "value of label {:?} in series {} is {} bytes long, more than the limit of {} (limits.max_label_value_length)",
-                        label.name, series.labels.metric_name().unwrap_or(""), label.value.len(), l.max_label_value_length
-                    )));
-                }
+            if value.len() > l.max_label_value_length {
+                return Err(StorageError::bad_request(format!(
+                    "value of label {name:?} in series {} is {} bytes long, more than the limit of {} (limits.max_label_value_length)",
+                    labels().metric_name().unwrap_or(""), value.len(), l.max_label_value_length
+                )));
             }
         }
         Ok(())
@@ -102,9 +106,21 @@ impl LimitedAppender {
 
 impl MetricsAppender for LimitedAppender {
     fn append(&self, tenant: &TenantId, request: WriteRequest) -> Result<AppendSummary, StorageError> {
-        self.check_labels(&request)?;
+        for series in &request.series {
+            let pairs = series.labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
+            self.check_series(series.labels.len(), pairs, || series.labels.clone())?;
+        }
         self.check_rate(tenant, request.sample_count() + request.histogram_count())?;
         self.inner.append(tenant, request)
+    }
+
+    /// The same limits as [`LimitedAppender::append`], checked on the packed labels.
+    fn append_packed(&self, tenant: &TenantId, request: PackedWriteRequest) -> Result<AppendSummary, StorageError> {
+        for series in request.series() {
+            self.check_series(series.labels().count(), series.labels(), || series.to_labels())?;
+        }
+        self.check_rate(tenant, request.sample_count() + request.histogram_count())?;
+        self.inner.append_packed(tenant, request)
     }
 }
 
@@ -192,5 +208,32 @@ mod tests {
         let long = Labels::from_pairs([("__name__", "m"), ("a", "12345")]);
         assert!(a.append(&t, batch(long, 1)).unwrap_err().message.contains("max_label_value_length"));
         assert_eq!(inner.0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn packed_batches_meet_the_same_limits_with_the_same_errors() {
+        let limits = Limits {
+            max_label_names_per_series: 2,
+            max_label_name_length: 8,
+            max_label_value_length: 4,
+            ingestion_rate: 10.0,
+            ingestion_burst_size: 10.0,
+        };
+        let batches = [
+            batch(Labels::from_pairs([("__name__", "m"), ("a", "1"), ("b", "2")]), 1),
+            batch(Labels::from_pairs([("__name__", "m"), ("too_long_", "1")]), 1),
+            batch(Labels::from_pairs([("__name__", "m"), ("a", "12345")]), 1),
+            batch(Labels::from_pairs([("__name__", "m"), ("a", "1")]), 6),
+            batch(Labels::from_pairs([("__name__", "m"), ("a", "1")]), 6),
+        ];
+        let t = TenantId::default_tenant();
+        let (owned_inner, _, owned) = setup(limits.clone());
+        let (packed_inner, _, packed) = setup(limits);
+        for b in batches {
+            let expected = owned.append(&t, b.clone());
+            assert_eq!(packed.append_packed(&t, PackedWriteRequest::from(b)), expected);
+        }
+        assert_eq!(packed_inner.0.load(Ordering::SeqCst), owned_inner.0.load(Ordering::SeqCst));
+        assert_eq!(packed_inner.0.load(Ordering::SeqCst), 6);
     }
 }

@@ -13,6 +13,7 @@ mod error;
 mod histogram;
 mod labels;
 mod matcher;
+mod packed;
 mod sample;
 mod storage;
 mod tenant;
@@ -24,6 +25,7 @@ pub use histogram::{
 };
 pub use labels::{is_valid_label_name, is_valid_metric_name, Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
+pub use packed::{PackedLabels, PackedSeries, PackedSeriesWriter, PackedWriteRequest};
 pub use sample::{is_stale_nan, Exemplar, MetricMetadata, MetricType, Sample, Timestamp, STALE_NAN, STALE_NAN_BITS};
 pub use storage::{
     AppendSummary, MetricsAppender, MetricsQuerier, SelectRequest, Series, SeriesStartTimestamps, TimeSeries,

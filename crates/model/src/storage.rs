@@ -5,8 +5,8 @@
 //! thread (`tokio::task::spawn_blocking`), never on the runtime's worker threads.
 
 use crate::{
-    Exemplar, HistogramSample, HistogramSeries, Labels, Matcher, MetricMetadata, Sample, StorageError, TenantId,
-    Timestamp,
+    Exemplar, HistogramSample, HistogramSeries, Labels, Matcher, MetricMetadata, PackedWriteRequest, Sample,
+    StorageError, TenantId, Timestamp,
 };
 
 /// One series of a write: its labels and its new samples, in time order. A series carries
@@ -65,6 +65,13 @@ pub trait MetricsAppender: Send + Sync {
     /// Appends a batch. `Ok` means every accepted sample is durable per the engine's fsync
     /// policy. `Err` means nothing of the batch was stored (a limit, a closed engine).
     fn append(&self, tenant: &TenantId, request: WriteRequest) -> Result<AppendSummary, StorageError>;
+
+    /// [`MetricsAppender::append`] for a batch whose labels are still packed, as the
+    /// remote-write decoder produces it: engines override this to look series up by the packed
+    /// bytes and build owned labels only for new series. The default converts and appends.
+    fn append_packed(&self, tenant: &TenantId, request: PackedWriteRequest) -> Result<AppendSummary, StorageError> {
+        self.append(tenant, request.into_write_request())
+    }
 }
 
 /// A read of series matching all `matchers` with samples in `[start, end]` (inclusive, ms).

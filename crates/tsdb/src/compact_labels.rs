@@ -8,7 +8,9 @@ use std::cmp::Ordering;
 use osprey_codec::{get_uvarint, put_uvarint};
 use osprey_model::{Label, Labels, Matcher};
 
-/// `uvarint len, name bytes, uvarint len, value bytes` per label, in name order.
+/// `uvarint len, name bytes, uvarint len, value bytes` per label, in name order: the encoding
+/// of [`osprey_model::PackedWriteRequest`]'s label sets, so that appends look series up by a
+/// packed batch's bytes as they are (a test below keeps the two equal).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct CompactLabels(Box<[u8]>);
 
@@ -136,7 +138,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn labels_strategy() -> impl Strategy<Value = Labels> {
-        proptest::collection::vec(("[a-c]{1,3}", "[a-z0-9é]{1,4}"), 0..5).prop_map(Labels::from_pairs)
+        proptest::collection::vec(("[a-c]{1,3}", "[a-z0-9é]{1,4}|x{120,140}"), 0..5).prop_map(Labels::from_pairs)
     }
 
     proptest! {
@@ -150,6 +152,18 @@ mod tests {
             for l in &a {
                 prop_assert_eq!(ca.get(&l.name), Some(l.value.as_str()));
             }
+        }
+
+        #[test]
+        fn is_the_packed_write_request_encoding(a in labels_strategy()) {
+            let request = osprey_model::WriteRequest {
+                series: vec![osprey_model::TimeSeries { labels: a.clone(), ..Default::default() }],
+                metadata: Vec::new(),
+            };
+            let packed = osprey_model::PackedWriteRequest::from(request);
+            let series = packed.series().next().expect("one series");
+            let compact = CompactLabels::new(&a);
+            prop_assert_eq!(series.label_bytes, compact.as_bytes());
         }
     }
 }

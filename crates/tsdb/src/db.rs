@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use osprey_model::{
     AppendSummary, Exemplar, HistogramSeries, Labels, Matcher, MetricMetadata, MetricsAppender, MetricsQuerier,
-    SelectRequest, Series, StorageError, TenantId, Timestamp, WriteRequest,
+    PackedWriteRequest, SelectRequest, Series, StorageError, TenantId, Timestamp, WriteRequest,
 };
 use parking_lot::RwLock;
 
@@ -132,6 +132,13 @@ impl Tsdb {
     /// or a series without labels; an `Err` from the WAL write means the batch is not durable
     /// (it may already be visible to queries) and the caller should report failure.
     pub fn append(&self, tenant: &TenantId, request: WriteRequest) -> Result<AppendSummary, TsdbError> {
+        self.append_packed(tenant, PackedWriteRequest::from(request))
+    }
+
+    /// [`Tsdb::append`] for a packed batch, the remote-write hot path: series that exist are
+    /// found by the packed label bytes, without allocating (see
+    /// [`MetricsAppender::append_packed`]).
+    pub fn append_packed(&self, tenant: &TenantId, request: PackedWriteRequest) -> Result<AppendSummary, TsdbError> {
         self.check_open()?;
         self.tenant_or_create(tenant)?.append(request)
     }
@@ -341,6 +348,10 @@ impl Drop for Tsdb {
 impl MetricsAppender for Tsdb {
     fn append(&self, tenant: &TenantId, request: WriteRequest) -> Result<AppendSummary, StorageError> {
         Ok(Tsdb::append(self, tenant, request)?)
+    }
+
+    fn append_packed(&self, tenant: &TenantId, request: PackedWriteRequest) -> Result<AppendSummary, StorageError> {
+        Ok(Tsdb::append_packed(self, tenant, request)?)
     }
 }
 

@@ -110,7 +110,7 @@ pub(crate) fn encode_samples(buf: &mut Vec<u8>, samples: &[(u64, Sample)]) {
     end_frame(buf, start);
 }
 
-pub(crate) fn encode_histograms(buf: &mut Vec<u8>, samples: &[(u64, HistogramSample)]) {
+pub(crate) fn encode_histograms(buf: &mut Vec<u8>, samples: &[(u64, &HistogramSample)]) {
     let start = begin_frame(buf, TYPE_HISTOGRAMS);
     put_uvarint(buf, samples.len() as u64);
     let mut prev_t = 0i64;
@@ -480,7 +480,7 @@ mod tests {
                 ..Default::default()
             },
         };
-        encode_histograms(&mut buf, &[(7, hist.clone()), (8, hist.clone())]);
+        encode_histograms(&mut buf, &[(7, &hist), (8, &hist)]);
         let mut records = Vec::new();
         let mut pos = 0;
         while pos < buf.len() {

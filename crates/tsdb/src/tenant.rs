@@ -10,13 +10,13 @@ use std::time::Instant;
 use osprey_codec::{decode_histogram_chunk, ChunkEncoding};
 use osprey_model::{
     is_stale_nan, AppendSummary, Exemplar, HistogramSample, HistogramSeries, Labels, Matcher, MetricMetadata, Sample,
-    Series, TenantId, Timestamp, WriteRequest, METRIC_NAME, STALE_NAN,
+    Series, TenantId, Timestamp, METRIC_NAME, STALE_NAN,
 };
+use osprey_model::{PackedSeries, PackedWriteRequest};
 use parking_lot::{Mutex, RwLock};
 
 use crate::block::{Block, BlockCompaction, BlockSeries};
 use crate::block_writer::{BlockWriter, TMP_SUFFIX};
-use crate::compact_labels::CompactLabels;
 use crate::exemplars::ExemplarRing;
 use crate::head::Head;
 use crate::record::{self, Record};
@@ -35,11 +35,8 @@ type BlockRead<T> = fn(&Block, &BlockSeries, i64, i64) -> Result<Vec<T>, TsdbErr
 /// checked once per batch).
 enum Resolved {
     Found(Arc<MemSeries>),
-    /// Not in the head: its label hash and where its encoded labels are in the batch's buffer.
-    Missing {
-        hash: u64,
-        key: std::ops::Range<usize>,
-    },
+    /// Not in the head: its label hash.
+    Missing(u64),
 }
 
 pub(crate) struct TenantDb {
@@ -130,31 +127,26 @@ impl TenantDb {
         Ok((db, report))
     }
 
-    pub(crate) fn append(&self, mut request: WriteRequest) -> Result<AppendSummary, TsdbError> {
+    /// Appends a batch. Series are looked up by their packed label bytes, which are the head's
+    /// `CompactLabels` encoding: an existing series costs one hash and one `memcmp`, and
+    /// nothing is allocated per series unless it is new.
+    pub(crate) fn append(&self, request: PackedWriteRequest) -> Result<AppendSummary, TsdbError> {
         let head = &self.head;
         let mut summary = AppendSummary::default();
-        let mut resolved: Vec<Resolved> = Vec::with_capacity(request.series.len());
-        // The encoded labels of series not in the head yet, back to back: in steady state
-        // almost every series exists, so this stays small while `key` is reused.
-        let (mut key, mut missing_keys) = (Vec::new(), Vec::new());
-        for ts in &request.series {
-            if ts.labels.is_empty() {
+        let mut resolved: Vec<Resolved> = Vec::with_capacity(request.len());
+        for ts in request.series() {
+            if ts.label_bytes.is_empty() {
                 return Err(TsdbError::InvalidSeries(
                     "a series has no labels; every series needs at least a metric name".into(),
                 ));
             }
-            CompactLabels::encode_into(&ts.labels, &mut key);
-            let hash = head.hash(&key);
-            resolved.push(match head.lookup(hash, &key) {
+            let hash = head.hash(ts.label_bytes);
+            resolved.push(match head.lookup(hash, ts.label_bytes) {
                 Some(series) => Resolved::Found(series),
-                None => {
-                    let start = missing_keys.len();
-                    missing_keys.extend_from_slice(&key);
-                    Resolved::Missing { hash, key: start..missing_keys.len() }
-                }
+                None => Resolved::Missing(hash),
             });
         }
-        let missing = resolved.iter().filter(|s| matches!(s, Resolved::Missing { .. })).count();
+        let missing = resolved.iter().filter(|s| matches!(s, Resolved::Missing(_))).count();
         // Checked per batch: concurrent batches may overshoot the limit by at most one batch.
         if missing > 0 && !head.reserve_series(missing, self.opts.max_series_per_tenant) {
             return Err(TsdbError::SeriesLimit {
@@ -170,15 +162,15 @@ impl TenantDb {
         let gate = head.append_gate();
         let limits = head.limits();
         let mut accepted: Vec<(u64, Sample)> = Vec::with_capacity(request.sample_count());
-        let mut accepted_histograms: Vec<(u64, HistogramSample)> = Vec::new();
+        let mut accepted_histograms: Vec<(u64, &HistogramSample)> = Vec::new();
         // Stale histograms stored as float markers (in `accepted`), counted as histograms.
         let mut stale_histograms = 0u64;
-        let mut exemplars: Vec<(Arc<MemSeries>, Exemplar)> = Vec::new();
+        let mut exemplars: Vec<(Arc<MemSeries>, &Exemplar)> = Vec::new();
         let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
-        for (ts, resolved) in request.series.iter_mut().zip(resolved) {
+        for (ts, resolved) in request.series().zip(resolved) {
             let mut series = match resolved {
                 Resolved::Found(s) => s,
-                Resolved::Missing { hash, key } => self.create(hash, &missing_keys[key], &mut created),
+                Resolved::Missing(hash) => self.create(hash, ts.label_bytes, &mut created),
             };
             let mut data = series.data.lock();
             if data.removed {
@@ -188,7 +180,7 @@ impl TenantDb {
                 series = self.create(series.hash, key.as_bytes(), &mut created);
                 data = series.data.lock();
             }
-            for &s in &ts.samples {
+            for &s in ts.samples {
                 let outcome = data.append(s, &limits);
                 if outcome == Outcome::Appended {
                     accepted.push((series.id, s));
@@ -196,9 +188,9 @@ impl TenantDb {
                     max_t = max_t.max(s.t);
                     continue;
                 }
-                record_rejection(&mut summary, outcome, &ts.labels, s.t);
+                record_rejection(&mut summary, outcome, &ts, s.t);
             }
-            for h in ts.histograms.drain(..) {
+            for h in ts.histograms {
                 let t = h.t;
                 // Prometheus marks a histogram series stale with a histogram whose sum is the
                 // staleness NaN. It is stored as a float staleness marker, so that both query
@@ -212,7 +204,7 @@ impl TenantDb {
                     }
                     outcome
                 } else {
-                    let outcome = data.append_histogram(&h, &limits);
+                    let outcome = data.append_histogram(h, &limits);
                     if outcome == Outcome::Appended {
                         accepted_histograms.push((series.id, h));
                     }
@@ -223,10 +215,10 @@ impl TenantDb {
                     max_t = max_t.max(t);
                     continue;
                 }
-                record_rejection(&mut summary, outcome, &ts.labels, t);
+                record_rejection(&mut summary, outcome, &ts, t);
             }
             drop(data);
-            for e in ts.exemplars.drain(..) {
+            for e in ts.exemplars {
                 exemplars.push((series.clone(), e));
             }
         }
@@ -235,7 +227,7 @@ impl TenantDb {
         drop(gate);
         if !exemplars.is_empty() {
             let mut ring = self.exemplars.lock();
-            exemplars.retain(|(series, e)| ring.push(series, e.clone()));
+            exemplars.retain(|(series, e)| ring.push(series, (*e).clone()));
         }
         summary.samples_appended = accepted.len() as u64 - stale_histograms;
         summary.histograms_appended = accepted_histograms.len() as u64 + stale_histograms;
@@ -253,7 +245,7 @@ impl TenantDb {
             record::encode_histograms(&mut buf, &accepted_histograms);
         }
         if !exemplars.is_empty() {
-            record::encode_exemplars(&mut buf, exemplars.iter().map(|(s, e)| (s.id, e)));
+            record::encode_exemplars(&mut buf, exemplars.iter().map(|(s, e)| (s.id, *e)));
         }
         if !request.metadata.is_empty() {
             record::encode_metadata(&mut buf, request.metadata.iter());
@@ -791,7 +783,7 @@ fn visit_block_series(
     Ok(())
 }
 
-fn record_rejection(summary: &mut AppendSummary, outcome: Outcome, labels: &Labels, t: Timestamp) {
+fn record_rejection(summary: &mut AppendSummary, outcome: Outcome, series: &PackedSeries<'_>, t: Timestamp) {
     let what = match outcome {
         Outcome::Appended | Outcome::Duplicate => return,
         Outcome::OutOfOrder => {
@@ -808,7 +800,7 @@ fn record_rejection(summary: &mut AppendSummary, outcome: Outcome, labels: &Labe
         }
     };
     if summary.first_rejection.is_none() {
-        summary.first_rejection = Some(format!("{what}: series {labels}, timestamp {t}"));
+        summary.first_rejection = Some(format!("{what}: series {}, timestamp {t}", series.to_labels()));
     }
 }
 

@@ -14,6 +14,7 @@ use osprey_model::{
 use crate::{Tsdb, TsdbOptions, WalSync};
 
 mod histograms;
+mod packed;
 
 const HOUR: i64 = 3_600_000;
 

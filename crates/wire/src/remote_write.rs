@@ -24,7 +24,9 @@ mod v2;
 
 use std::collections::HashMap;
 
-use osprey_model::{FloatHistogram, HistogramSample, Labels, MetricMetadata, MetricType, WriteRequest};
+use osprey_model::{
+    FloatHistogram, HistogramSample, Labels, MetricMetadata, MetricType, PackedWriteRequest, WriteRequest,
+};
 use prost::Message;
 
 pub use error::WireError;
@@ -119,7 +121,7 @@ pub fn decode_write_request(body: &[u8]) -> Result<WriteRequest, WireError> {
 /// [`decode_write_request`] with an explicit limit on the decompressed size, checked against
 /// the length the snappy header declares before anything is allocated.
 pub fn decode_write_request_with_limit(body: &[u8], max_decompressed_bytes: usize) -> Result<WriteRequest, WireError> {
-    decode::decode(&decompress(body, max_decompressed_bytes)?)
+    decode_packed_with_limit(ProtoMessage::V1, body, max_decompressed_bytes).map(PackedWriteRequest::into_write_request)
 }
 
 /// Decodes a remote_write 2.0 body (snappy block format around an
@@ -133,7 +135,7 @@ pub fn decode_write_request_v2_with_limit(
     body: &[u8],
     max_decompressed_bytes: usize,
 ) -> Result<WriteRequest, WireError> {
-    v2::decode(&decompress(body, max_decompressed_bytes)?)
+    decode_packed_with_limit(ProtoMessage::V2, body, max_decompressed_bytes).map(PackedWriteRequest::into_write_request)
 }
 
 /// Decodes a body of either version, as [`negotiate`] named it.
@@ -142,9 +144,23 @@ pub fn decode_message_with_limit(
     body: &[u8],
     max_decompressed_bytes: usize,
 ) -> Result<WriteRequest, WireError> {
+    decode_packed_with_limit(message, body, max_decompressed_bytes).map(PackedWriteRequest::into_write_request)
+}
+
+/// Decodes a body of either version into a [`PackedWriteRequest`], for
+/// [`osprey_model::MetricsAppender::append_packed`]: the ingest hot path. It validates exactly
+/// as the other decoders (which are this one followed by
+/// [`PackedWriteRequest::into_write_request`]) but allocates per batch rather than two strings
+/// per label.
+pub fn decode_packed_with_limit(
+    message: ProtoMessage,
+    body: &[u8],
+    max_decompressed_bytes: usize,
+) -> Result<PackedWriteRequest, WireError> {
+    let body = decompress(body, max_decompressed_bytes)?;
     match message {
-        ProtoMessage::V1 => decode_write_request_with_limit(body, max_decompressed_bytes),
-        ProtoMessage::V2 => decode_write_request_v2_with_limit(body, max_decompressed_bytes),
+        ProtoMessage::V1 => decode::decode(&body),
+        ProtoMessage::V2 => v2::decode(&body),
     }
 }
 

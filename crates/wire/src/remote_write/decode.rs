@@ -14,7 +14,7 @@
 
 use osprey_model::{
     is_valid_label_name, is_valid_metric_name, Exemplar, HistogramSample, Label, Labels, MetricMetadata, MetricType,
-    Sample, TimeSeries, WriteRequest, METRIC_NAME,
+    PackedWriteRequest, Sample, METRIC_NAME,
 };
 
 use super::histogram::{self, HistogramScratch, Invalid};
@@ -166,16 +166,16 @@ struct Scratch<'a> {
     histogram: HistogramScratch,
 }
 
-pub(super) fn decode(body: &[u8]) -> Result<WriteRequest, WireError> {
+pub(super) fn decode(body: &[u8]) -> Result<PackedWriteRequest, WireError> {
     let mut r = Reader::new(body, 0);
-    let mut request = WriteRequest::default();
+    let mut request = PackedWriteRequest::default();
     let mut scratch = Scratch::default();
     while !r.done() {
         match r.key()? {
             (1, wire) => {
                 r.expect(wire, LEN)?;
                 let (bytes, base) = r.len_delimited()?;
-                request.series.push(series(bytes, base, &mut scratch)?);
+                series(bytes, base, &mut scratch, &mut request)?;
             }
             (3, wire) => {
                 r.expect(wire, LEN)?;
@@ -230,24 +230,30 @@ pub(super) fn sample(bytes: &[u8], base: usize) -> Result<Sample, SyntaxError> {
     Ok(s)
 }
 
-/// A `Histogram` message of the series `labels`, for either protocol version.
+/// A `Histogram` message of the series with (validated) labels `labels`, for either protocol
+/// version.
 pub(super) fn series_histogram(
     bytes: &[u8],
     base: usize,
-    labels: &Labels,
+    labels: &[(&str, &str)],
     scratch: &mut HistogramScratch,
     message: &'static str,
 ) -> Result<HistogramSample, WireError> {
     histogram::histogram(bytes, base, scratch).map_err(|e| match e {
         Invalid::Syntax(e) => e.into_wire(message),
-        Invalid::Semantic(reason) => WireError::InvalidHistogram { series: labels.to_string(), reason },
+        Invalid::Semantic(reason) => WireError::InvalidHistogram { series: series_string(labels), reason },
     })
 }
 
-/// `TimeSeries { labels = 1; samples = 2; exemplars = 3; histograms = 4 }`.
-fn series<'a>(bytes: &'a [u8], base: usize, scratch: &mut Scratch<'a>) -> Result<TimeSeries, WireError> {
-    // Counting pass, so every vector is allocated once at its final size.
-    let (mut n_samples, mut n_exemplars, mut n_histograms) = (0, 0, 0);
+/// `TimeSeries { labels = 1; samples = 2; exemplars = 3; histograms = 4 }`, appended to `out`.
+/// Labels are validated before any sample is read, so an invalid series is reported as such
+/// whatever else is wrong with it.
+fn series<'a>(
+    bytes: &'a [u8],
+    base: usize,
+    scratch: &mut Scratch<'a>,
+    out: &mut PackedWriteRequest,
+) -> Result<(), WireError> {
     scratch.labels.clear();
     let mut r = Reader::new(bytes, base);
     while !r.done() {
@@ -257,53 +263,48 @@ fn series<'a>(bytes: &'a [u8], base: usize, scratch: &mut Scratch<'a>) -> Result
                 let (b, base) = r.len_delimited()?;
                 scratch.labels.push(label(b, base)?);
             }
-            (2, _) => {
-                n_samples += 1;
-                r.skip(LEN)?;
-            }
-            (3, _) => {
-                n_exemplars += 1;
-                r.skip(LEN)?;
-            }
-            (4, _) => {
-                n_histograms += 1;
-                r.skip(LEN)?;
-            }
+            (2..=4, _) => r.skip(LEN)?,
             (_, wire) => r.skip(wire)?,
         }
     }
-    let labels = series_labels(&mut scratch.labels)?;
-    let mut samples = Vec::with_capacity(n_samples);
-    let mut exemplars = Vec::with_capacity(n_exemplars);
-    let mut histograms = Vec::with_capacity(n_histograms);
+    series_labels(&mut scratch.labels)?;
+    let labels = &scratch.labels;
+    let mut series = out.push_series(labels.iter().copied());
     let mut r = Reader::new(bytes, base);
     while !r.done() {
         match r.key()? {
             (2, wire) => {
                 r.expect(wire, LEN)?;
                 let (b, base) = r.len_delimited()?;
-                samples.push(sample(b, base)?);
+                series.push_sample(sample(b, base)?);
             }
             (3, wire) => {
                 r.expect(wire, LEN)?;
                 let (b, base) = r.len_delimited()?;
-                exemplars.push(exemplar(b, base, &labels)?);
+                series.push_exemplar(exemplar(b, base, labels)?);
             }
             (4, wire) => {
                 r.expect(wire, LEN)?;
                 let (b, base) = r.len_delimited()?;
-                histograms.push(series_histogram(b, base, &labels, &mut scratch.histogram, "prometheus.WriteRequest")?);
+                series.push_histogram(series_histogram(
+                    b,
+                    base,
+                    labels,
+                    &mut scratch.histogram,
+                    "prometheus.WriteRequest",
+                )?);
             }
             (_, wire) => r.skip(wire)?,
         }
     }
-    Ok(TimeSeries { labels, samples, exemplars, histograms })
+    Ok(())
 }
 
-/// Validates series labels as Prometheus does, then allocates them: sorted by name (senders
-/// sort them; we sort when they did not), names unique and valid, `__name__` present and a
-/// valid metric name. Labels with empty values are dropped, as Prometheus treats them as absent.
-pub(super) fn series_labels(labels: &mut [(&str, &str)]) -> Result<Labels, WireError> {
+/// Validates series labels as Prometheus does, sorting them by name in place (senders sort
+/// them; we sort when they did not): names unique and valid, `__name__` present and a valid
+/// metric name. Labels with empty values stay in the slice; the packed batch and [`Labels`]
+/// drop them, as Prometheus treats them as absent.
+pub(super) fn series_labels(labels: &mut [(&str, &str)]) -> Result<(), WireError> {
     if !labels.windows(2).all(|w| w[0].0 < w[1].0) {
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
         if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
@@ -311,7 +312,6 @@ pub(super) fn series_labels(labels: &mut [(&str, &str)]) -> Result<Labels, WireE
         }
     }
     let mut has_name = false;
-    let mut kept = 0;
     for &(name, value) in labels.iter() {
         if name == METRIC_NAME {
             if !is_valid_metric_name(value) {
@@ -321,20 +321,20 @@ pub(super) fn series_labels(labels: &mut [(&str, &str)]) -> Result<Labels, WireE
         } else if !is_valid_label_name(name) {
             return Err(WireError::InvalidLabelName { name: name.to_string(), series: render(labels) });
         }
-        kept += usize::from(!value.is_empty());
     }
     if !has_name {
         return Err(WireError::MissingMetricName { series: render(labels) });
     }
-    let mut out = Vec::with_capacity(kept);
-    for &(name, value) in labels.iter().filter(|(_, v)| !v.is_empty()) {
-        out.push(Label { name: name.to_string(), value: value.to_string() });
-    }
-    Ok(Labels::from_sorted(out))
+    Ok(())
 }
 
-/// `Exemplar { labels = 1; double value = 2; int64 timestamp = 3 }`.
-fn exemplar(bytes: &[u8], base: usize, series: &Labels) -> Result<Exemplar, WireError> {
+/// A validated series as [`Labels`] prints it (empty values left out), for error messages.
+pub(super) fn series_string(labels: &[(&str, &str)]) -> String {
+    Labels::from_pairs(labels.iter().copied()).to_string()
+}
+
+/// `Exemplar { labels = 1; double value = 2; int64 timestamp = 3 }` of the series `series`.
+fn exemplar(bytes: &[u8], base: usize, series: &[(&str, &str)]) -> Result<Exemplar, WireError> {
     let mut r = Reader::new(bytes, base);
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     let (mut t, mut v) = (0, 0.0);
@@ -360,13 +360,13 @@ fn exemplar(bytes: &[u8], base: usize, series: &Labels) -> Result<Exemplar, Wire
 }
 
 /// Validates an exemplar's labels (names valid and unique) and allocates the non-empty ones.
-pub(super) fn exemplar_labels(mut pairs: Vec<(&str, &str)>, series: &Labels) -> Result<Labels, WireError> {
+pub(super) fn exemplar_labels(mut pairs: Vec<(&str, &str)>, series: &[(&str, &str)]) -> Result<Labels, WireError> {
     if let Some((bad, _)) = pairs.iter().find(|(n, _)| !is_valid_label_name(n)) {
-        return Err(WireError::InvalidExemplarLabelName { name: bad.to_string(), series: series.to_string() });
+        return Err(WireError::InvalidExemplarLabelName { name: bad.to_string(), series: series_string(series) });
     }
     pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
     if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(WireError::DuplicateExemplarLabelName { name: w[0].0.to_string(), series: series.to_string() });
+        return Err(WireError::DuplicateExemplarLabelName { name: w[0].0.to_string(), series: series_string(series) });
     }
     let labels = pairs
         .into_iter()

@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 
-use osprey_model::{Labels, MetricMetadata, MetricType, TimeSeries, WriteRequest};
+use osprey_model::{MetricMetadata, MetricType, PackedWriteRequest, METRIC_NAME};
 
 use super::decode::{
     exemplar_labels, metric_type, sample, series_histogram, series_labels, Reader, SyntaxError, LEN, VARINT,
@@ -48,17 +48,16 @@ impl From<WireError> for Fail {
     }
 }
 
-pub(super) fn decode(body: &[u8]) -> Result<WriteRequest, WireError> {
+pub(super) fn decode(body: &[u8]) -> Result<PackedWriteRequest, WireError> {
     decode_request(body).map_err(|e| match e {
         Fail::Syntax(e) => e.into_wire(MESSAGE),
         Fail::Wire(e) => e,
     })
 }
 
-fn decode_request(body: &[u8]) -> Result<WriteRequest, Fail> {
+fn decode_request(body: &[u8]) -> Result<PackedWriteRequest, Fail> {
     // The symbol table may come after the series that refer to it, so it is read first.
     let mut symbols: Vec<&str> = Vec::new();
-    let mut n_series = 0;
     let mut r = Reader::new(body, 0);
     while !r.done() {
         match r.key()? {
@@ -69,25 +68,22 @@ fn decode_request(body: &[u8]) -> Result<WriteRequest, Fail> {
             (5, wire) => {
                 r.expect(wire, LEN)?;
                 r.len_delimited()?;
-                n_series += 1;
             }
             (_, wire) => r.skip(wire)?,
         }
     }
-    let mut request = WriteRequest { series: Vec::with_capacity(n_series), metadata: Vec::new() };
+    let mut request = PackedWriteRequest::default();
     let mut scratch = Scratch::default();
     let mut r = Reader::new(body, 0);
     while !r.done() {
         match r.key()? {
             (5, _) => {
                 let (bytes, base) = r.len_delimited()?;
-                let (series, metadata) = series(bytes, base, &symbols, &mut scratch)?;
-                if let Some(m) = metadata {
+                if let Some(m) = series(bytes, base, &symbols, &mut scratch, &mut request)? {
                     if scratch.families.insert(m.metric_family_name.clone()) {
                         request.metadata.push(m);
                     }
                 }
-                request.series.push(series);
             }
             (_, wire) => r.skip(wire)?,
         }
@@ -127,64 +123,58 @@ fn resolve<'a>(symbols: &[&'a str], refs: &[u32], out: &mut Vec<(&'a str, &'a st
 }
 
 /// `TimeSeries { labels_refs = 1; samples = 2; histograms = 3; exemplars = 4; metadata = 5;
-/// created_timestamp = 6 }`, and the series' metadata when it says anything.
+/// created_timestamp = 6 }`, appended to `out`; returns the series' metadata when it says
+/// anything.
 fn series<'a>(
     bytes: &[u8],
     base: usize,
     symbols: &[&'a str],
     scratch: &mut Scratch<'a>,
-) -> Result<(TimeSeries, Option<MetricMetadata>), Fail> {
-    let (mut n_samples, mut n_histograms, mut n_exemplars) = (0, 0, 0);
+    out: &mut PackedWriteRequest,
+) -> Result<Option<MetricMetadata>, Fail> {
     scratch.refs.clear();
     let mut r = Reader::new(bytes, base);
     while !r.done() {
         match r.key()? {
             (1, wire) => refs(&mut r, wire, &mut scratch.refs)?,
-            (field @ 2..=4, wire) => {
+            (2..=4, wire) => {
                 r.expect(wire, LEN)?;
                 r.len_delimited()?;
-                match field {
-                    2 => n_samples += 1,
-                    3 => n_histograms += 1,
-                    _ => n_exemplars += 1,
-                }
             }
             (_, wire) => r.skip(wire)?,
         }
     }
-    resolve(symbols, &scratch.refs, &mut scratch.labels)?;
-    let labels = series_labels(&mut scratch.labels)?;
-    let mut out = TimeSeries {
-        labels,
-        samples: Vec::with_capacity(n_samples),
-        exemplars: Vec::with_capacity(n_exemplars),
-        histograms: Vec::with_capacity(n_histograms),
-    };
+    // Taken out of the scratch while exemplars reuse its other buffers; put back below.
+    let mut labels = std::mem::take(&mut scratch.labels);
+    resolve(symbols, &scratch.refs, &mut labels)?;
+    series_labels(&mut labels)?;
+    let mut series = out.push_series(labels.iter().copied());
     let mut meta = None;
     let mut r = Reader::new(bytes, base);
     while !r.done() {
         match r.key()? {
             (2, _) => {
                 let (b, base) = r.len_delimited()?;
-                out.samples.push(sample(b, base)?);
+                series.push_sample(sample(b, base)?);
             }
             (3, _) => {
                 let (b, base) = r.len_delimited()?;
-                out.histograms.push(series_histogram(b, base, &out.labels, &mut scratch.histogram, MESSAGE)?);
+                series.push_histogram(series_histogram(b, base, &labels, &mut scratch.histogram, MESSAGE)?);
             }
             (4, _) => {
                 let (b, base) = r.len_delimited()?;
-                out.exemplars.push(exemplar(b, base, symbols, &out.labels, scratch)?);
+                series.push_exemplar(exemplar(b, base, symbols, &labels, scratch)?);
             }
             (5, wire) => {
                 r.expect(wire, LEN)?;
                 let (b, base) = r.len_delimited()?;
-                meta = metadata(b, base, symbols, &out.labels)?;
+                meta = metadata(b, base, symbols, &labels)?;
             }
             (_, wire) => r.skip(wire)?,
         }
     }
-    Ok((out, meta))
+    scratch.labels = labels;
+    Ok(meta)
 }
 
 /// `Exemplar { labels_refs = 1; double value = 2; int64 timestamp = 3 }`.
@@ -192,7 +182,7 @@ fn exemplar<'a>(
     bytes: &[u8],
     base: usize,
     symbols: &[&'a str],
-    series: &Labels,
+    series: &[(&str, &str)],
     scratch: &mut Scratch<'a>,
 ) -> Result<osprey_model::Exemplar, Fail> {
     let mut r = Reader::new(bytes, base);
@@ -219,7 +209,12 @@ fn exemplar<'a>(
 
 /// `Metadata { type = 1; help_ref = 3; unit_ref = 4 }`, as the metadata of the series' family;
 /// `None` when it says nothing (unspecified type, no help, no unit).
-fn metadata(bytes: &[u8], base: usize, symbols: &[&str], series: &Labels) -> Result<Option<MetricMetadata>, Fail> {
+fn metadata(
+    bytes: &[u8],
+    base: usize,
+    symbols: &[&str],
+    series: &[(&str, &str)],
+) -> Result<Option<MetricMetadata>, Fail> {
     let mut r = Reader::new(bytes, base);
     let (mut kind, mut help, mut unit) = (0, 0, 0);
     while !r.done() {
@@ -244,7 +239,7 @@ fn metadata(bytes: &[u8], base: usize, symbols: &[&str], series: &Labels) -> Res
     if metric_type == MetricType::Unknown && help.is_empty() && unit.is_empty() {
         return Ok(None);
     }
-    let name = series.metric_name().unwrap_or_default();
+    let name = series.iter().find(|(n, _)| *n == METRIC_NAME).map_or("", |(_, v)| *v);
     Ok(Some(MetricMetadata {
         metric_family_name: family_name(name, metric_type).to_string(),
         metric_type,
