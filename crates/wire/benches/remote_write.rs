@@ -12,9 +12,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use osprey_model::{FloatHistogram, HistogramSample, Labels, Sample, TimeSeries, WriteRequest};
+use osprey_model::{FloatHistogram, HistogramSample, Labels, PackedWriteRequest, Sample, TimeSeries, WriteRequest};
 use osprey_wire::remote_write::{
-    decode_write_request, decode_write_request_v2, encode_write_request, encode_write_request_v2, WireError,
+    decode_packed_with_limit, decode_write_request, decode_write_request_v2, encode_write_request,
+    encode_write_request_v2, ProtoMessage, WireError, MAX_DECOMPRESSED_BYTES,
 };
 
 fn batch(series: usize, samples_per_series: usize) -> WriteRequest {
@@ -61,10 +62,14 @@ fn histogram_batch(series: usize) -> WriteRequest {
     request
 }
 
-type Decoder = fn(&[u8]) -> Result<WriteRequest, WireError>;
+type Decoder<T> = fn(&[u8]) -> Result<T, WireError>;
 type Encoder = fn(&WriteRequest) -> Vec<u8>;
-const V1: (Encoder, Decoder) = (encode_write_request, decode_write_request);
-const V2: (Encoder, Decoder) = (encode_write_request_v2, decode_write_request_v2);
+const V1: (Encoder, Decoder<WriteRequest>) = (encode_write_request, decode_write_request);
+const V2: (Encoder, Decoder<WriteRequest>) = (encode_write_request_v2, decode_write_request_v2);
+const PACKED_V1: (Encoder, Decoder<PackedWriteRequest>) =
+    (encode_write_request, |body| decode_packed_with_limit(ProtoMessage::V1, body, MAX_DECOMPRESSED_BYTES));
+const PACKED_V2: (Encoder, Decoder<PackedWriteRequest>) =
+    (encode_write_request_v2, |body| decode_packed_with_limit(ProtoMessage::V2, body, MAX_DECOMPRESSED_BYTES));
 
 /// User plus system CPU time of this process, in seconds.
 fn cpu_seconds() -> Option<f64> {
@@ -76,7 +81,7 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0) // USER_HZ is 100 on Linux
 }
 
-fn measure(name: &str, (encode, decode): (Encoder, Decoder), request: &WriteRequest) {
+fn measure<T>(name: &str, (encode, decode): (Encoder, Decoder<T>), request: &WriteRequest) {
     let body = encode(request);
     let samples = (request.sample_count() + request.histogram_count()) as f64;
     let mut iterations = 0u64;
@@ -111,4 +116,11 @@ fn main() {
     measure("2000 series x 1 native histogram", V1, &histogram_batch(2000));
     measure("2.0: 2000 series x 1 sample", V2, &batch(2000, 1));
     measure("2.0: 2000 series x 1 native histogram", V2, &histogram_batch(2000));
+    // What the server decodes: labels packed, not allocated per label.
+    measure("packed: 2000 series x 1 sample", PACKED_V1, &batch(2000, 1));
+    measure("packed: 500 series x 4 samples", PACKED_V1, &batch(500, 4));
+    measure("packed: 100 series x 100 samples", PACKED_V1, &batch(100, 100));
+    measure("packed: 2000 series x 1 native histogram", PACKED_V1, &histogram_batch(2000));
+    measure("packed 2.0: 2000 series x 1 sample", PACKED_V2, &batch(2000, 1));
+    measure("packed 2.0: 2000 series x 1 native histogram", PACKED_V2, &histogram_batch(2000));
 }

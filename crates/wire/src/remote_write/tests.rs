@@ -415,6 +415,36 @@ proptest! {
         }
         let _ = decode_write_request(&snappy(&raw));
     }
+
+    /// The packed decoding the server uses accepts and refuses exactly what the owned one
+    /// does, with the same errors, and holds the same series.
+    #[test]
+    fn packed_decoding_agrees_with_owned_decoding(
+        req in arb_request(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+    ) {
+        let v1 = to_proto(&req).encode_to_vec();
+        let v2 = to_proto_v2(&req).encode_to_vec();
+        for (message, mut raw) in [(ProtoMessage::V1, v1), (ProtoMessage::V2, v2)] {
+            for &(i, b) in &flips {
+                let i = i.index(raw.len().max(1));
+                if let Some(byte) = raw.get_mut(i) {
+                    *byte ^= b;
+                }
+            }
+            let body = snappy(&raw);
+            let owned = decode_message_with_limit(message, &body, MAX_DECOMPRESSED_BYTES);
+            let packed = decode_packed_with_limit(message, &body, MAX_DECOMPRESSED_BYTES);
+            if let Ok(p) = &packed {
+                let labels: Vec<Labels> = p.series().map(|s| s.to_labels()).collect();
+                let expected: Vec<Labels> = owned.iter().flat_map(|r| r.series.iter().map(|s| s.labels.clone())).collect();
+                prop_assert_eq!(labels, expected);
+            }
+            // By their debug form, where NaN values compare equal.
+            let packed = packed.map(PackedWriteRequest::into_write_request);
+            prop_assert_eq!(format!("{packed:?}"), format!("{owned:?}"));
+        }
+    }
 }
 
 /// Valid histograms: exponential (schemas -4 to 8, both sides, zero bucket) or custom buckets.
