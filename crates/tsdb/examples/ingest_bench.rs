@@ -1,8 +1,10 @@
 //! Ingest throughput and bytes per sample on disk, on synthetic scrape-like data.
 //!
-//! `cargo run --release -p osprey-tsdb --example ingest_bench -- [series] [scrapes] [threads] [mem]`
+//! `cargo run --release -p osprey-tsdb --example ingest_bench -- [series] [scrapes] [threads] [mem|packed]`
 //!
-//! With `mem` as the fourth argument, batches are generated while appending (one thread) and the
+//! With `packed`, batches are appended as the remote-write handler appends them
+//! ([`Tsdb::append_packed`], labels packed before the clock starts) instead of as owned
+//! [`WriteRequest`]s. With `mem` as the fourth argument, batches are generated while appending (one thread) and the
 //! resident memory the engine added is reported per series instead of the ingest rate.
 //!
 //! Series are a mix like node_exporter's: integer counters with irregular increments, float
@@ -12,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use osprey_model::{Labels, Sample, TenantId, TimeSeries, WriteRequest};
+use osprey_model::{Labels, PackedWriteRequest, Sample, TenantId, TimeSeries, WriteRequest};
 use osprey_tsdb::{Tsdb, TsdbOptions, WalSync};
 
 struct Rng(u64);
@@ -68,6 +70,12 @@ fn scrape_batches(labels: &[Labels], values: &mut [f64], rng: &mut Rng, t: i64, 
     out
 }
 
+/// A batch as the engine is handed it.
+enum Batch {
+    Owned(WriteRequest),
+    Packed(PackedWriteRequest),
+}
+
 fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let series = args.first().copied().unwrap_or(20_000);
@@ -108,8 +116,10 @@ fn main() {
     let tenant = TenantId::default_tenant();
     // Scrape rounds must stay in order per series: threads take alternate series slices.
     let per_round = series.div_ceil(batch_series);
-    let mut per_thread: Vec<Vec<WriteRequest>> = (0..threads).map(|_| Vec::new()).collect();
+    let packed = std::env::args().any(|a| a == "packed");
+    let mut per_thread: Vec<Vec<Batch>> = (0..threads).map(|_| Vec::new()).collect();
     for (i, b) in batches.into_iter().enumerate() {
+        let b = if packed { Batch::Packed(PackedWriteRequest::from(b)) } else { Batch::Owned(b) };
         per_thread[(i % per_round) % threads].push(b);
     }
     let started = Instant::now();
@@ -120,7 +130,11 @@ fn main() {
             let (db, tenant) = (db.clone(), tenant.clone());
             std::thread::spawn(move || {
                 for r in reqs {
-                    db.append(&tenant, r).expect("append");
+                    match r {
+                        Batch::Owned(r) => db.append(&tenant, r),
+                        Batch::Packed(r) => db.append_packed(&tenant, r),
+                    }
+                    .expect("append");
                 }
             })
         })
@@ -133,8 +147,9 @@ fn main() {
     let stats = db.stats();
     let head = db.head_stats(&tenant);
     println!(
-        "ingest: {} samples in {:.2}s = {:.0} samples/s ({} threads), {:.2} CPU s = {:.0} samples per CPU second; \
+        "ingest{}: {} samples in {:.2}s = {:.0} samples/s ({} threads), {:.2} CPU s = {:.0} samples per CPU second; \
          head chunk bytes {:.2} B/sample; wal {:.2} B/sample",
+        if packed { " (packed)" } else { "" },
         stats.samples_appended,
         secs,
         total_samples / secs,

@@ -129,7 +129,9 @@ impl TenantDb {
 
     /// Appends a batch. Series are looked up by their packed label bytes, which are the head's
     /// `CompactLabels` encoding: an existing series costs one hash and one `memcmp`, and
-    /// nothing is allocated per series unless it is new.
+    /// nothing is allocated per series unless it is new. Measured against the owned
+    /// `WriteRequest` this replaced (`examples/ingest_bench 20000 100 1`, batches prepared
+    /// before the clock starts): 1.23-1.32 CPU s for 2M samples owned, 0.49-0.50 packed.
     pub(crate) fn append(&self, request: PackedWriteRequest) -> Result<AppendSummary, TsdbError> {
         let head = &self.head;
         let mut summary = AppendSummary::default();

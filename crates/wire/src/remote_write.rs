@@ -12,9 +12,10 @@
 //! and an error (a 415 at the API) for any other media type, message or encoding.
 //!
 //! This is the ingest hot path, so decoding uses hand-written protobuf readers
-//! (`remote_write/decode.rs`, `remote_write/v2.rs`) that validate borrowed strings before
-//! allocating them once; encoding, used by tests, benchmarks and future remote-write senders,
-//! uses prost messages.
+//! (`remote_write/decode.rs`, `remote_write/v2.rs`) that validate borrowed strings and pack
+//! them into a [`PackedWriteRequest`] ([`decode_packed_with_limit`], what the server uses);
+//! the decoders into [`WriteRequest`] convert that, so both accept and refuse the same bodies.
+//! Encoding, used by tests, benchmarks and future remote-write senders, uses prost messages.
 
 mod decode;
 mod error;
