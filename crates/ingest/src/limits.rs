@@ -52,37 +52,42 @@ impl LimitedAppender {
         LimitedAppender { inner, limits, clock, buckets: Mutex::new(HashMap::new()) }
     }
 
-    /// Checks one series' labels: `count` of them, the `pairs` themselves, and the set as
-    /// [`Labels`], built only for an error message.
+    /// Checks one series' labels, given as `pairs` and as [`Labels`] built only for an error
+    /// message. One pass over the pairs (a packed batch decodes them as it goes); the count is
+    /// reported before any over-long label, as when the count is known up front.
     fn check_series<'a>(
         &self,
-        count: usize,
         pairs: impl Iterator<Item = (&'a str, &'a str)>,
         labels: impl FnOnce() -> Labels,
     ) -> Result<(), StorageError> {
         let l = &self.limits;
+        let mut count = 0;
+        let mut too_long = None;
+        for (name, value) in pairs {
+            count += 1;
+            let long = name.len() > l.max_label_name_length || value.len() > l.max_label_value_length;
+            if long && too_long.is_none() {
+                too_long = Some((name, value));
+            }
+        }
         if count > l.max_label_names_per_series {
             return Err(StorageError::bad_request(format!(
                 "series {} has {count} labels, more than the limit of {} (limits.max_label_names_per_series); drop labels with relabelling or raise the limit",
                 labels(), l.max_label_names_per_series
             )));
         }
-        for (name, value) in pairs {
-            if name.len() > l.max_label_name_length {
-                return Err(StorageError::bad_request(format!(
-                    "label name {name:?} is {} bytes long, more than the limit of {} (limits.max_label_name_length)",
-                    name.len(),
-                    l.max_label_name_length
-                )));
-            }
-            if value.len() > l.max_label_value_length {
-                return Err(StorageError::bad_request(format!(
-                    "value of label {name:?} in series {} is {} bytes long, more than the limit of {} (limits.max_label_value_length)",
-                    labels().metric_name().unwrap_or(""), value.len(), l.max_label_value_length
-                )));
-            }
+        match too_long {
+            Some((name, _)) if name.len() > l.max_label_name_length => Err(StorageError::bad_request(format!(
+                "label name {name:?} is {} bytes long, more than the limit of {} (limits.max_label_name_length)",
+                name.len(),
+                l.max_label_name_length
+            ))),
+            Some((name, value)) => Err(StorageError::bad_request(format!(
+                "value of label {name:?} in series {} is {} bytes long, more than the limit of {} (limits.max_label_value_length)",
+                labels().metric_name().unwrap_or(""), value.len(), l.max_label_value_length
+            ))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn check_rate(&self, tenant: &TenantId, samples: usize) -> Result<(), StorageError> {
@@ -108,7 +113,7 @@ impl MetricsAppender for LimitedAppender {
     fn append(&self, tenant: &TenantId, request: WriteRequest) -> Result<AppendSummary, StorageError> {
         for series in &request.series {
             let pairs = series.labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
-            self.check_series(series.labels.len(), pairs, || series.labels.clone())?;
+            self.check_series(pairs, || series.labels.clone())?;
         }
         self.check_rate(tenant, request.sample_count() + request.histogram_count())?;
         self.inner.append(tenant, request)
@@ -117,7 +122,7 @@ impl MetricsAppender for LimitedAppender {
     /// The same limits as [`LimitedAppender::append`], checked on the packed labels.
     fn append_packed(&self, tenant: &TenantId, request: PackedWriteRequest) -> Result<AppendSummary, StorageError> {
         for series in request.series() {
-            self.check_series(series.labels().count(), series.labels(), || series.to_labels())?;
+            self.check_series(series.labels(), || series.to_labels())?;
         }
         self.check_rate(tenant, request.sample_count() + request.histogram_count())?;
         self.inner.append_packed(tenant, request)
@@ -221,6 +226,8 @@ mod tests {
         };
         let batches = [
             batch(Labels::from_pairs([("__name__", "m"), ("a", "1"), ("b", "2")]), 1),
+            // Over two limits: the label count is reported.
+            batch(Labels::from_pairs([("__name__", "m"), ("a", "12345"), ("b", "2")]), 1),
             batch(Labels::from_pairs([("__name__", "m"), ("too_long_", "1")]), 1),
             batch(Labels::from_pairs([("__name__", "m"), ("a", "12345")]), 1),
             batch(Labels::from_pairs([("__name__", "m"), ("a", "1")]), 6),
@@ -229,6 +236,7 @@ mod tests {
         let t = TenantId::default_tenant();
         let (owned_inner, _, owned) = setup(limits.clone());
         let (packed_inner, _, packed) = setup(limits);
+        assert!(owned.append(&t, batches[1].clone()).unwrap_err().message.contains("max_label_names_per_series"));
         for b in batches {
             let expected = owned.append(&t, b.clone());
             assert_eq!(packed.append_packed(&t, PackedWriteRequest::from(b)), expected);
