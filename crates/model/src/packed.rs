@@ -36,14 +36,14 @@ struct Starts {
     histograms: usize,
 }
 
-/// One series of a [`PackedWriteRequest`], borrowed.
+/// One series of a [`PackedWriteRequest`], borrowed. Only [`PackedWriteRequest::series`] makes
+/// them, so the label bytes always decode.
 #[derive(Debug, Clone, Copy)]
 pub struct PackedSeries<'a> {
-    /// The packed label set (see [`PackedWriteRequest`] for the encoding).
-    pub label_bytes: &'a [u8],
-    pub samples: &'a [Sample],
-    pub exemplars: &'a [Exemplar],
-    pub histograms: &'a [HistogramSample],
+    label_bytes: &'a [u8],
+    samples: &'a [Sample],
+    exemplars: &'a [Exemplar],
+    histograms: &'a [HistogramSample],
 }
 
 /// Adds samples to the series just pushed by [`PackedWriteRequest::push_series`].
@@ -184,6 +184,23 @@ impl PackedSeriesWriter<'_> {
 }
 
 impl<'a> PackedSeries<'a> {
+    /// The packed label set (see [`PackedWriteRequest`] for the encoding).
+    pub fn label_bytes(&self) -> &'a [u8] {
+        self.label_bytes
+    }
+
+    pub fn samples(&self) -> &'a [Sample] {
+        self.samples
+    }
+
+    pub fn exemplars(&self) -> &'a [Exemplar] {
+        self.exemplars
+    }
+
+    pub fn histograms(&self) -> &'a [HistogramSample] {
+        self.histograms
+    }
+
     /// `(name, value)` pairs, sorted by name.
     pub fn labels(&self) -> PackedLabels<'a> {
         PackedLabels { buf: self.label_bytes }
@@ -280,7 +297,7 @@ mod tests {
         let second = packed.series().nth(1).unwrap();
         assert_eq!(second.to_labels(), request().series[1].labels);
         assert_eq!(second.labels().next(), Some(("__name__", "h")));
-        assert_eq!((second.samples.len(), second.exemplars.len(), second.histograms.len()), (1, 1, 1));
+        assert_eq!((second.samples().len(), second.exemplars().len(), second.histograms().len()), (1, 1, 1));
         assert_eq!(packed.into_write_request(), request());
     }
 
@@ -290,6 +307,6 @@ mod tests {
         packed.push_series([("__name__", "up"), ("empty", ""), ("job", "a")]).push_sample(Sample::new(1, 1.0));
         let series = packed.series().next().unwrap();
         assert_eq!(series.to_labels(), Labels::from_pairs([("__name__", "up"), ("job", "a")]));
-        assert_eq!(series.samples, &[Sample::new(1, 1.0)]);
+        assert_eq!(series.samples(), &[Sample::new(1, 1.0)]);
     }
 }

@@ -163,7 +163,7 @@ mod tests {
             let packed = osprey_model::PackedWriteRequest::from(request);
             let series = packed.series().next().expect("one series");
             let compact = CompactLabels::new(&a);
-            prop_assert_eq!(series.label_bytes, compact.as_bytes());
+            prop_assert_eq!(series.label_bytes(), compact.as_bytes());
         }
     }
 }

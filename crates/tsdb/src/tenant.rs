@@ -137,13 +137,13 @@ impl TenantDb {
         let mut summary = AppendSummary::default();
         let mut resolved: Vec<Resolved> = Vec::with_capacity(request.len());
         for ts in request.series() {
-            if ts.label_bytes.is_empty() {
+            if ts.label_bytes().is_empty() {
                 return Err(TsdbError::InvalidSeries(
                     "a series has no labels; every series needs at least a metric name".into(),
                 ));
             }
-            let hash = head.hash(ts.label_bytes);
-            resolved.push(match head.lookup(hash, ts.label_bytes) {
+            let hash = head.hash(ts.label_bytes());
+            resolved.push(match head.lookup(hash, ts.label_bytes()) {
                 Some(series) => Resolved::Found(series),
                 None => Resolved::Missing(hash),
             });
@@ -172,7 +172,7 @@ impl TenantDb {
         for (ts, resolved) in request.series().zip(resolved) {
             let mut series = match resolved {
                 Resolved::Found(s) => s,
-                Resolved::Missing(hash) => self.create(hash, ts.label_bytes, &mut created),
+                Resolved::Missing(hash) => self.create(hash, ts.label_bytes(), &mut created),
             };
             let mut data = series.data.lock();
             if data.removed {
@@ -182,7 +182,7 @@ impl TenantDb {
                 series = self.create(series.hash, key.as_bytes(), &mut created);
                 data = series.data.lock();
             }
-            for &s in ts.samples {
+            for &s in ts.samples() {
                 let outcome = data.append(s, &limits);
                 if outcome == Outcome::Appended {
                     accepted.push((series.id, s));
@@ -192,7 +192,7 @@ impl TenantDb {
                 }
                 record_rejection(&mut summary, outcome, &ts, s.t);
             }
-            for h in ts.histograms {
+            for h in ts.histograms() {
                 let t = h.t;
                 // Prometheus marks a histogram series stale with a histogram whose sum is the
                 // staleness NaN. It is stored as a float staleness marker, so that both query
@@ -220,7 +220,7 @@ impl TenantDb {
                 record_rejection(&mut summary, outcome, &ts, t);
             }
             drop(data);
-            for e in ts.exemplars {
+            for e in ts.exemplars() {
                 exemplars.push((series.clone(), e));
             }
         }
