@@ -10,6 +10,7 @@ use promql_parser::parser::{self, Expr};
 use crate::durexpr::{self, DurationParams};
 use crate::error::{PromqlError, PromqlErrorKind};
 use crate::eval::{EvalRange, Evaluator};
+use crate::memo::Memo;
 
 /// Engine settings, fixed for the engine's lifetime.
 #[derive(Debug, Clone)]
@@ -216,14 +217,17 @@ fn parse_with_params(query: &str, params: DurationParams) -> Result<(Expr, crate
 
 /// Parses a query, mapping the parser's message to Prometheus's `parse error` form.
 pub(crate) fn parse(query: &str) -> Result<Expr, PromqlError> {
-    // promql-parser panics on some out-of-range literals (e.g. `x offset 1e400`); a query
-    // must never take the process down, so such a panic becomes a parse error.
-    let decoded = crate::scan::decode_byte_escapes(query);
-    match std::panic::catch_unwind(|| parser::parse(&decoded)) {
-        Ok(Ok(expr)) => Ok(expr),
-        Ok(Err(e)) => Err(PromqlError::bad_data(parse_error_message(query, &e))),
-        Err(_) => Err(PromqlError::bad_data("1:1: parse error: number or duration out of range")),
-    }
+    static PARSED: Memo<String, Expr> = Memo::new();
+    PARSED.get_or_try_insert(query.to_string(), || {
+        // promql-parser panics on some out-of-range literals (e.g. `x offset 1e400`); a query
+        // must never take the process down, so such a panic becomes a parse error.
+        let decoded = crate::scan::decode_byte_escapes(query);
+        match std::panic::catch_unwind(|| parser::parse(&decoded)) {
+            Ok(Ok(expr)) => Ok(expr),
+            Ok(Err(e)) => Err(PromqlError::bad_data(parse_error_message(query, &e))),
+            Err(_) => Err(PromqlError::bad_data("1:1: parse error: number or duration out of range")),
+        }
+    })
 }
 
 /// Prometheus's `line:col: parse error: …` form. promql-parser reports no positions, so

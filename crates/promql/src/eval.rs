@@ -17,6 +17,7 @@ use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryEx
 use crate::engine::{EngineOptions, MatrixSeries, QueryContext, QueryOutput, QueryStats, Value, VectorSample};
 use crate::error::PromqlError;
 use crate::extended::{extend_floats, modifier_of, smoothed_value, take_modifier, Modifier};
+use crate::memo::Memo;
 use crate::start::{start_at, SeriesStarts, WindowStarts};
 
 /// The steps a node is evaluated at: `start, start+step, …, end`. `step == 0` means one step.
@@ -1063,6 +1064,17 @@ fn finalize_names(mut series: Vec<StepSeries>) -> Result<Vec<StepSeries>, Promql
 }
 
 /// The parser's matchers as storage matchers, with the metric name as a `__name__` matcher.
+/// A matcher with its regex compiled once per process rather than once per evaluation.
+fn compiled_matcher(op: MatchOp, name: &str, value: &str) -> Result<Matcher, PromqlError> {
+    static COMPILED: Memo<(MatchOp, String, String), Matcher> = Memo::new();
+    if matches!(op, MatchOp::Equal | MatchOp::NotEqual) {
+        return Matcher::new(op, name, value).map_err(|e| PromqlError::bad_data(e.to_string()));
+    }
+    COMPILED.get_or_try_insert((op, name.to_string(), value.to_string()), || {
+        Matcher::new(op, name, value).map_err(|e| PromqlError::bad_data(e.to_string()))
+    })
+}
+
 pub(crate) fn convert_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, PromqlError> {
     if !vs.matchers.or_matchers.is_empty() {
         return Err(PromqlError::bad_data("1:1: parse error: unexpected \"or\" in label matching"));
@@ -1078,7 +1090,7 @@ pub(crate) fn convert_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, Prom
             ParserMatchOp::Re(_) => MatchOp::RegexMatch,
             ParserMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
         };
-        out.push(Matcher::new(op, m.name.clone(), m.value.clone()).map_err(|e| PromqlError::bad_data(e.to_string()))?);
+        out.push(compiled_matcher(op, &m.name, &m.value)?);
     }
     take_modifier(&mut out);
     Ok(out)

@@ -40,6 +40,7 @@ mod extended;
 mod functions;
 mod histogram;
 mod info;
+mod memo;
 pub mod memstore;
 mod native;
 pub mod promqltest;
