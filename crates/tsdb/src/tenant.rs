@@ -723,7 +723,7 @@ impl Sources {
             }
         }
         runs.push(run);
-        let mut merged = runs.into_iter().reduce(merge_label_runs).unwrap_or_default();
+        let mut merged = merge_all_label_runs(runs);
         for (_, samples) in &mut merged {
             // Sources are in time order, so a series is usually already sorted; overlapping
             // blocks (out-of-order data) need the sort, and the first copy of a timestamp wins.
@@ -734,6 +734,24 @@ impl Sources {
         }
         Ok(merged)
     }
+}
+
+/// Merges lists of series sorted by labels, keeping each series' sources in list order. Pairs
+/// merge level by level, so a series read from many blocks (a backfill not yet compacted)
+/// costs log(lists) merges rather than one per list.
+fn merge_all_label_runs<T>(mut runs: Vec<Vec<(Labels, Vec<T>)>>) -> Vec<(Labels, Vec<T>)> {
+    while runs.len() > 1 {
+        let mut next = Vec::with_capacity(runs.len().div_ceil(2));
+        let mut pairs = runs.into_iter();
+        while let Some(a) = pairs.next() {
+            next.push(match pairs.next() {
+                Some(b) => merge_label_runs(a, b),
+                None => a,
+            });
+        }
+        runs = next;
+    }
+    runs.pop().unwrap_or_default()
 }
 
 /// Merges two lists of series sorted by labels; a series in both gets `a`'s samples, then `b`'s.
@@ -956,5 +974,28 @@ impl Replay<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_sorted_runs_merge_into_one_keeping_source_order() {
+        let l = |v: &str| Labels::from_pairs([("__name__", "m"), ("i", v)]);
+        // Run k holds series "a" and, for odd k, "b"; sample values name their run.
+        let runs: Vec<Vec<(Labels, Vec<i32>)>> = (0..5)
+            .map(|k| {
+                let mut run = vec![(l("a"), vec![k])];
+                if k % 2 == 1 {
+                    run.push((l("b"), vec![k]));
+                }
+                run
+            })
+            .collect();
+        let merged = merge_all_label_runs(runs);
+        assert_eq!(merged, vec![(l("a"), vec![0, 1, 2, 3, 4]), (l("b"), vec![1, 3])]);
+        assert!(merge_all_label_runs::<i32>(Vec::new()).is_empty());
     }
 }
