@@ -542,8 +542,19 @@ fn decode_int(r: &mut BitReader<'_>, count: usize, out: &mut Vec<Sample>) -> Res
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Decodes a chunk with bytes flipped at `flips` (positions taken modulo its length), and
+    /// then its first half: corrupt or truncated input must give errors, never panics.
+    pub(crate) fn decode_corrupted(mut bytes: Vec<u8>, flips: &[(usize, u8)], decode: impl Fn(&[u8])) {
+        for &(i, b) in flips {
+            let n = bytes.len();
+            bytes[i % n] ^= b;
+        }
+        decode(&bytes);
+        decode(&bytes[..bytes.len() / 2]);
+    }
 
     use proptest::prelude::*;
 
@@ -656,14 +667,7 @@ mod tests {
 
         #[test]
         fn corrupt_chunks_never_panic(samples in sample_strategy(), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
-            let mut bytes = encode_chunk(&samples);
-            for (i, b) in flips {
-                let n = bytes.len();
-                bytes[i % n] ^= b;
-            }
-            let _ = decode_chunk(&bytes, &mut Vec::new());
-            let cut = bytes.len() / 2;
-            let _ = decode_chunk(&bytes[..cut], &mut Vec::new());
+            decode_corrupted(encode_chunk(&samples), &flips, |b| drop(decode_chunk(b, &mut Vec::new())));
         }
     }
 }
