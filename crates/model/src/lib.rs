@@ -28,7 +28,7 @@ pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use packed::{PackedLabels, PackedSeries, PackedSeriesWriter, PackedWriteRequest};
 pub use sample::{is_stale_nan, Exemplar, MetricMetadata, MetricType, Sample, Timestamp, STALE_NAN, STALE_NAN_BITS};
 pub use storage::{
-    AppendSummary, MetricsAppender, MetricsQuerier, SelectRequest, Series, SeriesStartTimestamps, TimeSeries,
-    WriteRequest,
+    AppendSummary, MetricsAppender, MetricsQuerier, SelectRequest, Series, SeriesIter, SeriesSamples,
+    SeriesStartTimestamps, TimeSeries, WriteRequest,
 };
 pub use tenant::{TenantError, TenantId};

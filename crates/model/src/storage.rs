@@ -98,6 +98,19 @@ pub struct SeriesStartTimestamps {
     pub starts: Vec<(Timestamp, Timestamp)>,
 }
 
+/// One series read back with both kinds of samples (see [`MetricsQuerier::select_series`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SeriesSamples {
+    pub labels: Labels,
+    /// Float samples in time order, staleness markers included.
+    pub floats: Vec<Sample>,
+    /// Native-histogram samples in time order (each timestamp holds one kind or the other).
+    pub histograms: Vec<HistogramSample>,
+}
+
+/// Series read back one at a time, in label order.
+pub type SeriesIter<'a> = Box<dyn Iterator<Item = Result<SeriesSamples, StorageError>> + Send + 'a>;
+
 /// Tenant-scoped reads. A tenant never sees another tenant's series, names or values.
 pub trait MetricsQuerier: Send + Sync {
     /// Series matching every matcher that have at least one sample in `[start, end]`,
@@ -113,6 +126,27 @@ pub trait MetricsQuerier: Send + Sync {
         _request: &SelectRequest,
     ) -> Result<Vec<HistogramSeries>, StorageError> {
         Ok(Vec::new())
+    }
+
+    /// The float and native-histogram samples of series matching every matcher in
+    /// `[start, end]`, one series at a time in label order; series without samples there are
+    /// left out. Engines override this to decode a series only when the reader reaches it,
+    /// so that a query holds one series' samples rather than every matching one's; the
+    /// default reads everything with `select` and `select_histograms` first.
+    fn select_series<'a>(&'a self, tenant: &TenantId, request: &SelectRequest) -> Result<SeriesIter<'a>, StorageError> {
+        let floats = self.select(tenant, request)?;
+        let histograms = self.select_histograms(tenant, request)?;
+        let mut out: Vec<SeriesSamples> = Vec::with_capacity(floats.len());
+        let mut histograms = histograms.into_iter().peekable();
+        for s in floats {
+            while let Some(h) = histograms.next_if(|h| h.labels < s.labels) {
+                out.push(SeriesSamples { labels: h.labels, floats: Vec::new(), histograms: h.samples });
+            }
+            let hists = histograms.next_if(|h| h.labels == s.labels).map(|h| h.samples).unwrap_or_default();
+            out.push(SeriesSamples { labels: s.labels, floats: s.samples, histograms: hists });
+        }
+        out.extend(histograms.map(|h| SeriesSamples { labels: h.labels, floats: Vec::new(), histograms: h.samples }));
+        Ok(Box::new(out.into_iter().map(Ok)))
     }
 
     /// Start timestamps (OpenTelemetry's start time: when the counter, or the delta, a
