@@ -491,7 +491,13 @@ impl Block {
         self.read_chunks::<Histograms>(&series.histogram_chunks, mint, maxt)
     }
 
-    fn read_chunks<K: Kind>(&self, refs: &[ChunkRef], mint: i64, maxt: i64) -> Result<Vec<K::Sample>, TsdbError> {
+    /// Samples of one kind in the chunks `refs` of a series with `mint <= t <= maxt`, in time order.
+    pub(crate) fn read_chunks<K: Kind>(
+        &self,
+        refs: &[ChunkRef],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<K::Sample>, TsdbError> {
         let mut out = Vec::new();
         let path = self.dir.join("chunks");
         for c in refs.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {

@@ -12,12 +12,14 @@ use std::time::Duration;
 
 use osprey_model::{
     AppendSummary, Exemplar, HistogramSeries, Labels, Matcher, MetricMetadata, MetricsAppender, MetricsQuerier,
-    PackedWriteRequest, SelectRequest, Series, StorageError, TenantId, Timestamp, WriteRequest,
+    PackedWriteRequest, SelectRequest, Series, SeriesIter, SeriesSamples, StorageError, TenantId, Timestamp,
+    WriteRequest,
 };
 use parking_lot::RwLock;
 
+use crate::series::Wanted;
 use crate::stats::{Counters, HeadStats, TsdbStats};
-use crate::tenant::TenantDb;
+use crate::tenant::{SeriesStream, TenantDb};
 use crate::wal::WalRepair;
 use crate::{TsdbError, TsdbOptions, WalSync};
 
@@ -170,6 +172,25 @@ impl Tsdb {
         match self.tenant(tenant) {
             Some(t) => t.select_histograms(matchers, start, end),
             None => Ok(Vec::new()),
+        }
+    }
+
+    /// Float and native-histogram samples of series matching every matcher in `[start, end]`
+    /// (inclusive), one series at a time in label order, decoded as the iterator reaches it;
+    /// series without samples there are left out. The call reads only indexes, and snapshots
+    /// the head's chunks (sharing them, not decoding them), so the stream sees every sample
+    /// stored before the call even if a head cut moves it into a block meanwhile. A corrupt
+    /// chunk ends the stream with an `Err` item.
+    pub fn select_series(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<impl Iterator<Item = Result<SeriesSamples, TsdbError>> + Send + 'static, TsdbError> {
+        match self.tenant(tenant) {
+            Some(t) => t.select_series(matchers, start, end, Wanted::BOTH),
+            None => Ok(SeriesStream::empty()),
         }
     }
 
@@ -366,6 +387,11 @@ impl MetricsQuerier for Tsdb {
         request: &SelectRequest,
     ) -> Result<Vec<HistogramSeries>, StorageError> {
         Ok(Tsdb::select_histograms(self, tenant, &request.matchers, request.start, request.end)?)
+    }
+
+    fn select_series<'a>(&'a self, tenant: &TenantId, request: &SelectRequest) -> Result<SeriesIter<'a>, StorageError> {
+        let stream = Tsdb::select_series(self, tenant, &request.matchers, request.start, request.end)?;
+        Ok(Box::new(stream.map(|s| s.map_err(StorageError::from))))
     }
 
     fn series(

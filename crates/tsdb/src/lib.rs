@@ -31,6 +31,15 @@
 //! as a float staleness marker, so `select` returns the marker that ends a series of either
 //! kind and `select_histograms` never returns stale histograms.
 //!
+//! Reads: [`Tsdb::select_series`] (the engine's `MetricsQuerier::select_series`) resolves at
+//! call time only which series match and where their data is: per block the chunk
+//! references from its index, per head series a snapshot of its chunks overlapping the range
+//! (sealed chunks shared by reference count, the open chunk and out-of-order samples
+//! copied), merged by labels. Each `next()` decodes one series, so a query holds one
+//! series' samples at a time; the head snapshot is taken before the block list, so a head cut
+//! while the stream is open loses nothing. `select` and `select_histograms` collect the same
+//! stream for one kind (the latter skipping float-only blocks and a float-only head).
+//!
 //! Non-goals: integer-count histogram chunks (counts are floats, as PromQL computes with
 //! them); remote storage (the [`BlockReader`] seam is where it would
 //! plug in); query evaluation (PromQL lives in its own crate).

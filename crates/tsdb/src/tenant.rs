@@ -10,26 +10,23 @@ use std::time::Instant;
 use osprey_codec::{decode_histogram_chunk, ChunkEncoding};
 use osprey_model::{
     is_stale_nan, AppendSummary, Exemplar, HistogramSample, HistogramSeries, Labels, Matcher, MetricMetadata, Sample,
-    Series, TenantId, Timestamp, METRIC_NAME, STALE_NAN,
+    Series, SeriesSamples, TenantId, Timestamp, METRIC_NAME, STALE_NAN,
 };
 use osprey_model::{PackedSeries, PackedWriteRequest};
 use parking_lot::{Mutex, RwLock};
 
-use crate::block::{Block, BlockCompaction, BlockSeries};
+use crate::block::{Block, BlockCompaction, ChunkRef};
 use crate::block_writer::{BlockWriter, TMP_SUFFIX};
 use crate::exemplars::ExemplarRing;
 use crate::head::Head;
 use crate::record::{self, Record};
-use crate::series::{MemSeries, Outcome, SeriesData};
+use crate::series::{Floats, Histograms, MemSeries, Outcome, SeriesSnapshot, Wanted};
 use crate::stats::{top_n, Counters, HeadStats};
 use crate::wal::{Wal, WalRepair};
 use crate::{compactor, TsdbError, TsdbOptions, WalSync};
 
 /// Series per record in a checkpoint, bounding record size.
 const CHECKPOINT_BATCH: usize = 1000;
-
-/// Reads one kind of sample of a block series in `[mint, maxt]`.
-type BlockRead<T> = fn(&Block, &BlockSeries, i64, i64) -> Result<Vec<T>, TsdbError>;
 
 /// A series of an append batch, looked up before any is created (so the series limit is
 /// checked once per batch).
@@ -289,9 +286,9 @@ impl TenantDb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<Series>, TsdbError> {
-        let sources = Sources { blocks: self.blocks_snapshot(), head: self.head.select(matchers) };
-        let merged = sources.read(matchers, start, end, Block::samples, SeriesData::samples, |s| s.t)?;
-        Ok(merged.into_iter().map(|(labels, samples)| Series { labels, samples }).collect())
+        self.select_series(matchers, start, end, Wanted::FLOATS)?
+            .map(|s| s.map(|s| Series { labels: s.labels, samples: s.floats }))
+            .collect()
     }
 
     /// Native-histogram samples of matching series in `[start, end]`. Stale histograms are
@@ -302,13 +299,60 @@ impl TenantDb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<HistogramSeries>, TsdbError> {
-        // Float-only sources are skipped without reading their index.
+        self.select_series(matchers, start, end, Wanted::HISTOGRAMS)?
+            .map(|s| s.map(|s| HistogramSeries { labels: s.labels, samples: s.histograms }))
+            .collect()
+    }
+
+    /// The wanted kinds of samples of matching series in `[start, end]`, decoded one series
+    /// at a time as the stream is read. Here only the index is read: which series match, the
+    /// chunks of each block that hold them, and a snapshot of each head series' chunks.
+    ///
+    /// The head is snapshotted before the block list is taken. A head cut writes its blocks
+    /// before it truncates the head, so a head series snapshotted after its truncation has
+    /// its data in a block that the later block list holds: nothing is missed, and a sample
+    /// seen twice (in the snapshot and the new block) is deduplicated like overlapping blocks.
+    pub(crate) fn select_series(
+        &self,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+        wanted: Wanted,
+    ) -> Result<SeriesStream, TsdbError> {
+        // Float-only sources are skipped for histograms without reading their index.
+        let head_has_wanted = wanted.floats || self.head.holds_histograms();
+        let mut head = if head_has_wanted { self.head.select(matchers) } else { Vec::new() };
+        head.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        let mut head_run = Vec::with_capacity(head.len());
+        for series in head {
+            let snapshot = series.data.lock().snapshot(start, end, wanted);
+            if !snapshot.is_empty() {
+                head_run.push((series.labels.to_labels(), vec![Source::Head(snapshot)]));
+            }
+        }
         let mut blocks = self.blocks_snapshot();
-        blocks.retain(|b| b.meta.stats.num_histogram_samples > 0);
-        let head = if self.head.holds_histograms() { self.head.select(matchers) } else { Vec::new() };
-        let sources = Sources { blocks, head };
-        let merged = sources.read(matchers, start, end, Block::histograms, SeriesData::histograms, |s| s.t)?;
-        Ok(merged.into_iter().map(|(labels, samples)| HistogramSeries { labels, samples }).collect())
+        blocks.retain(|b| b.overlaps(start, end) && (wanted.floats || b.meta.stats.num_histogram_samples > 0));
+        // Every source yields its series in label order (a block's series ids follow its
+        // labels; the head's are sorted above by their compact form), so the sources merge
+        // pairwise without a map keyed by owned label sets.
+        let mut runs = Vec::with_capacity(blocks.len() + 1);
+        let overlapping = |refs: Vec<ChunkRef>| -> Vec<ChunkRef> {
+            refs.into_iter().filter(|c| c.min_t <= end && c.max_t >= start).collect()
+        };
+        for (i, block) in blocks.iter().enumerate() {
+            let mut run = Vec::new();
+            for series in block.select(matchers, start, end)? {
+                let floats = if wanted.floats { overlapping(series.chunks) } else { Vec::new() };
+                let histograms = if wanted.histograms { overlapping(series.histogram_chunks) } else { Vec::new() };
+                if !floats.is_empty() || !histograms.is_empty() {
+                    run.push((series.labels, vec![Source::Block { block: i, floats, histograms }]));
+                }
+            }
+            runs.push(run);
+        }
+        runs.push(head_run);
+        let series = merge_all_label_runs(runs).into_iter();
+        Ok(SeriesStream { blocks, series, start, end })
     }
 
     /// Calls `visit` with the labels of every matching series that has data overlapping
@@ -681,58 +725,93 @@ impl TenantDb {
     }
 }
 
-/// What a query reads: blocks, and the head's series that match.
-struct Sources {
-    blocks: Vec<Arc<Block>>,
-    head: Vec<Arc<MemSeries>>,
+/// Where one series' data lies in one source of a query.
+enum Source {
+    /// Chunks of a block of [`SeriesStream::blocks`] overlapping the query's range.
+    Block {
+        block: usize,
+        floats: Vec<ChunkRef>,
+        histograms: Vec<ChunkRef>,
+    },
+    Head(SeriesSnapshot),
 }
 
-impl Sources {
-    /// Samples of one kind, per series in label order, time-sorted and deduplicated by
-    /// timestamp where several sources hold the series.
-    fn read<T>(
-        &self,
-        matchers: &[Matcher],
-        start: Timestamp,
-        end: Timestamp,
-        from_block: BlockRead<T>,
-        from_head: fn(&SeriesData, i64, i64) -> Vec<T>,
-        time: fn(&T) -> i64,
-    ) -> Result<Vec<(Labels, Vec<T>)>, TsdbError> {
-        // Every source yields its series in label order (a block's series ids follow its
-        // labels; the head's are sorted here by their compact form, before any decoding), so
-        // the sources merge pairwise without a map keyed by owned label sets.
-        let mut runs: Vec<Vec<(Labels, Vec<T>)>> = Vec::new();
-        for block in self.blocks.iter().filter(|b| b.overlaps(start, end)) {
-            let mut run = Vec::new();
-            for series in block.select(matchers, start, end)? {
-                let samples = from_block(block, &series, start, end)?;
-                if !samples.is_empty() {
-                    run.push((series.labels, samples));
+/// Matching series of a query, each with where its data lies, decoded one at a time as the
+/// stream is read: a reader holds one series' samples rather than every matching one's.
+/// Series without samples in the range are left out. A corrupt block chunk ends the
+/// stream with its error.
+pub(crate) struct SeriesStream {
+    blocks: Vec<Arc<Block>>,
+    series: std::vec::IntoIter<(Labels, Vec<Source>)>,
+    start: Timestamp,
+    end: Timestamp,
+}
+
+impl SeriesStream {
+    /// The stream of a tenant that does not exist: no series.
+    pub(crate) fn empty() -> SeriesStream {
+        SeriesStream { blocks: Vec::new(), series: Vec::new().into_iter(), start: 0, end: 0 }
+    }
+
+    /// One series' samples of each kind from its sources, in source order, then sorted and
+    /// deduplicated by timestamp where sources overlap.
+    fn decode(&self, sources: &[Source]) -> Result<(Vec<Sample>, Vec<HistogramSample>), TsdbError> {
+        let (start, end) = (self.start, self.end);
+        let (mut floats, mut histograms) = (Vec::new(), Vec::new());
+        for source in sources {
+            match source {
+                Source::Block { block, floats: f, histograms: h } => {
+                    let block = &self.blocks[*block];
+                    append(&mut floats, block.read_chunks::<Floats>(f, start, end)?);
+                    append(&mut histograms, block.read_chunks::<Histograms>(h, start, end)?);
+                }
+                Source::Head(snapshot) => {
+                    append(&mut floats, snapshot.samples(start, end));
+                    append(&mut histograms, snapshot.histograms(start, end));
                 }
             }
-            runs.push(run);
         }
-        let mut head: Vec<&Arc<MemSeries>> = self.head.iter().collect();
-        head.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
-        let mut run = Vec::with_capacity(head.len());
-        for series in head {
-            let samples = from_head(&series.data.lock(), start, end);
-            if !samples.is_empty() {
-                run.push((series.labels.to_labels(), samples));
+        sort_unique(&mut floats, |s| s.t);
+        sort_unique(&mut histograms, |s| s.t);
+        Ok((floats, histograms))
+    }
+}
+
+impl Iterator for SeriesStream {
+    type Item = Result<SeriesSamples, TsdbError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while let Some((labels, sources)) = self.series.next() {
+            match self.decode(&sources) {
+                Ok((floats, histograms)) if floats.is_empty() && histograms.is_empty() => continue,
+                Ok((floats, histograms)) => return Some(Ok(SeriesSamples { labels, floats, histograms })),
+                Err(e) => {
+                    self.series = Vec::new().into_iter();
+                    return Some(Err(e));
+                }
             }
         }
-        runs.push(run);
-        let mut merged = merge_all_label_runs(runs);
-        for (_, samples) in &mut merged {
-            // Sources are in time order, so a series is usually already sorted; overlapping
-            // blocks (out-of-order data) need the sort, and the first copy of a timestamp wins.
-            if !samples.windows(2).all(|w| time(&w[0]) < time(&w[1])) {
-                samples.sort_by_key(time);
-                samples.dedup_by_key(|s| time(s));
-            }
-        }
-        Ok(merged)
+        None
+    }
+}
+
+/// Appends `more` to `out`, reusing `more`'s allocation when `out` is empty (the common
+/// case: one source).
+fn append<T>(out: &mut Vec<T>, mut more: Vec<T>) {
+    if out.is_empty() {
+        std::mem::swap(out, &mut more);
+    } else {
+        out.append(&mut more);
+    }
+}
+
+/// Sorts by `time` and keeps the first sample of each timestamp. Sources are in time order,
+/// so a series is usually already strictly increasing and left alone; overlapping blocks
+/// (out-of-order data) need the sort.
+fn sort_unique<T>(samples: &mut Vec<T>, time: fn(&T) -> i64) {
+    if !samples.windows(2).all(|w| time(&w[0]) < time(&w[1])) {
+        samples.sort_by_key(time);
+        samples.dedup_by_key(|s| time(s));
     }
 }
 

@@ -15,6 +15,7 @@ use crate::{Tsdb, TsdbOptions, WalSync};
 
 mod histograms;
 mod packed;
+mod stream;
 
 const HOUR: i64 = 3_600_000;
 

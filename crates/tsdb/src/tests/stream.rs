@@ -1,0 +1,197 @@
+//! `select_series`: the lazy read that decodes one series at a time must return what the
+//! eager `select` and `select_histograms` return, survive head cuts made while it is open,
+//! skip series without samples in range and surface corrupt chunks as errors.
+
+use osprey_model::{FloatHistogram, HistogramSample, SelectRequest, SeriesSamples};
+
+use super::*;
+
+/// A comparable form of a series of both kinds: floats and histograms by bits (the
+/// histograms' `Debug` form holds every field).
+type Comparable = (Labels, Vec<(i64, u64)>, Vec<(i64, String)>);
+
+fn comparable(s: &SeriesSamples) -> Comparable {
+    (
+        s.labels.clone(),
+        s.floats.iter().map(|x| (x.t, x.v.to_bits())).collect(),
+        s.histograms.iter().map(|x| (x.t, format!("{:?}", x.h))).collect(),
+    )
+}
+
+fn streamed(db: &Tsdb, t: &TenantId, matchers: &[Matcher], start: i64, end: i64) -> Vec<Comparable> {
+    let request = SelectRequest { matchers: matchers.to_vec(), start, end };
+    let stream = MetricsQuerier::select_series(db, t, &request).unwrap();
+    stream.map(|s| comparable(&s.unwrap())).collect()
+}
+
+/// What the eager reads return, joined by labels.
+fn eager(db: &Tsdb, t: &TenantId, matchers: &[Matcher], start: i64, end: i64) -> Vec<Comparable> {
+    let mut joined: std::collections::BTreeMap<Labels, SeriesSamples> = std::collections::BTreeMap::new();
+    let blank = |labels: &Labels| SeriesSamples { labels: labels.clone(), floats: Vec::new(), histograms: Vec::new() };
+    for s in db.select(t, matchers, start, end).unwrap() {
+        joined.entry(s.labels.clone()).or_insert_with(|| blank(&s.labels)).floats = s.samples;
+    }
+    for s in db.select_histograms(t, matchers, start, end).unwrap() {
+        joined.entry(s.labels.clone()).or_insert_with(|| blank(&s.labels)).histograms = s.samples;
+    }
+    joined.values().map(comparable).collect()
+}
+
+fn histogram(i: i64) -> FloatHistogram {
+    let c = i as f64;
+    FloatHistogram { count: 2.0 * c, sum: c, positive: vec![(0, c), (1, c)], ..Default::default() }
+}
+
+fn hseries(pairs: &[(&str, &str)], ts: impl IntoIterator<Item = i64>) -> TimeSeries {
+    let histograms = ts.into_iter().map(|t| HistogramSample { t, h: histogram(t / 15_000) }).collect();
+    TimeSeries { labels: labels(pairs), histograms, ..Default::default() }
+}
+
+/// Every kind of placement: a series only in blocks, only in the head, in both, histograms
+/// only, floats and histograms mixed, out-of-order head samples, and (after `duplicate_blocks`)
+/// overlapping blocks holding the same timestamps.
+fn spread_data(db: &Tsdb, t: &TenantId) {
+    let m = |name: &'static str| [("__name__", "m"), ("s", name)];
+    // [0, 25m): goes to a block.
+    db.append(
+        &t.clone(),
+        write(vec![
+            series(&m("blocks-only"), &regular(0, 100)),
+            series(&m("both"), &regular(0, 100)),
+            hseries(&m("histograms"), (0..100).map(|i| i * 15_000)),
+            series(&m("mixed"), &regular(0, 50)),
+            hseries(&m("mixed"), (50..100).map(|i| i * 15_000)),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(db.flush_head().unwrap(), 1);
+    // [25m, 50m): stays in the head.
+    let later = regular(100 * 15_000, 100);
+    db.append(
+        t,
+        write(vec![
+            series(&m("both"), &later),
+            series(&m("head-only"), &later),
+            hseries(&m("histograms"), (100..200).map(|i| i * 15_000)),
+            series(&m("mixed"), &later[..50]),
+            hseries(&m("mixed"), (150..200).map(|i| i * 15_000)),
+            // Two samples 50 minutes apart: their chunk overlaps ranges holding neither.
+            series(&m("sparse"), &[(100 * 15_000, 1.0), (300 * 15_000, 2.0)]),
+        ]),
+    )
+    .unwrap();
+    // Out of order, within the window: buffered beside the head chunks.
+    let ooo: Vec<(i64, f64)> = (100..200).step_by(2).map(|i| (i * 15_000 + 7_000, -1.0)).collect();
+    let summary = db.append(t, write(vec![series(&m("head-only"), &ooo)])).unwrap();
+    assert_eq!(summary.samples_appended, 50);
+}
+
+/// Copies every block under a new id, so that the blocks overlap with equal timestamps.
+fn duplicate_blocks(root: &Path) {
+    let blocks_dir = root.join("tenants/a/blocks");
+    for (n, entry) in fs::read_dir(&blocks_dir).unwrap().enumerate() {
+        let path = entry.unwrap().path();
+        let id = path.file_name().unwrap().to_str().unwrap().to_string();
+        let copy_id = format!("01ZZZZZZZZZZZZZZZZZZZZZZ{n:02}");
+        let copy = blocks_dir.join(&copy_id);
+        copy_dir(&path, &copy);
+        let meta = fs::read_to_string(copy.join("meta.json")).unwrap().replace(&id, &copy_id);
+        fs::write(copy.join("meta.json"), meta).unwrap();
+    }
+}
+
+#[test]
+fn select_series_returns_what_select_and_select_histograms_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tenant("a");
+    let opts = || TsdbOptions { out_of_order_window: Duration::from_secs(3600), ..TsdbOptions::new(dir.path()) };
+    let db = open_with(opts());
+    spread_data(&db, &t);
+    let all = [Matcher::equal("__name__", "m")];
+    let check = |db: &Tsdb, stage: &str| {
+        for (start, end) in [(i64::MIN, i64::MAX), (0, 60 * 15_000), (80 * 15_000, 130 * 15_000), (10, 20)] {
+            let (got, want) = (streamed(db, &t, &all, start, end), eager(db, &t, &all, start, end));
+            assert_eq!(got, want, "{stage}: [{start}, {end}]");
+        }
+        let whole = streamed(db, &t, &all, i64::MIN, i64::MAX);
+        let names: Vec<&str> = whole.iter().map(|s| s.0.get("s").unwrap()).collect();
+        assert_eq!(names, ["blocks-only", "both", "head-only", "histograms", "mixed", "sparse"], "{stage}");
+        let count = |i: usize| (whole[i].1.len(), whole[i].2.len());
+        assert_eq!(
+            [count(0), count(1), count(2), count(3), count(4)],
+            [(100, 0), (200, 0), (150, 0), (0, 200), (100, 100)]
+        );
+        assert!(whole
+            .iter()
+            .all(|s| s.1.windows(2).all(|w| w[0].0 < w[1].0) && s.2.windows(2).all(|w| w[0].0 < w[1].0)));
+    };
+    check(&db, "block and head");
+    drop(db);
+    duplicate_blocks(dir.path());
+    let db = open_with(opts());
+    assert_eq!(db.stats().blocks, 2, "the block and its copy");
+    check(&db, "overlapping blocks with equal timestamps");
+    // Only the sparse series' chunk overlaps [100, 300) scrapes, and it holds no sample there.
+    let got = streamed(&db, &t, &[Matcher::equal("s", "sparse")], 101 * 15_000, 299 * 15_000);
+    assert!(got.is_empty(), "{got:?}");
+    assert!(streamed(&db, &tenant("nobody"), &all, i64::MIN, i64::MAX).is_empty());
+}
+
+#[test]
+fn a_stream_opened_before_a_head_cut_yields_every_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tenant("a");
+    let db = open(dir.path());
+    let n = (5 * HOUR / 15_000) as usize;
+    let mut batch: Vec<TimeSeries> =
+        (0..20).map(|i| series(&[("__name__", "m"), ("i", &i.to_string())], &regular(0, n))).collect();
+    batch.push(hseries(&[("__name__", "m"), ("i", "h")], (0..n as i64).map(|i| i * 15_000)));
+    db.append(&t, write(batch)).unwrap();
+    let all = [Matcher::equal("__name__", "m")];
+    let want = eager(&db, &t, &all, i64::MIN, i64::MAX);
+    assert_eq!(want.iter().map(|s| s.1.len() + s.2.len()).sum::<usize>(), 21 * n);
+
+    // Cut [0, 2h) into a block while one stream is open; flush the rest while another is.
+    let request = SelectRequest { matchers: all.to_vec(), start: i64::MIN, end: i64::MAX };
+    let mut before_cut = MetricsQuerier::select_series(&db, &t, &request).unwrap();
+    let first = comparable(&before_cut.next().unwrap().unwrap());
+    assert_eq!(db.run_maintenance(5 * HOUR).unwrap().blocks_written, 1);
+    let before_flush = MetricsQuerier::select_series(&db, &t, &request).unwrap();
+    assert!(db.flush_head().unwrap() >= 1);
+    assert!(db.head_stats(&t).num_series == 0, "the head was emptied");
+    let mut got = vec![first];
+    got.extend(before_cut.map(|s| comparable(&s.unwrap())));
+    assert_eq!(got, want, "opened before the cut");
+    let got: Vec<Comparable> = before_flush.map(|s| comparable(&s.unwrap())).collect();
+    assert_eq!(got, want, "opened before the flush");
+    assert_eq!(streamed(&db, &t, &all, i64::MIN, i64::MAX), want, "opened after both");
+}
+
+#[test]
+fn a_corrupt_chunk_is_an_error_item_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tenant("a");
+    {
+        let db = open(dir.path());
+        let batch =
+            (0..50).map(|i| series(&[("__name__", "m"), ("i", &format!("{i:02}"))], &regular(0, 200))).collect();
+        db.append(&t, write(batch)).unwrap();
+        db.flush_head().unwrap();
+    }
+    let blocks_dir = dir.path().join("tenants/a/blocks");
+    let block = fs::read_dir(&blocks_dir).unwrap().next().unwrap().unwrap().path();
+    let chunks = block.join("chunks");
+    let mut bytes = fs::read(&chunks).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    fs::write(&chunks, &bytes).unwrap();
+    let db = open(dir.path());
+    let request = SelectRequest { matchers: vec![Matcher::equal("__name__", "m")], start: 0, end: i64::MAX };
+    // The call reads the (intact) index only; the damage shows when a series reaches it.
+    let items: Vec<_> = MetricsQuerier::select_series(&db, &t, &request).unwrap().collect();
+    let err = items.last().unwrap().as_ref().expect_err("the last item is the error");
+    assert_eq!(err.kind, ErrorKind::Internal);
+    assert!(err.message.contains("checksum mismatch"), "{}", err.message);
+    assert!(items[..items.len() - 1].iter().all(Result::is_ok), "the error ends the stream");
+    assert!(db.select(&t, &request.matchers, 0, i64::MAX).is_err(), "the eager read fails too");
+}
