@@ -3,11 +3,11 @@
 // Label-set keys hash with Fx: SipHash's DoS resistance buys nothing for data already stored.
 use rustc_hash::FxHashMap as HashMap;
 
-use osprey_model::{FloatHistogram, Labels, METRIC_NAME};
+use osprey_model::{FloatHistogram, Labels, Sample, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use crate::error::PromqlError;
-use crate::eval::{by_step, by_step_h, intern, Collector, Evaluator, StepSeries, Val};
+use crate::eval::{by_step, by_step_h, intern, Collector, EvalRange, Evaluator, StepSeries, Val};
 use crate::functions::{format_float, is_valid_label_name_utf8, kahan_inc, quantile};
 use crate::native::{fieldwise, Fieldwise, Notes};
 use crate::scan::{arg_pos, call_pos};
@@ -51,6 +51,11 @@ impl Agg {
         })
     }
 
+    /// Whether the aggregate of floats is a running value ([`Acc`]) rather than a list.
+    fn accumulates(self) -> bool {
+        matches!(self, Agg::Sum | Agg::Avg | Agg::Count | Agg::Min | Agg::Max | Agg::Group | Agg::Stddev | Agg::Stdvar)
+    }
+
     /// Whether the result keeps the input series (and their labels) rather than one per group.
     fn selects_series(self) -> bool {
         matches!(self, Agg::Topk | Agg::Bottomk | Agg::Limitk | Agg::LimitRatio)
@@ -63,11 +68,7 @@ struct Group {
     /// Whether any input series has its name dropped at the end; the group inherits it
     /// (so `sum by (__name__) (rate(…))` loses the name, as in Prometheus).
     drop_name: bool,
-    count: f64,
-    value: f64,
-    kahan: f64,
-    mean: f64,
-    incremental_mean: bool,
+    acc: Acc,
     values: Vec<(usize, f64)>,
     /// Native histograms (for `sum` and `avg`, with the series they came from), how many,
     /// and whether floats were seen too.
@@ -147,9 +148,23 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
         }
         _ => {}
     }
-    let input = ev.eval_vector(&agg.expr)?;
+    let modifier = agg.modifier.as_ref();
+    let input = if op.accumulates() && crate::functions::is_range_function_of_selector(&agg.expr) {
+        match aggregate_streamed(ev, op, &agg.expr, modifier)? {
+            Some(out) => return Ok(Val::Vector(out)),
+            None => ev.eval_vector(&agg.expr)?,
+        }
+    } else {
+        ev.eval_vector(&agg.expr)?
+    };
+    if op.accumulates() {
+        let mut by_series = SeriesMajor::new(op, ev.range, modifier);
+        if input.iter().all(|s| by_series.add(s)) {
+            return Ok(Val::Vector(by_series.finish()));
+        }
+    }
     let range = ev.range;
-    let keys: Vec<Labels> = input.iter().map(|s| group_key(&s.labels, agg.modifier.as_ref())).collect();
+    let keys: Vec<Labels> = input.iter().map(|s| group_key(&s.labels, modifier)).collect();
     let mut ids = HashMap::default();
     let group_of = intern(keys.iter(), &mut ids);
     // Ids are handed out in order of first appearance.
@@ -198,7 +213,7 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
                 Group::default()
             });
             group.drop_name |= input[j].drop_name;
-            group.count += 1.0;
+            group.acc.count += 1.0;
             group.hist_count += 1.0;
             match op {
                 Agg::Sum | Agg::Avg => group.hists.push((j, h.clone())),
@@ -245,6 +260,138 @@ pub(crate) fn eval_aggregate(ev: &mut Evaluator, agg: &AggregateExpr) -> Result<
     Ok(Val::Vector(out.finish()))
 }
 
+/// Aggregates a range function over a selector as its series are computed, so that only
+/// the groups are held, never the function's whole result. `None` when [`SeriesMajor`]
+/// declines the input (histograms, sparse groups): the caller then evaluates it whole.
+fn aggregate_streamed(
+    ev: &mut Evaluator,
+    op: Agg,
+    expr: &promql_parser::parser::Expr,
+    modifier: Option<&LabelModifier>,
+) -> Result<Option<Vec<StepSeries>>, PromqlError> {
+    let stats = ev.stats.clone();
+    let mut by_series = SeriesMajor::new(op, ev.range, modifier);
+    let mut declined = false;
+    let res = ev.eval_vector_each(expr, &mut |s| {
+        if by_series.add(&s) {
+            Ok(())
+        } else {
+            // Stops the evaluation; `declined` tells this stop from a real error.
+            declined = true;
+            Err(PromqlError::execution("aggregation declined series-major evaluation"))
+        }
+    });
+    if declined {
+        // The whole evaluation follows; its reads are counted once.
+        ev.stats = stats;
+        return Ok(None);
+    }
+    res?;
+    Ok(Some(by_series.finish()))
+}
+
+/// A float aggregation (`sum`, `avg`, `count`, …) computed series by series rather than step
+/// by step: each series' points go straight into its group's row of accumulators, so no
+/// per-step view of millions of points is built. Each group's values are still added in
+/// series order at every step, the same floating-point result as the per-step path, and
+/// groups come out in the order that path creates them: by the first step with a point,
+/// then by series.
+struct SeriesMajor<'m> {
+    op: Agg,
+    range: EvalRange,
+    modifier: Option<&'m LabelModifier>,
+    ids: HashMap<Labels, usize>,
+    keys: Vec<Labels>,
+    /// `accs[g * steps + i]`: group `g` at step `i`.
+    accs: Vec<Acc>,
+    drop_name: Vec<bool>,
+    /// Per group: the first step with a point and the first series with a point there.
+    first_seen: Vec<(usize, usize)>,
+    points: usize,
+    series: usize,
+}
+
+impl<'m> SeriesMajor<'m> {
+    fn new(op: Agg, range: EvalRange, modifier: Option<&'m LabelModifier>) -> SeriesMajor<'m> {
+        SeriesMajor {
+            op,
+            range,
+            modifier,
+            ids: HashMap::default(),
+            keys: Vec::new(),
+            accs: Vec::new(),
+            drop_name: Vec::new(),
+            first_seen: Vec::new(),
+            points: 0,
+            series: 0,
+        }
+    }
+
+    /// Adds the next input series. `false` declines it, and the aggregation is to be done
+    /// step by step: native histograms are summed per step, and a new group whose row of
+    /// accumulators would make them much larger than the points seen so far means sparse
+    /// series in many groups, which the per-step path holds in less memory.
+    fn add(&mut self, s: &StepSeries) -> bool {
+        let j = self.series;
+        self.series += 1;
+        if !s.hists.is_empty() {
+            return false;
+        }
+        let Some(first) = s.points.first() else { return true };
+        self.points += s.points.len();
+        let n = self.range.len();
+        let key = group_key(&s.labels, self.modifier);
+        let g = match self.ids.get(&key) {
+            Some(&g) => g,
+            None => {
+                if (self.keys.len() + 1).saturating_mul(n) > self.points.saturating_mul(2).saturating_add(n) {
+                    return false;
+                }
+                let g = self.keys.len();
+                self.ids.insert(key.clone(), g);
+                self.keys.push(key);
+                self.accs.resize(self.accs.len() + n, Acc::default());
+                self.drop_name.push(false);
+                self.first_seen.push((usize::MAX, usize::MAX));
+                g
+            }
+        };
+        self.drop_name[g] |= s.drop_name;
+        self.first_seen[g] = self.first_seen[g].min((self.range.index(first.t), j));
+        let row = &mut self.accs[g * n..(g + 1) * n];
+        // Points are on the step grid and in time order: walk it rather than divide per point.
+        let mut i = 0;
+        for p in &s.points {
+            while i < n && self.range.ts(i) < p.t {
+                i += 1;
+            }
+            if let Some(acc) = row.get_mut(i) {
+                acc.add(self.op, p.v);
+            }
+        }
+        true
+    }
+
+    fn finish(self) -> Vec<StepSeries> {
+        let n = self.range.len();
+        let mut order: Vec<usize> = (0..self.keys.len()).collect();
+        order.sort_unstable_by_key(|&g| self.first_seen[g]);
+        let mut keys: Vec<Option<Labels>> = self.keys.into_iter().map(Some).collect();
+        order
+            .into_iter()
+            .map(|g| {
+                let points = self.accs[g * n..(g + 1) * n]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.count > 0.0)
+                    .map(|(i, a)| Sample::new(self.range.ts(i), a.result(self.op)))
+                    .collect();
+                StepSeries::floats(keys[g].take().unwrap_or_default(), self.drop_name[g], points)
+            })
+            .collect()
+    }
+}
+
 /// The label name as Go's `%q` prints it. Invalid UTF-8 (decoded as U+FFFD) can only come
 /// from `\x` escapes, which `%q` prints back as written, so the literal's own text is used.
 fn go_quoted_arg(query: &str, decoded: &str) -> String {
@@ -280,51 +427,76 @@ fn group_key(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
 }
 
 fn accumulate(op: Agg, g: &mut Group, j: usize, v: f64) {
-    let first = g.count == 0.0;
-    g.count += 1.0;
-    match op {
-        Agg::Sum => (g.value, g.kahan) = kahan_inc(v, g.value, g.kahan),
-        Agg::Avg => {
-            if first {
-                g.value = v;
-                return;
-            }
-            if !g.incremental_mean {
-                let (nv, nc) = kahan_inc(v, g.value, g.kahan);
-                if !nv.is_infinite() {
-                    (g.value, g.kahan) = (nv, nc);
+    if matches!(op, Agg::Topk | Agg::Bottomk | Agg::Limitk | Agg::LimitRatio | Agg::Quantile | Agg::CountValues) {
+        g.acc.count += 1.0;
+        g.values.push((j, v));
+    } else {
+        g.acc.add(op, v);
+    }
+}
+
+/// The running value of a float aggregation that needs no list of its inputs (`sum`, `avg`,
+/// `count`, `min`, `max`, `group`, `stddev`, `stdvar`) for one group at one step.
+#[derive(Debug, Clone, Copy, Default)]
+struct Acc {
+    count: f64,
+    value: f64,
+    kahan: f64,
+    mean: f64,
+    incremental_mean: bool,
+}
+
+impl Acc {
+    fn add(&mut self, op: Agg, v: f64) {
+        let first = self.count == 0.0;
+        self.count += 1.0;
+        match op {
+            Agg::Sum => (self.value, self.kahan) = kahan_inc(v, self.value, self.kahan),
+            Agg::Avg => {
+                if first {
+                    self.value = v;
                     return;
                 }
-                g.incremental_mean = true;
-                g.mean = g.value / (g.count - 1.0);
-                g.kahan /= g.count - 1.0;
+                if !self.incremental_mean {
+                    let (nv, nc) = kahan_inc(v, self.value, self.kahan);
+                    if !nv.is_infinite() {
+                        (self.value, self.kahan) = (nv, nc);
+                        return;
+                    }
+                    self.incremental_mean = true;
+                    self.mean = self.value / (self.count - 1.0);
+                    self.kahan /= self.count - 1.0;
+                }
+                let q = (self.count - 1.0) / self.count;
+                (self.mean, self.kahan) = kahan_inc(v / self.count, q * self.mean, q * self.kahan);
             }
-            let q = (g.count - 1.0) / g.count;
-            (g.mean, g.kahan) = kahan_inc(v / g.count, q * g.mean, q * g.kahan);
-        }
-        Agg::Min => {
-            if first || g.value > v || g.value.is_nan() {
-                g.value = v;
+            Agg::Min if first || self.value > v || self.value.is_nan() => self.value = v,
+            Agg::Max if first || self.value < v || self.value.is_nan() => self.value = v,
+            Agg::Stddev | Agg::Stdvar => {
+                if first {
+                    self.mean = v;
+                    self.value = if v.is_finite() { 0.0 } else { f64::NAN };
+                    return;
+                }
+                let delta = v - self.mean;
+                self.mean += delta / self.count;
+                self.value += delta * (v - self.mean);
             }
+            _ => {}
         }
-        Agg::Max => {
-            if first || g.value < v || g.value.is_nan() {
-                g.value = v;
-            }
-        }
-        Agg::Stddev | Agg::Stdvar => {
-            if first {
-                g.mean = v;
-                g.value = if v.is_finite() { 0.0 } else { f64::NAN };
-                return;
-            }
-            let delta = v - g.mean;
-            g.mean += delta / g.count;
-            g.value += delta * (v - g.mean);
-        }
-        Agg::Count | Agg::Group => {}
-        Agg::Topk | Agg::Bottomk | Agg::Limitk | Agg::LimitRatio | Agg::Quantile | Agg::CountValues => {
-            g.values.push((j, v))
+    }
+
+    /// The aggregate of the values added so far.
+    fn result(&self, op: Agg) -> f64 {
+        match op {
+            Agg::Sum => self.value + self.kahan,
+            Agg::Avg if self.incremental_mean => self.mean + self.kahan,
+            Agg::Avg => self.value / self.count + self.kahan / self.count,
+            Agg::Count => self.count,
+            Agg::Group => 1.0,
+            Agg::Stdvar => self.value / self.count,
+            Agg::Stddev => (self.value / self.count).sqrt(),
+            _ => self.value,
         }
     }
 }
@@ -356,14 +528,9 @@ fn emit(
         return out.push_hist_at(slot, t, h);
     }
     let value = match op {
-        Agg::Sum => g.value + g.kahan,
-        Agg::Avg if g.incremental_mean => g.mean + g.kahan,
-        Agg::Avg => g.value / g.count + g.kahan / g.count,
-        Agg::Count => g.count,
-        Agg::Group => 1.0,
-        Agg::Min | Agg::Max => g.value,
-        Agg::Stdvar => g.value / g.count,
-        Agg::Stddev => (g.value / g.count).sqrt(),
+        Agg::Sum | Agg::Avg | Agg::Count | Agg::Group | Agg::Min | Agg::Max | Agg::Stdvar | Agg::Stddev => {
+            g.acc.result(op)
+        }
         Agg::Quantile => {
             let mut vals: Vec<f64> = g.values.iter().map(|&(_, v)| v).collect();
             quantile(param, &mut vals)

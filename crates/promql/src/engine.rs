@@ -36,6 +36,10 @@ pub struct EngineOptions {
     /// inside the window as a zero value there instead of extrapolating; `start_timestamp()`
     /// returns them. Off, start timestamps are ignored and `start_timestamp()` is empty.
     pub use_start_timestamps: bool,
+    /// Raw samples a range function over a selector reads from storage at a time: enough
+    /// series per batch that per-batch work is amortised, few enough that a long range over
+    /// many series is never decoded at once. Results do not depend on it.
+    pub range_batch_samples: usize,
 }
 
 impl Default for EngineOptions {
@@ -47,6 +51,8 @@ impl Default for EngineOptions {
             default_subquery_step_ms: None,
             delayed_name_removal: false,
             use_start_timestamps: false,
+            // 4 MiB of floats.
+            range_batch_samples: 1 << 18,
         }
     }
 }

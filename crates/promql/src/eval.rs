@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use osprey_model::{
     is_stale_nan, CounterResetHint, FloatHistogram, HistogramSample, Labels, MatchOp, Matcher, MetricsQuerier, Sample,
-    SelectRequest, Series, TenantId, METRIC_NAME,
+    SelectRequest, Series, SeriesIter, SeriesStartTimestamps, TenantId, METRIC_NAME,
 };
 use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
@@ -178,6 +178,47 @@ impl MatrixArg {
         let lo = series.hists.partition_point(|s| s.t <= lo_t);
         let hi = series.hists.partition_point(|s| s.t <= hi_t);
         &series.hists[lo..hi]
+    }
+}
+
+/// A range-vector argument read in parts (see [`Evaluator::range_arg_parts`]).
+pub(crate) enum RangeArgParts<'a> {
+    Batches(MatrixBatches<'a>),
+    Whole(Option<MatrixArg>),
+}
+
+impl RangeArgParts<'_> {
+    pub fn modifier(&self) -> Option<Modifier> {
+        match self {
+            RangeArgParts::Batches(b) => Some(b.modifier),
+            RangeArgParts::Whole(arg) => arg.as_ref().map(|a| a.modifier),
+        }
+    }
+}
+
+/// A matrix selector being read in batches of series (see [`Evaluator::next_matrix_batch`]).
+pub(crate) struct MatrixBatches<'a> {
+    stream: RawStream<'a>,
+    range_ms: i64,
+    offset_ms: i64,
+    at_ms: Option<i64>,
+    modifier: Modifier,
+    lookback_ms: i64,
+    /// Samples in each step's windows over the batches read so far.
+    window_counts: Vec<usize>,
+}
+
+impl MatrixBatches<'_> {
+    fn arg(&self, series: Vec<StepSeries>, starts: Vec<Option<SeriesStarts>>) -> MatrixArg {
+        MatrixArg {
+            series,
+            starts,
+            range_ms: self.range_ms,
+            offset_ms: self.offset_ms,
+            at_ms: self.at_ms,
+            modifier: self.modifier,
+            lookback_ms: self.lookback_ms,
+        }
     }
 }
 
@@ -367,6 +408,13 @@ pub(crate) struct RawSeries {
     pub starts: Vec<(i64, i64)>,
 }
 
+/// A selector's read in progress: its series one at a time, and their start timestamps
+/// (read whole, in label order; empty unless asked for).
+pub(crate) struct RawStream<'a> {
+    series: SeriesIter<'a>,
+    starts: std::iter::Peekable<std::vec::IntoIter<SeriesStartTimestamps>>,
+}
+
 /// What an instant selector's points hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reading {
@@ -388,7 +436,7 @@ pub(crate) struct Evaluator<'a> {
     /// The outermost query's range and step, which `@ start()` / `@ end()`, `start()`,
     /// `end()`, `step()` and `range()` refer to (also inside subqueries).
     pub query_range: EvalRange,
-    stats: QueryStats,
+    pub(crate) stats: QueryStats,
     /// Set while evaluating the argument of `histogram_count/sum/avg` (outside subqueries):
     /// Prometheus then reads histograms through its stats iterator, which turns
     /// "unknown" counter-reset hints into definite ones by comparing with the previous
@@ -626,6 +674,37 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// Evaluates an instant-vector expression and hands its series to `sink` one at a time,
+    /// named as [`Evaluator::eval`] returns them. A range function over a selector is
+    /// evaluated series by series, so its whole result is never held at once (an aggregation
+    /// over it keeps only its groups); other expressions are evaluated whole first.
+    pub fn eval_vector_each(
+        &mut self,
+        expr: &Expr,
+        sink: &mut dyn FnMut(StepSeries) -> Result<(), PromqlError>,
+    ) -> Result<(), PromqlError> {
+        let call = match expr {
+            Expr::Paren(p) => return self.eval_vector_each(&p.expr, sink),
+            Expr::Call(call) if crate::functions::is_range_function_of_selector(expr) => call,
+            _ => return self.eval_vector(expr)?.into_iter().try_for_each(sink),
+        };
+        let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+        let drop_now = !self.opts.delayed_name_removal;
+        // As `eval` would: names go at once, and two results left with one label set fail.
+        let mut seen = rustc_hash::FxHashSet::default();
+        crate::functions::each_range_function_series(self, call.func.name, &args, &mut |mut s| {
+            if drop_now && s.drop_name {
+                s.labels.remove(&METADATA_LABELS);
+                s.drop_name = false;
+                if !seen.insert(s.labels.clone()) {
+                    return Err(PromqlError::execution("vector cannot contain metrics with the same labelset"));
+                }
+            }
+            sink(s)
+        })?;
+        Ok(())
+    }
+
     pub fn eval_string(&mut self, expr: &Expr) -> Result<String, PromqlError> {
         match self.eval(expr)? {
             Val::String(s) => Ok(s),
@@ -649,66 +728,49 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Reads float and histogram samples of the series a selector matches in `[start, end]`,
-    /// and with `with_starts` (when the engine uses them) their start timestamps.
+    /// Starts reading the float and histogram samples of the series a selector matches in
+    /// `[start, end]`, and with `with_starts` (when the engine uses them) their start
+    /// timestamps; [`Evaluator::next_raw`] hands the series over one at a time, so a
+    /// selector holds one series' samples rather than every matching one's.
     fn select(
         &mut self,
         vs: &VectorSelector,
         start: i64,
         end: i64,
         with_starts: bool,
-    ) -> Result<Vec<RawSeries>, PromqlError> {
-        let matchers = convert_matchers(vs)?;
-        let request = SelectRequest { matchers: matchers.clone(), start, end };
-        let hists = self.storage.select_histograms(self.tenant, &request)?;
+    ) -> Result<RawStream<'a>, PromqlError> {
+        let request = SelectRequest { matchers: convert_matchers(vs)?, start, end };
         let starts = if with_starts && self.opts.use_start_timestamps {
             self.storage.select_start_timestamps(self.tenant, &request)?
         } else {
             Vec::new()
         };
-        let floats = self.select_matchers(matchers, start, end)?;
-        self.stats.total_samples += hists.iter().map(|s| s.samples.len() as u64).sum::<u64>();
-        let mut out: Vec<RawSeries> = floats
-            .into_iter()
-            .map(|s| RawSeries { labels: s.labels, samples: s.samples, hists: Vec::new(), starts: Vec::new() })
-            .collect();
-        if !hists.is_empty() {
-            let by_labels: HashMap<Labels, usize> =
-                out.iter().enumerate().map(|(i, s)| (s.labels.clone(), i)).collect();
-            for s in hists {
-                match by_labels.get(&s.labels) {
-                    Some(&i) => out[i].hists = s.samples,
-                    None => out.push(RawSeries {
-                        labels: s.labels,
-                        samples: Vec::new(),
-                        hists: s.samples,
-                        starts: Vec::new(),
-                    }),
-                }
-            }
-            out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        }
-        for st in starts {
-            if let Ok(i) = out.binary_search_by(|s| s.labels.cmp(&st.labels)) {
-                out[i].starts = st.starts;
-            }
-        }
+        let series = self.storage.select_series(self.tenant, &request)?;
+        Ok(RawStream { series, starts: starts.into_iter().peekable() })
+    }
+
+    /// The next series of a selector's read, in label order.
+    fn next_raw(&mut self, stream: &mut RawStream) -> Result<Option<RawSeries>, PromqlError> {
+        let Some(s) = stream.series.next().transpose()? else { return Ok(None) };
+        self.ctx.check()?;
+        self.stats.total_samples += (s.floats.len() + s.histograms.len()) as u64;
+        while stream.starts.next_if(|st| st.labels < s.labels).is_some() {}
+        let starts = stream.starts.next_if(|st| st.labels == s.labels).map(|st| st.starts).unwrap_or_default();
+        let mut hists = s.histograms;
         if self.stats_decoding {
-            for s in &mut out {
-                for i in 1..s.hists.len() {
-                    let (before, after) = s.hists.split_at_mut(i);
-                    let (prev, cur) = (&before[i - 1].h, &mut after[0].h);
-                    if cur.counter_reset_hint == CounterResetHint::Unknown {
-                        cur.counter_reset_hint = if cur.detect_reset(prev) {
-                            CounterResetHint::CounterReset
-                        } else {
-                            CounterResetHint::NotCounterReset
-                        };
-                    }
+            for i in 1..hists.len() {
+                let (before, after) = hists.split_at_mut(i);
+                let (prev, cur) = (&before[i - 1].h, &mut after[0].h);
+                if cur.counter_reset_hint == CounterResetHint::Unknown {
+                    cur.counter_reset_hint = if cur.detect_reset(prev) {
+                        CounterResetHint::CounterReset
+                    } else {
+                        CounterResetHint::NotCounterReset
+                    };
                 }
             }
         }
-        Ok(out)
+        Ok(Some(RawSeries { labels: s.labels, samples: s.floats, hists, starts }))
     }
 
     /// Reads the series matching `matchers` with samples in `[start, end]`.
@@ -757,22 +819,19 @@ impl<'a> Evaluator<'a> {
         let (min_ref, max_ref) = self.ref_times(at, offset);
         let ahead = if smoothed { lookback } else { 0 };
         let (lo, hi) = (min_ref - lookback + 1, max_ref + ahead);
-        let mut raw = self.select(vs, lo, hi, reading == Reading::StartTime)?;
+        let mut stream = self.select(vs, lo, hi, reading == Reading::StartTime)?;
         // `timestamp(x offset o @ t)`: Prometheus replaces the offset by `step - t` (its fix
         // for issue 8433), so it looks up the latest sample at `t` itself, among the samples
         // its storage read for the selector's own window.
-        let offset = if reading != Reading::Value && at.is_some() {
-            for s in &mut raw {
+        let at_own_time = reading != Reading::Value && at.is_some();
+        let offset = if at_own_time { 0 } else { offset };
+        let mut out = Vec::new();
+        let mut total = 0;
+        while let Some(mut s) = self.next_raw(&mut stream)? {
+            if at_own_time {
                 s.samples.retain(|x| (lo..=hi).contains(&x.t));
                 s.hists.retain(|x| (lo..=hi).contains(&x.t));
             }
-            0
-        } else {
-            offset
-        };
-        let mut out = Vec::with_capacity(raw.len());
-        let mut total = 0;
-        for mut s in raw {
             let mut points = Vec::new();
             let mut hists = Vec::new();
             if smoothed {
@@ -833,6 +892,10 @@ impl<'a> Evaluator<'a> {
                 }
             }
             total += points.len() + hists.len();
+            if total > self.opts.max_samples {
+                // Fails before reading further.
+                self.account(total)?;
+            }
             if !points.is_empty() || !hists.is_empty() {
                 out.push(StepSeries { labels: s.labels, drop_name: false, points, hists });
             }
@@ -855,7 +918,31 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// A range-vector argument to be read in parts: a matrix selector batch by batch (so the
+    /// raw samples of its whole range are never all held), a subquery at once.
+    pub fn range_arg_parts(&mut self, expr: &Expr, with_starts: bool) -> Result<RangeArgParts<'a>, PromqlError> {
+        match expr {
+            Expr::Paren(p) => self.range_arg_parts(&p.expr, with_starts),
+            Expr::MatrixSelector(ms) => Ok(RangeArgParts::Batches(self.matrix_batches(ms, with_starts)?)),
+            _ => Ok(RangeArgParts::Whole(Some(self.eval_matrix_arg(expr, with_starts)?))),
+        }
+    }
+
+    /// The next part of a range-vector argument; `None` once all are read.
+    pub fn next_range_arg(&mut self, parts: &mut RangeArgParts) -> Result<Option<MatrixArg>, PromqlError> {
+        match parts {
+            RangeArgParts::Batches(b) => self.next_matrix_batch(b, self.opts.range_batch_samples),
+            RangeArgParts::Whole(arg) => Ok(arg.take()),
+        }
+    }
+
     fn eval_matrix_selector(&mut self, ms: &MatrixSelector, with_starts: bool) -> Result<MatrixArg, PromqlError> {
+        let mut batches = self.matrix_batches(ms, with_starts)?;
+        Ok(self.next_matrix_batch(&mut batches, usize::MAX)?.unwrap_or_else(|| batches.arg(Vec::new(), Vec::new())))
+    }
+
+    /// Starts reading a matrix selector's series for [`Evaluator::next_matrix_batch`].
+    pub fn matrix_batches(&mut self, ms: &MatrixSelector, with_starts: bool) -> Result<MatrixBatches<'a>, PromqlError> {
         let vs = &ms.vs;
         let at = self.at_ms(&vs.at);
         let offset = offset_ms(&vs.offset);
@@ -868,7 +955,37 @@ impl<'a> Evaluator<'a> {
             Modifier::Anchored => (lookback_ms, 0),
             Modifier::Smoothed => (lookback_ms, lookback_ms),
         };
-        let raw = self.select(vs, min_ref - range_ms - before + 1, max_ref + after, with_starts)?;
+        let stream = self.select(vs, min_ref - range_ms - before + 1, max_ref + after, with_starts)?;
+        Ok(MatrixBatches {
+            stream,
+            range_ms,
+            offset_ms: offset,
+            at_ms: at,
+            modifier,
+            lookback_ms,
+            window_counts: vec![0; self.range.len()],
+        })
+    }
+
+    /// The next series of a matrix selector, as many as hold about `max_raw` raw samples
+    /// (at least one series); `None` once all are read. Each batch's windows are counted
+    /// against `max_samples` together with the batches before it.
+    pub fn next_matrix_batch(
+        &mut self,
+        batches: &mut MatrixBatches,
+        max_raw: usize,
+    ) -> Result<Option<MatrixArg>, PromqlError> {
+        let mut raw = Vec::new();
+        let mut held = 0usize;
+        while held < max_raw {
+            let Some(s) = self.next_raw(&mut batches.stream)? else { break };
+            // A histogram holds its buckets: weigh it as several floats.
+            held += s.samples.len() + 8 * s.hists.len();
+            raw.push(s);
+        }
+        if raw.is_empty() {
+            return Ok(None);
+        }
         let any_starts = raw.iter().any(|s| !s.starts.is_empty());
         let mut starts = Vec::new();
         let mut series = Vec::with_capacity(raw.len());
@@ -884,23 +1001,26 @@ impl<'a> Evaluator<'a> {
             }
             series.push(step_series);
         }
-        let arg = MatrixArg { series, starts, range_ms, offset_ms: offset, at_ms: at, modifier, lookback_ms };
-        self.account_windows(&arg)?;
-        Ok(arg)
+        let arg = batches.arg(series, starts);
+        let mut counts = std::mem::take(&mut batches.window_counts);
+        let res = self.account_windows(&arg, &mut counts);
+        batches.window_counts = counts;
+        res?;
+        Ok(Some(arg))
     }
 
-    /// Counts the samples each step's windows hold, the memory Prometheus would need.
-    fn account_windows(&mut self, arg: &MatrixArg) -> Result<(), PromqlError> {
+    /// Counts the samples each step's windows hold, the memory Prometheus would need, adding
+    /// to `counts` (per step, of the series counted before).
+    fn account_windows(&mut self, arg: &MatrixArg, counts: &mut [usize]) -> Result<(), PromqlError> {
         // Window bounds only grow with the step time, so one forward sweep per series with two
         // cursors counts every window (O(steps + samples) instead of four binary searches per
         // step and series, which dominated range queries over many series).
-        let mut counts = vec![0usize; self.range.len()];
         for s in &arg.series {
             for (count, (w, wh)) in counts.iter_mut().zip(arg.windows(s, self.range)) {
                 *count += w.len() + wh.len();
             }
         }
-        self.account(counts.into_iter().max().unwrap_or(0))
+        self.account(counts.iter().copied().max().unwrap_or(0))
     }
 
     fn eval_subquery(&mut self, sq: &SubqueryExpr) -> Result<MatrixArg, PromqlError> {
@@ -948,7 +1068,7 @@ impl<'a> Evaluator<'a> {
             modifier: Modifier::None,
             lookback_ms: self.opts.lookback_delta_ms,
         };
-        self.account_windows(&arg)?;
+        self.account_windows(&arg, &mut vec![0; self.range.len()])?;
         Ok(arg)
     }
 }
@@ -990,6 +1110,30 @@ pub(crate) const METADATA_LABELS: [&str; 3] = [METRIC_NAME, "__type__", "__unit_
 pub(crate) fn metadata_varies(series: &[StepSeries]) -> bool {
     let Some(first) = series.first().map(metadata_key) else { return false };
     series.iter().any(|s| metadata_key(s) != first)
+}
+
+/// [`metadata_varies`] over series that come in batches.
+#[derive(Default)]
+pub(crate) struct MetadataVariety {
+    first: Option<(bool, [Option<String>; 3])>,
+    pub varies: bool,
+}
+
+impl MetadataVariety {
+    pub fn observe(&mut self, series: &[StepSeries]) {
+        let Some(first) = series.first() else { return };
+        if self.varies {
+            return;
+        }
+        let (drop_name, values) = metadata_key(first);
+        let key = (drop_name, values.map(|v| v.map(str::to_string)));
+        match &self.first {
+            None => self.first = Some(key),
+            Some(f) if *f != key => self.varies = true,
+            Some(_) => {}
+        }
+        self.varies |= metadata_varies(series);
+    }
 }
 
 fn metadata_key(s: &StepSeries) -> (bool, [Option<&str>; 3]) {

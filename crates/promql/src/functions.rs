@@ -10,7 +10,7 @@ use promql_parser::parser::{Call, Expr};
 
 use crate::error::PromqlError;
 use crate::eval::{
-    by_step, by_step_any, metadata_varies, Collector, Evaluator, MatrixArg, Reading, StepSeries, Val, METADATA_LABELS,
+    by_step, by_step_any, Collector, Evaluator, MatrixArg, MetadataVariety, Reading, StepSeries, Val, METADATA_LABELS,
 };
 use crate::extended::{anchored_samples, extended_rate, Modifier};
 use crate::native::{Notes, Out as NativeOut};
@@ -567,10 +567,12 @@ struct WindowCtx<'w> {
     p1: f64,
 }
 
-fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result<Val, PromqlError> {
-    type F = fn(&WindowCtx) -> Option<f64>;
-    let n = ev.range.len();
-    let (matrix_idx, f, keep_name): (usize, F, bool) = match name {
+/// What a range function computes: the position of its range-vector argument, the value of
+/// one window, and whether the result keeps the metric name.
+type RangeKernel = (usize, fn(&WindowCtx) -> Option<f64>, bool);
+
+fn range_kernel(name: &str) -> Option<RangeKernel> {
+    Some(match name {
         "rate" => (0, |w| rate_like(w, true, true), false),
         "increase" => (0, |w| rate_like(w, true, false), false),
         "delta" => (0, |w| rate_like(w, false, false), false),
@@ -637,83 +639,16 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
             false,
         ),
         "double_exponential_smoothing" => (0, double_exponential_smoothing, false),
-        _ => {
-            return Err(PromqlError::bad_data(format!("function {name:?} is not supported by this engine")));
-        }
-    };
-    // Scalar parameters come before (quantile_over_time) or after the range argument.
-    let scalar_args: Vec<&Expr> = args.iter().enumerate().filter(|(i, _)| *i != matrix_idx).map(|(_, a)| *a).collect();
-    let mut params = Vec::new();
-    for a in &scalar_args {
-        params.push(ev.eval_scalar(a)?);
-    }
-    let p0 = params.first().cloned().unwrap_or_else(|| vec![0.0; n]);
-    let p1 = params.get(1).cloned().unwrap_or_else(|| vec![0.0; n]);
-    validate_params(ev, name, &p0, &p1)?;
-    // Prometheus reads start timestamps for these functions only.
-    let with_starts = matches!(name, "rate" | "increase" | "irate" | "resets");
-    let mut arg: MatrixArg = ev.eval_matrix_arg(args[matrix_idx], with_starts)?;
-    arg.modifier.check_function(name)?;
-    if matches!(name, "rate" | "increase") {
-        non_counter_info(ev, &arg, name);
-    }
-    let mut out = Vec::with_capacity(arg.series.len());
-    let handles_histograms = crate::native::handles_histograms(name);
-    // Scanning the query text for the argument's position is per query, not per series.
-    let pos = arg_pos(ev.query, name, matrix_idx);
-    let may_collide = metadata_varies(&arg.series);
-    // Moved into the output series rather than cloned.
-    let mut labels: Vec<Labels> = arg.series.iter_mut().map(|s| std::mem::take(&mut s.labels)).collect();
-    for (si, s) in arg.series.iter().enumerate() {
-        ev.check_deadline()?;
-        let mut points = Vec::new();
-        let mut hists = Vec::new();
-        let mut notes = Notes::default();
-        for (i, (fr, hr)) in arg.window_indices(s, ev.range).enumerate() {
-            let ts = ev.range.ts(i);
-            let starts = arg.window_starts(si, fr.clone(), hr.clone());
-            let (samples, hw) = (&s.points[fr], &s.hists[hr]);
-            if !hw.is_empty() {
-                if handles_histograms {
-                    let end = arg.window_end(ts);
-                    let start = end - arg.range_ms;
-                    match crate::native::eval_window(name, samples, hw, starts, start, end, arg.modifier, &mut notes) {
-                        Some(NativeOut::F(v)) => points.push(Sample::new(ts, v)),
-                        Some(NativeOut::H(h)) => hists.push(HistogramSample { t: ts, h }),
-                        None => {}
-                    }
-                    continue;
-                }
-                if !samples.is_empty() {
-                    notes.ignored_histograms = true;
-                }
-            }
-            if samples.is_empty() {
-                continue;
-            }
-            if matches!(name, "rate" | "increase") && arg.modifier == Modifier::None {
-                notes.start_time_overlap |= start::any_overlap(samples.iter().map(|p| p.t), starts.floats);
-            }
-            let w = WindowCtx {
-                samples,
-                starts: starts.floats,
-                end: arg.window_end(ts),
-                ts,
-                modifier: arg.modifier,
-                range_ms: arg.range_ms,
-                p0: p0[i],
-                p1: p1[i],
-            };
-            if let Some(v) = f(&w) {
-                points.push(Sample::new(ts, v));
-            }
-        }
-        report_notes(ev, &notes, &labels[si], &pos);
-        if !points.is_empty() || !hists.is_empty() {
-            let labels = std::mem::take(&mut labels[si]);
-            out.push(StepSeries { labels, drop_name: s.drop_name || !keep_name, points, hists });
-        }
-    }
+        _ => return None,
+    })
+}
+
+fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result<Val, PromqlError> {
+    let mut out = Vec::new();
+    let may_collide = each_range_function_series(ev, name, args, &mut |s| {
+        out.push(s);
+        Ok(())
+    })?;
     // Without delayed name removal Prometheus rejects two results that share a label set
     // once the name is gone, even when they never share a step.
     if !ev.opts.delayed_name_removal && may_collide {
@@ -726,6 +661,116 @@ fn eval_range_function(ev: &mut Evaluator, name: &str, args: &[&Expr]) -> Result
         }
     }
     Ok(Val::Vector(out))
+}
+
+/// Whether `expr` is a range function over a selector (`rate(x[5m])`), which
+/// [`each_range_function_series`] can hand over series by series.
+pub(crate) fn is_range_function_of_selector(expr: &Expr) -> bool {
+    let Expr::Call(call) = strip_parens(expr) else { return false };
+    let Some((matrix_idx, _, _)) = range_kernel(call.func.name) else { return false };
+    call.args.args.get(matrix_idx).is_some_and(|a| matches!(strip_parens(a), Expr::MatrixSelector(_)))
+}
+
+/// Evaluates a range function, handing each result series to `sink` as soon as it is
+/// computed (names not yet dropped: `drop_name` says which are to lose them). Returns
+/// whether two results may share a label set once their names are dropped.
+pub(crate) fn each_range_function_series(
+    ev: &mut Evaluator,
+    name: &str,
+    args: &[&Expr],
+    sink: &mut dyn FnMut(StepSeries) -> Result<(), PromqlError>,
+) -> Result<bool, PromqlError> {
+    let Some((matrix_idx, f, keep_name)) = range_kernel(name) else {
+        return Err(PromqlError::bad_data(format!("function {name:?} is not supported by this engine")));
+    };
+    let n = ev.range.len();
+    // Scalar parameters come before (quantile_over_time) or after the range argument.
+    let scalar_args: Vec<&Expr> = args.iter().enumerate().filter(|(i, _)| *i != matrix_idx).map(|(_, a)| *a).collect();
+    let mut params = Vec::new();
+    for a in &scalar_args {
+        params.push(ev.eval_scalar(a)?);
+    }
+    let p0 = params.first().cloned().unwrap_or_else(|| vec![0.0; n]);
+    let p1 = params.get(1).cloned().unwrap_or_else(|| vec![0.0; n]);
+    validate_params(ev, name, &p0, &p1)?;
+    // Prometheus reads start timestamps for these functions only.
+    let with_starts = matches!(name, "rate" | "increase" | "irate" | "resets");
+    let mut parts = ev.range_arg_parts(args[matrix_idx], with_starts)?;
+    if let Some(modifier) = parts.modifier() {
+        modifier.check_function(name)?;
+    }
+    let handles_histograms = crate::native::handles_histograms(name);
+    // Scanning the query text for the argument's position is per query, not per series.
+    let pos = arg_pos(ev.query, name, matrix_idx);
+    let mut metadata = MetadataVariety::default();
+    while let Some(mut arg) = ev.next_range_arg(&mut parts)? {
+        if matches!(name, "rate" | "increase") {
+            non_counter_info(ev, &arg, name);
+        }
+        metadata.observe(&arg.series);
+        // Moved into the output series rather than cloned.
+        let mut labels: Vec<Labels> = arg.series.iter_mut().map(|s| std::mem::take(&mut s.labels)).collect();
+        for (si, s) in arg.series.iter().enumerate() {
+            ev.check_deadline()?;
+            let mut points = Vec::new();
+            let mut hists = Vec::new();
+            let mut notes = Notes::default();
+            for (i, (fr, hr)) in arg.window_indices(s, ev.range).enumerate() {
+                let ts = ev.range.ts(i);
+                let starts = arg.window_starts(si, fr.clone(), hr.clone());
+                let (samples, hw) = (&s.points[fr], &s.hists[hr]);
+                if !hw.is_empty() {
+                    if handles_histograms {
+                        let end = arg.window_end(ts);
+                        let start = end - arg.range_ms;
+                        match crate::native::eval_window(
+                            name,
+                            samples,
+                            hw,
+                            starts,
+                            start,
+                            end,
+                            arg.modifier,
+                            &mut notes,
+                        ) {
+                            Some(NativeOut::F(v)) => points.push(Sample::new(ts, v)),
+                            Some(NativeOut::H(h)) => hists.push(HistogramSample { t: ts, h }),
+                            None => {}
+                        }
+                        continue;
+                    }
+                    if !samples.is_empty() {
+                        notes.ignored_histograms = true;
+                    }
+                }
+                if samples.is_empty() {
+                    continue;
+                }
+                if matches!(name, "rate" | "increase") && arg.modifier == Modifier::None {
+                    notes.start_time_overlap |= start::any_overlap(samples.iter().map(|p| p.t), starts.floats);
+                }
+                let w = WindowCtx {
+                    samples,
+                    starts: starts.floats,
+                    end: arg.window_end(ts),
+                    ts,
+                    modifier: arg.modifier,
+                    range_ms: arg.range_ms,
+                    p0: p0[i],
+                    p1: p1[i],
+                };
+                if let Some(v) = f(&w) {
+                    points.push(Sample::new(ts, v));
+                }
+            }
+            report_notes(ev, &notes, &labels[si], &pos);
+            if !points.is_empty() || !hists.is_empty() {
+                let labels = std::mem::take(&mut labels[si]);
+                sink(StepSeries { labels, drop_name: s.drop_name || !keep_name, points, hists })?;
+            }
+        }
+    }
+    Ok(metadata.varies)
 }
 
 /// Turns what a function or selector noticed about histograms into annotations.

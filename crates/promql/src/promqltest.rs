@@ -101,6 +101,8 @@ fn engine() -> Engine {
         default_subquery_step_ms: Some(60_000),
         delayed_name_removal: true,
         use_start_timestamps: true,
+        // Tiny batches, so that the corpus also proves range functions read in many parts.
+        range_batch_samples: 8,
     })
 }
 

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use osprey_model::{Sample, TenantId};
+use osprey_model::{FloatHistogram, HistogramSample, Labels, Sample, TenantId};
 
 use crate::memstore::MemStore;
 use crate::promqltest::script::{parse_script, Command, Item};
@@ -41,7 +41,14 @@ fn engine() -> Engine {
 }
 
 fn engine_with(delayed_name_removal: bool) -> Engine {
-    Engine::new(EngineOptions { max_samples: 10_000, delayed_name_removal, ..EngineOptions::default() })
+    // Range functions read a few series at a time, as they do over much larger data.
+    let range_batch_samples = 16;
+    Engine::new(EngineOptions {
+        max_samples: 10_000,
+        delayed_name_removal,
+        range_batch_samples,
+        ..EngineOptions::default()
+    })
 }
 
 /// An engine that uses start timestamps, as the conformance corpus runs.
@@ -308,6 +315,65 @@ load 1m
     );
     // …while delayed name removal merges them into one series.
     check_range_in(&engine_with(true), &s, q, (60, 540, 60), r#"{job="x"} 1@60 1@120 1@420 1@480 1@540"#);
+}
+
+#[test]
+fn aggregations_over_range_functions_stream_with_the_same_results() {
+    // Dense, gapped and sparse series: `op(rate(x_total))` aggregates the function's series as
+    // they are computed, by series; with `* 1` the function's result is evaluated whole
+    // first. The sparse single-group query declines the by-series accumulators (a row per
+    // group larger than its points) and goes step by step.
+    let s = db(r#"
+load 1m
+    x_total{job="a", i="1"} 0+1x30
+    x_total{job="a", i="2"} 0+3x10 _x10 30+3x10
+    x_total{job="b", i="1"} 1 _x25 2 3 4
+    x_total{job="c", i="1"} _x28 5 6
+    y_total{job="a", i="1"} 0+2x30
+"#);
+    for op in ["sum", "avg", "count", "min", "max", "group", "stddev", "stdvar"] {
+        for grouping in ["by (job)", "without (job)", "by (i)", ""] {
+            let streamed = format!("{op} {grouping} (rate(x_total[3m]))");
+            let whole = format!("{op} {grouping} (rate(x_total[3m]) * 1)");
+            for range in [(0, 1800, 60), (30, 1790, 7), (1700, 1800, 100)] {
+                let ctx = QueryContext::new(Duration::from_secs(10));
+                let tenant = TenantId::default_tenant();
+                let (start, end, step) = (range.0 * 1000, range.1 * 1000, range.2 * 1000);
+                let run = |q: &str| render(engine().range_query(&s, &tenant, q, start, end, step, &ctx));
+                let got = run(&streamed);
+                assert!(!got.is_empty() && !got.starts_with("error"), "{streamed}: {got}");
+                assert_eq!(got, run(&whole), "{streamed} over {range:?}");
+            }
+        }
+    }
+    // With a native histogram among its inputs an aggregation goes step by step; its float
+    // groups must come out as the by-series accumulators computed them.
+    let histograms = (0..30).map(|i| HistogramSample {
+        t: i * 60_000,
+        h: FloatHistogram { count: i as f64, sum: i as f64, ..FloatHistogram::default() },
+    });
+    s.set_histograms(Labels::from_pairs([("__name__", "x_total"), ("job", "h")]), histograms.collect());
+    let floats_only = |text: String| -> String {
+        text.lines().filter(|l| l.starts_with('{') && !l.contains(r#"job="h""#)).collect::<Vec<_>>().join("\n")
+    };
+    for op in ["sum", "avg", "count", "min", "max", "group", "stddev", "stdvar"] {
+        for grouping in ["by (job)", "without (i)"] {
+            let step_by_step = format!("{op} {grouping} (rate(x_total[3m]))");
+            let by_series = format!(r#"{op} {grouping} (rate(x_total{{job!="h"}}[3m]))"#);
+            let ctx = QueryContext::new(Duration::from_secs(10));
+            let tenant = TenantId::default_tenant();
+            let run = |q: &str| render(engine().range_query(&s, &tenant, q, 0, 1_800_000, 30_000, &ctx));
+            let got = floats_only(run(&step_by_step));
+            assert!(got.contains(r#"{job="a"}"#), "{step_by_step}: {got}");
+            assert_eq!(got, floats_only(run(&by_series)), "{step_by_step}");
+        }
+    }
+    // Names dropped by the function still collide, aggregated or not…
+    let collide = r#"sum by (job) (rate({__name__=~"x_total|y_total", i="1"}[3m]))"#;
+    let err = "error(Execution): vector cannot contain metrics with the same labelset";
+    check_range(&s, collide, (0, 600, 60), err);
+    // …unless names are removed late, after the aggregation.
+    check_range_in(&engine_with(true), &s, collide, (600, 600, 60), r#"{job="a"} 0.05@600"#);
 }
 
 #[test]
