@@ -36,9 +36,10 @@ pub struct EngineOptions {
     /// inside the window as a zero value there instead of extrapolating; `start_timestamp()`
     /// returns them. Off, start timestamps are ignored and `start_timestamp()` is empty.
     pub use_start_timestamps: bool,
-    /// Raw samples a range function over a selector reads from storage at a time: enough
-    /// series per batch that per-batch work is amortised, few enough that a long range over
-    /// many series is never decoded at once. Results do not depend on it.
+    /// Raw samples (plus result points) a range function over a selector reads from storage
+    /// and computes at a time: enough series per batch that per-batch work is amortised and
+    /// can be split across cores, few enough that a long range over many series is never
+    /// decoded at once. Results do not depend on it.
     pub range_batch_samples: usize,
 }
 

@@ -204,8 +204,6 @@ pub(crate) struct MatrixBatches<'a> {
     at_ms: Option<i64>,
     modifier: Modifier,
     lookback_ms: i64,
-    /// Samples in each step's windows over the batches read so far.
-    window_counts: Vec<usize>,
 }
 
 impl MatrixBatches<'_> {
@@ -938,7 +936,10 @@ impl<'a> Evaluator<'a> {
 
     fn eval_matrix_selector(&mut self, ms: &MatrixSelector, with_starts: bool) -> Result<MatrixArg, PromqlError> {
         let mut batches = self.matrix_batches(ms, with_starts)?;
-        Ok(self.next_matrix_batch(&mut batches, usize::MAX)?.unwrap_or_else(|| batches.arg(Vec::new(), Vec::new())))
+        let arg =
+            self.next_matrix_batch(&mut batches, usize::MAX)?.unwrap_or_else(|| batches.arg(Vec::new(), Vec::new()));
+        self.account_windows(&arg)?;
+        Ok(arg)
     }
 
     /// Starts reading a matrix selector's series for [`Evaluator::next_matrix_batch`].
@@ -956,20 +957,12 @@ impl<'a> Evaluator<'a> {
             Modifier::Smoothed => (lookback_ms, lookback_ms),
         };
         let stream = self.select(vs, min_ref - range_ms - before + 1, max_ref + after, with_starts)?;
-        Ok(MatrixBatches {
-            stream,
-            range_ms,
-            offset_ms: offset,
-            at_ms: at,
-            modifier,
-            lookback_ms,
-            window_counts: vec![0; self.range.len()],
-        })
+        Ok(MatrixBatches { stream, range_ms, offset_ms: offset, at_ms: at, modifier, lookback_ms })
     }
 
-    /// The next series of a matrix selector, as many as hold about `max_raw` raw samples
-    /// (at least one series); `None` once all are read. Each batch's windows are counted
-    /// against `max_samples` together with the batches before it.
+    /// The next series of a matrix selector, as many as hold about `max_raw` raw samples and
+    /// result points (at least one series); `None` once all are read. The caller counts the windows
+    /// against `max_samples`.
     pub fn next_matrix_batch(
         &mut self,
         batches: &mut MatrixBatches,
@@ -979,8 +972,9 @@ impl<'a> Evaluator<'a> {
         let mut held = 0usize;
         while held < max_raw {
             let Some(s) = self.next_raw(&mut batches.stream)? else { break };
-            // A histogram holds its buckets: weigh it as several floats.
-            held += s.samples.len() + 8 * s.hists.len();
+            // A histogram holds its buckets: weigh it as several floats. The series' result
+            // (a point per step at most) is held with the batch too.
+            held += s.samples.len() + 8 * s.hists.len() + self.range.len();
             raw.push(s);
         }
         if raw.is_empty() {
@@ -1001,20 +995,15 @@ impl<'a> Evaluator<'a> {
             }
             series.push(step_series);
         }
-        let arg = batches.arg(series, starts);
-        let mut counts = std::mem::take(&mut batches.window_counts);
-        let res = self.account_windows(&arg, &mut counts);
-        batches.window_counts = counts;
-        res?;
-        Ok(Some(arg))
+        Ok(Some(batches.arg(series, starts)))
     }
 
-    /// Counts the samples each step's windows hold, the memory Prometheus would need, adding
-    /// to `counts` (per step, of the series counted before).
-    fn account_windows(&mut self, arg: &MatrixArg, counts: &mut [usize]) -> Result<(), PromqlError> {
+    /// Counts the samples each step's windows hold, the memory Prometheus would need.
+    fn account_windows(&mut self, arg: &MatrixArg) -> Result<(), PromqlError> {
         // Window bounds only grow with the step time, so one forward sweep per series with two
         // cursors counts every window (O(steps + samples) instead of four binary searches per
         // step and series, which dominated range queries over many series).
+        let mut counts = vec![0usize; self.range.len()];
         for s in &arg.series {
             for (count, (w, wh)) in counts.iter_mut().zip(arg.windows(s, self.range)) {
                 *count += w.len() + wh.len();
@@ -1068,7 +1057,7 @@ impl<'a> Evaluator<'a> {
             modifier: Modifier::None,
             lookback_ms: self.opts.lookback_delta_ms,
         };
-        self.account_windows(&arg, &mut vec![0; self.range.len()])?;
+        self.account_windows(&arg)?;
         Ok(arg)
     }
 }

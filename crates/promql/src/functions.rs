@@ -10,7 +10,8 @@ use promql_parser::parser::{Call, Expr};
 
 use crate::error::PromqlError;
 use crate::eval::{
-    by_step, by_step_any, Collector, Evaluator, MatrixArg, MetadataVariety, Reading, StepSeries, Val, METADATA_LABELS,
+    by_step, by_step_any, Collector, EvalRange, Evaluator, MatrixArg, MetadataVariety, Reading, StepSeries, Val,
+    METADATA_LABELS,
 };
 use crate::extended::{anchored_samples, extended_rate, Modifier};
 use crate::native::{Notes, Out as NativeOut};
@@ -553,6 +554,8 @@ fn trim_zeros(d: &[u8]) -> &[u8] {
 /// What a range function computes from one window.
 struct WindowCtx<'w> {
     samples: &'w [Sample],
+    /// Known to hold no sample lower than the one before it (set for `rate`/`increase`).
+    no_decrease: bool,
     /// The samples' start timestamps, or empty (none, or not read for this function).
     starts: &'w [i64],
     /// Right end of the window (step time after `@` and offset).
@@ -699,78 +702,180 @@ pub(crate) fn each_range_function_series(
     if let Some(modifier) = parts.modifier() {
         modifier.check_function(name)?;
     }
-    let handles_histograms = crate::native::handles_histograms(name);
+    let kernel = SeriesKernel {
+        name,
+        f,
+        range: ev.range,
+        p0: &p0,
+        p1: &p1,
+        handles_histograms: crate::native::handles_histograms(name),
+        // `rate`/`increase` skip their search for counter resets in windows without a decrease.
+        counts_decreases: matches!(name, "rate" | "increase"),
+    };
     // Scanning the query text for the argument's position is per query, not per series.
     let pos = arg_pos(ev.query, name, matrix_idx);
     let mut metadata = MetadataVariety::default();
+    // Samples in each step's windows, over all series: what Prometheus would hold at once.
+    let mut window_samples = vec![0usize; n];
     while let Some(mut arg) = ev.next_range_arg(&mut parts)? {
+        ev.check_deadline()?;
         if matches!(name, "rate" | "increase") {
             non_counter_info(ev, &arg, name);
         }
         metadata.observe(&arg.series);
-        // Moved into the output series rather than cloned.
-        let mut labels: Vec<Labels> = arg.series.iter_mut().map(|s| std::mem::take(&mut s.labels)).collect();
-        for (si, s) in arg.series.iter().enumerate() {
-            ev.check_deadline()?;
-            let mut points = Vec::new();
-            let mut hists = Vec::new();
-            let mut notes = Notes::default();
-            for (i, (fr, hr)) in arg.window_indices(s, ev.range).enumerate() {
-                let ts = ev.range.ts(i);
-                let starts = arg.window_starts(si, fr.clone(), hr.clone());
-                let (samples, hw) = (&s.points[fr], &s.hists[hr]);
-                if !hw.is_empty() {
-                    if handles_histograms {
-                        let end = arg.window_end(ts);
-                        let start = end - arg.range_ms;
-                        match crate::native::eval_window(
-                            name,
-                            samples,
-                            hw,
-                            starts,
-                            start,
-                            end,
-                            arg.modifier,
-                            &mut notes,
-                        ) {
-                            Some(NativeOut::F(v)) => points.push(Sample::new(ts, v)),
-                            Some(NativeOut::H(h)) => hists.push(HistogramSample { t: ts, h }),
-                            None => {}
-                        }
-                        continue;
-                    }
-                    if !samples.is_empty() {
-                        notes.ignored_histograms = true;
-                    }
-                }
-                if samples.is_empty() {
-                    continue;
-                }
-                if matches!(name, "rate" | "increase") && arg.modifier == Modifier::None {
-                    notes.start_time_overlap |= start::any_overlap(samples.iter().map(|p| p.t), starts.floats);
-                }
-                let w = WindowCtx {
-                    samples,
-                    starts: starts.floats,
-                    end: arg.window_end(ts),
-                    ts,
-                    modifier: arg.modifier,
-                    range_ms: arg.range_ms,
-                    p0: p0[i],
-                    p1: p1[i],
-                };
-                if let Some(v) = f(&w) {
-                    points.push(Sample::new(ts, v));
-                }
-            }
-            report_notes(ev, &notes, &labels[si], &pos);
-            if !points.is_empty() || !hists.is_empty() {
-                let labels = std::mem::take(&mut labels[si]);
+        let outs = kernel.eval_batch(&arg, &mut window_samples);
+        for (s, out) in arg.series.iter_mut().zip(outs) {
+            report_notes(ev, &out.notes, &s.labels, &pos);
+            if !out.points.is_empty() || !out.hists.is_empty() {
+                // Moved into the output series rather than cloned.
+                let labels = std::mem::take(&mut s.labels);
+                let (points, hists) = (out.points, out.hists);
                 sink(StepSeries { labels, drop_name: s.drop_name || !keep_name, points, hists })?;
             }
         }
+        ev.account(window_samples.iter().copied().max().unwrap_or(0))?;
     }
     Ok(metadata.varies)
+}
+
+/// A range function applied to the series of a range-vector argument, one series at a time.
+struct SeriesKernel<'k> {
+    name: &'k str,
+    f: fn(&WindowCtx) -> Option<f64>,
+    range: EvalRange,
+    p0: &'k [f64],
+    p1: &'k [f64],
+    handles_histograms: bool,
+    counts_decreases: bool,
+}
+
+/// One series' result, and what it noticed for annotations.
+struct SeriesOut {
+    points: Vec<Sample>,
+    hists: Vec<HistogramSample>,
+    notes: Notes,
+}
+
+/// Windows plus samples a batch must hold for its series to be computed on several threads:
+/// below that, starting threads costs more than it saves.
+const PARALLEL_WORK: usize = 1 << 15;
+
+impl SeriesKernel<'_> {
+    /// Every series of a batch, in order, adding each step's window sizes to `window_samples`.
+    /// A large batch is split across the machine's cores: series are independent.
+    fn eval_batch(&self, arg: &MatrixArg, window_samples: &mut [usize]) -> Vec<SeriesOut> {
+        let series = arg.series.len();
+        let samples: usize = arg.series.iter().map(|s| s.points.len() + s.hists.len()).sum();
+        let work = series.saturating_mul(self.range.len()).saturating_add(samples);
+        let threads = parallelism().min(work / PARALLEL_WORK).max(1);
+        if threads == 1 {
+            let mut decreases = Vec::new();
+            return (0..series).map(|si| self.eval_series(arg, si, window_samples, &mut decreases)).collect();
+        }
+        let per_thread = series.div_ceil(threads);
+        let parts: Vec<(Vec<SeriesOut>, Vec<usize>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..series)
+                .step_by(per_thread)
+                .map(|from| {
+                    scope.spawn(move || {
+                        let mut counts = vec![0usize; self.range.len()];
+                        let mut decreases = Vec::new();
+                        let to = (from + per_thread).min(series);
+                        let outs =
+                            (from..to).map(|si| self.eval_series(arg, si, &mut counts, &mut decreases)).collect();
+                        (outs, counts)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+        });
+        let mut outs = Vec::with_capacity(series);
+        for (part, counts) in parts {
+            outs.extend(part);
+            for (total, c) in window_samples.iter_mut().zip(counts) {
+                *total += c;
+            }
+        }
+        outs
+    }
+
+    fn eval_series(
+        &self,
+        arg: &MatrixArg,
+        si: usize,
+        window_samples: &mut [usize],
+        decreases: &mut Vec<u32>,
+    ) -> SeriesOut {
+        let s = &arg.series[si];
+        let mut out = SeriesOut { points: Vec::new(), hists: Vec::new(), notes: Notes::default() };
+        if self.counts_decreases {
+            decreases_before(&s.points, decreases);
+        }
+        for (i, (fr, hr)) in arg.window_indices(s, self.range).enumerate() {
+            let ts = self.range.ts(i);
+            window_samples[i] += fr.len() + hr.len();
+            let no_decrease = self.counts_decreases && fr.len() > 1 && decreases[fr.end] == decreases[fr.start + 1];
+            let starts = arg.window_starts(si, fr.clone(), hr.clone());
+            let (samples, hw) = (&s.points[fr], &s.hists[hr]);
+            if !hw.is_empty() {
+                if self.handles_histograms {
+                    let end = arg.window_end(ts);
+                    let start = end - arg.range_ms;
+                    let notes = &mut out.notes;
+                    match crate::native::eval_window(self.name, samples, hw, starts, start, end, arg.modifier, notes) {
+                        Some(NativeOut::F(v)) => out.points.push(Sample::new(ts, v)),
+                        Some(NativeOut::H(h)) => out.hists.push(HistogramSample { t: ts, h }),
+                        None => {}
+                    }
+                    continue;
+                }
+                if !samples.is_empty() {
+                    out.notes.ignored_histograms = true;
+                }
+            }
+            if samples.is_empty() {
+                continue;
+            }
+            if matches!(self.name, "rate" | "increase") && arg.modifier == Modifier::None {
+                out.notes.start_time_overlap |= start::any_overlap(samples.iter().map(|p| p.t), starts.floats);
+            }
+            let w = WindowCtx {
+                samples,
+                no_decrease,
+                starts: starts.floats,
+                end: arg.window_end(ts),
+                ts,
+                modifier: arg.modifier,
+                range_ms: arg.range_ms,
+                p0: self.p0[i],
+                p1: self.p1[i],
+            };
+            if let Some(v) = (self.f)(&w) {
+                out.points.push(Sample::new(ts, v));
+            }
+        }
+        out
+    }
+}
+
+/// The cores a query may use for one batch of series.
+fn parallelism() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
+}
+
+/// `out[k]`: how many samples among the first `k` are lower than the sample before them, so
+/// that the decreases between samples `a` and `b - 1` are `out[b] - out[a + 1]`.
+fn decreases_before(samples: &[Sample], out: &mut Vec<u32>) {
+    out.clear();
+    out.push(0);
+    let mut count = 0;
+    for (i, p) in samples.iter().enumerate() {
+        if i > 0 && p.v < samples[i - 1].v {
+            count += 1;
+        }
+        out.push(count);
+    }
 }
 
 /// Turns what a function or selector noticed about histograms into annotations.
@@ -882,12 +987,15 @@ fn extrapolated_rate(w: &WindowCtx, is_counter: bool, is_rate: bool) -> Option<f
     let starts = if is_counter { w.starts } else { &[] };
     if is_counter {
         if starts.is_empty() {
-            let mut prev = 0.0;
-            for p in s {
-                if p.v < prev {
-                    result += prev;
+            // Without a decrease in the window the search would add nothing.
+            if !w.no_decrease {
+                let mut prev = 0.0;
+                for p in s {
+                    if p.v < prev {
+                        result += prev;
+                    }
+                    prev = p.v;
                 }
-                prev = p.v;
             }
         } else {
             for (i, p) in s.windows(2).enumerate() {

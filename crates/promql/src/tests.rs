@@ -377,6 +377,30 @@ load 1m
 }
 
 #[test]
+fn range_functions_give_one_answer_however_their_series_are_batched() {
+    // Large batches are computed on several threads (where the machine has several cores),
+    // one-series batches on one; the answers must not differ.
+    let store = MemStore::new();
+    for i in 0..120 {
+        let labels =
+            Labels::from_pairs([("__name__", "c_total"), ("i", &*i.to_string()), ("g", &*(i % 7).to_string())]);
+        let samples = (0..400).map(|k| Sample::new(k * 15_000 + i, ((k * (i + 3)) % 500) as f64)).collect();
+        store.set(labels, samples);
+    }
+    let engine = |range_batch_samples| {
+        Engine::new(EngineOptions { max_samples: 1_000_000, range_batch_samples, ..EngineOptions::default() })
+    };
+    let ctx = QueryContext::new(Duration::from_secs(10));
+    let tenant = TenantId::default_tenant();
+    for q in ["rate(c_total[2m])", "sum by (g) (increase(c_total[5m]))", "max_over_time(c_total[1m])"] {
+        let run = |e: &Engine| render(e.range_query(&store, &tenant, q, 60_000, 6_000_000, 10_000, &ctx));
+        let whole = run(&engine(1 << 20));
+        assert!(whole.lines().count() >= 7, "{q}: {whole}");
+        assert_eq!(whole, run(&engine(8)), "{q}");
+    }
+}
+
+#[test]
 fn timestamp_with_at_looks_up_the_sample_at_the_at_time() {
     let s = requests();
     // Prometheus replaces the offset by `eval time - @`: the sample is the latest at 300
