@@ -10,6 +10,11 @@
 //!   texts, annotation texts (positions are approximated, the parser keeps none).
 //! - Every node is evaluated over all steps at once (`eval`), so instant and range queries
 //!   share one code path; an instant query is a range of one step.
+//! - Selectors read storage one series at a time (`select_series`); range functions over a
+//!   selector compute batches of series and hand each result series on at once, and an
+//!   aggregation with a running value consumes them as they come (`eval_vector_each`,
+//!   `aggregate`'s series-major accumulators), so neither the raw samples of a long range nor
+//!   a function's whole result need be held. Results never depend on the batching.
 //!
 //! How it is put together: `engine` (public API) → text rewrites for syntax promql-parser
 //! lacks (`durexpr`: duration expressions; `extended`: `anchored`/`smoothed`; `info`: its
