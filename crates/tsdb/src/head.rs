@@ -18,7 +18,10 @@ use crate::series::{AppendLimits, MemSeries};
 /// Stripes of the series maps. Appenders of different series rarely share a lock.
 const STRIPES: usize = 64;
 
-/// The maps are keyed by a hash or id that is already well mixed: hash it no further.
+/// The maps are keyed by label hashes (well mixed) or by series ids (sequential, and within
+/// one stripe all equal in their low bits). The hash table takes its bucket from the low bits
+/// and its tag from the high ones, so ids are mixed once (multiply, fold the high half down):
+/// kept as they are, a stripe's ids would share buckets and tags and every lookup would scan.
 #[derive(Default)]
 struct IdHasher(u64);
 
@@ -32,7 +35,8 @@ impl Hasher for IdHasher {
         }
     }
     fn write_u64(&mut self, v: u64) {
-        self.0 = v;
+        let x = v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 32);
     }
 }
 
@@ -303,6 +307,22 @@ impl Head {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_of_one_stripe_spread_over_buckets_and_tags() {
+        use std::collections::HashSet;
+        let hash = |id: u64| {
+            let mut h = IdHasher::default();
+            h.write_u64(id);
+            h.finish()
+        };
+        // The ids of stripe 5 share their low six bits; their hashes must not.
+        let ids: Vec<u64> = (0..1024u64).map(|i| i * STRIPES as u64 + 5).collect();
+        let buckets: HashSet<u64> = ids.iter().map(|&id| hash(id) & 1023).collect();
+        let tags: HashSet<u64> = ids.iter().map(|&id| hash(id) >> 57).collect();
+        assert!(buckets.len() > 512, "{} buckets of 1024", buckets.len());
+        assert_eq!(tags.len(), 128, "every 7-bit tag is used");
+    }
 
     #[test]
     fn hash_collisions_keep_series_apart() {
