@@ -118,9 +118,11 @@ pub(crate) struct ChunkRef {
     pub(crate) len: u32,
 }
 
-/// One series of a block, decoded from the index on demand.
+/// One series of a block, decoded from the index on demand: its labels as (name, value)
+/// references into the block's symbols (strings are copied only by [`Block::labels`]), and
+/// its chunks.
 pub(crate) struct BlockSeries {
-    pub(crate) labels: Labels,
+    pub(crate) pairs: Vec<(u32, u32)>,
     /// Float chunks.
     pub(crate) chunks: Vec<ChunkRef>,
     pub(crate) histogram_chunks: Vec<ChunkRef>,
@@ -205,13 +207,6 @@ fn parse_symbols(payload: &[u8]) -> Result<Vec<String>, CodecError> {
     Ok(out)
 }
 
-/// A series entry as stored: labels as (name, value) symbol references, and chunks.
-struct SeriesEntry {
-    pairs: Vec<(u32, u32)>,
-    chunks: Vec<ChunkRef>,
-    histogram_chunks: Vec<ChunkRef>,
-}
-
 fn decode_chunk_refs(c: &mut Cursor<'_>) -> Result<Vec<ChunkRef>, CodecError> {
     let nc = c.count()?;
     let mut chunks = Vec::with_capacity(nc);
@@ -229,7 +224,7 @@ fn decode_chunk_refs(c: &mut Cursor<'_>) -> Result<Vec<ChunkRef>, CodecError> {
 }
 
 /// Decodes one series entry at `c.pos` of an index of `version`.
-fn decode_series(c: &mut Cursor<'_>, symbols: usize, version: u8) -> Result<SeriesEntry, CodecError> {
+fn decode_series(c: &mut Cursor<'_>, symbols: usize, version: u8) -> Result<BlockSeries, CodecError> {
     let nl = c.count()?;
     let mut labels = Vec::with_capacity(nl);
     for _ in 0..nl {
@@ -237,7 +232,7 @@ fn decode_series(c: &mut Cursor<'_>, symbols: usize, version: u8) -> Result<Seri
     }
     let chunks = decode_chunk_refs(c)?;
     let histogram_chunks = if version >= 2 { decode_chunk_refs(c)? } else { Vec::new() };
-    Ok(SeriesEntry { pairs: labels, chunks, histogram_chunks })
+    Ok(BlockSeries { pairs: labels, chunks, histogram_chunks })
 }
 
 impl Block {
@@ -366,30 +361,27 @@ impl Block {
         Ok(ids)
     }
 
-    /// Series `i`'s label symbol pairs and chunk references.
-    fn entry(&self, i: usize) -> Result<SeriesEntry, TsdbError> {
+    /// Series `i`: its label symbol pairs and chunk references.
+    pub(crate) fn series(&self, i: usize) -> Result<BlockSeries, TsdbError> {
         let offset =
             *self.series.get(i).ok_or_else(|| self.index_error(CodecError::Corrupt("series id out of range")))?;
         let mut c = Cursor { buf: &self.index, pos: offset as usize };
         decode_series(&mut c, self.symbols.len(), self.index_version).map_err(|e| self.index_error(e))
     }
 
-    fn labels_of(&self, pairs: &[(u32, u32)]) -> Labels {
+    /// The symbol table that [`BlockSeries::pairs`] refer to; every reference was checked
+    /// against it when the block was opened.
+    pub(crate) fn symbols(&self) -> &[String] {
+        &self.symbols
+    }
+
+    /// The owned labels of a series' [`BlockSeries::pairs`].
+    pub(crate) fn labels(&self, pairs: &[(u32, u32)]) -> Labels {
         let labels = pairs
             .iter()
             .map(|&(n, v)| Label { name: self.symbols[n as usize].clone(), value: self.symbols[v as usize].clone() })
             .collect();
         crate::record::labels_from_vec(labels)
-    }
-
-    /// Series `i`, for reading a whole block (compaction).
-    pub(crate) fn series(&self, i: usize) -> Result<BlockSeries, TsdbError> {
-        let entry = self.entry(i)?;
-        Ok(BlockSeries {
-            labels: self.labels_of(&entry.pairs),
-            chunks: entry.chunks,
-            histogram_chunks: entry.histogram_chunks,
-        })
     }
 
     /// Series matching every matcher with a chunk overlapping `[mint, maxt]`, in label order.
@@ -422,9 +414,10 @@ impl Block {
         }
         let mut out = Vec::new();
         for id in ids {
-            let SeriesEntry { pairs, chunks, histogram_chunks } = self.entry(id as usize)?;
+            let series = self.series(id as usize)?;
             let value_of = |name: &str| {
-                pairs
+                series
+                    .pairs
                     .iter()
                     .find(|&&(n, _)| self.symbols[n as usize] == name)
                     .map(|&(_, v)| self.symbols[v as usize].as_str())
@@ -433,7 +426,6 @@ impl Block {
             if !matches {
                 continue;
             }
-            let series = BlockSeries { labels: self.labels_of(&pairs), chunks, histogram_chunks };
             if series.overlaps(mint, maxt) {
                 out.push(series);
             }

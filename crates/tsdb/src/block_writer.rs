@@ -306,7 +306,7 @@ mod tests {
         assert_eq!(b.meta.stats.num_histogram_samples, 100 * 300);
         let found = b.select(&[Matcher::equal("i", "0007")], 0, i64::MAX).unwrap();
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].labels, Labels::from_pairs([("__name__", "m"), ("i", "0007")]));
+        assert_eq!(b.labels(&found[0].pairs), Labels::from_pairs([("__name__", "m"), ("i", "0007")]));
         let s = b.samples(&found[0], 15_000, 30_000).unwrap();
         assert_eq!(s, vec![Sample::new(15_000, 7.0), Sample::new(30_000, 14.0)]);
         let last = b.samples(&found[0], 500 * 15_000, i64::MAX).unwrap();

@@ -31,14 +31,20 @@ impl<'a> Pairs<'a> {
     fn next_str(&mut self) -> Option<&'a str> {
         std::str::from_utf8(self.next_bytes()?).ok()
     }
+}
 
-    /// The next `(name, value)` as bytes: comparing needs no UTF-8 validation, since byte
-    /// order is `str` order.
-    fn next_raw(&mut self) -> Option<(&'a [u8], &'a [u8])> {
-        if self.pos >= self.buf.len() {
+/// Iterates `(name, value)` pairs as bytes: comparing needs no UTF-8 validation, since byte
+/// order is `str` order.
+pub(crate) struct RawPairs<'a>(Pairs<'a>);
+
+impl<'a> Iterator for RawPairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.0.pos >= self.0.buf.len() {
             return None;
         }
-        self.next_bytes().zip(self.next_bytes())
+        self.0.next_bytes().zip(self.0.next_bytes())
     }
 }
 
@@ -90,6 +96,10 @@ impl CompactLabels {
         Pairs { buf: &self.0, pos: 0 }
     }
 
+    pub(crate) fn raw_pairs(&self) -> RawPairs<'_> {
+        RawPairs(self.iter())
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.iter().count()
     }
@@ -111,18 +121,7 @@ impl CompactLabels {
 impl Ord for CompactLabels {
     /// The order of [`Labels`]: pairwise by name then value, a prefix first.
     fn cmp(&self, other: &Self) -> Ordering {
-        let (mut a, mut b) = (self.iter(), other.iter());
-        loop {
-            match (a.next_raw(), b.next_raw()) {
-                (None, None) => return Ordering::Equal,
-                (None, Some(_)) => return Ordering::Less,
-                (Some(_), None) => return Ordering::Greater,
-                (Some(x), Some(y)) => match x.cmp(&y) {
-                    Ordering::Equal => continue,
-                    o => return o,
-                },
-            }
-        }
+        self.raw_pairs().cmp(other.raw_pairs())
     }
 }
 

@@ -68,7 +68,7 @@ pub(crate) fn compact(blocks_dir: &Path, sources: &[Arc<Block>]) -> Result<Optio
     for (bi, b) in sources.iter().enumerate() {
         for si in 0..b.num_series() {
             let series = b.series(si)?;
-            merged.entry(series.labels.clone()).or_default().push((bi, series));
+            merged.entry(b.labels(&series.pairs)).or_default().push((bi, series));
         }
     }
     let mut writer = BlockWriter::new(blocks_dir, min_time).map_err(TsdbError::io(blocks_dir))?;
