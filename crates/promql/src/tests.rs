@@ -376,17 +376,23 @@ load 1m
     check_range_in(&engine_with(true), &s, collide, (600, 600, 60), r#"{job="a"} 0.05@600"#);
 }
 
-#[test]
-fn range_functions_give_one_answer_however_their_series_are_batched() {
-    // Large batches are computed on several threads (where the machine has several cores),
-    // one-series batches on one; the answers must not differ.
+/// `series` counters of 400 samples at 15 s, in 7 groups `g`.
+fn counters(series: i64) -> MemStore {
     let store = MemStore::new();
-    for i in 0..120 {
+    for i in 0..series {
         let labels =
             Labels::from_pairs([("__name__", "c_total"), ("i", &*i.to_string()), ("g", &*(i % 7).to_string())]);
         let samples = (0..400).map(|k| Sample::new(k * 15_000 + i, ((k * (i + 3)) % 500) as f64)).collect();
         store.set(labels, samples);
     }
+    store
+}
+
+#[test]
+fn range_functions_give_one_answer_however_their_series_are_batched() {
+    // Large batches are computed on several threads (where the machine has several cores),
+    // one-series batches on one; the answers must not differ.
+    let store = counters(120);
     let engine = |range_batch_samples| {
         Engine::new(EngineOptions { max_samples: 1_000_000, range_batch_samples, ..EngineOptions::default() })
     };
