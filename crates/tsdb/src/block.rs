@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::postings::{select_candidates, union};
 use crate::record::Cursor;
+use crate::select_cache::SelectCache;
 use crate::series::{Floats, Histograms, Kind};
 use crate::TsdbError;
 
@@ -34,6 +35,10 @@ pub(crate) const FRAME_HEADER_LEN: u64 = 12;
 pub(crate) const INDEX_TRAILER_LEN: u64 = 32;
 /// A frame claiming more than this is taken as corruption.
 const MAX_FRAME_BYTES: u64 = 256 << 20;
+/// Bounds of each block's cache of [`Block::select`] results: matcher sets, and series over
+/// all of them (each ~72 bytes plus 8 per label and 32 per chunk reference).
+const SELECT_CACHE_ENTRIES: usize = 16;
+const SELECT_CACHE_SERIES: usize = 1 << 15;
 
 /// Random access to the bytes of one block file.
 pub trait BlockReader: Send + Sync {
@@ -129,7 +134,7 @@ pub(crate) struct BlockSeries {
 }
 
 impl BlockSeries {
-    fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+    pub(crate) fn overlaps(&self, mint: i64, maxt: i64) -> bool {
         self.chunks.iter().chain(&self.histogram_chunks).any(|c| c.min_t <= maxt && c.max_t >= mint)
     }
 }
@@ -160,6 +165,7 @@ pub(crate) struct Block {
     /// The last decompressed frame: series are read in index order, so consecutive reads
     /// mostly hit the same frame.
     last_frame: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+    select_cache: SelectCache<Arc<[BlockSeries]>>,
 }
 
 fn corrupt(path: &Path, what: &'static str, reason: impl Into<String>) -> TsdbError {
@@ -326,6 +332,7 @@ impl Block {
             chunks,
             disk_bytes: 0,
             last_frame: Mutex::new(None),
+            select_cache: SelectCache::new(SELECT_CACHE_ENTRIES, SELECT_CACHE_SERIES),
         })
     }
 
@@ -384,8 +391,20 @@ impl Block {
         crate::record::labels_from_vec(labels)
     }
 
-    /// Series matching every matcher with a chunk overlapping `[mint, maxt]`, in label order.
-    pub(crate) fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<BlockSeries>, TsdbError> {
+    /// Series matching every matcher, in label order, whatever their time range (callers
+    /// filter chunks per query). The block is immutable, so results are cached per matcher
+    /// set: dashboards repeat the same selects, and decoding postings and series entries was
+    /// most of their index work.
+    pub(crate) fn select(&self, matchers: &[Matcher]) -> Result<Arc<[BlockSeries]>, TsdbError> {
+        if let Some(series) = self.select_cache.get(matchers) {
+            return Ok(series);
+        }
+        let series: Arc<[BlockSeries]> = self.select_uncached(matchers)?.into();
+        self.select_cache.insert(matchers, series.clone(), series.len());
+        Ok(series)
+    }
+
+    fn select_uncached(&self, matchers: &[Matcher]) -> Result<Vec<BlockSeries>, TsdbError> {
         let mut failure = None;
         let ids = select_candidates(
             matchers,
@@ -422,11 +441,7 @@ impl Block {
                     .find(|&&(n, _)| self.symbols[n as usize] == name)
                     .map(|&(_, v)| self.symbols[v as usize].as_str())
             };
-            let matches = matchers.iter().all(|m| m.matches(value_of(&m.name).unwrap_or("")));
-            if !matches {
-                continue;
-            }
-            if series.overlaps(mint, maxt) {
+            if matchers.iter().all(|m| m.matches(value_of(&m.name).unwrap_or(""))) {
                 out.push(series);
             }
         }

@@ -304,7 +304,7 @@ mod tests {
         assert_eq!(b.meta.stats.num_series, 300);
         assert_eq!(b.meta.stats.num_samples, 300 * 501);
         assert_eq!(b.meta.stats.num_histogram_samples, 100 * 300);
-        let found = b.select(&[Matcher::equal("i", "0007")], 0, i64::MAX).unwrap();
+        let found = b.select(&[Matcher::equal("i", "0007")]).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(b.labels(&found[0].pairs), Labels::from_pairs([("__name__", "m"), ("i", "0007")]));
         let s = b.samples(&found[0], 15_000, 30_000).unwrap();
@@ -313,7 +313,7 @@ mod tests {
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].v.to_bits(), STALE_NAN.to_bits());
         assert!(b.histograms(&found[0], 0, i64::MAX).unwrap().is_empty());
-        let with = b.select(&[Matcher::equal("i", "0009")], 0, i64::MAX).unwrap();
+        let with = b.select(&[Matcher::equal("i", "0009")]).unwrap();
         let h = b.histograms(&with[0], 600 * 15_000, 601 * 15_000).unwrap();
         assert_eq!(
             h,
@@ -323,11 +323,12 @@ mod tests {
             ]
         );
         // Found by a time range holding only its histograms.
-        assert_eq!(b.select(&[Matcher::equal("__name__", "m")], 700 * 15_000, 800 * 15_000).unwrap().len(), 100);
-        assert_eq!(b.select(&[Matcher::equal("__name__", "m")], 0, 10).unwrap().len(), 300);
+        let all = b.select(&[Matcher::equal("__name__", "m")]).unwrap();
+        assert_eq!(all.iter().filter(|s| s.overlaps(700 * 15_000, 800 * 15_000)).count(), 100);
+        assert_eq!(all.iter().filter(|s| s.overlaps(0, 10)).count(), 300);
         let re = Matcher::new(osprey_model::MatchOp::RegexMatch, "i", "000[1-3]").unwrap();
-        assert_eq!(b.select(&[re], 0, i64::MAX).unwrap().len(), 3);
-        assert!(b.select(&[Matcher::equal("i", "nope")], 0, i64::MAX).unwrap().is_empty());
+        assert_eq!(b.select(&[re]).unwrap().len(), 3);
+        assert!(b.select(&[Matcher::equal("i", "nope")]).unwrap().is_empty());
         assert_eq!(b.label_values("__name__").collect::<Vec<_>>(), vec!["m"]);
     }
 
@@ -341,7 +342,7 @@ mod tests {
         bytes[mid] ^= 0x55;
         fs::write(&chunks, &bytes).unwrap();
         let b = Block::open(&dir).unwrap();
-        let all = b.select(&[], 0, i64::MAX).unwrap();
+        let all = b.select(&[]).unwrap();
         let err = all.iter().map(|s| b.samples(s, 0, i64::MAX)).find_map(Result::err).unwrap().to_string();
         assert!(err.contains("checksum mismatch"), "{err}");
 
@@ -372,9 +373,9 @@ mod tests {
             }
             fs::write(dir.join(file), &bytes).unwrap();
             if let Ok(b) = Block::open(&dir) {
-                for s in b.select(&[], i64::MIN, i64::MAX).unwrap_or_default() {
-                    let _ = b.samples(&s, i64::MIN, i64::MAX);
-                    let _ = b.histograms(&s, i64::MIN, i64::MAX);
+                for s in b.select(&[]).iter().flat_map(|all| all.iter()) {
+                    let _ = b.samples(s, i64::MIN, i64::MAX);
+                    let _ = b.histograms(s, i64::MIN, i64::MAX);
                 }
             }
             fs::write(dir.join(file), original).unwrap();

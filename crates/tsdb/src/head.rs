@@ -13,10 +13,19 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::compact_labels::CompactLabels;
 use crate::postings::Postings;
+use crate::select_cache::SelectCache;
 use crate::series::{AppendLimits, MemSeries};
 
 /// Stripes of the series maps. Appenders of different series rarely share a lock.
 const STRIPES: usize = 64;
+
+/// Bounds of [`Head::select_sorted`]'s cache: matcher sets, and series references over all
+/// of them (8 bytes each, so at most 8 MiB of pointers).
+const SELECT_CACHE_ENTRIES: usize = 64;
+const SELECT_CACHE_SERIES: usize = 1 << 20;
+
+/// Matching head series in label order, as cached: the head generation they were read at.
+type SortedSeries = (u64, Arc<[Arc<MemSeries>]>);
 
 /// The maps are keyed by label hashes (well mixed) or by series ids (sequential, and within
 /// one stripe all equal in their low bits). The hash table takes its bucket from the low bits
@@ -113,6 +122,10 @@ pub(crate) struct Head {
     /// Set once any series received a histogram (never cleared while open: clearing could
     /// race with an appender), so histogram queries of float-only tenants skip the head.
     holds_histograms: AtomicBool,
+    /// Bumped after a series is created or removed (once it is in, or out of, every map and
+    /// the postings): a select read at an older generation may miss or hold series.
+    generation: AtomicU64,
+    select_cache: SelectCache<SortedSeries>,
 }
 
 fn stripe(key: u64) -> usize {
@@ -136,6 +149,8 @@ impl Head {
             block_range,
             ooo_window,
             holds_histograms: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            select_cache: SelectCache::new(SELECT_CACHE_ENTRIES, SELECT_CACHE_SERIES),
         }
     }
 
@@ -201,6 +216,7 @@ impl Head {
         self.by_id[stripe(series.id)].write().insert(series.id, series.clone());
         self.postings.write().add(series.id, series.labels.iter());
         self.active.fetch_add(1, Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn by_id(&self, id: u64) -> Option<Arc<MemSeries>> {
@@ -272,6 +288,27 @@ impl Head {
         ids.into_iter().filter_map(|id| self.by_id(id)).filter(|s| s.labels.matches(matchers)).collect()
     }
 
+    /// [`Head::select`] sorted by labels, cached per matcher set until a series is created
+    /// or removed: dashboards repeat the same selects, and the lookups (a cache miss on each
+    /// series' reference count) and the sort were a quarter of such a query.
+    pub(crate) fn select_sorted(&self, matchers: &[Matcher]) -> Arc<[Arc<MemSeries>]> {
+        // Read before the lookup: a series created meanwhile bumps past it, so a result that
+        // may lack the series is never reused.
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some((cached, series)) = self.select_cache.get(matchers) {
+            if cached == generation {
+                return series;
+            }
+        }
+        let mut series = self.select(matchers);
+        series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        let series: Arc<[Arc<MemSeries>]> = series.into();
+        if self.generation.load(Ordering::Acquire) == generation {
+            self.select_cache.insert(matchers, (generation, series.clone()), series.len());
+        }
+        series
+    }
+
     pub(crate) fn postings(&self) -> parking_lot::RwLockReadGuard<'_, Postings> {
         self.postings.read()
     }
@@ -299,6 +336,11 @@ impl Head {
         // these labels; queries skip ids that no longer resolve.
         self.postings.write().remove_many(removed.iter().map(|s| (s.id, s.labels.iter())));
         self.active.fetch_sub(removed.len(), Ordering::Relaxed);
+        if !removed.is_empty() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            // Stale entries would keep the removed series alive until evicted.
+            self.select_cache.clear();
+        }
         self.min_t.store(min_t, Ordering::Release);
         self.max_t.fetch_max(max_t, Ordering::AcqRel);
     }

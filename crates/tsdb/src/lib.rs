@@ -55,6 +55,7 @@ mod head;
 mod options;
 mod postings;
 mod record;
+mod select_cache;
 mod series;
 mod stats;
 mod tenant;

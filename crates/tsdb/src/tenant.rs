@@ -15,7 +15,7 @@ use osprey_model::{
 use osprey_model::{PackedSeries, PackedWriteRequest};
 use parking_lot::{Mutex, RwLock};
 
-use crate::block::{Block, BlockCompaction, ChunkRef};
+use crate::block::{Block, BlockCompaction, BlockSeries, ChunkRef};
 use crate::block_writer::{BlockWriter, TMP_SUFFIX};
 use crate::compact_labels::RawPairs;
 use crate::exemplars::ExemplarRing;
@@ -322,43 +322,46 @@ impl TenantDb {
     ) -> Result<SeriesStream, TsdbError> {
         // Float-only sources are skipped for histograms without reading their index.
         let head_has_wanted = wanted.floats || self.head.holds_histograms();
-        let mut head = if head_has_wanted { self.head.select(matchers) } else { Vec::new() };
-        head.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        let head = if head_has_wanted { self.head.select_sorted(matchers) } else { Arc::from([]) };
         let mut head_run = Vec::with_capacity(head.len());
-        for series in head {
+        for (i, series) in head.iter().enumerate() {
             let snapshot = series.data.lock().snapshot(start, end, wanted);
             if !snapshot.is_empty() {
-                head_run.push((SeriesKey::Head(series), vec![Source::Head(snapshot)]));
+                head_run.push((SeriesKey::Head(i), vec![Source::Head(snapshot)]));
             }
         }
         let mut blocks = self.blocks_snapshot();
         blocks.retain(|b| b.overlaps(start, end) && (wanted.floats || b.meta.stats.num_histogram_samples > 0));
         // Every source yields its series in label order (a block's series ids follow its
-        // labels; the head's are sorted above by their compact form), so the sources merge
+        // labels; the head's are sorted by their compact form), so the sources merge
         // pairwise, comparing label sets where each source holds them: owned `Labels` are
         // built only by the stream, once per series it returns. Building them here, once per
         // source, took most of the call: selecting 6.7k of 10k series x 6 labels over 27h
         // (4 blocks and the head, release build, best of 7) took 67-98 ms to call and 135-176
-        // ms to call and drain; borrowed, 28-30 ms and 99-106 ms.
+        // ms to call and drain; borrowed, 28-30 ms and 99-106 ms. Keys and sources are
+        // indexes into the (cached) select results the stream holds, so nothing per series
+        // is copied or reference-counted here.
+        let overlapping = |refs: &[ChunkRef]| refs.iter().any(|c| c.min_t <= end && c.max_t >= start);
         let mut runs = Vec::with_capacity(blocks.len() + 1);
-        let overlapping = |refs: Vec<ChunkRef>| -> Vec<ChunkRef> {
-            refs.into_iter().filter(|c| c.min_t <= end && c.max_t >= start).collect()
-        };
-        for (i, block) in blocks.iter().enumerate() {
+        let mut block_series = Vec::with_capacity(blocks.len());
+        for (b, block) in blocks.iter().enumerate() {
+            let matching = block.select(matchers)?;
             let mut run = Vec::new();
-            for series in block.select(matchers, start, end)? {
-                let floats = if wanted.floats { overlapping(series.chunks) } else { Vec::new() };
-                let histograms = if wanted.histograms { overlapping(series.histogram_chunks) } else { Vec::new() };
-                if !floats.is_empty() || !histograms.is_empty() {
-                    let key = SeriesKey::Block { block: i, pairs: series.pairs };
-                    run.push((key, vec![Source::Block { block: i, floats, histograms }]));
+            for (i, series) in matching.iter().enumerate() {
+                if (wanted.floats && overlapping(&series.chunks))
+                    || (wanted.histograms && overlapping(&series.histogram_chunks))
+                {
+                    let (block, series) = (b as u32, i as u32);
+                    run.push((SeriesKey::Block { block, series }, vec![Source::Block { block, series }]));
                 }
             }
             runs.push(run);
+            block_series.push(matching);
         }
         runs.push(head_run);
-        let series = merge_all_label_runs(runs, |a, b| a.pairs(&blocks).cmp(b.pairs(&blocks))).into_iter();
-        Ok(SeriesStream { blocks, series, start, end })
+        let found = Found { blocks, block_series, head };
+        let series = merge_all_label_runs(runs, |a, b| a.pairs(&found).cmp(b.pairs(&found))).into_iter();
+        Ok(SeriesStream { found, series, start, end, wanted })
     }
 
     /// Calls `visit` with the labels of every matching series that has data overlapping
@@ -731,31 +734,50 @@ impl TenantDb {
     }
 }
 
-/// A matching series' label set as one source of a query holds it: compared as it lies
-/// there, turned into [`Labels`] only for a series the stream returns.
+/// The select results a query's series refer to: the blocks overlapping its range with
+/// each one's matching series (as cached by [`Block::select`]), and the matching head
+/// series (as cached by `Head::select_sorted`), which stay alive while the stream does even
+/// if the head drops them meanwhile.
+struct Found {
+    blocks: Vec<Arc<Block>>,
+    block_series: Vec<Arc<[BlockSeries]>>,
+    head: Arc<[Arc<MemSeries>]>,
+}
+
+impl Found {
+    fn block_series(&self, block: u32, series: u32) -> (&Block, &BlockSeries) {
+        (&self.blocks[block as usize], &self.block_series[block as usize][series as usize])
+    }
+}
+
+/// A matching series' label set as one source of a query holds it (indexes into
+/// [`Found`]): compared as it lies there, turned into [`Labels`] only for a series the
+/// stream returns.
+#[derive(Clone, Copy)]
 enum SeriesKey {
-    /// Symbol references into the block of [`SeriesStream::blocks`] at `block`.
-    Block { block: usize, pairs: Vec<(u32, u32)> },
-    /// The series itself, whose labels never change: a series the head drops meanwhile
-    /// stays alive until the stream passes it or is dropped.
-    Head(Arc<MemSeries>),
+    Block { block: u32, series: u32 },
+    Head(usize),
 }
 
 impl SeriesKey {
     /// The `(name, value)` pairs in name order; as sequences they compare as [`Labels`] do.
-    fn pairs<'a>(&'a self, blocks: &'a [Arc<Block>]) -> LabelPairs<'a> {
+    fn pairs(self, found: &Found) -> LabelPairs<'_> {
         match self {
-            SeriesKey::Block { block, pairs } => {
-                LabelPairs::Symbols { symbols: blocks[*block].symbols(), pairs: pairs.iter() }
+            SeriesKey::Block { block, series } => {
+                let (block, series) = found.block_series(block, series);
+                LabelPairs::Symbols { symbols: block.symbols(), pairs: series.pairs.iter() }
             }
-            SeriesKey::Head(series) => LabelPairs::Compact(series.labels.raw_pairs()),
+            SeriesKey::Head(i) => LabelPairs::Compact(found.head[i].labels.raw_pairs()),
         }
     }
 
-    fn labels(&self, blocks: &[Arc<Block>]) -> Labels {
+    fn labels(self, found: &Found) -> Labels {
         match self {
-            SeriesKey::Block { block, pairs } => blocks[*block].labels(pairs),
-            SeriesKey::Head(series) => series.labels.to_labels(),
+            SeriesKey::Block { block, series } => {
+                let (block, series) = found.block_series(block, series);
+                block.labels(&series.pairs)
+            }
+            SeriesKey::Head(i) => found.head[i].labels.to_labels(),
         }
     }
 }
@@ -788,11 +810,11 @@ impl<'a> Iterator for LabelPairs<'a> {
 
 /// Where one series' data lies in one source of a query.
 enum Source {
-    /// Chunks of a block of [`SeriesStream::blocks`] overlapping the query's range.
+    /// A series of a block in [`Found`]; only its chunks overlapping the query's range
+    /// are read.
     Block {
-        block: usize,
-        floats: Vec<ChunkRef>,
-        histograms: Vec<ChunkRef>,
+        block: u32,
+        series: u32,
     },
     Head(SeriesSnapshot),
 }
@@ -802,16 +824,18 @@ enum Source {
 /// Series without samples in the range are left out. A corrupt block chunk ends the
 /// stream with its error.
 pub(crate) struct SeriesStream {
-    blocks: Vec<Arc<Block>>,
+    found: Found,
     series: std::vec::IntoIter<(SeriesKey, Vec<Source>)>,
     start: Timestamp,
     end: Timestamp,
+    wanted: Wanted,
 }
 
 impl SeriesStream {
     /// The stream of a tenant that does not exist: no series.
     pub(crate) fn empty() -> SeriesStream {
-        SeriesStream { blocks: Vec::new(), series: Vec::new().into_iter(), start: 0, end: 0 }
+        let found = Found { blocks: Vec::new(), block_series: Vec::new(), head: Arc::from([]) };
+        SeriesStream { found, series: Vec::new().into_iter(), start: 0, end: 0, wanted: Wanted::BOTH }
     }
 
     /// One series' samples of each kind from its sources, in source order, then sorted and
@@ -821,10 +845,14 @@ impl SeriesStream {
         let (mut floats, mut histograms) = (Vec::new(), Vec::new());
         for source in sources {
             match source {
-                Source::Block { block, floats: f, histograms: h } => {
-                    let block = &self.blocks[*block];
-                    append(&mut floats, block.read_chunks::<Floats>(f, start, end)?);
-                    append(&mut histograms, block.read_chunks::<Histograms>(h, start, end)?);
+                &Source::Block { block, series } => {
+                    let (block, series) = self.found.block_series(block, series);
+                    if self.wanted.floats {
+                        append(&mut floats, block.read_chunks::<Floats>(&series.chunks, start, end)?);
+                    }
+                    if self.wanted.histograms {
+                        append(&mut histograms, block.read_chunks::<Histograms>(&series.histogram_chunks, start, end)?);
+                    }
                 }
                 Source::Head(snapshot) => {
                     append(&mut floats, snapshot.samples(start, end));
@@ -846,7 +874,7 @@ impl Iterator for SeriesStream {
             match self.decode(&sources) {
                 Ok((floats, histograms)) if floats.is_empty() && histograms.is_empty() => continue,
                 Ok((floats, histograms)) => {
-                    let labels = key.labels(&self.blocks);
+                    let labels = key.labels(&self.found);
                     return Some(Ok(SeriesSamples { labels, floats, histograms }));
                 }
                 Err(e) => {
@@ -949,7 +977,7 @@ fn visit_block_series(
     end: Timestamp,
     visit: &mut dyn FnMut(&Labels),
 ) -> Result<(), TsdbError> {
-    for series in block.select(matchers, start, end)? {
+    for series in block.select(matchers)?.iter().filter(|s| s.overlaps(start, end)) {
         visit(&block.labels(&series.pairs));
     }
     Ok(())
