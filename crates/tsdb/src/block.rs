@@ -37,7 +37,7 @@ pub(crate) const INDEX_TRAILER_LEN: u64 = 32;
 const MAX_FRAME_BYTES: u64 = 256 << 20;
 /// Bounds of each block's cache of [`Block::select`] results: matcher sets, and series over
 /// all of them (each ~72 bytes plus 8 per label and 32 per chunk reference).
-const SELECT_CACHE_ENTRIES: usize = 16;
+pub(crate) const SELECT_CACHE_ENTRIES: usize = 16;
 const SELECT_CACHE_SERIES: usize = 1 << 15;
 
 /// Random access to the bytes of one block file.
@@ -404,7 +404,14 @@ impl Block {
         Ok(series)
     }
 
-    fn select_uncached(&self, matchers: &[Matcher]) -> Result<Vec<BlockSeries>, TsdbError> {
+    /// How many matcher sets have cached results.
+    #[cfg(test)]
+    pub(crate) fn cached_selects(&self) -> usize {
+        self.select_cache.len()
+    }
+
+    /// [`Block::select`] without the cache.
+    pub(crate) fn select_uncached(&self, matchers: &[Matcher]) -> Result<Vec<BlockSeries>, TsdbError> {
         let mut failure = None;
         let ids = select_candidates(
             matchers,

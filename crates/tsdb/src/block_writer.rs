@@ -265,8 +265,9 @@ fn write_index(path: &Path, series: &[IndexEntry]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::Block;
+    use crate::block::{Block, BlockSeries, SELECT_CACHE_ENTRIES};
     use osprey_model::{FloatHistogram, Labels, Matcher, STALE_NAN};
+    use std::sync::Arc;
 
     fn histogram(i: i64) -> FloatHistogram {
         let c = i as f64;
@@ -330,6 +331,29 @@ mod tests {
         assert_eq!(b.select(&[re]).unwrap().len(), 3);
         assert!(b.select(&[Matcher::equal("i", "nope")]).unwrap().is_empty());
         assert_eq!(b.label_values("__name__").collect::<Vec<_>>(), vec!["m"]);
+    }
+
+    #[test]
+    fn block_selects_are_cached_per_matcher_set_and_bounded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let b = Block::open(&write_block(tmp.path(), 40)).unwrap();
+        let re = || Matcher::new(osprey_model::MatchOp::RegexMatch, "i", "000[1-3]").unwrap();
+        let first = b.select(&[re()]).unwrap();
+        let again = b.select(&[re()]).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "a repeated select is a cache hit");
+        let uncached = b.select_uncached(&[re()]).unwrap();
+        let labels = |all: &[BlockSeries]| all.iter().map(|s| b.labels(&s.pairs)).collect::<Vec<_>>();
+        assert_eq!(labels(&again), labels(&uncached));
+        assert_eq!(
+            again.iter().map(|s| s.chunks.clone()).collect::<Vec<_>>(),
+            uncached.iter().map(|s| s.chunks.clone()).collect::<Vec<_>>()
+        );
+        for i in 0..40 {
+            let one = b.select(&[Matcher::equal("i", format!("{i:04}"))]).unwrap();
+            assert_eq!(labels(&one), vec![Labels::from_pairs([("__name__", "m"), ("i", format!("{i:04}").as_str())])]);
+        }
+        assert_eq!(b.cached_selects(), SELECT_CACHE_ENTRIES);
+        assert!(!Arc::ptr_eq(&first, &b.select(&[re()]).unwrap()), "the oldest entry was evicted");
     }
 
     #[test]

@@ -383,4 +383,42 @@ mod tests {
         stripe.remove(7, 2);
         assert!(stripe.first.is_empty());
     }
+
+    #[test]
+    fn cached_selects_follow_series_created_and_removed() {
+        let head = Head::new(7_200_000, 0);
+        let create = |v: &str| {
+            let key = CompactLabels::new(&Labels::from_pairs([("__name__", "m"), ("i", v)]));
+            head.get_or_create(head.hash(key.as_bytes()), key.as_bytes()).0
+        };
+        let matchers = [Matcher::equal("__name__", "m")];
+        let names = |series: &[Arc<MemSeries>]| series.iter().map(|s| s.labels.to_labels()).collect::<Vec<_>>();
+        let uncached = || {
+            let mut series = head.select(&matchers);
+            series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+            names(&series)
+        };
+        for v in ["c", "a", "b"] {
+            create(v);
+        }
+        let first = head.select_sorted(&matchers);
+        assert_eq!(names(&first), uncached());
+        assert_eq!(first.len(), 3);
+        assert!(Arc::ptr_eq(&first, &head.select_sorted(&matchers)), "a repeated select is a cache hit");
+        // Looking an existing series up creates nothing: still a hit.
+        create("a");
+        assert!(Arc::ptr_eq(&first, &head.select_sorted(&matchers)));
+
+        create("0");
+        let grown = head.select_sorted(&matchers);
+        assert_eq!((names(&grown), grown.len()), (uncached(), 4));
+
+        // Series without samples are dropped by truncation.
+        head.truncate(0);
+        assert!(head.select_sorted(&matchers).is_empty());
+        assert_eq!(head.select_cache.len(), 1, "only the entry read after truncation");
+        create("d");
+        let after = head.select_sorted(&matchers);
+        assert_eq!((names(&after), after.len()), (uncached(), 1));
+    }
 }

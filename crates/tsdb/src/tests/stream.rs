@@ -195,3 +195,37 @@ fn a_corrupt_chunk_is_an_error_item_not_a_panic() {
     assert!(items[..items.len() - 1].iter().all(Result::is_ok), "the error ends the stream");
     assert!(db.select(&t, &request.matchers, 0, i64::MAX).is_err(), "the eager read fails too");
 }
+
+#[test]
+fn repeated_selects_follow_series_created_and_dropped_between_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let t = tenant("t");
+    let m = [Matcher::equal("__name__", "m")];
+    let s = |name: &str| labels(&[("__name__", "m"), ("s", name)]);
+    let add = |name: &str, samples: Vec<(i64, f64)>| {
+        db.append(&t, write(vec![series(&[("__name__", "m"), ("s", name)], &samples)])).unwrap();
+    };
+    // Each read twice (the second from the caches), and as the eager reads see it.
+    let read = |want: Vec<(Labels, usize)>| {
+        for _ in 0..2 {
+            let got: Vec<_> = streamed(&db, &t, &m, 0, i64::MAX).into_iter().map(|(l, f, _)| (l, f.len())).collect();
+            assert_eq!(got, want);
+            assert_eq!(streamed(&db, &t, &m, 0, i64::MAX), eager(&db, &t, &m, 0, i64::MAX));
+        }
+    };
+    add("b", regular(0, 10));
+    read(vec![(s("b"), 10)]);
+    add("a", regular(0, 10));
+    read(vec![(s("a"), 10), (s("b"), 10)]);
+    // Into a block; the head drops its emptied series.
+    assert!(db.flush_head().unwrap() > 0);
+    assert_eq!(db.head_stats(&t).num_series, 0);
+    read(vec![(s("a"), 10), (s("b"), 10)]);
+    add("b", regular(150_000, 3));
+    add("c", regular(150_000, 5));
+    read(vec![(s("a"), 10), (s("b"), 13), (s("c"), 5)]);
+    assert!(db.flush_head().unwrap() > 0);
+    add("d", regular(300_000, 1));
+    read(vec![(s("a"), 10), (s("b"), 13), (s("c"), 5), (s("d"), 1)]);
+}
