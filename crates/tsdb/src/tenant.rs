@@ -324,10 +324,14 @@ impl TenantDb {
         let head_has_wanted = wanted.floats || self.head.holds_histograms();
         let head = if head_has_wanted { self.head.select_sorted(matchers) } else { Arc::from([]) };
         let mut head_run = Vec::with_capacity(head.len());
-        for (i, series) in head.iter().enumerate() {
+        let mut snapshots = Vec::with_capacity(head.len());
+        for series in head.iter() {
             let snapshot = series.data.lock().snapshot(start, end, wanted);
             if !snapshot.is_empty() {
-                head_run.push((SeriesKey::Head(i), vec![Source::Head(snapshot)]));
+                head_run.push(SeriesKey::Head(snapshots.len() as u32));
+                snapshots.push(Some(snapshot));
+            } else {
+                snapshots.push(None);
             }
         }
         let mut blocks = self.blocks_snapshot();
@@ -351,17 +355,16 @@ impl TenantDb {
                 if (wanted.floats && overlapping(&series.chunks))
                     || (wanted.histograms && overlapping(&series.histogram_chunks))
                 {
-                    let (block, series) = (b as u32, i as u32);
-                    run.push((SeriesKey::Block { block, series }, vec![Source::Block { block, series }]));
+                    run.push(SeriesKey::Block { block: b as u32, series: i as u32 });
                 }
             }
             runs.push(run);
             block_series.push(matching);
         }
         runs.push(head_run);
-        let found = Found { blocks, block_series, head };
-        let series = merge_all_label_runs(runs, |a, b| a.pairs(&found).cmp(b.pairs(&found))).into_iter();
-        Ok(SeriesStream { found, series, start, end, wanted })
+        let found = Found { blocks, block_series, head, snapshots };
+        let series = merge_all_label_runs(runs, |a, b| a.pairs(&found).cmp(b.pairs(&found)));
+        Ok(SeriesStream { found, series, next: 0, start, end, wanted })
     }
 
     /// Calls `visit` with the labels of every matching series that has data overlapping
@@ -737,11 +740,13 @@ impl TenantDb {
 /// The select results a query's series refer to: the blocks overlapping its range with
 /// each one's matching series (as cached by [`Block::select`]), and the matching head
 /// series (as cached by `Head::select_sorted`), which stay alive while the stream does even
-/// if the head drops them meanwhile.
+/// if the head drops them meanwhile, with their snapshots (`None` where nothing overlaps
+/// the range, or once the stream has read it).
 struct Found {
     blocks: Vec<Arc<Block>>,
     block_series: Vec<Arc<[BlockSeries]>>,
     head: Arc<[Arc<MemSeries>]>,
+    snapshots: Vec<Option<SeriesSnapshot>>,
 }
 
 impl Found {
@@ -750,13 +755,13 @@ impl Found {
     }
 }
 
-/// A matching series' label set as one source of a query holds it (indexes into
-/// [`Found`]): compared as it lies there, turned into [`Labels`] only for a series the
-/// stream returns.
+/// One matching series in one source of a query (indexes into [`Found`]): its label set is
+/// compared as it lies there and turned into [`Labels`] only for a series the stream
+/// returns; its data is read from there when the stream reaches it.
 #[derive(Clone, Copy)]
 enum SeriesKey {
     Block { block: u32, series: u32 },
-    Head(usize),
+    Head(u32),
 }
 
 impl SeriesKey {
@@ -767,7 +772,7 @@ impl SeriesKey {
                 let (block, series) = found.block_series(block, series);
                 LabelPairs::Symbols { symbols: block.symbols(), pairs: series.pairs.iter() }
             }
-            SeriesKey::Head(i) => LabelPairs::Compact(found.head[i].labels.raw_pairs()),
+            SeriesKey::Head(i) => LabelPairs::Compact(found.head[i as usize].labels.raw_pairs()),
         }
     }
 
@@ -777,7 +782,7 @@ impl SeriesKey {
                 let (block, series) = found.block_series(block, series);
                 block.labels(&series.pairs)
             }
-            SeriesKey::Head(i) => found.head[i].labels.to_labels(),
+            SeriesKey::Head(i) => found.head[i as usize].labels.to_labels(),
         }
     }
 }
@@ -808,24 +813,15 @@ impl<'a> Iterator for LabelPairs<'a> {
     }
 }
 
-/// Where one series' data lies in one source of a query.
-enum Source {
-    /// A series of a block in [`Found`]; only its chunks overlapping the query's range
-    /// are read.
-    Block {
-        block: u32,
-        series: u32,
-    },
-    Head(SeriesSnapshot),
-}
-
 /// Matching series of a query, each with where its data lies, decoded one at a time as the
 /// stream is read: a reader holds one series' samples rather than every matching one's.
 /// Series without samples in the range are left out. A corrupt block chunk ends the
 /// stream with its error.
 pub(crate) struct SeriesStream {
     found: Found,
-    series: std::vec::IntoIter<(SeriesKey, Vec<Source>)>,
+    series: Merged<SeriesKey>,
+    /// The next group of `series` to read.
+    next: usize,
     start: Timestamp,
     end: Timestamp,
     wanted: Wanted,
@@ -834,18 +830,20 @@ pub(crate) struct SeriesStream {
 impl SeriesStream {
     /// The stream of a tenant that does not exist: no series.
     pub(crate) fn empty() -> SeriesStream {
-        let found = Found { blocks: Vec::new(), block_series: Vec::new(), head: Arc::from([]) };
-        SeriesStream { found, series: Vec::new().into_iter(), start: 0, end: 0, wanted: Wanted::BOTH }
+        let found = Found { blocks: Vec::new(), block_series: Vec::new(), head: Arc::from([]), snapshots: Vec::new() };
+        let series = Merged { keys: Vec::new(), ends: Vec::new() };
+        SeriesStream { found, series, next: 0, start: 0, end: 0, wanted: Wanted::BOTH }
     }
 
     /// One series' samples of each kind from its sources, in source order, then sorted and
     /// deduplicated by timestamp where sources overlap.
-    fn decode(&self, sources: &[Source]) -> Result<(Vec<Sample>, Vec<HistogramSample>), TsdbError> {
+    /// A head snapshot is dropped once read, releasing the chunks it shares.
+    fn decode(&mut self, group: usize) -> Result<(Vec<Sample>, Vec<HistogramSample>), TsdbError> {
         let (start, end) = (self.start, self.end);
         let (mut floats, mut histograms) = (Vec::new(), Vec::new());
-        for source in sources {
+        for &source in self.series.group(group) {
             match source {
-                &Source::Block { block, series } => {
+                SeriesKey::Block { block, series } => {
                     let (block, series) = self.found.block_series(block, series);
                     if self.wanted.floats {
                         append(&mut floats, block.read_chunks::<Floats>(&series.chunks, start, end)?);
@@ -854,9 +852,11 @@ impl SeriesStream {
                         append(&mut histograms, block.read_chunks::<Histograms>(&series.histogram_chunks, start, end)?);
                     }
                 }
-                Source::Head(snapshot) => {
-                    append(&mut floats, snapshot.samples(start, end));
-                    append(&mut histograms, snapshot.histograms(start, end));
+                SeriesKey::Head(i) => {
+                    if let Some(snapshot) = self.found.snapshots[i as usize].take() {
+                        append(&mut floats, snapshot.samples(start, end));
+                        append(&mut histograms, snapshot.histograms(start, end));
+                    }
                 }
             }
         }
@@ -870,15 +870,18 @@ impl Iterator for SeriesStream {
     type Item = Result<SeriesSamples, TsdbError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while let Some((key, sources)) = self.series.next() {
-            match self.decode(&sources) {
+        while self.next < self.series.len() {
+            let group = self.next;
+            self.next += 1;
+            match self.decode(group) {
                 Ok((floats, histograms)) if floats.is_empty() && histograms.is_empty() => continue,
                 Ok((floats, histograms)) => {
-                    let labels = key.labels(&self.found);
+                    let labels = self.series.group(group)[0].labels(&self.found);
                     return Some(Ok(SeriesSamples { labels, floats, histograms }));
                 }
                 Err(e) => {
-                    self.series = Vec::new().into_iter();
+                    self.next = self.series.len();
+                    self.found.snapshots.clear();
                     return Some(Err(e));
                 }
             }
@@ -907,14 +910,37 @@ fn sort_unique<T>(samples: &mut Vec<T>, time: fn(&T) -> i64) {
     }
 }
 
-/// Merges lists of series sorted by their keys' order `cmp`, keeping each series' sources in
-/// list order and the key of its first list. Pairs merge level by level, so a series read
-/// from many blocks (a backfill not yet compacted) costs log(lists) merges rather than one
-/// per list.
-fn merge_all_label_runs<K, T>(
-    mut runs: Vec<Vec<(K, Vec<T>)>>,
-    cmp: impl Fn(&K, &K) -> std::cmp::Ordering,
-) -> Vec<(K, Vec<T>)> {
+/// Series merged from sorted runs, flat: group `i` (one series) is
+/// `keys[ends[i - 1]..ends[i]]`, the keys of every run holding it in run order. Flat rather
+/// than one `Vec` per series: per-series vectors, grown and moved at every merge level, were
+/// most of the allocations (and all of the `memmove`) of a select's setup.
+struct Merged<K> {
+    keys: Vec<K>,
+    ends: Vec<u32>,
+}
+
+impl<K: Copy> Merged<K> {
+    fn run(keys: Vec<K>) -> Merged<K> {
+        let ends = (1..=keys.len() as u32).collect();
+        Merged { keys, ends }
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn group(&self, i: usize) -> &[K] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.keys[start..self.ends[i] as usize]
+    }
+}
+
+/// Merges lists of series sorted by their keys' order `cmp`, keeping each series' keys in
+/// list order (a series' first key is its first list's). Pairs merge level by level, so a
+/// series read from many blocks (a backfill not yet compacted) costs log(lists) merges
+/// rather than one per list.
+fn merge_all_label_runs<K: Copy>(runs: Vec<Vec<K>>, cmp: impl Fn(&K, &K) -> std::cmp::Ordering) -> Merged<K> {
+    let mut runs: Vec<Merged<K>> = runs.into_iter().map(Merged::run).collect();
     while runs.len() > 1 {
         let mut next = Vec::with_capacity(runs.len().div_ceil(2));
         let mut pairs = runs.into_iter();
@@ -926,42 +952,39 @@ fn merge_all_label_runs<K, T>(
         }
         runs = next;
     }
-    runs.pop().unwrap_or_default()
+    runs.pop().unwrap_or(Merged { keys: Vec::new(), ends: Vec::new() })
 }
 
-/// Merges two lists of series sorted by `cmp`; a series in both gets `a`'s key and samples,
-/// then `b`'s samples.
-fn merge_label_runs<K, T>(
-    a: Vec<(K, Vec<T>)>,
-    b: Vec<(K, Vec<T>)>,
-    cmp: &impl Fn(&K, &K) -> std::cmp::Ordering,
-) -> Vec<(K, Vec<T>)> {
-    if a.is_empty() {
+/// Merges two sorted [`Merged`]; a series in both gets `a`'s keys, then `b`'s.
+fn merge_label_runs<K: Copy>(a: Merged<K>, b: Merged<K>, cmp: &impl Fn(&K, &K) -> std::cmp::Ordering) -> Merged<K> {
+    if a.len() == 0 {
         return b;
     }
-    if b.is_empty() {
+    if b.len() == 0 {
         return a;
     }
-    let mut out = Vec::with_capacity(a.len().max(b.len()));
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        let order = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => cmp(&x.0, &y.0),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => return out,
+    let mut out = Merged {
+        keys: Vec::with_capacity(a.keys.len() + b.keys.len()),
+        ends: Vec::with_capacity(a.len().max(b.len())),
+    };
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let order = match (i < a.len(), j < b.len()) {
+            (true, true) => cmp(&a.group(i)[0], &b.group(j)[0]),
+            (true, false) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
         };
-        match order {
-            std::cmp::Ordering::Less => out.extend(a.next()),
-            std::cmp::Ordering::Greater => out.extend(b.next()),
-            std::cmp::Ordering::Equal => {
-                if let (Some((key, mut samples)), Some((_, more))) = (a.next(), b.next()) {
-                    samples.extend(more);
-                    out.push((key, samples));
-                }
-            }
+        if order.is_le() {
+            out.keys.extend_from_slice(a.group(i));
+            i += 1;
         }
+        if order.is_ge() {
+            out.keys.extend_from_slice(b.group(j));
+            j += 1;
+        }
+        out.ends.push(out.keys.len() as u32);
     }
+    out
 }
 
 /// Blocks are kept in time order: retention deletes from the front, compaction plans over
@@ -1221,19 +1244,15 @@ mod tests {
 
     #[test]
     fn many_sorted_runs_merge_into_one_keeping_source_order() {
-        let l = |v: &str| Labels::from_pairs([("__name__", "m"), ("i", v)]);
-        // Run k holds series "a" and, for odd k, "b"; sample values name their run.
-        let runs: Vec<Vec<(Labels, Vec<i32>)>> = (0..5)
-            .map(|k| {
-                let mut run = vec![(l("a"), vec![k])];
-                if k % 2 == 1 {
-                    run.push((l("b"), vec![k]));
-                }
-                run
-            })
-            .collect();
-        let merged = merge_all_label_runs(runs, Labels::cmp);
-        assert_eq!(merged, vec![(l("a"), vec![0, 1, 2, 3, 4]), (l("b"), vec![1, 3])]);
-        assert!(merge_all_label_runs::<Labels, i32>(Vec::new(), Labels::cmp).is_empty());
+        // Run k holds series "a" and, for odd k, "b"; keys name their series and run.
+        let runs: Vec<Vec<(&str, i32)>> =
+            (0..5).map(|k| if k % 2 == 1 { vec![("a", k), ("b", k)] } else { vec![("a", k)] }).collect();
+        let merged = merge_all_label_runs(runs, |x, y| x.0.cmp(y.0));
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged.group(0), [("a", 0), ("a", 1), ("a", 2), ("a", 3), ("a", 4)]);
+        assert_eq!(merged.group(1), [("b", 1), ("b", 3)]);
+        let one_sided = merge_all_label_runs(vec![vec![("a", 0)], vec![("b", 1), ("c", 1)]], |x, y| x.0.cmp(y.0));
+        assert_eq!((0..3).map(|i| one_sided.group(i)[0].0).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(merge_all_label_runs::<(&str, i32)>(Vec::new(), |x, y| x.0.cmp(y.0)).len(), 0);
     }
 }
