@@ -39,6 +39,13 @@
 //! series' samples at a time; the head snapshot is taken before the block list, so a head cut
 //! while the stream is open loses nothing. `select` and `select_histograms` collect the same
 //! stream for one kind (the latter skipping float-only blocks and a float-only head).
+//! Which series match is cached per matcher set, as dashboards repeat their selects: the
+//! head keeps its matching series sorted by labels until a series is created or removed
+//! (64 sets, 1M series references in all), each block its matching series entries (16 sets,
+//! 8 MiB); the time range is applied per query. The stream merges sources as flat index
+//! keys into these results. Selecting 6.7k of 10k series x 6 labels (4 blocks and the
+//! head, release build) took 29-36 ms to call before; now 22 ms the first time and 9-12 ms
+//! repeated (call and drain: 69-77 -> 48-56 ms).
 //!
 //! Non-goals: integer-count histogram chunks (counts are floats, as PromQL computes with
 //! them); remote storage (the [`BlockReader`] seam is where it would

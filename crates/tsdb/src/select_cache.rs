@@ -1,7 +1,8 @@
 //! A small cache of index lookups keyed by matcher sets: dashboards repeat the same selects
 //! on every refresh, and resolving which series match (postings, the series' labels, their
 //! order) took a quarter to a third of such a query. Bounded in entries and in total weight
-//! (series held); the least recently used entry goes first.
+//! (what the entries hold, as each user measures it); the least recently used entry goes
+//! first.
 
 use std::collections::VecDeque;
 
