@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::postings::{select_candidates, union};
 use crate::record::Cursor;
-use crate::select_cache::SelectCache;
+use crate::select_cache::{SelectCache, SharedBudget};
 use crate::series::{Floats, Histograms, Kind};
 use crate::TsdbError;
 
@@ -40,6 +40,9 @@ const MAX_FRAME_BYTES: u64 = 256 << 20;
 /// labels and 48 chunks each (a day's block at 15s) take ~2.3 MiB.
 pub(crate) const SELECT_CACHE_ENTRIES: usize = 16;
 const SELECT_CACHE_BYTES: usize = 8 << 20;
+/// What every block's select cache holds together, in every tenant: their number must not
+/// multiply the memory.
+static SELECT_CACHES_BYTES: SharedBudget = SharedBudget::new(64 << 20);
 
 /// Random access to the bytes of one block file.
 pub trait BlockReader: Send + Sync {
@@ -342,7 +345,7 @@ impl Block {
             chunks,
             disk_bytes: 0,
             last_frame: Mutex::new(None),
-            select_cache: SelectCache::new(SELECT_CACHE_ENTRIES, SELECT_CACHE_BYTES),
+            select_cache: SelectCache::new(SELECT_CACHE_ENTRIES, SELECT_CACHE_BYTES, Some(&SELECT_CACHES_BYTES)),
         })
     }
 

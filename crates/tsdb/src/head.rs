@@ -150,7 +150,7 @@ impl Head {
             ooo_window,
             holds_histograms: AtomicBool::new(false),
             generation: AtomicU64::new(0),
-            select_cache: SelectCache::new(SELECT_CACHE_ENTRIES, SELECT_CACHE_SERIES),
+            select_cache: SelectCache::new(SELECT_CACHE_ENTRIES, SELECT_CACHE_SERIES, None),
         }
     }
 
