@@ -943,7 +943,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Starts reading a matrix selector's series for [`Evaluator::next_matrix_batch`].
-    pub fn matrix_batches(&mut self, ms: &MatrixSelector, with_starts: bool) -> Result<MatrixBatches<'a>, PromqlError> {
+    fn matrix_batches(&mut self, ms: &MatrixSelector, with_starts: bool) -> Result<MatrixBatches<'a>, PromqlError> {
         let vs = &ms.vs;
         let at = self.at_ms(&vs.at);
         let offset = offset_ms(&vs.offset);
@@ -963,7 +963,7 @@ impl<'a> Evaluator<'a> {
     /// The next series of a matrix selector, as many as hold about `max_raw` raw samples and
     /// result points (at least one series); `None` once all are read. The caller counts the windows
     /// against `max_samples`.
-    pub fn next_matrix_batch(
+    fn next_matrix_batch(
         &mut self,
         batches: &mut MatrixBatches,
         max_raw: usize,
@@ -1096,7 +1096,7 @@ pub(crate) const METADATA_LABELS: [&str; 3] = [METRIC_NAME, "__type__", "__unit_
 /// as a selector's or a subquery's) could make two of them equal: that takes a difference in
 /// `drop_name` or in the metadata labels' values. Most vectors hold one metric, so the check
 /// for collisions, which hashes every label set, can usually be skipped.
-pub(crate) fn metadata_varies(series: &[StepSeries]) -> bool {
+fn metadata_varies(series: &[StepSeries]) -> bool {
     let Some(first) = series.first().map(metadata_key) else { return false };
     series.iter().any(|s| metadata_key(s) != first)
 }
