@@ -88,6 +88,10 @@ impl BitWriter {
 }
 
 /// Reads bits from a byte slice; reading past the end is an error, never a panic.
+///
+/// Reads go a machine word at a time: the eight bytes holding the next bit are loaded big
+/// endian and shifted, so a field of up to 57 bits costs one load instead of a loop over its
+/// bytes (decoding chunks is most of the work of a query over recent data).
 #[derive(Debug, Clone)]
 pub struct BitReader<'a> {
     buf: &'a [u8],
@@ -100,31 +104,69 @@ impl<'a> BitReader<'a> {
         BitReader { buf, pos: 0 }
     }
 
+    /// The next 64 bits, the next unread bit first; bits past the end read as 0.
+    #[inline]
+    fn peek_word(&self) -> u64 {
+        let byte = self.pos / 8;
+        let word = match self.buf.get(byte..byte + 8) {
+            Some(b) => u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            None => {
+                let mut tail = [0u8; 8];
+                let rest = self.buf.get(byte..).unwrap_or_default();
+                tail[..rest.len()].copy_from_slice(rest);
+                u64::from_be_bytes(tail)
+            }
+        };
+        // Up to 7 bits of the word precede `pos`; the bits shifted in are zeros, which is why
+        // one peek serves fields of at most 57 bits.
+        word << (self.pos % 8)
+    }
+
+    /// Moves past `n` bits, failing if fewer are left.
+    #[inline]
+    fn consume(&mut self, n: usize) -> Result<(), CodecError> {
+        if self.pos + n > self.buf.len() * 8 {
+            return Err(CodecError::UnexpectedEof(self.buf.len()));
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    #[inline]
     pub fn read_bit(&mut self) -> Result<bool, CodecError> {
-        let byte = *self.buf.get(self.pos / 8).ok_or(CodecError::UnexpectedEof(self.pos / 8))?;
-        let bit = (byte >> (7 - (self.pos % 8))) & 1;
-        self.pos += 1;
-        Ok(bit == 1)
+        let bit = self.peek_word() >> 63 == 1;
+        self.consume(1)?;
+        Ok(bit)
     }
 
     /// Reads `n <= 64` bits as the low bits of the result.
-    pub fn read_bits(&mut self, mut n: u32) -> Result<u64, CodecError> {
+    #[inline]
+    pub fn read_bits(&mut self, n: u32) -> Result<u64, CodecError> {
         debug_assert!(n <= 64);
-        if self.pos + n as usize > self.buf.len() * 8 {
-            return Err(CodecError::UnexpectedEof(self.buf.len()));
+        if n > 57 {
+            return self.read_wide_bits(n);
         }
-        let mut v = 0u64;
-        while n > 0 {
-            let byte = self.buf[self.pos / 8];
-            let used = (self.pos % 8) as u32;
-            let avail = 8 - used;
-            let take = n.min(avail);
-            let bits = (byte >> (avail - take)) & (((1u16 << take) - 1) as u8);
-            v = if take == 64 { u64::from(bits) } else { (v << take) | u64::from(bits) };
-            self.pos += take as usize;
-            n -= take;
-        }
+        // Two shifts, so that n == 0 yields 0 rather than shifting by 64.
+        let v = (self.peek_word() >> 1) >> (63 - n);
+        self.consume(n as usize)?;
         Ok(v)
+    }
+
+    /// Fields wider than one peek (whole floats), out of line to keep `read_bits` small.
+    #[inline(never)]
+    fn read_wide_bits(&mut self, n: u32) -> Result<u64, CodecError> {
+        let high = self.read_bits(n - 32)?;
+        Ok(high << 32 | self.read_bits(32)?)
+    }
+
+    /// Reads up to `max <= 8` one bits, stopping after the first zero bit (which is consumed
+    /// too): the length prefix of a delta-of-delta bucket.
+    #[inline]
+    pub fn read_ones(&mut self, max: u32) -> Result<u32, CodecError> {
+        debug_assert!(max <= 8);
+        let ones = self.peek_word().leading_ones().min(max);
+        self.consume(if ones < max { ones as usize + 1 } else { ones as usize })?;
+        Ok(ones)
     }
 
     /// Bits left to read.
@@ -187,6 +229,26 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn ones_prefixes_round_trip(prefixes in proptest::collection::vec((0u32..=4, any::<u8>()), 0..100)) {
+            let mut w = BitWriter::new();
+            for &(ones, filler) in &prefixes {
+                w.write_bits((1u64 << ones) - 1, ones);
+                if ones < 4 {
+                    w.write_bit(false);
+                }
+                w.write_bits(u64::from(filler), 3);
+            }
+            let bytes = w.into_bytes();
+            let mut r = BitReader::new(&bytes);
+            for &(ones, filler) in &prefixes {
+                prop_assert_eq!(r.read_ones(4).unwrap(), ones);
+                prop_assert_eq!(r.read_bits(3).unwrap(), u64::from(filler & 7));
+            }
+        }
+    }
+
     #[test]
     fn reading_past_the_end_is_an_error() {
         let mut r = BitReader::new(&[0xff]);
@@ -194,5 +256,14 @@ mod tests {
         assert_eq!(r.read_bit(), Ok(true));
         assert!(r.read_bit().is_err());
         assert!(BitReader::new(&[0x80]).read_uvarint().is_err());
+        // A prefix running into the end: its terminating zero is padding, not data.
+        assert!(BitReader::new(&[0xff]).read_ones(8).is_ok());
+        let mut r = BitReader::new(&[0xff]);
+        assert_eq!(r.read_bits(5), Ok(0x1f));
+        assert!(r.read_ones(4).is_err());
+        let mut r = BitReader::new(&[0xff; 9]);
+        assert_eq!(r.read_bits(3), Ok(7));
+        assert_eq!(r.read_bits(64), Ok(u64::MAX));
+        assert!(r.read_bits(6).is_err());
     }
 }

@@ -53,13 +53,9 @@ fn write_dod(w: &mut BitWriter, dod: i64, buckets: &[(u64, u32, u32); 3]) {
 }
 
 fn read_dod(r: &mut BitReader<'_>, buckets: &[(u64, u32, u32); 3]) -> Result<i64, CodecError> {
-    let mut ones = 0;
-    while ones < 4 && r.read_bit()? {
-        ones += 1;
-    }
-    let bits = match ones {
+    let bits = match r.read_ones(4)? {
         0 => return Ok(0),
-        1..=3 => buckets[ones - 1].2,
+        ones @ 1..=3 => buckets[ones as usize - 1].2,
         _ => 64,
     };
     let raw = r.read_bits(bits)?;
@@ -167,10 +163,12 @@ impl XorState {
 
     /// Reads what [`XorState::write`] wrote and returns the value's bits.
     pub(crate) fn read(&mut self, r: &mut BitReader<'_>) -> Result<u64, CodecError> {
-        if !r.read_bit()? {
+        // Control bits: `0` repeats the value, `10` reuses the window, `11` sets a new one.
+        let control = r.read_ones(2)?;
+        if control == 0 {
             return Ok(self.v);
         }
-        if r.read_bit()? {
+        if control == 2 {
             let leading = r.read_bits(5)? as u32;
             let sig = match r.read_bits(6)? as u32 {
                 0 => 64,
@@ -372,14 +370,11 @@ fn write_adaptive(w: &mut BitWriter, x: i64, width: u32) {
 }
 
 fn read_adaptive(r: &mut BitReader<'_>, width: u32) -> Result<i64, CodecError> {
-    let bits = if !r.read_bit()? {
-        return Ok(0);
-    } else if !r.read_bit()? {
-        width
-    } else if !r.read_bit()? {
-        2 * width
-    } else {
-        64
+    let bits = match r.read_ones(3)? {
+        0 => return Ok(0),
+        1 => width,
+        2 => 2 * width,
+        _ => 64,
     };
     let raw = r.read_bits(bits)?;
     let shift = 64 - bits;
