@@ -108,6 +108,21 @@ pub struct SeriesSamples {
     pub histograms: Vec<HistogramSample>,
 }
 
+impl SeriesSamples {
+    /// Keeps only the newest sample, of whichever kind it is.
+    pub fn keep_newest(&mut self) {
+        let newest_float = self.floats.last().map(|s| s.t);
+        let newest_histogram = self.histograms.last().map(|h| h.t);
+        if newest_float > newest_histogram {
+            self.histograms.clear();
+            self.floats.drain(..self.floats.len() - 1);
+        } else if newest_histogram.is_some() {
+            self.floats.clear();
+            self.histograms.drain(..self.histograms.len() - 1);
+        }
+    }
+}
+
 /// Series read back one at a time, in label order.
 pub type SeriesIter<'a> = Box<dyn Iterator<Item = Result<SeriesSamples, StorageError>> + Send + 'a>;
 
@@ -147,6 +162,21 @@ pub trait MetricsQuerier: Send + Sync {
         }
         out.extend(histograms.map(|h| SeriesSamples { labels: h.labels, floats: Vec::new(), histograms: h.samples }));
         Ok(Box::new(out.into_iter().map(Ok)))
+    }
+
+    /// The newest sample (float or native histogram) in `[start, end]` of each series matching
+    /// every matcher, one series at a time in label order, as [`Self::select_series`] would
+    /// return them each cut down by [`SeriesSamples::keep_newest`]: what an instant vector
+    /// selector evaluated at `end` reads. Engines override this to find the newest sample
+    /// without decoding every sample before it.
+    fn select_newest<'a>(&'a self, tenant: &TenantId, request: &SelectRequest) -> Result<SeriesIter<'a>, StorageError> {
+        let series = self.select_series(tenant, request)?;
+        Ok(Box::new(series.map(|s| {
+            s.map(|mut s| {
+                s.keep_newest();
+                s
+            })
+        })))
     }
 
     /// Start timestamps (OpenTelemetry's start time: when the counter, or the delta, a
@@ -207,4 +237,26 @@ pub trait MetricsQuerier: Send + Sync {
 
     /// Metadata last seen per metric family.
     fn metadata(&self, tenant: &TenantId) -> Result<Vec<MetricMetadata>, StorageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FloatHistogram;
+
+    #[test]
+    fn keep_newest_keeps_the_newest_sample_of_either_kind() {
+        let floats = vec![Sample::new(10, 1.0), Sample::new(30, 3.0)];
+        let histograms = vec![HistogramSample { t: 20, h: FloatHistogram::default() }];
+        let mut s = SeriesSamples { labels: Labels::default(), floats: floats.clone(), histograms: histograms.clone() };
+        s.keep_newest();
+        assert_eq!((s.floats, s.histograms.len()), (vec![Sample::new(30, 3.0)], 0));
+        let later = vec![HistogramSample { t: 40, h: FloatHistogram::default() }];
+        let mut s = SeriesSamples { labels: Labels::default(), floats, histograms: later.clone() };
+        s.keep_newest();
+        assert_eq!((s.floats.len(), s.histograms), (0, later));
+        let mut empty = SeriesSamples::default();
+        empty.keep_newest();
+        assert_eq!(empty, SeriesSamples::default());
+    }
 }

@@ -413,6 +413,15 @@ pub(crate) struct RawStream<'a> {
     starts: std::iter::Peekable<std::vec::IntoIter<SeriesStartTimestamps>>,
 }
 
+/// Which samples of each series a selector reads in its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Newest {
+    /// The newest alone.
+    Only,
+    /// All of them.
+    AndOlder,
+}
+
 /// What an instant selector's points hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reading {
@@ -689,12 +698,14 @@ impl<'a> Evaluator<'a> {
         let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
         let drop_now = !self.opts.delayed_name_removal;
         // As `eval` would: names go at once, and two results left with one label set fail.
+        // Label sets are remembered by their 64-bit hash, as Prometheus's engine keys its
+        // results: copies of every label set took a tenth of an instant query over 4k series.
         let mut seen = rustc_hash::FxHashSet::default();
         crate::functions::each_range_function_series(self, call.func.name, &args, &mut |mut s| {
             if drop_now && s.drop_name {
                 s.labels.remove(&METADATA_LABELS);
                 s.drop_name = false;
-                if !seen.insert(s.labels.clone()) {
+                if !seen.insert(s.labels.stable_hash()) {
                     return Err(PromqlError::execution("vector cannot contain metrics with the same labelset"));
                 }
             }
@@ -736,6 +747,7 @@ impl<'a> Evaluator<'a> {
         start: i64,
         end: i64,
         with_starts: bool,
+        newest: Newest,
     ) -> Result<RawStream<'a>, PromqlError> {
         let request = SelectRequest { matchers: convert_matchers(vs)?, start, end };
         let starts = if with_starts && self.opts.use_start_timestamps {
@@ -743,7 +755,10 @@ impl<'a> Evaluator<'a> {
         } else {
             Vec::new()
         };
-        let series = self.storage.select_series(self.tenant, &request)?;
+        let series = match newest {
+            Newest::Only => self.storage.select_newest(self.tenant, &request)?,
+            Newest::AndOlder => self.storage.select_series(self.tenant, &request)?,
+        };
         Ok(RawStream { series, starts: starts.into_iter().peekable() })
     }
 
@@ -817,11 +832,17 @@ impl<'a> Evaluator<'a> {
         let (min_ref, max_ref) = self.ref_times(at, offset);
         let ahead = if smoothed { lookback } else { 0 };
         let (lo, hi) = (min_ref - lookback + 1, max_ref + ahead);
-        let mut stream = self.select(vs, lo, hi, reading == Reading::StartTime)?;
         // `timestamp(x offset o @ t)`: Prometheus replaces the offset by `step - t` (its fix
         // for issue 8433), so it looks up the latest sample at `t` itself, among the samples
         // its storage read for the selector's own window.
         let at_own_time = reading != Reading::Value && at.is_some();
+        // One step at the window's end reads each series' newest sample alone, which storage
+        // finds without decoding its older samples; unless histograms are read as
+        // Prometheus's statistics iterator reads them, whose counter-reset hints compare each
+        // sample with the one before.
+        let one_step = self.range.len() == 1 && !smoothed && !at_own_time && !self.stats_decoding;
+        let newest = if one_step { Newest::Only } else { Newest::AndOlder };
+        let mut stream = self.select(vs, lo, hi, reading == Reading::StartTime, newest)?;
         let offset = if at_own_time { 0 } else { offset };
         let mut out = Vec::new();
         let mut total = 0;
@@ -956,7 +977,8 @@ impl<'a> Evaluator<'a> {
             Modifier::Anchored => (lookback_ms, 0),
             Modifier::Smoothed => (lookback_ms, lookback_ms),
         };
-        let stream = self.select(vs, min_ref - range_ms - before + 1, max_ref + after, with_starts)?;
+        let stream =
+            self.select(vs, min_ref - range_ms - before + 1, max_ref + after, with_starts, Newest::AndOlder)?;
         Ok(MatrixBatches { stream, range_ms, offset_ms: offset, at_ms: at, modifier, lookback_ms })
     }
 

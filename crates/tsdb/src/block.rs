@@ -175,11 +175,16 @@ pub(crate) struct Block {
     postings: HashMap<String, Vec<PostingList>>,
     chunks: Box<dyn BlockReader>,
     pub(crate) disk_bytes: u64,
-    /// The last decompressed frame: series are read in index order, so consecutive reads
-    /// mostly hit the same frame.
-    last_frame: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+    /// The last decompressed frame of readers without their own ([`Block::samples`]).
+    last_frame: Mutex<LastFrame>,
     select_cache: SelectCache<Arc<[BlockSeries]>>,
 }
+
+/// The chunk frame a reader decompressed last. Series are read in index order, so a
+/// reader's consecutive chunks mostly lie in one frame, decompressed once. Each reader keeps
+/// its own, so that readers on different threads do not evict each other's.
+#[derive(Default)]
+pub(crate) struct LastFrame(Option<(u64, Arc<Vec<u8>>)>);
 
 fn corrupt(path: &Path, what: &'static str, reason: impl Into<String>) -> TsdbError {
     TsdbError::Corrupt { path: path.to_path_buf(), what, reason: reason.into() }
@@ -344,7 +349,7 @@ impl Block {
             postings,
             chunks,
             disk_bytes: 0,
-            last_frame: Mutex::new(None),
+            last_frame: Mutex::new(LastFrame::default()),
             select_cache: SelectCache::new(SELECT_CACHE_ENTRIES, SELECT_CACHE_BYTES, Some(&SELECT_CACHES_BYTES)),
         })
     }
@@ -476,36 +481,38 @@ impl Block {
         self.postings.get(name).into_iter().flatten().map(|l| self.symbols[l.value as usize].as_str())
     }
 
-    fn frame(&self, offset: u64) -> Result<Arc<Vec<u8>>, TsdbError> {
-        if let Some((o, f)) = self.last_frame.lock().as_ref() {
+    fn frame(&self, offset: u64, last: &mut LastFrame) -> Result<Arc<Vec<u8>>, TsdbError> {
+        if let Some((o, f)) = &last.0 {
             if *o == offset {
                 return Ok(f.clone());
             }
         }
-        let path = self.dir.join("chunks");
+        let path = || self.dir.join("chunks");
         let what = "chunks file";
         let header =
-            self.chunks.read_range(offset, FRAME_HEADER_LEN).map_err(|e| corrupt(&path, what, e.to_string()))?;
+            self.chunks.read_range(offset, FRAME_HEADER_LEN).map_err(|e| corrupt(&path(), what, e.to_string()))?;
         let word = |i: usize| u32::from_be_bytes(header[i * 4..i * 4 + 4].try_into().unwrap_or_default());
         let (clen, rlen, crc) = (u64::from(word(0)), u64::from(word(1)), word(2));
         if clen > MAX_FRAME_BYTES || rlen > MAX_FRAME_BYTES {
-            return Err(corrupt(&path, what, format!("implausible frame size at offset {offset}")));
+            return Err(corrupt(&path(), what, format!("implausible frame size at offset {offset}")));
         }
-        let data =
-            self.chunks.read_range(offset + FRAME_HEADER_LEN, clen).map_err(|e| corrupt(&path, what, e.to_string()))?;
+        let data = self
+            .chunks
+            .read_range(offset + FRAME_HEADER_LEN, clen)
+            .map_err(|e| corrupt(&path(), what, e.to_string()))?;
         if crc32fast::hash(&data) != crc {
-            return Err(corrupt(&path, what, format!("checksum mismatch in frame at offset {offset}")));
+            return Err(corrupt(&path(), what, format!("checksum mismatch in frame at offset {offset}")));
         }
         let raw = zstd::bulk::decompress(&data, rlen as usize)
-            .map_err(|e| corrupt(&path, what, format!("frame at offset {offset}: {e}")))?;
+            .map_err(|e| corrupt(&path(), what, format!("frame at offset {offset}: {e}")))?;
         let raw = Arc::new(raw);
-        *self.last_frame.lock() = Some((offset, raw.clone()));
+        last.0 = Some((offset, raw.clone()));
         Ok(raw)
     }
 
     /// Float samples of a series with `mint <= t <= maxt`, in time order.
     pub(crate) fn samples(&self, series: &BlockSeries, mint: i64, maxt: i64) -> Result<Vec<Sample>, TsdbError> {
-        self.read_chunks::<Floats>(&series.chunks, mint, maxt)
+        self.read_chunks::<Floats>(&series.chunks, mint, maxt, &mut self.last_frame.lock())
     }
 
     /// Histogram samples of a series with `mint <= t <= maxt`, in time order.
@@ -515,23 +522,26 @@ impl Block {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<HistogramSample>, TsdbError> {
-        self.read_chunks::<Histograms>(&series.histogram_chunks, mint, maxt)
+        self.read_chunks::<Histograms>(&series.histogram_chunks, mint, maxt, &mut self.last_frame.lock())
     }
 
-    /// Samples of one kind in the chunks `refs` of a series with `mint <= t <= maxt`, in time order.
+    /// Samples of one kind in the chunks `refs` of a series with `mint <= t <= maxt`, in time
+    /// order; `last` is the reader's last frame.
     pub(crate) fn read_chunks<K: Kind>(
         &self,
         refs: &[ChunkRef],
         mint: i64,
         maxt: i64,
+        last: &mut LastFrame,
     ) -> Result<Vec<K::Sample>, TsdbError> {
         let mut out = Vec::new();
-        let path = self.dir.join("chunks");
+        let path = || self.dir.join("chunks");
         for c in refs.iter().filter(|c| c.min_t <= maxt && c.max_t >= mint) {
-            let frame = self.frame(c.frame)?;
+            let frame = self.frame(c.frame, last)?;
             let (start, end) = (c.offset as usize, c.offset as usize + c.len as usize);
-            let bytes = frame.get(start..end).ok_or_else(|| corrupt(&path, "chunks file", "chunk beyond its frame"))?;
-            K::decode(bytes, &mut out).map_err(|e| corrupt(&path, "chunk", e.to_string()))?;
+            let bytes =
+                frame.get(start..end).ok_or_else(|| corrupt(&path(), "chunks file", "chunk beyond its frame"))?;
+            K::decode(bytes, &mut out).map_err(|e| corrupt(&path(), "chunk", e.to_string()))?;
         }
         out.retain(|s| (mint..=maxt).contains(&K::t(s)));
         Ok(out)

@@ -189,7 +189,23 @@ impl Tsdb {
         end: Timestamp,
     ) -> Result<impl Iterator<Item = Result<SeriesSamples, TsdbError>> + Send + 'static, TsdbError> {
         match self.tenant(tenant) {
-            Some(t) => t.select_series(matchers, start, end, Wanted::BOTH),
+            Some(t) => t.select_series(matchers, start, end, Wanted::BOTH, false),
+            None => Ok(SeriesStream::empty()),
+        }
+    }
+
+    /// [`Tsdb::select_series`] with each series cut down to its newest sample in the range,
+    /// found without decoding the samples before it where the head knows it (see
+    /// `MetricsQuerier::select_newest`).
+    pub fn select_newest(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<impl Iterator<Item = Result<SeriesSamples, TsdbError>> + Send + 'static, TsdbError> {
+        match self.tenant(tenant) {
+            Some(t) => t.select_series(matchers, start, end, Wanted::BOTH, true),
             None => Ok(SeriesStream::empty()),
         }
     }
@@ -391,6 +407,11 @@ impl MetricsQuerier for Tsdb {
 
     fn select_series<'a>(&'a self, tenant: &TenantId, request: &SelectRequest) -> Result<SeriesIter<'a>, StorageError> {
         let stream = Tsdb::select_series(self, tenant, &request.matchers, request.start, request.end)?;
+        Ok(Box::new(stream.map(|s| s.map_err(StorageError::from))))
+    }
+
+    fn select_newest<'a>(&'a self, tenant: &TenantId, request: &SelectRequest) -> Result<SeriesIter<'a>, StorageError> {
+        let stream = Tsdb::select_newest(self, tenant, &request.matchers, request.start, request.end)?;
         Ok(Box::new(stream.map(|s| s.map_err(StorageError::from))))
     }
 

@@ -363,6 +363,11 @@ impl<K: Kind> ChunksSnapshot<K> {
         self.chunks.is_empty() && self.ooo.is_empty()
     }
 
+    /// Chunks to decode, out-of-order samples counting as one more.
+    fn num_chunks(&self) -> usize {
+        self.chunks.len() + usize::from(!self.ooo.is_empty())
+    }
+
     /// Samples with `mint <= t <= maxt`, in time order.
     fn samples(&self, mint: i64, maxt: i64) -> Vec<K::Sample> {
         decode_head_chunks::<K>(self.chunks.iter().map(SealedChunk::as_slice), &self.ooo, mint, maxt)
@@ -413,6 +418,17 @@ impl SeriesSnapshot {
     pub(crate) fn is_empty(&self) -> bool {
         self.floats.as_ref().is_none_or(ChunksSnapshot::is_empty)
             && self.histograms.as_ref().is_none_or(ChunksSnapshot::is_empty)
+    }
+
+    /// A snapshot of one float sample alone (see [`SeriesData::newest_float_in`]).
+    pub(crate) fn of_float(sample: Sample) -> SeriesSnapshot {
+        SeriesSnapshot { floats: Some(ChunksSnapshot { chunks: Vec::new(), ooo: vec![sample] }), histograms: None }
+    }
+
+    /// Chunks a read of the snapshot decodes: what it costs.
+    pub(crate) fn num_chunks(&self) -> usize {
+        self.floats.as_ref().map_or(0, ChunksSnapshot::num_chunks)
+            + self.histograms.as_ref().map_or(0, ChunksSnapshot::num_chunks)
     }
 
     /// Float samples with `mint <= t <= maxt`, in time order.
@@ -585,6 +601,14 @@ impl SeriesData {
     /// Float samples with `mint <= t <= maxt`, in time order.
     pub(crate) fn samples(&self, mint: i64, maxt: i64) -> Vec<Sample> {
         self.floats.samples(mint, maxt)
+    }
+
+    /// The series' newest sample if it is a float inside `[mint, maxt]`, known without
+    /// decoding: what an instant selector at the present reads.
+    pub(crate) fn newest_float_in(&self, mint: i64, maxt: i64) -> Option<Sample> {
+        let t = self.floats.max_t;
+        let newest = (mint..=maxt).contains(&t) && self.histograms.as_ref().is_none_or(|h| h.max_t < t);
+        newest.then(|| Sample { t, v: f64::from_bits(self.last_v_bits) })
     }
 
     /// Histogram samples with `mint <= t <= maxt`, in time order.

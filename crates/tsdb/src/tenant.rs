@@ -1,7 +1,7 @@
 //! Everything one tenant owns: its head, WAL and blocks under `<dir>/tenants/<tenant>/`.
 //! Nothing here can reach another tenant's data: each tenant is a separate `TenantDb`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use osprey_model::{
 use osprey_model::{PackedSeries, PackedWriteRequest};
 use parking_lot::{Mutex, RwLock};
 
-use crate::block::{Block, BlockCompaction, BlockSeries, ChunkRef};
+use crate::block::{Block, BlockCompaction, BlockSeries, ChunkRef, LastFrame};
 use crate::block_writer::{BlockWriter, TMP_SUFFIX};
 use crate::compact_labels::RawPairs;
 use crate::exemplars::ExemplarRing;
@@ -287,7 +287,7 @@ impl TenantDb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<Series>, TsdbError> {
-        self.select_series(matchers, start, end, Wanted::FLOATS)?
+        self.select_series(matchers, start, end, Wanted::FLOATS, false)?
             .map(|s| s.map(|s| Series { labels: s.labels, samples: s.floats }))
             .collect()
     }
@@ -300,7 +300,7 @@ impl TenantDb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<HistogramSeries>, TsdbError> {
-        self.select_series(matchers, start, end, Wanted::HISTOGRAMS)?
+        self.select_series(matchers, start, end, Wanted::HISTOGRAMS, false)?
             .map(|s| s.map(|s| HistogramSeries { labels: s.labels, samples: s.histograms }))
             .collect()
     }
@@ -313,12 +313,17 @@ impl TenantDb {
     /// before it truncates the head, so a head series snapshotted after its truncation has
     /// its data in a block that the later block list holds: nothing is missed, and a sample
     /// seen twice (in the snapshot and the new block) is deduplicated like overlapping blocks.
+    ///
+    /// With `newest`, each series returned holds only its newest sample in the range (of
+    /// either kind): a head series whose newest sample is a float in the range gives it
+    /// without decoding, and a block only decodes its last chunk overlapping the range.
     pub(crate) fn select_series(
         &self,
         matchers: &[Matcher],
         start: Timestamp,
         end: Timestamp,
         wanted: Wanted,
+        newest: bool,
     ) -> Result<SeriesStream, TsdbError> {
         // Float-only sources are skipped for histograms without reading their index.
         let head_has_wanted = wanted.floats || self.head.holds_histograms();
@@ -326,7 +331,12 @@ impl TenantDb {
         let mut head_run = Vec::with_capacity(head.len());
         let mut snapshots = Vec::with_capacity(head.len());
         for series in head.iter() {
-            let snapshot = series.data.lock().snapshot(start, end, wanted);
+            let data = series.data.lock();
+            let snapshot = match data.newest_float_in(start, end).filter(|_| newest && wanted.floats) {
+                Some(sample) => SeriesSnapshot::of_float(sample),
+                None => data.snapshot(start, end, wanted),
+            };
+            drop(data);
             if !snapshot.is_empty() {
                 head_run.push(SeriesKey::Head(snapshots.len() as u32));
                 snapshots.push(Some(snapshot));
@@ -364,7 +374,7 @@ impl TenantDb {
         runs.push(head_run);
         let found = Found { blocks, block_series, head, snapshots };
         let series = merge_all_label_runs(runs, |a, b| a.pairs(&found).cmp(b.pairs(&found)));
-        Ok(SeriesStream { found, series, next: 0, start, end, wanted })
+        Ok(SeriesStream::new(found, series, Span { start, end, wanted, newest }))
     }
 
     /// Calls `visit` with the labels of every matching series that has data overlapping
@@ -813,56 +823,242 @@ impl<'a> Iterator for LabelPairs<'a> {
     }
 }
 
-/// Matching series of a query, each with where its data lies, decoded one at a time as the
-/// stream is read: a reader holds one series' samples rather than every matching one's.
-/// Series without samples in the range are left out. A corrupt block chunk ends the
-/// stream with its error.
+/// Matching series of a query, each with where its data lies, decoded a batch at a time as
+/// the stream is read: a reader holds a batch of series' samples rather than every matching
+/// one's. A batch of enough chunks is decoded on several threads (decoding is most of the
+/// work of a query over recent data, and queries run one at a time would leave the other
+/// cores idle). Series without samples in the range are left out. A corrupt block chunk
+/// ends the stream with its error.
 pub(crate) struct SeriesStream {
     found: Found,
     series: Merged<SeriesKey>,
-    /// The next group of `series` to read.
+    /// The next group of `series` to decode.
     next: usize,
-    start: Timestamp,
-    end: Timestamp,
-    wanted: Wanted,
+    span: Span,
+    /// Series decoded and not yet returned, in order; an error comes last.
+    ready: VecDeque<Result<SeriesSamples, TsdbError>>,
+}
+
+/// Most chunks a stream decodes in one batch (float chunks hold up to ~120 samples each):
+/// with the series its reader holds, what a stream holds at once.
+const BATCH_CHUNKS: usize = 2048;
+
+/// Fewest chunks in a batch worth decoding on several threads; below, starting threads
+/// costs about what it saves.
+const PARALLEL_CHUNKS: usize = 64;
+
+/// Threads that decode one batch.
+fn decode_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
 }
 
 impl SeriesStream {
+    fn new(found: Found, series: Merged<SeriesKey>, span: Span) -> SeriesStream {
+        SeriesStream { found, series, next: 0, span, ready: VecDeque::new() }
+    }
+
     /// The stream of a tenant that does not exist: no series.
     pub(crate) fn empty() -> SeriesStream {
         let found = Found { blocks: Vec::new(), block_series: Vec::new(), head: Arc::from([]), snapshots: Vec::new() };
-        let series = Merged { keys: Vec::new(), ends: Vec::new() };
-        SeriesStream { found, series, next: 0, start: 0, end: 0, wanted: Wanted::BOTH }
+        let span = Span { start: 0, end: 0, wanted: Wanted::BOTH, newest: false };
+        SeriesStream::new(found, Merged { keys: Vec::new(), ends: Vec::new() }, span)
+    }
+
+    /// Chunks a group's read decodes (at least 1).
+    fn cost(&self, group: usize) -> usize {
+        let span = self.span;
+        let chunks: usize = (self.series.group(group).iter())
+            .map(|&key| match key {
+                SeriesKey::Block { block, series } => {
+                    let (_, series) = self.found.block_series(block, series);
+                    (if span.wanted.floats { span.cost(&series.chunks) } else { 0 })
+                        + (if span.wanted.histograms { span.cost(&series.histogram_chunks) } else { 0 })
+                }
+                SeriesKey::Head(i) => self.found.snapshots[i as usize].as_ref().map_or(0, SeriesSnapshot::num_chunks),
+            })
+            .sum();
+        chunks.max(1)
+    }
+
+    /// Decodes the next batch of groups into `ready`. Each group's head snapshot is taken
+    /// out (and dropped once decoded, releasing the chunks it shares).
+    fn fill(&mut self) {
+        let first = self.next;
+        let (mut costs, mut total) = (Vec::new(), 0);
+        while self.next < self.series.len() && total < BATCH_CHUNKS {
+            let cost = self.cost(self.next);
+            costs.push(cost);
+            total += cost;
+            self.next += 1;
+        }
+        let mut heads: Vec<Option<SeriesSnapshot>> = (first..self.next)
+            .map(|g| {
+                let head = self.series.group(g).iter().find_map(|k| match k {
+                    SeriesKey::Head(i) => Some(*i as usize),
+                    SeriesKey::Block { .. } => None,
+                });
+                head.and_then(|i| self.found.snapshots[i].take())
+            })
+            .collect();
+        let parts = if total >= PARALLEL_CHUNKS { decode_threads() } else { 1 };
+        let bounds = split_by_cost(&costs, parts);
+        let reader = BatchReader { found: &self.found, series: &self.series, span: self.span };
+        // Each part takes its groups' head snapshots, split off from the back.
+        let mut part_heads: Vec<Vec<Option<SeriesSnapshot>>> =
+            bounds.iter().rev().map(|&(lo, _)| heads.split_off(lo)).collect();
+        part_heads.reverse();
+        let decoded: Vec<Vec<Result<Option<SeriesSamples>, TsdbError>>> = if bounds.len() == 1 {
+            part_heads.into_iter().map(|h| reader.decode(first, h)).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let mut parts = bounds.iter().zip(part_heads);
+                let here = parts.next().map(|(&(lo, _), h)| (lo, h));
+                let spawned: Vec<_> =
+                    parts.map(|(&(lo, _), h)| scope.spawn(move || reader.decode(first + lo, h))).collect();
+                let mut out: Vec<_> = here.into_iter().map(|(lo, h)| reader.decode(first + lo, h)).collect();
+                out.extend(
+                    spawned.into_iter().map(|t| t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
+                );
+                out
+            })
+        };
+        for result in decoded.into_iter().flatten() {
+            match result {
+                Ok(None) => {}
+                Ok(Some(series)) => self.ready.push_back(Ok(series)),
+                Err(e) => {
+                    self.ready.push_back(Err(e));
+                    self.next = self.series.len();
+                    self.found.snapshots.clear();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Splits groups with `costs` into at most `parts` contiguous `(start, end)` index ranges of
+/// about equal total cost, none empty.
+pub(crate) fn split_by_cost(costs: &[usize], parts: usize) -> Vec<(usize, usize)> {
+    let total: usize = costs.iter().sum();
+    let parts = parts.clamp(1, costs.len().max(1));
+    let mut bounds = Vec::with_capacity(parts);
+    let (mut lo, mut acc) = (0, 0);
+    for (i, &c) in costs.iter().enumerate() {
+        // Part k ends before the group whose middle lies past k/parts of the total cost.
+        if bounds.len() + 1 < parts && i > lo && (2 * acc + c) * parts >= 2 * total * (bounds.len() + 1) {
+            bounds.push((lo, i));
+            lo = i;
+        }
+        acc += c;
+    }
+    if lo < costs.len() || bounds.is_empty() {
+        bounds.push((lo, costs.len()));
+    }
+    bounds
+}
+
+/// What a stream reads of each series.
+#[derive(Clone, Copy)]
+struct Span {
+    start: Timestamp,
+    end: Timestamp,
+    wanted: Wanted,
+    /// Only the newest sample (see [`TenantDb::select_series`]).
+    newest: bool,
+}
+
+impl Span {
+    /// The chunks of `refs` to read (reading skips those outside the range): all, or for the
+    /// newest sample only the last one overlapping the range when the chunks follow each
+    /// other in time (an earlier one ends before it begins, so holds no newer sample).
+    fn chunks(self, refs: &[ChunkRef]) -> &[ChunkRef] {
+        if self.newest && refs.windows(2).all(|w| w[0].max_t < w[1].min_t) {
+            let to = refs.partition_point(|c| c.min_t <= self.end);
+            match to.checked_sub(1) {
+                Some(last) if refs[last].max_t >= self.start => &refs[last..to],
+                _ => &[],
+            }
+        } else {
+            refs
+        }
+    }
+
+    /// How many chunks of `refs` a read decodes.
+    fn cost(self, refs: &[ChunkRef]) -> usize {
+        self.chunks(refs).iter().filter(|c| c.min_t <= self.end && c.max_t >= self.start).count()
+    }
+}
+
+/// What the threads decoding a batch share.
+#[derive(Clone, Copy)]
+struct BatchReader<'a> {
+    found: &'a Found,
+    series: &'a Merged<SeriesKey>,
+    span: Span,
+}
+
+impl BatchReader<'_> {
+    /// The series of the groups from `first` on, one per snapshot in `heads` (`None` for a
+    /// series without samples in the range); stops after an error.
+    fn decode(self, first: usize, heads: Vec<Option<SeriesSnapshot>>) -> Vec<Result<Option<SeriesSamples>, TsdbError>> {
+        let mut frames: Vec<LastFrame> = self.found.blocks.iter().map(|_| LastFrame::default()).collect();
+        let mut out = Vec::with_capacity(heads.len());
+        for (group, head) in (first..).zip(heads) {
+            let series = self.decode_group(group, head, &mut frames);
+            let failed = series.is_err();
+            out.push(series);
+            if failed {
+                break;
+            }
+        }
+        out
     }
 
     /// One series' samples of each kind from its sources, in source order, then sorted and
     /// deduplicated by timestamp where sources overlap.
-    /// A head snapshot is dropped once read, releasing the chunks it shares.
-    fn decode(&mut self, group: usize) -> Result<(Vec<Sample>, Vec<HistogramSample>), TsdbError> {
-        let (start, end) = (self.start, self.end);
+    fn decode_group(
+        self,
+        group: usize,
+        mut head: Option<SeriesSnapshot>,
+        frames: &mut [LastFrame],
+    ) -> Result<Option<SeriesSamples>, TsdbError> {
+        let Span { start, end, wanted, newest } = self.span;
         let (mut floats, mut histograms) = (Vec::new(), Vec::new());
         for &source in self.series.group(group) {
             match source {
-                SeriesKey::Block { block, series } => {
-                    let (block, series) = self.found.block_series(block, series);
-                    if self.wanted.floats {
-                        append(&mut floats, block.read_chunks::<Floats>(&series.chunks, start, end)?);
+                SeriesKey::Block { block: b, series } => {
+                    let (block, series) = self.found.block_series(b, series);
+                    let last = &mut frames[b as usize];
+                    if wanted.floats {
+                        let read = block.read_chunks::<Floats>(self.span.chunks(&series.chunks), start, end, last)?;
+                        append(&mut floats, read);
                     }
-                    if self.wanted.histograms {
-                        append(&mut histograms, block.read_chunks::<Histograms>(&series.histogram_chunks, start, end)?);
+                    if wanted.histograms {
+                        let refs = self.span.chunks(&series.histogram_chunks);
+                        append(&mut histograms, block.read_chunks::<Histograms>(refs, start, end, last)?);
                     }
                 }
-                SeriesKey::Head(i) => {
-                    if let Some(snapshot) = self.found.snapshots[i as usize].take() {
+                SeriesKey::Head(_) => {
+                    if let Some(snapshot) = head.take() {
                         append(&mut floats, snapshot.samples(start, end));
                         append(&mut histograms, snapshot.histograms(start, end));
                     }
                 }
             }
         }
+        if floats.is_empty() && histograms.is_empty() {
+            return Ok(None);
+        }
         sort_unique(&mut floats, |s| s.t);
         sort_unique(&mut histograms, |s| s.t);
-        Ok((floats, histograms))
+        let labels = self.series.group(group)[0].labels(self.found);
+        let mut series = SeriesSamples { labels, floats, histograms };
+        if newest {
+            series.keep_newest();
+        }
+        Ok(Some(series))
     }
 }
 
@@ -870,23 +1066,15 @@ impl Iterator for SeriesStream {
     type Item = Result<SeriesSamples, TsdbError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.next < self.series.len() {
-            let group = self.next;
-            self.next += 1;
-            match self.decode(group) {
-                Ok((floats, histograms)) if floats.is_empty() && histograms.is_empty() => continue,
-                Ok((floats, histograms)) => {
-                    let labels = self.series.group(group)[0].labels(&self.found);
-                    return Some(Ok(SeriesSamples { labels, floats, histograms }));
-                }
-                Err(e) => {
-                    self.next = self.series.len();
-                    self.found.snapshots.clear();
-                    return Some(Err(e));
-                }
+        loop {
+            if let Some(series) = self.ready.pop_front() {
+                return Some(series);
             }
+            if self.next >= self.series.len() {
+                return None;
+            }
+            self.fill();
         }
-        None
     }
 }
 

@@ -109,9 +109,25 @@ fn select_series_returns_what_select_and_select_histograms_return() {
     spread_data(&db, &t);
     let all = [Matcher::equal("__name__", "m")];
     let check = |db: &Tsdb, stage: &str| {
-        for (start, end) in [(i64::MIN, i64::MAX), (0, 60 * 15_000), (80 * 15_000, 130 * 15_000), (10, 20)] {
+        let ranges = [(i64::MIN, i64::MAX), (0, 60 * 15_000), (80 * 15_000, 130 * 15_000), (10, 20)];
+        // Ends inside the head, at its newest samples, between out-of-order samples, in the
+        // block, past everything.
+        let newest_ranges = [(100 * 15_000, 199 * 15_000), (150 * 15_000, 300 * 15_000), (0, 151 * 15_000 + 7_000)];
+        for (start, end) in ranges.into_iter().chain(newest_ranges) {
             let (got, want) = (streamed(db, &t, &all, start, end), eager(db, &t, &all, start, end));
             assert_eq!(got, want, "{stage}: [{start}, {end}]");
+            let newest: Vec<Comparable> =
+                db.select_newest(&t, &all, start, end).unwrap().map(|s| comparable(&s.unwrap())).collect();
+            let want_newest: Vec<Comparable> = want
+                .iter()
+                .map(|(labels, floats, histograms)| {
+                    let (f, h) = (floats.last().map(|x| x.0), histograms.last().map(|x| x.0));
+                    let floats = if f > h { floats[floats.len() - 1..].to_vec() } else { Vec::new() };
+                    let histograms = if h > f { histograms[histograms.len() - 1..].to_vec() } else { Vec::new() };
+                    (labels.clone(), floats, histograms)
+                })
+                .collect();
+            assert_eq!(newest, want_newest, "{stage}: newest in [{start}, {end}]");
         }
         let whole = streamed(db, &t, &all, i64::MIN, i64::MAX);
         let names: Vec<&str> = whole.iter().map(|s| s.0.get("s").unwrap()).collect();
@@ -228,4 +244,49 @@ fn repeated_selects_follow_series_created_and_dropped_between_them() {
     assert!(db.flush_head().unwrap() > 0);
     add("d", regular(300_000, 1));
     read(vec![(s("a"), 10), (s("b"), 13), (s("c"), 5), (s("d"), 1)]);
+}
+
+#[test]
+fn a_stream_of_many_series_decodes_them_in_parallel_batches_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let t = tenant("a");
+    // Enough series, each with a block chunk and a head chunk, for several batches, each
+    // split over threads; every series' values say which series it is.
+    let n = 2500;
+    let name = |i: usize| format!("{i:04}");
+    let batch = |start: i64| {
+        (0..n)
+            .map(|i| {
+                let samples: Vec<(i64, f64)> =
+                    (0..4).map(|k| (start + k * 15_000, (i * 10) as f64 + k as f64)).collect();
+                series(&[("__name__", "m"), ("i", &name(i))], &samples)
+            })
+            .collect()
+    };
+    db.append(&t, write(batch(0))).unwrap();
+    assert_eq!(db.flush_head().unwrap(), 1);
+    db.append(&t, write(batch(HOUR))).unwrap();
+    let got = streamed(&db, &t, &[Matcher::equal("__name__", "m")], i64::MIN, i64::MAX);
+    assert_eq!(got.len(), n);
+    for (i, (labels, floats, histograms)) in got.iter().enumerate() {
+        assert_eq!(labels.get("i"), Some(name(i).as_str()));
+        let want: Vec<(i64, u64)> = [0, HOUR]
+            .iter()
+            .flat_map(|&start| (0..4).map(move |k| (start + k * 15_000, ((i * 10) as f64 + k as f64).to_bits())))
+            .collect();
+        assert_eq!(floats, &want, "series {i}");
+        assert!(histograms.is_empty());
+    }
+}
+
+#[test]
+fn series_split_by_cost_into_contiguous_parts() {
+    use crate::tenant::split_by_cost;
+    assert_eq!(split_by_cost(&[1, 1, 1, 1], 2), [(0, 2), (2, 4)]);
+    assert_eq!(split_by_cost(&[10, 1, 1, 1, 1], 2), [(0, 1), (1, 5)]);
+    assert_eq!(split_by_cost(&[1, 1, 1, 10], 2), [(0, 3), (3, 4)]);
+    assert_eq!(split_by_cost(&[5], 4), [(0, 1)]);
+    assert_eq!(split_by_cost(&[], 2), [(0, 0)]);
+    assert_eq!(split_by_cost(&[1, 1, 1], 3), [(0, 1), (1, 2), (2, 3)]);
 }
