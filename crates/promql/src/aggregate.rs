@@ -3,7 +3,7 @@
 // Label-set keys hash with Fx: SipHash's DoS resistance buys nothing for data already stored.
 use rustc_hash::FxHashMap as HashMap;
 
-use osprey_model::{FloatHistogram, Labels, Sample, METRIC_NAME};
+use osprey_model::{FloatHistogram, Label, Labels, Sample, METRIC_NAME};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use crate::error::PromqlError;
@@ -300,7 +300,8 @@ struct SeriesMajor<'m> {
     op: Agg,
     range: EvalRange,
     modifier: Option<&'m LabelModifier>,
-    ids: HashMap<Labels, usize>,
+    /// Groups by their key's hash ([`group_hash`]).
+    ids: HashMap<u64, Vec<usize>>,
     keys: Vec<Labels>,
     /// `accs[g * steps + i]`: group `g` at step `i`.
     accs: Vec<Acc>,
@@ -340,16 +341,21 @@ impl<'m> SeriesMajor<'m> {
         let Some(first) = s.points.first() else { return true };
         self.points += s.points.len();
         let n = self.range.len();
-        let key = group_key(&s.labels, self.modifier);
-        let g = match self.ids.get(&key) {
-            Some(&g) => g,
+        // Groups are found by their key's hash and compared with the borrowed labels: a key
+        // is built once per group, not once per series.
+        let hash = group_hash(&s.labels, self.modifier);
+        let found = self.ids.get(&hash).and_then(|groups| {
+            groups.iter().copied().find(|&g| self.keys[g].iter().eq(group_labels(&s.labels, self.modifier)))
+        });
+        let g = match found {
+            Some(g) => g,
             None => {
                 if (self.keys.len() + 1).saturating_mul(n) > self.points.saturating_mul(2).saturating_add(n) {
                     return false;
                 }
                 let g = self.keys.len();
-                self.ids.insert(key.clone(), g);
-                self.keys.push(key);
+                self.ids.entry(hash).or_default().push(g);
+                self.keys.push(group_key(&s.labels, self.modifier));
                 self.accs.resize(self.accs.len() + n, Acc::default());
                 self.drop_name.push(false);
                 self.first_seen.push((usize::MAX, usize::MAX));
@@ -412,18 +418,26 @@ fn min_max(v: &[f64]) -> (f64, f64) {
 }
 
 fn group_key(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
-    match modifier {
-        None => Labels::empty(),
-        Some(LabelModifier::Include(l)) => {
-            let names: Vec<&str> = l.labels.iter().map(String::as_str).collect();
-            labels.only(&names)
-        }
-        Some(LabelModifier::Exclude(l)) => {
-            let mut names: Vec<&str> = l.labels.iter().map(String::as_str).collect();
-            names.push(METRIC_NAME);
-            labels.without(&names)
-        }
+    Labels::from_sorted(group_labels(labels, modifier).cloned().collect())
+}
+
+/// The labels of `labels` that make its group's key, borrowed, in order.
+fn group_labels<'l>(labels: &'l Labels, modifier: Option<&'l LabelModifier>) -> impl Iterator<Item = &'l Label> + 'l {
+    labels.iter().filter(move |l| match modifier {
+        None => false,
+        Some(LabelModifier::Include(m)) => m.labels.contains(&l.name),
+        Some(LabelModifier::Exclude(m)) => l.name != METRIC_NAME && !m.labels.contains(&l.name),
+    })
+}
+
+/// A hash of a series' group key, computed from its borrowed labels.
+fn group_hash(labels: &Labels, modifier: Option<&LabelModifier>) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    for l in group_labels(labels, modifier) {
+        l.hash(&mut h);
     }
+    h.finish()
 }
 
 fn accumulate(op: Agg, g: &mut Group, j: usize, v: f64) {

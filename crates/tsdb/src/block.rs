@@ -18,6 +18,7 @@ use osprey_model::{HistogramSample, Label, Labels, MatchOp, Matcher, Sample};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::frame_cache::{next_block_key, FRAMES};
 use crate::postings::{select_candidates, union};
 use crate::record::Cursor;
 use crate::select_cache::{SelectCache, SharedBudget};
@@ -177,14 +178,32 @@ pub(crate) struct Block {
     pub(crate) disk_bytes: u64,
     /// The last decompressed frame of readers without their own ([`Block::samples`]).
     last_frame: Mutex<LastFrame>,
+    /// This block's frames' key in [`FRAMES`].
+    frames_key: u64,
     select_cache: SelectCache<Arc<[BlockSeries]>>,
 }
 
-/// The chunk frame a reader decompressed last. Series are read in index order, so a
-/// reader's consecutive chunks mostly lie in one frame, decompressed once. Each reader keeps
-/// its own, so that readers on different threads do not evict each other's.
-#[derive(Default)]
-pub(crate) struct LastFrame(Option<(u64, Arc<Vec<u8>>)>);
+/// The chunk frame a reader used last. Series are read in index order, so a reader's
+/// consecutive chunks mostly lie in one frame, found once. Each reader keeps its own, so
+/// that readers on different threads do not evict each other's. Queries share the frames
+/// they decompress with later queries ([`FRAMES`]); a scan of every frame (compaction)
+/// does not, so as not to evict what queries use.
+pub(crate) struct LastFrame {
+    frame: Option<(u64, Arc<Vec<u8>>)>,
+    share: bool,
+}
+
+impl LastFrame {
+    /// A query's reader.
+    pub(crate) fn shared() -> LastFrame {
+        LastFrame { frame: None, share: true }
+    }
+
+    /// A scan's reader.
+    fn private() -> LastFrame {
+        LastFrame { frame: None, share: false }
+    }
+}
 
 fn corrupt(path: &Path, what: &'static str, reason: impl Into<String>) -> TsdbError {
     TsdbError::Corrupt { path: path.to_path_buf(), what, reason: reason.into() }
@@ -257,6 +276,12 @@ fn decode_series(c: &mut Cursor<'_>, symbols: usize, version: u8) -> Result<Bloc
     let chunks = decode_chunk_refs(c)?;
     let histogram_chunks = if version >= 2 { decode_chunk_refs(c)? } else { Vec::new() };
     Ok(BlockSeries { pairs: labels, chunks, histogram_chunks })
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        FRAMES.forget_block(self.frames_key);
+    }
 }
 
 impl Block {
@@ -349,7 +374,8 @@ impl Block {
             postings,
             chunks,
             disk_bytes: 0,
-            last_frame: Mutex::new(LastFrame::default()),
+            last_frame: Mutex::new(LastFrame::private()),
+            frames_key: next_block_key(),
             select_cache: SelectCache::new(SELECT_CACHE_ENTRIES, SELECT_CACHE_BYTES, Some(&SELECT_CACHES_BYTES)),
         })
     }
@@ -482,10 +508,14 @@ impl Block {
     }
 
     fn frame(&self, offset: u64, last: &mut LastFrame) -> Result<Arc<Vec<u8>>, TsdbError> {
-        if let Some((o, f)) = &last.0 {
+        if let Some((o, f)) = &last.frame {
             if *o == offset {
                 return Ok(f.clone());
             }
+        }
+        if let Some(f) = FRAMES.get(self.frames_key, offset) {
+            last.frame = Some((offset, f.clone()));
+            return Ok(f);
         }
         let path = || self.dir.join("chunks");
         let what = "chunks file";
@@ -506,7 +536,10 @@ impl Block {
         let raw = zstd::bulk::decompress(&data, rlen as usize)
             .map_err(|e| corrupt(&path(), what, format!("frame at offset {offset}: {e}")))?;
         let raw = Arc::new(raw);
-        last.0 = Some((offset, raw.clone()));
+        if last.share {
+            FRAMES.insert(self.frames_key, offset, raw.clone());
+        }
+        last.frame = Some((offset, raw.clone()));
         Ok(raw)
     }
 

@@ -58,6 +58,7 @@ mod compactor;
 mod db;
 mod error;
 mod exemplars;
+mod frame_cache;
 mod head;
 mod options;
 mod postings;
