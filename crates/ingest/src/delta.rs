@@ -171,6 +171,7 @@ impl Output<'_> {
                     samples: Vec::new(),
                     exemplars: Vec::new(),
                     histograms: Vec::new(),
+                    start_timestamps: Vec::new(),
                 });
             }
             self.out.series[i].samples.push(Sample { t, v });

@@ -59,7 +59,7 @@ impl Builder {
         let next = self.series.len();
         let i = *self.index.entry(labels.clone()).or_insert(next);
         if i == next {
-            self.series.push(TimeSeries { labels, samples: Vec::new(), exemplars: Vec::new(), histograms: Vec::new() });
+            self.series.push(TimeSeries { labels, ..TimeSeries::default() });
         }
         i
     }

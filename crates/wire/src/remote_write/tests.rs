@@ -70,12 +70,14 @@ fn sample_request() -> WriteRequest {
                 ],
                 exemplars: vec![Exemplar { labels: Labels::from_pairs([("trace_id", "abc123")]), t: 1500, v: 0.25 }],
                 histograms: vec![],
+                start_timestamps: Vec::new(),
             },
             TimeSeries {
                 labels: Labels::from_pairs([("__name__", "up"), ("instance", "a:9100")]),
                 samples: vec![Sample::new(-5, 1.0)],
                 exemplars: vec![],
                 histograms: vec![],
+                start_timestamps: Vec::new(),
             },
         ],
         metadata: vec![MetricMetadata {
@@ -327,8 +329,9 @@ fn arb_request() -> impl Strategy<Value = WriteRequest> {
     });
     let histograms = proptest::collection::vec((any::<i64>(), arb_histogram()), 0..3)
         .prop_map(|v| v.into_iter().map(|(t, h)| HistogramSample { t, h }).collect::<Vec<_>>());
-    let series = (labels, samples, exemplars, histograms)
-        .prop_map(|(labels, samples, exemplars, histograms)| TimeSeries { labels, samples, exemplars, histograms });
+    let series = (labels, samples, exemplars, histograms).prop_map(|(labels, samples, exemplars, histograms)| {
+        TimeSeries { labels, samples, exemplars, histograms, start_timestamps: Vec::new() }
+    });
     proptest::collection::vec(series, 0..6).prop_map(|series| WriteRequest { series, metadata: Vec::new() })
 }
 
