@@ -183,8 +183,12 @@ impl TenantDb {
                 series = self.create(series.hash, key.as_bytes(), &mut created);
                 data = series.data.lock();
             }
-            // Series that never had a start timestamp skip this per sample.
-            let given = ts.start_timestamps();
+            // Series that never had a start timestamp skip this per sample. Pairs should come
+            // in time order; a decoder interleaving floats and histograms may not keep it.
+            let mut given = std::borrow::Cow::Borrowed(ts.start_timestamps());
+            if !given.windows(2).all(|w| w[0].0 < w[1].0) {
+                given.to_mut().sort_by_key(|p| p.0);
+            }
             let track_starts = !given.is_empty() || data.has_starts();
             let id = series.id;
             let mut note_start = |data: &mut crate::series::SeriesData, t: i64| {
