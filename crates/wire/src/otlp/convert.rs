@@ -600,10 +600,14 @@ fn native_buckets(
 /// Summary series: `_sum`, `_count`, and one series per quantile.
 fn add_summary_point(b: &mut Builder, ctx: &Context, family: &str, p: &SummaryDataPoint) -> Result<(), String> {
     let t = ns_to_ms(p.time_unix_nano);
+    // `_sum` and `_count` are running totals since the point's start; quantiles are not.
+    let start = ns_to_ms(p.start_time_unix_nano);
     let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &format!("{family}_sum"))])?;
-    b.push(labels, t, point_value(p.flags, p.sum));
+    let i = b.push(labels, t, point_value(p.flags, p.sum));
+    b.push_start(i, t, start);
     let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &format!("{family}_count"))])?;
-    b.push(labels, t, point_value(p.flags, p.count as f64));
+    let i = b.push(labels, t, point_value(p.flags, p.count as f64));
+    b.push_start(i, t, start);
     for q in &p.quantile_values {
         let quantile = format_float(q.quantile);
         let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, family), ("quantile", &quantile)])?;

@@ -790,6 +790,15 @@ fn cumulative_points_carry_their_start_time_as_start_timestamps() {
         aggregation_temporality: CUMULATIVE,
     };
     let gauge = Gauge { data_points: vec![number(vec![], number_data_point::Value::AsDouble(1.0))] };
+    let summary = SummaryDataPoint {
+        time_unix_nano: T0_NS,
+        start_time_unix_nano: START_NS,
+        count: 2,
+        sum: 3.0,
+        quantile_values: vec![summary_data_point::ValueAtQuantile { quantile: 0.5, value: 1.0 }],
+        ..Default::default()
+    };
+    let summary = Summary { data_points: vec![summary] };
     let got = convert(&request(
         vec![],
         vec![
@@ -797,6 +806,7 @@ fn cumulative_points_carry_their_start_time_as_start_timestamps() {
             metric("latency", "", metric::Data::Histogram(classic)),
             metric("rpc", "", metric::Data::ExponentialHistogram(exp)),
             metric("temperature", "", metric::Data::Gauge(gauge)),
+            metric("rpc_duration", "", metric::Data::Summary(summary)),
         ],
     ));
     let starts = |name: &str| find(&got, name).iter().map(|s| s.start_timestamps.clone()).collect::<Vec<_>>();
@@ -806,4 +816,7 @@ fn cumulative_points_carry_their_start_time_as_start_timestamps() {
     assert_eq!(starts("latency_bucket"), [vec![(T0_MS, START_MS)], vec![(T0_MS, START_MS)]]);
     assert_eq!(starts("rpc"), [vec![(T0_MS, START_MS)]]);
     assert_eq!(starts("temperature"), [Vec::<(i64, i64)>::new()], "gauges have no start");
+    assert_eq!(starts("rpc_duration_sum"), [vec![(T0_MS, START_MS)]]);
+    assert_eq!(starts("rpc_duration_count"), [vec![(T0_MS, START_MS)]]);
+    assert_eq!(starts("rpc_duration"), [Vec::<(i64, i64)>::new()], "quantiles are not running totals");
 }
