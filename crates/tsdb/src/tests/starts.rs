@@ -181,3 +181,44 @@ fn packed_writes_carry_starts() {
     db.append_packed(&t, packed).unwrap();
     assert_eq!(one(&db, &t), pairs(0, 3, -1));
 }
+
+/// `testdata/block-v2`: a block written before start timestamps (index version 2), series
+/// `old{i="0".."2"}` with values `i * 100 + j` at `j * 15s` (j < 10) and `old_h` with three
+/// histograms.
+#[test]
+fn blocks_from_before_start_timestamps_still_open_and_compact_with_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = dir.path().join("tenants/a/blocks/0000000000CEG1G7D06T6B4H6E");
+    fs::create_dir_all(&block).unwrap();
+    for f in ["chunks", "index", "meta.json"] {
+        fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/block-v2").join(f), block.join(f)).unwrap();
+    }
+    let t = tenant("a");
+    let (db, report) = Tsdb::open(TsdbOptions::new(dir.path())).unwrap();
+    assert_eq!((report.blocks_loaded, report.blocks_skipped.len()), (1, 0));
+    let check_old = |db: &Tsdb| {
+        let old = select_all(db, &t, "old");
+        assert_eq!(old.len(), 3);
+        for (i, s) in old.iter().enumerate() {
+            let want: Vec<f64> = (0..10).map(|j| (i * 100 + j) as f64).collect();
+            assert_eq!(s.samples[..10].iter().map(|x| x.v).collect::<Vec<_>>(), want);
+        }
+        let h = db.select_histograms(&t, &[Matcher::equal("__name__", "old_h")], i64::MIN, i64::MAX).unwrap();
+        assert_eq!(h[0].samples.len(), 3);
+    };
+    check_old(&db);
+    let old = |db: &Tsdb| db.select_start_timestamps(&t, &[Matcher::equal("__name__", "old")], i64::MIN, i64::MAX);
+    assert!(old(&db).unwrap().is_empty());
+    // A newer sample with a start, in the same block range: an overlapping version 3 block,
+    // merged with the old one by compaction.
+    let mut newer = series(&[("__name__", "old"), ("i", "1")], &[(150_000, 110.0)]);
+    newer.start_timestamps = vec![(150_000, 140_000)];
+    db.append(&t, write(vec![newer])).unwrap();
+    db.flush_head().unwrap();
+    assert_eq!(db.run_maintenance(0).unwrap().compactions, 1);
+    assert_eq!(db.stats().blocks, 1);
+    check_old(&db);
+    let got = old(&db).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].labels.get("i"), got[0].starts.clone()), (Some("1"), vec![(150_000, 140_000)]));
+}
