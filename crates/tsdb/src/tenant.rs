@@ -21,7 +21,7 @@ use crate::compact_labels::RawPairs;
 use crate::exemplars::ExemplarRing;
 use crate::head::Head;
 use crate::record::{self, Record};
-use crate::series::{Floats, Histograms, MemSeries, Outcome, SeriesSnapshot, Wanted};
+use crate::series::{Floats, Histograms, MemSeries, Outcome, SeriesData, SeriesSnapshot, Wanted};
 use crate::stats::{top_n, Counters, HeadStats};
 use crate::wal::{Wal, WalRepair};
 use crate::{compactor, starts, TsdbError, TsdbOptions, WalSync};
@@ -191,7 +191,7 @@ impl TenantDb {
             }
             let track_starts = !given.is_empty() || data.has_starts();
             let id = series.id;
-            let mut note_start = |data: &mut crate::series::SeriesData, t: i64| {
+            let mut note_start = |data: &mut SeriesData, t: i64| {
                 if track_starts {
                     let start = given.binary_search_by_key(&t, |p| p.0).map_or(0, |i| given[i].1);
                     data.set_start(t, start, &mut |t, s| starts.push((id, t, s)));
