@@ -164,6 +164,7 @@ fn encode_shard(mut groups: Vec<Group>, opts: &WorkloadOptions) -> Vec<Batch> {
                     samples: vec![Sample { t, v }],
                     exemplars: Vec::new(),
                     histograms: Vec::new(),
+                    start_timestamps: Vec::new(),
                 });
                 if pending.len() == opts.batch_size {
                     batches.push(encode(&mut pending, max_t));

@@ -11,7 +11,8 @@
 //!   an older run of the stream, or to a second writer of the same stream: OTel's
 //!   `ErrOlderStart`) or when it does not end after the stream's last point (out of order or a
 //!   duplicate: `ErrOutOfOrder`); otherwise its values are added and the totals are emitted as
-//!   samples at the point's end time. Monotonic sums thereby become counters and non-monotonic
+//!   samples at the point's end time, whose start timestamp is the stream's start (so that
+//!   with `use_start_timestamps` PromQL knows where each running total began). Monotonic sums thereby become counters and non-monotonic
 //!   ones gauges of the running sum, as the wire translation already named and typed them;
 //! - a point whose series differ from the stream's (changed histogram bounds, a histogram sum
 //!   that appears or disappears) cannot be merged: the stream restarts from it, as OTel does
@@ -160,8 +161,17 @@ struct Output<'a> {
 }
 
 impl Output<'_> {
-    fn emit(&mut self, series: Vec<PointSeries>, time_unix_nano: u64, values: impl Iterator<Item = f64>) {
+    /// Emits one point's samples; `start_unix_nano` is where their running totals began (0:
+    /// unknown, and for staleness markers).
+    fn emit(
+        &mut self,
+        series: Vec<PointSeries>,
+        time_unix_nano: u64,
+        start_unix_nano: u64,
+        values: impl Iterator<Item = f64>,
+    ) {
         let t = (time_unix_nano / 1_000_000) as i64;
+        let start = (start_unix_nano / 1_000_000) as i64;
         for (s, v) in series.into_iter().zip(values) {
             let next = self.out.series.len();
             let i = *self.index.entry(s.labels.clone()).or_insert(next);
@@ -171,10 +181,14 @@ impl Output<'_> {
                     samples: Vec::new(),
                     exemplars: Vec::new(),
                     histograms: Vec::new(),
+                    start_timestamps: Vec::new(),
                 });
             }
             self.out.series[i].samples.push(Sample { t, v });
             self.out.series[i].exemplars.extend(s.exemplars);
+            if start != 0 {
+                self.out.series[i].start_timestamps.push((t, start));
+            }
         }
     }
 }
@@ -197,8 +211,8 @@ impl DeltaToCumulative {
         let mut output = Output { out, index: HashMap::new() };
         for p in points {
             match self.add(tenant, &mut state, &p) {
-                Ok(Some(totals)) => output.emit(p.series, p.time_unix_nano, totals.into_iter()),
-                Ok(None) => output.emit(p.series, p.time_unix_nano, std::iter::repeat(STALE_NAN)),
+                Ok(Some((totals, start))) => output.emit(p.series, p.time_unix_nano, start, totals.into_iter()),
+                Ok(None) => output.emit(p.series, p.time_unix_nano, 0, std::iter::repeat(STALE_NAN)),
                 Err(e) => {
                     report.points_dropped += 1;
                     report.first_error.get_or_insert(e);
@@ -210,14 +224,14 @@ impl DeltaToCumulative {
         report
     }
 
-    /// Applies one point to the tenant's state: the running totals to emit, `None` for
-    /// staleness markers, or why the point is dropped.
+    /// Applies one point to the tenant's state: the running totals to emit with the stream's
+    /// start, `None` for staleness markers, or why the point is dropped.
     fn add(
         &self,
         tenant: &TenantId,
         state: &mut TenantStreams,
         p: &DeltaPoint,
-    ) -> Result<Option<Vec<f64>>, DeltaError> {
+    ) -> Result<Option<(Vec<f64>, u64)>, DeltaError> {
         self.forget_idle(state, p.time_unix_nano);
         let layout = layout_of(&p.series);
         let Some(stream) = state.streams.get_mut(&p.stream) else {
@@ -235,7 +249,7 @@ impl DeltaToCumulative {
             let stream = Stream::start(p, layout);
             let totals = stream.totals.clone();
             state.streams.insert(p.stream, stream);
-            return Ok(Some(totals));
+            return Ok(Some((totals, p.start_time_unix_nano)));
         };
         if p.start_time_unix_nano < stream.start_unix_nano {
             return Err(DeltaError::OlderStart {
@@ -263,7 +277,7 @@ impl DeltaToCumulative {
         } else {
             *stream = Stream::start(p, layout);
         }
-        Ok(Some(stream.totals.clone()))
+        Ok(Some((stream.totals.clone(), stream.start_unix_nano)))
     }
 
     /// Forgets streams idle for `max_stale_ms`, checking at most every tenth of that span of
@@ -370,6 +384,22 @@ mod tests {
         d.convert(&TenantId::new("other").unwrap(), vec![sum_point(1, "c_total", 30, 40, 1.0)], &mut out);
         assert_eq!(out.series[0].samples[0].v, 1.0);
         assert_eq!(d.tracked_streams(&tenant()), 2);
+    }
+
+    #[test]
+    fn running_totals_start_where_their_stream_did() {
+        let d = DeltaToCumulative::default();
+        let mut out = WriteRequest::default();
+        let points = vec![sum_point(1, "c_total", 0, 10, 3.0), sum_point(1, "c_total", 10, 20, 2.0)];
+        d.convert(&tenant(), points, &mut out);
+        let start = (T0 / MS) as i64;
+        assert_eq!(out.series[0].start_timestamps, vec![(start + 10, start), (start + 20, start)]);
+        // New bounds restart the stream: its totals start with the point that restarted it.
+        let mut out = WriteRequest::default();
+        let points =
+            vec![histogram_point(0, 10, &["1", "+Inf"], &[1.0, 2.0]), histogram_point(10, 20, &["+Inf"], &[4.0])];
+        d.convert(&tenant(), points, &mut out);
+        assert_eq!(out.series[0].start_timestamps, vec![(start + 10, start), (start + 20, start + 10)], "h_count");
     }
 
     #[test]

@@ -158,6 +158,7 @@ mod tests {
                 samples: (0..n as i64).map(|t| Sample::new(t, 1.0)).collect(),
                 exemplars: vec![],
                 histograms: vec![],
+                start_timestamps: Vec::new(),
             }],
             metadata: vec![],
         }

@@ -7,7 +7,7 @@
 //! handful of times instead of several times per series, and storage can look series up by
 //! the packed bytes without building anything.
 
-use crate::{Exemplar, HistogramSample, Label, Labels, MetricMetadata, Sample, TimeSeries, WriteRequest};
+use crate::{Exemplar, HistogramSample, Label, Labels, MetricMetadata, Sample, TimeSeries, Timestamp, WriteRequest};
 
 /// A write batch with its series packed: see the module docs. Build it with
 /// [`PackedWriteRequest::push_series`], read it with [`PackedWriteRequest::series`], or convert
@@ -24,6 +24,9 @@ pub struct PackedWriteRequest {
     samples: Vec<Sample>,
     exemplars: Vec<Exemplar>,
     histograms: Vec<HistogramSample>,
+    /// `(sample timestamp, start timestamp)` pairs of the samples that carry one (see
+    /// [`TimeSeries::start_timestamps`]); empty, and never allocated, for batches without.
+    start_timestamps: Vec<(Timestamp, Timestamp)>,
     pub metadata: Vec<MetricMetadata>,
 }
 
@@ -34,6 +37,7 @@ struct Starts {
     samples: usize,
     exemplars: usize,
     histograms: usize,
+    start_timestamps: usize,
 }
 
 /// One series of a [`PackedWriteRequest`], borrowed. Only [`PackedWriteRequest::series`] makes
@@ -44,6 +48,7 @@ pub struct PackedSeries<'a> {
     samples: &'a [Sample],
     exemplars: &'a [Exemplar],
     histograms: &'a [HistogramSample],
+    start_timestamps: &'a [(Timestamp, Timestamp)],
 }
 
 /// Adds samples to the series just pushed by [`PackedWriteRequest::push_series`].
@@ -66,6 +71,7 @@ impl PackedWriteRequest {
             samples: self.samples.len(),
             exemplars: self.exemplars.len(),
             histograms: self.histograms.len(),
+            start_timestamps: self.start_timestamps.len(),
         });
         let start = self.labels.len();
         for (name, value) in labels {
@@ -113,6 +119,7 @@ impl PackedWriteRequest {
                 samples: &self.samples[start.samples..end.samples],
                 exemplars: &self.exemplars[start.exemplars..end.exemplars],
                 histograms: &self.histograms[start.histograms..end.histograms],
+                start_timestamps: &self.start_timestamps[start.start_timestamps..end.start_timestamps],
             }
         })
     }
@@ -124,6 +131,7 @@ impl PackedWriteRequest {
             samples: self.samples.len(),
             exemplars: self.exemplars.len(),
             histograms: self.histograms.len(),
+            start_timestamps: self.start_timestamps.len(),
         });
         (self.series[i], end)
     }
@@ -132,7 +140,12 @@ impl PackedWriteRequest {
     pub fn into_write_request(self) -> WriteRequest {
         let mut series: Vec<TimeSeries> = self
             .series()
-            .map(|s| TimeSeries { labels: s.to_labels(), samples: s.samples.to_vec(), ..TimeSeries::default() })
+            .map(|s| TimeSeries {
+                labels: s.to_labels(),
+                samples: s.samples.to_vec(),
+                start_timestamps: s.start_timestamps.to_vec(),
+                ..TimeSeries::default()
+            })
             .collect();
         let counts: Vec<(usize, usize)> = (0..self.series.len())
             .map(|i| {
@@ -157,6 +170,7 @@ impl From<WriteRequest> for PackedWriteRequest {
             samples: Vec::with_capacity(request.sample_count()),
             exemplars: Vec::new(),
             histograms: Vec::with_capacity(request.histogram_count()),
+            start_timestamps: Vec::new(),
             metadata: request.metadata,
         };
         for ts in request.series {
@@ -164,6 +178,7 @@ impl From<WriteRequest> for PackedWriteRequest {
             w.request.samples.extend_from_slice(&ts.samples);
             w.request.exemplars.extend(ts.exemplars);
             w.request.histograms.extend(ts.histograms);
+            w.request.start_timestamps.extend_from_slice(&ts.start_timestamps);
         }
         packed
     }
@@ -180,6 +195,14 @@ impl PackedSeriesWriter<'_> {
 
     pub fn push_histogram(&mut self, histogram: HistogramSample) {
         self.request.histograms.push(histogram);
+    }
+
+    /// Records the start timestamp of this series' sample (float or histogram) at
+    /// `sample_t`; pushes come in time order. A start of 0 means none and is not stored.
+    pub fn push_start_timestamp(&mut self, sample_t: Timestamp, start: Timestamp) {
+        if start != 0 {
+            self.request.start_timestamps.push((sample_t, start));
+        }
     }
 }
 
@@ -199,6 +222,11 @@ impl<'a> PackedSeries<'a> {
 
     pub fn histograms(&self) -> &'a [HistogramSample] {
         self.histograms
+    }
+
+    /// `(sample timestamp, start timestamp)` pairs, as in [`TimeSeries::start_timestamps`].
+    pub fn start_timestamps(&self) -> &'a [(Timestamp, Timestamp)] {
+        self.start_timestamps
     }
 
     /// `(name, value)` pairs, sorted by name.
@@ -278,6 +306,7 @@ mod tests {
         let mut with_all = series(&[("__name__", "h"), ("a", &long)], vec![Sample::new(1, 2.0)]);
         with_all.exemplars.push(Exemplar { labels: Labels::from_pairs([("trace_id", "x")]), t: 1, v: 0.5 });
         with_all.histograms.push(HistogramSample { t: 2, h: FloatHistogram { count: 3.0, ..Default::default() } });
+        with_all.start_timestamps = vec![(1, -5), (2, -5)];
         WriteRequest {
             series: vec![
                 series(&[("__name__", "up"), ("job", "a")], vec![Sample::new(1, 1.0), Sample::new(2, 1.0)]),
@@ -298,15 +327,19 @@ mod tests {
         assert_eq!(second.to_labels(), request().series[1].labels);
         assert_eq!(second.labels().next(), Some(("__name__", "h")));
         assert_eq!((second.samples().len(), second.exemplars().len(), second.histograms().len()), (1, 1, 1));
+        assert_eq!(second.start_timestamps(), &[(1, -5), (2, -5)]);
         assert_eq!(packed.into_write_request(), request());
     }
 
     #[test]
     fn drops_empty_values_as_labels_does() {
         let mut packed = PackedWriteRequest::new();
-        packed.push_series([("__name__", "up"), ("empty", ""), ("job", "a")]).push_sample(Sample::new(1, 1.0));
+        let mut writer = packed.push_series([("__name__", "up"), ("empty", ""), ("job", "a")]);
+        writer.push_sample(Sample::new(1, 1.0));
+        writer.push_start_timestamp(1, 0);
         let series = packed.series().next().unwrap();
         assert_eq!(series.to_labels(), Labels::from_pairs([("__name__", "up"), ("job", "a")]));
         assert_eq!(series.samples(), &[Sample::new(1, 1.0)]);
+        assert!(series.start_timestamps().is_empty(), "a start of 0 is none");
     }
 }

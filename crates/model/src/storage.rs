@@ -17,6 +17,12 @@ pub struct TimeSeries {
     pub samples: Vec<Sample>,
     pub exemplars: Vec<Exemplar>,
     pub histograms: Vec<HistogramSample>,
+    /// Start timestamps (see [`MetricsQuerier::select_start_timestamps`]) of the samples that
+    /// carry one, as `(sample timestamp, start timestamp)` pairs in time order; float and
+    /// histogram samples alike (a timestamp holds one kind). Empty for the usual series
+    /// without them, so they cost nothing there; a pair naming no sample of the series is
+    /// ignored, and a start of 0 means none.
+    pub start_timestamps: Vec<(Timestamp, Timestamp)>,
 }
 
 /// A batch of writes for one tenant; the unit of durability (acknowledged means logged).

@@ -48,6 +48,7 @@ fn request(name: &str, t: i64) -> WriteRequest {
                 samples: vec![Sample::new(t, 7.0)],
                 exemplars: vec![Exemplar { labels: Labels::from_pairs([("trace_id", "abc")]), t, v: 7.0 }],
                 histograms: vec![],
+                start_timestamps: Vec::new(),
             },
         ],
         metadata: vec![],

@@ -109,7 +109,7 @@ pub(crate) fn end_of_run(target: &Target, cache: &mut SeriesCache, ts: Timestamp
 }
 
 fn stale(labels: Labels, ts: Timestamp) -> TimeSeries {
-    TimeSeries { labels, samples: vec![Sample::new(ts, STALE_NAN)], exemplars: Vec::new(), histograms: Vec::new() }
+    TimeSeries { labels, samples: vec![Sample::new(ts, STALE_NAN)], ..TimeSeries::default() }
 }
 
 /// Adds the page's samples; fails (as the whole scrape then fails) on a series over the
@@ -152,6 +152,7 @@ fn append_samples(
             samples: vec![Sample::new(t, parsed.value)],
             exemplars,
             histograms: Vec::new(),
+            start_timestamps: Vec::new(),
         });
     }
     for labels in &untracked {
@@ -247,6 +248,7 @@ fn append_report(request: &mut WriteRequest, target: &Target, ts: Timestamp, dur
             samples: vec![Sample::new(ts, value)],
             exemplars: Vec::new(),
             histograms: Vec::new(),
+            start_timestamps: Vec::new(),
         });
     }
 }

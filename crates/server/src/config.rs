@@ -145,6 +145,10 @@ pub struct QueryConfig {
     /// Keep `__name__` until the end of evaluation, as Prometheus's
     /// `--enable-feature=promql-delayed-name-removal` does; off by default, as in Prometheus.
     pub delayed_name_removal: bool,
+    /// Use the samples' start timestamps (from remote-write 2.0 and OTLP) in `rate`,
+    /// `increase`, `irate`, `resets` and `start_timestamp()`, as Prometheus's
+    /// `--enable-feature=use-start-timestamps` does; off by default, as in Prometheus.
+    pub use_start_timestamps: bool,
 }
 
 impl Default for QueryConfig {
@@ -156,6 +160,7 @@ impl Default for QueryConfig {
             max_concurrency: 20,
             slow_query_log_threshold: Duration::from_secs(5),
             delayed_name_removal: false,
+            use_start_timestamps: false,
         }
     }
 }

@@ -73,6 +73,7 @@ pub async fn start(config: Config, config_yaml: String) -> Result<RunningServer,
         max_samples: config.query.max_samples,
         timeout: config.query.timeout,
         delayed_name_removal: config.query.delayed_name_removal,
+        use_start_timestamps: config.query.use_start_timestamps,
         ..EngineOptions::default()
     }));
     let scrape = Arc::new(

@@ -63,6 +63,7 @@ fn scrape_batches(labels: &[Labels], values: &mut [f64], rng: &mut Rng, t: i64, 
                 samples: vec![Sample::new(t + jitter, values[i])],
                 exemplars: Vec::new(),
                 histograms: Vec::new(),
+                start_timestamps: Vec::new(),
             });
         }
         out.push(req);

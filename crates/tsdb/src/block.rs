@@ -29,8 +29,9 @@ pub(crate) const INDEX_MAGIC: u32 = 0x4F53_5049; // "OSPI"
 pub(crate) const CHUNKS_MAGIC: u32 = 0x4F53_5043; // "OSPC"
 /// Version of the chunks file (and of the index before native histograms).
 pub(crate) const FORMAT_VERSION: u8 = 1;
-/// Version of the index: 2 adds each series' histogram chunk list; 1 is still read.
-pub(crate) const INDEX_VERSION: u8 = 2;
+/// Version of the index: 2 adds each series' histogram chunk list, 3 its start-timestamp
+/// change points; older versions are still read.
+pub(crate) const INDEX_VERSION: u8 = 3;
 pub(crate) const FILE_HEADER_LEN: u64 = 8;
 pub(crate) const FRAME_HEADER_LEN: u64 = 12;
 pub(crate) const INDEX_TRAILER_LEN: u64 = 32;
@@ -136,6 +137,8 @@ pub(crate) struct BlockSeries {
     /// Float chunks.
     pub(crate) chunks: Vec<ChunkRef>,
     pub(crate) histogram_chunks: Vec<ChunkRef>,
+    /// Start-timestamp change points of the series' samples (see `starts.rs`).
+    pub(crate) starts: Vec<(i64, i64)>,
 }
 
 impl BlockSeries {
@@ -143,8 +146,9 @@ impl BlockSeries {
     /// an allocator's overhead per allocation.
     fn cached_bytes(&self) -> usize {
         std::mem::size_of::<BlockSeries>()
-            + 3 * 16
+            + 4 * 16
             + self.pairs.len() * std::mem::size_of::<(u32, u32)>()
+            + self.starts.len() * std::mem::size_of::<(i64, i64)>()
             + (self.chunks.len() + self.histogram_chunks.len()) * std::mem::size_of::<ChunkRef>()
     }
 
@@ -266,6 +270,21 @@ fn decode_chunk_refs(c: &mut Cursor<'_>) -> Result<Vec<ChunkRef>, CodecError> {
     Ok(chunks)
 }
 
+fn decode_start_points(c: &mut Cursor<'_>) -> Result<Vec<(i64, i64)>, CodecError> {
+    let n = c.count()?;
+    let mut points = Vec::with_capacity(n);
+    let (mut t, mut start) = (0i64, 0i64);
+    for _ in 0..n {
+        t = t.wrapping_add(c.varint()?);
+        start = start.wrapping_add(c.varint()?);
+        if points.last().is_some_and(|&(prev, _)| prev >= t) {
+            return Err(CodecError::Corrupt("start timestamp points out of order"));
+        }
+        points.push((t, start));
+    }
+    Ok(points)
+}
+
 /// Decodes one series entry at `c.pos` of an index of `version`.
 fn decode_series(c: &mut Cursor<'_>, symbols: usize, version: u8) -> Result<BlockSeries, CodecError> {
     let nl = c.count()?;
@@ -275,7 +294,8 @@ fn decode_series(c: &mut Cursor<'_>, symbols: usize, version: u8) -> Result<Bloc
     }
     let chunks = decode_chunk_refs(c)?;
     let histogram_chunks = if version >= 2 { decode_chunk_refs(c)? } else { Vec::new() };
-    Ok(BlockSeries { pairs: labels, chunks, histogram_chunks })
+    let starts = if version >= 3 { decode_start_points(c)? } else { Vec::new() };
+    Ok(BlockSeries { pairs: labels, chunks, histogram_chunks, starts })
 }
 
 impl Drop for Block {

@@ -53,6 +53,8 @@ struct IndexEntry {
     labels: CompactLabels,
     chunks: Vec<ChunkRef>,
     histogram_chunks: Vec<ChunkRef>,
+    /// Start-timestamp change points (see `starts.rs`); empty for most series.
+    starts: Vec<(i64, i64)>,
 }
 
 /// A ULID-shaped id: 48 bits of milliseconds then 80 random bits in Crockford base32, so ids
@@ -84,13 +86,15 @@ impl BlockWriter {
         })
     }
 
-    /// Adds a series' float and histogram samples (each time-sorted); calls must come in
-    /// increasing label order. Series without samples are skipped.
+    /// Adds a series' float and histogram samples (each time-sorted) and the change points
+    /// of their start timestamps; calls must come in increasing label order. Series without
+    /// samples are skipped.
     pub(crate) fn add_series(
         &mut self,
         labels: CompactLabels,
         samples: &[Sample],
         histograms: &[HistogramSample],
+        starts: &[(i64, i64)],
     ) -> io::Result<()> {
         if samples.is_empty() && histograms.is_empty() {
             return Ok(());
@@ -102,7 +106,7 @@ impl BlockWriter {
         self.stats.num_histogram_samples += histograms.len() as u64;
         self.stats.num_chunks += (chunks.len() + histogram_chunks.len()) as u64;
         self.stats.num_series += 1;
-        self.series.push(IndexEntry { labels, chunks, histogram_chunks });
+        self.series.push(IndexEntry { labels, chunks, histogram_chunks, starts: starts.to_vec() });
         if self.frame.len() >= FRAME_TARGET_BYTES {
             self.flush_frame()?;
         }
@@ -196,6 +200,16 @@ fn put_chunk_refs(payload: &mut Vec<u8>, chunks: &[ChunkRef]) {
     }
 }
 
+fn put_start_points(payload: &mut Vec<u8>, points: &[(i64, i64)]) {
+    put_uvarint(payload, points.len() as u64);
+    let (mut prev_t, mut prev_start) = (0i64, 0i64);
+    for &(t, start) in points {
+        put_varint(payload, t.wrapping_sub(prev_t));
+        put_varint(payload, start.wrapping_sub(prev_start));
+        (prev_t, prev_start) = (t, start);
+    }
+}
+
 fn write_section(out: &mut Vec<u8>, payload: &[u8]) -> u64 {
     let offset = out.len() as u64;
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -232,6 +246,7 @@ fn write_index(path: &Path, series: &[IndexEntry]) -> io::Result<()> {
         }
         put_chunk_refs(&mut payload, &e.chunks);
         put_chunk_refs(&mut payload, &e.histogram_chunks);
+        put_start_points(&mut payload, &e.starts);
     }
     let series_off = write_section(&mut out, &payload);
 
@@ -292,7 +307,9 @@ mod tests {
             let histograms: Vec<HistogramSample> = (0..if i % 3 == 0 { 300 } else { 0 })
                 .map(|t| HistogramSample { t: 600 * 15_000 + t * 15_000, h: histogram(t) })
                 .collect();
-            w.add_series(CompactLabels::new(&labels), &samples, &histograms).unwrap();
+            // Every fifth series has start timestamps: a counter reset in the middle.
+            let starts: &[(i64, i64)] = if i % 5 == 0 { &[(0, -1), (250 * 15_000, 3_749_000)] } else { &[] };
+            w.add_series(CompactLabels::new(&labels), &samples, &histograms, starts).unwrap();
         }
         w.finish(0, 7_200_000, BlockCompaction { level: 1, ..Default::default() }).unwrap().unwrap()
     }
@@ -314,6 +331,9 @@ mod tests {
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].v.to_bits(), STALE_NAN.to_bits());
         assert!(b.histograms(&found[0], 0, i64::MAX).unwrap().is_empty());
+        assert!(found[0].starts.is_empty());
+        let reset = b.select(&[Matcher::equal("i", "0010")]).unwrap();
+        assert_eq!(reset[0].starts, [(0, -1), (250 * 15_000, 3_749_000)]);
         let with = b.select(&[Matcher::equal("i", "0009")]).unwrap();
         let h = b.histograms(&with[0], 600 * 15_000, 601 * 15_000).unwrap();
         assert_eq!(

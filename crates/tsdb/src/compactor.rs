@@ -13,7 +13,7 @@ use osprey_model::{HistogramSample, Labels, Sample};
 use crate::block::{Block, BlockCompaction, BlockSeries};
 use crate::block_writer::BlockWriter;
 use crate::compact_labels::CompactLabels;
-use crate::TsdbError;
+use crate::{starts, TsdbError};
 
 /// The next set of blocks to merge, if any. `blocks` is sorted by min time.
 pub(crate) fn plan(blocks: &[Arc<Block>], ranges: &[i64]) -> Option<Vec<Arc<Block>>> {
@@ -74,9 +74,20 @@ pub(crate) fn compact(blocks_dir: &Path, sources: &[Arc<Block>]) -> Result<Optio
     let mut writer = BlockWriter::new(blocks_dir, min_time).map_err(TsdbError::io(blocks_dir))?;
     for (labels, parts) in merged {
         let (mut samples, mut histograms): (Vec<Sample>, Vec<HistogramSample>) = (Vec::new(), Vec::new());
+        let with_starts = parts.iter().any(|(_, series)| !series.starts.is_empty());
+        // Per-sample starts of every part, expanded against the part's own samples (only
+        // for series with any), so that they merge exactly as the samples do.
+        let mut start_pairs = Vec::new();
         for (bi, series) in &parts {
+            let (from_floats, from_histograms) = (samples.len(), histograms.len());
             samples.extend(sources[*bi].samples(series, i64::MIN, i64::MAX)?);
             histograms.extend(sources[*bi].histograms(series, i64::MIN, i64::MAX)?);
+            if with_starts {
+                let mut times: Vec<i64> = samples[from_floats..].iter().map(|s| s.t).collect();
+                times.extend(histograms[from_histograms..].iter().map(|h| h.t));
+                times.sort_unstable();
+                starts::expand(&series.starts, times, &mut start_pairs);
+            }
         }
         if parts.len() > 1 {
             samples.sort_by_key(|s| s.t);
@@ -84,7 +95,14 @@ pub(crate) fn compact(blocks_dir: &Path, sources: &[Arc<Block>]) -> Result<Optio
             histograms.sort_by_key(|s| s.t);
             histograms.dedup_by_key(|s| s.t);
         }
-        writer.add_series(CompactLabels::new(&labels), &samples, &histograms).map_err(TsdbError::io(blocks_dir))?;
+        let points = match &parts[..] {
+            [(_, only)] => only.starts.clone(),
+            _ if with_starts => starts::compress(&starts::merge_sources(start_pairs)),
+            _ => Vec::new(),
+        };
+        writer
+            .add_series(CompactLabels::new(&labels), &samples, &histograms, &points)
+            .map_err(TsdbError::io(blocks_dir))?;
     }
     let leaves: BTreeSet<String> = sources.iter().flat_map(|b| b.meta.compaction.sources.iter().cloned()).collect();
     let compaction = BlockCompaction {

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use osprey_model::{
     AppendSummary, Exemplar, HistogramSeries, Labels, Matcher, MetricMetadata, MetricsAppender, MetricsQuerier,
-    PackedWriteRequest, SelectRequest, Series, SeriesIter, SeriesSamples, StorageError, TenantId, Timestamp,
-    WriteRequest,
+    PackedWriteRequest, SelectRequest, Series, SeriesIter, SeriesSamples, SeriesStartTimestamps, StorageError,
+    TenantId, Timestamp, WriteRequest,
 };
 use parking_lot::RwLock;
 
@@ -207,6 +207,22 @@ impl Tsdb {
         match self.tenant(tenant) {
             Some(t) => t.select_series(matchers, start, end, Wanted::BOTH, true),
             None => Ok(SeriesStream::empty()),
+        }
+    }
+
+    /// Start timestamps of the float and native-histogram samples of series matching every
+    /// matcher in `[start, end]` (inclusive) that carry one, as `(sample timestamp, start
+    /// timestamp)` pairs in time order, sorted by labels; series without any are left out.
+    pub fn select_start_timestamps(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<SeriesStartTimestamps>, TsdbError> {
+        match self.tenant(tenant) {
+            Some(t) => t.select_start_timestamps(matchers, start, end),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -413,6 +429,14 @@ impl MetricsQuerier for Tsdb {
     fn select_newest<'a>(&'a self, tenant: &TenantId, request: &SelectRequest) -> Result<SeriesIter<'a>, StorageError> {
         let stream = Tsdb::select_newest(self, tenant, &request.matchers, request.start, request.end)?;
         Ok(Box::new(stream.map(|s| s.map_err(StorageError::from))))
+    }
+
+    fn select_start_timestamps(
+        &self,
+        tenant: &TenantId,
+        request: &SelectRequest,
+    ) -> Result<Vec<SeriesStartTimestamps>, StorageError> {
+        Ok(Tsdb::select_start_timestamps(self, tenant, &request.matchers, request.start, request.end)?)
     }
 
     fn series(

@@ -31,6 +31,14 @@
 //! as a float staleness marker, so `select` returns the marker that ends a series of either
 //! kind and `select_histograms` never returns stale histograms.
 //!
+//! Start timestamps (OpenTelemetry's start time, Prometheus's created timestamp) are kept per
+//! series as change points `(first sample t, start)` (`starts.rs`): a counter's start changes
+//! only at resets, so a series holds one point per reset and series without any hold nothing
+//! (a `None` pointer; appends of such series skip them without a lookup). Appends log the
+//! points they change in their own WAL record, head cuts write each window's points into the
+//! block's series entry (index version 3), compaction merges them per sample, and
+//! [`Tsdb::select_start_timestamps`] expands them against the selected samples.
+//!
 //! Reads: [`Tsdb::select_series`] (the engine's `MetricsQuerier::select_series`) resolves at
 //! call time only which series match and where their data is: per block the chunk
 //! references from its index, per head series a snapshot of its chunks overlapping the range
@@ -65,6 +73,7 @@ mod postings;
 mod record;
 mod select_cache;
 mod series;
+mod starts;
 mod stats;
 mod tenant;
 mod wal;

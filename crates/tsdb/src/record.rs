@@ -22,6 +22,7 @@ const TYPE_EXEMPLARS: u8 = 3;
 const TYPE_METADATA: u8 = 4;
 const TYPE_CHUNKS: u8 = 5;
 const TYPE_HISTOGRAMS: u8 = 6;
+const TYPE_STARTS: u8 = 7;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Record {
@@ -33,6 +34,9 @@ pub(crate) enum Record {
     /// their encoding byte says.
     Chunks(Vec<(u64, Vec<u8>)>),
     Histograms(Vec<(u64, HistogramSample)>),
+    /// Start-timestamp change points `(series, t, start)`, applied in order (see
+    /// `StartRuns::set`).
+    Starts(Vec<(u64, i64, i64)>),
 }
 
 /// Starts a frame in `buf`; [`end_frame`] fills in its length and checksum.
@@ -119,6 +123,19 @@ pub(crate) fn encode_histograms(buf: &mut Vec<u8>, samples: &[(u64, &HistogramSa
         put_varint(buf, s.t.wrapping_sub(prev_t));
         put_histogram(buf, &s.h);
         prev_t = s.t;
+    }
+    end_frame(buf, start);
+}
+
+pub(crate) fn encode_starts(buf: &mut Vec<u8>, points: &[(u64, i64, i64)]) {
+    let start = begin_frame(buf, TYPE_STARTS);
+    put_uvarint(buf, points.len() as u64);
+    let (mut prev_t, mut prev_start) = (0i64, 0i64);
+    for &(r, t, s) in points {
+        put_uvarint(buf, r);
+        put_varint(buf, t.wrapping_sub(prev_t));
+        put_varint(buf, s.wrapping_sub(prev_start));
+        (prev_t, prev_start) = (t, s);
     }
     end_frame(buf, start);
 }
@@ -395,6 +412,17 @@ fn decode_body(body: &[u8]) -> Result<Record, CodecError> {
             }
             Record::Histograms(v)
         }
+        TYPE_STARTS => {
+            let mut v = Vec::with_capacity(n);
+            let (mut t, mut start) = (0i64, 0i64);
+            for _ in 0..n {
+                let r = c.uvarint()?;
+                t = t.wrapping_add(c.varint()?);
+                start = start.wrapping_add(c.varint()?);
+                v.push((r, t, start));
+            }
+            Record::Starts(v)
+        }
         TYPE_EXEMPLARS => {
             let mut v = Vec::with_capacity(n);
             for _ in 0..n {
@@ -440,7 +468,7 @@ mod tests {
         #[test]
         fn garbage_frames_never_panic(mut body in proptest::collection::vec(any::<u8>(), 1..200)) {
             // A frame with a valid checksum around arbitrary bytes reaches the payload decoder.
-            body[0] = (body[0] % 7) | (body[0] & FLAG_SNAPPY);
+            body[0] = (body[0] % 8) | (body[0] & FLAG_SNAPPY);
             let mut frame = (body.len() as u32).to_le_bytes().to_vec();
             frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
             frame.extend_from_slice(&body);
@@ -481,6 +509,8 @@ mod tests {
             },
         };
         encode_histograms(&mut buf, &[(7, &hist), (8, &hist)]);
+        let starts = vec![(7, 1000, 400), (8, 2000, 0), (7, 3000, 2500)];
+        encode_starts(&mut buf, &starts);
         let mut records = Vec::new();
         let mut pos = 0;
         while pos < buf.len() {
@@ -508,6 +538,7 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+        assert_eq!(records[7], Record::Starts(starts));
         assert_eq!(decode_frame(&buf[..buf.len() - 1]).map(|r| r.1).ok(), Some(decode_frame(&buf).unwrap().1));
         let mut corrupt = buf.clone();
         corrupt[10] ^= 0xff;

@@ -18,6 +18,7 @@ use osprey_model::{FloatHistogram, HistogramSample, Sample};
 use std::sync::Arc;
 
 use crate::compact_labels::CompactLabels;
+use crate::starts::StartRuns;
 use parking_lot::Mutex;
 
 /// Samples per head chunk: as Prometheus, bounds the cost of decoding a chunk for a query.
@@ -156,12 +157,15 @@ impl SealedChunk {
 pub(crate) struct Wanted {
     pub(crate) floats: bool,
     pub(crate) histograms: bool,
+    /// The start timestamps' change points too (which need both kinds' timestamps).
+    pub(crate) starts: bool,
 }
 
 impl Wanted {
-    pub(crate) const FLOATS: Wanted = Wanted { floats: true, histograms: false };
-    pub(crate) const HISTOGRAMS: Wanted = Wanted { floats: false, histograms: true };
-    pub(crate) const BOTH: Wanted = Wanted { floats: true, histograms: true };
+    pub(crate) const FLOATS: Wanted = Wanted { floats: true, histograms: false, starts: false };
+    pub(crate) const HISTOGRAMS: Wanted = Wanted { floats: false, histograms: true, starts: false };
+    pub(crate) const BOTH: Wanted = Wanted { floats: true, histograms: true, starts: false };
+    pub(crate) const STARTS: Wanted = Wanted { floats: true, histograms: true, starts: true };
 }
 
 /// The samples of one kind of one series.
@@ -410,6 +414,8 @@ fn decode_head_chunks<'a, K: Kind>(
 pub(crate) struct SeriesSnapshot {
     floats: Option<ChunksSnapshot<Floats>>,
     histograms: Option<ChunksSnapshot<Histograms>>,
+    /// The start timestamps' change points, when wanted and the series has any.
+    starts: Vec<(i64, i64)>,
 }
 
 impl SeriesSnapshot {
@@ -422,7 +428,11 @@ impl SeriesSnapshot {
 
     /// A snapshot of one float sample alone (see [`SeriesData::newest_float_in`]).
     pub(crate) fn of_float(sample: Sample) -> SeriesSnapshot {
-        SeriesSnapshot { floats: Some(ChunksSnapshot { chunks: Vec::new(), ooo: vec![sample] }), histograms: None }
+        SeriesSnapshot {
+            floats: Some(ChunksSnapshot { chunks: Vec::new(), ooo: vec![sample] }),
+            histograms: None,
+            starts: Vec::new(),
+        }
     }
 
     /// Chunks a read of the snapshot decodes: what it costs.
@@ -440,6 +450,11 @@ impl SeriesSnapshot {
     pub(crate) fn histograms(&self, mint: i64, maxt: i64) -> Vec<HistogramSample> {
         self.histograms.as_ref().map(|c| c.samples(mint, maxt)).unwrap_or_default()
     }
+
+    /// The start timestamps' change points (empty unless wanted).
+    pub(crate) fn starts(&self) -> &[(i64, i64)] {
+        &self.starts
+    }
 }
 
 pub(crate) struct SeriesData {
@@ -447,6 +462,8 @@ pub(crate) struct SeriesData {
     /// Bits of the newest float, for the common duplicate check without decoding.
     last_v_bits: u64,
     histograms: Option<Box<Chunks<Histograms>>>,
+    /// Start timestamps, absent until a sample of the series carries one.
+    starts: Option<Box<StartRuns>>,
     /// Set when garbage collection dropped the series from the head; appenders holding it
     /// must look the series up again.
     pub(crate) removed: bool,
@@ -471,7 +488,7 @@ impl MemSeries {
 
 impl SeriesData {
     fn new() -> SeriesData {
-        SeriesData { floats: Chunks::new(), last_v_bits: 0, histograms: None, removed: false }
+        SeriesData { floats: Chunks::new(), last_v_bits: 0, histograms: None, starts: None, removed: false }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -584,6 +601,38 @@ impl SeriesData {
         }
     }
 
+    /// Whether any sample has a start timestamp: then every appended sample must say its
+    /// own, even none.
+    pub(crate) fn has_starts(&self) -> bool {
+        self.starts.is_some()
+    }
+
+    /// Records the start timestamp (0: none) of the sample just stored at `t`; `log` gets
+    /// the change points written, for the WAL (see [`StartRuns::set`]).
+    pub(crate) fn set_start(&mut self, t: i64, start: i64, log: &mut impl FnMut(i64, i64)) {
+        let later = t < self.max_t();
+        match &mut self.starts {
+            Some(runs) => runs.set(t, start, later, log),
+            None if start == 0 => {}
+            None => self.starts.insert(Box::default()).set(t, start, later, log),
+        }
+    }
+
+    /// Writes a change point read back from the WAL or a checkpoint.
+    pub(crate) fn put_start(&mut self, t: i64, start: i64) {
+        self.starts.get_or_insert_with(Box::default).put(t, start);
+    }
+
+    /// The start timestamps' change points describing samples in `[from, to)` (for a block).
+    pub(crate) fn start_points(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
+        self.starts.as_ref().map(|s| s.window(from, to)).unwrap_or_default()
+    }
+
+    /// All change points (for a WAL checkpoint).
+    pub(crate) fn all_start_points(&self) -> &[(i64, i64)] {
+        self.starts.as_ref().map_or(&[], |s| s.points())
+    }
+
     /// Stores a float read back from the WAL or a checkpoint.
     pub(crate) fn append_replayed(&mut self, s: Sample, block_range: i64) {
         let newest = s.t > self.floats.max_t;
@@ -622,6 +671,10 @@ impl SeriesData {
         SeriesSnapshot {
             floats: wanted.floats.then(|| self.floats.snapshot(mint, maxt)),
             histograms: self.histograms.as_ref().filter(|_| wanted.histograms).map(|h| h.snapshot(mint, maxt)),
+            starts: match &self.starts {
+                Some(runs) if wanted.starts => runs.points().to_vec(),
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -632,6 +685,12 @@ impl SeriesData {
             h.truncate_before(t, block_range);
             if h.is_empty() {
                 self.histograms = None;
+            }
+        }
+        if let Some(runs) = &mut self.starts {
+            runs.truncate_before(t);
+            if runs.is_empty() || self.is_empty() {
+                self.starts = None;
             }
         }
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use osprey_codec::{decode_histogram_chunk, ChunkEncoding};
 use osprey_model::{
     is_stale_nan, AppendSummary, Exemplar, HistogramSample, HistogramSeries, Labels, Matcher, MetricMetadata, Sample,
-    Series, SeriesSamples, TenantId, Timestamp, METRIC_NAME, STALE_NAN,
+    Series, SeriesSamples, SeriesStartTimestamps, TenantId, Timestamp, METRIC_NAME, STALE_NAN,
 };
 use osprey_model::{PackedSeries, PackedWriteRequest};
 use parking_lot::{Mutex, RwLock};
@@ -21,10 +21,10 @@ use crate::compact_labels::RawPairs;
 use crate::exemplars::ExemplarRing;
 use crate::head::Head;
 use crate::record::{self, Record};
-use crate::series::{Floats, Histograms, MemSeries, Outcome, SeriesSnapshot, Wanted};
+use crate::series::{Floats, Histograms, MemSeries, Outcome, SeriesData, SeriesSnapshot, Wanted};
 use crate::stats::{top_n, Counters, HeadStats};
 use crate::wal::{Wal, WalRepair};
-use crate::{compactor, TsdbError, TsdbOptions, WalSync};
+use crate::{compactor, starts, TsdbError, TsdbOptions, WalSync};
 
 /// Series per record in a checkpoint, bounding record size.
 const CHECKPOINT_BATCH: usize = 1000;
@@ -93,6 +93,7 @@ impl TenantDb {
             head: &head,
             pending: HashMap::new(),
             pending_histograms: HashMap::new(),
+            pending_starts: HashMap::new(),
             aliases: HashMap::new(),
             exemplars: Vec::new(),
             metadata: HashMap::new(),
@@ -166,6 +167,8 @@ impl TenantDb {
         // Stale histograms stored as float markers (in `accepted`), counted as histograms.
         let mut stale_histograms = 0u64;
         let mut exemplars: Vec<(Arc<MemSeries>, &Exemplar)> = Vec::new();
+        // Start-timestamp change points written, for the WAL.
+        let mut starts: Vec<(u64, i64, i64)> = Vec::new();
         let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
         for (ts, resolved) in request.series().zip(resolved) {
             let mut series = match resolved {
@@ -180,9 +183,24 @@ impl TenantDb {
                 series = self.create(series.hash, key.as_bytes(), &mut created);
                 data = series.data.lock();
             }
+            // Series that never had a start timestamp skip this per sample. Pairs should come
+            // in time order; a decoder interleaving floats and histograms may not keep it.
+            let mut given = std::borrow::Cow::Borrowed(ts.start_timestamps());
+            if !given.windows(2).all(|w| w[0].0 < w[1].0) {
+                given.to_mut().sort_by_key(|p| p.0);
+            }
+            let track_starts = !given.is_empty() || data.has_starts();
+            let id = series.id;
+            let mut note_start = |data: &mut SeriesData, t: i64| {
+                if track_starts {
+                    let start = given.binary_search_by_key(&t, |p| p.0).map_or(0, |i| given[i].1);
+                    data.set_start(t, start, &mut |t, s| starts.push((id, t, s)));
+                }
+            };
             for &s in ts.samples() {
                 let outcome = data.append(s, &limits);
                 if outcome == Outcome::Appended {
+                    note_start(&mut data, s.t);
                     accepted.push((series.id, s));
                     min_t = min_t.min(s.t);
                     max_t = max_t.max(s.t);
@@ -211,6 +229,7 @@ impl TenantDb {
                     outcome
                 };
                 if outcome == Outcome::Appended {
+                    note_start(&mut data, t);
                     min_t = min_t.min(t);
                     max_t = max_t.max(t);
                     continue;
@@ -243,6 +262,9 @@ impl TenantDb {
         }
         if !accepted_histograms.is_empty() {
             record::encode_histograms(&mut buf, &accepted_histograms);
+        }
+        if !starts.is_empty() {
+            record::encode_starts(&mut buf, &starts);
         }
         if !exemplars.is_empty() {
             record::encode_exemplars(&mut buf, exemplars.iter().map(|(s, e)| (s.id, *e)));
@@ -303,6 +325,18 @@ impl TenantDb {
         self.select_series(matchers, start, end, Wanted::HISTOGRAMS, false)?
             .map(|s| s.map(|s| HistogramSeries { labels: s.labels, samples: s.histograms }))
             .collect()
+    }
+
+    /// Start timestamps of the samples of matching series in `[start, end]` that carry one
+    /// (see [`osprey_model::MetricsQuerier::select_start_timestamps`]). Only series whose
+    /// sources hold change points are decoded.
+    pub(crate) fn select_start_timestamps(
+        &self,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<SeriesStartTimestamps>, TsdbError> {
+        self.select_series(matchers, start, end, Wanted::STARTS, false)?.start_timestamps()
     }
 
     /// The wanted kinds of samples of matching series in `[start, end]`, decoded one series
@@ -579,8 +613,11 @@ impl TenantDb {
                 let data = s.data.lock();
                 let (samples, histograms) =
                     (data.samples(window, window_end - 1), data.histograms(window, window_end - 1));
+                let starts = data.start_points(window, window_end);
                 drop(data);
-                writer.add_series(s.labels.clone(), &samples, &histograms).map_err(TsdbError::io(&self.blocks_dir))?;
+                writer
+                    .add_series(s.labels.clone(), &samples, &histograms, &starts)
+                    .map_err(TsdbError::io(&self.blocks_dir))?;
             }
             let compaction = BlockCompaction { level: 1, ..Default::default() };
             if let Some(dir) = writer.finish(window, window_end, compaction).map_err(TsdbError::io(&self.blocks_dir))? {
@@ -612,10 +649,16 @@ impl TenantDb {
         for batch in series.chunks(CHECKPOINT_BATCH) {
             record::encode_series(&mut body, batch.iter().map(|s| (s.id, &s.labels)));
             let mut chunks = Vec::new();
+            let mut starts = Vec::new();
             for s in batch {
-                chunks.extend(s.data.lock().encoded_chunks().into_iter().map(|c| (s.id, c)));
+                let data = s.data.lock();
+                chunks.extend(data.encoded_chunks().into_iter().map(|c| (s.id, c)));
+                starts.extend(data.all_start_points().iter().map(|&(t, start)| (s.id, t, start)));
             }
             record::encode_chunks(&mut body, chunks.iter().map(|(id, c)| (*id, c.as_slice())));
+            if !starts.is_empty() {
+                record::encode_starts(&mut body, &starts);
+            }
         }
         let exemplars = self.exemplars.lock();
         if !exemplars.is_empty() {
@@ -1076,6 +1119,56 @@ impl BatchReader<'_> {
     }
 }
 
+impl SeriesStream {
+    /// Reads the stream's start timestamps rather than its samples: per series, each
+    /// source's change points expanded against that source's samples, merged per sample as
+    /// the samples are (the first source's wins where they overlap), and those without a
+    /// start left out. Series none of whose sources has change points are skipped unread.
+    fn start_timestamps(mut self) -> Result<Vec<SeriesStartTimestamps>, TsdbError> {
+        let (start, end) = (self.span.start, self.span.end);
+        let mut frames: Vec<LastFrame> = self.found.blocks.iter().map(|_| LastFrame::shared()).collect();
+        let mut out = Vec::new();
+        for group in 0..self.series.len() {
+            let keys = self.series.group(group);
+            let has_points = keys.iter().any(|&key| match key {
+                SeriesKey::Block { block, series } => !self.found.block_series(block, series).1.starts.is_empty(),
+                SeriesKey::Head(i) => self.found.snapshots[i as usize].as_ref().is_some_and(|s| !s.starts().is_empty()),
+            });
+            if !has_points {
+                continue;
+            }
+            let mut pairs = Vec::new();
+            for &key in keys {
+                let (floats, histograms, points) = match key {
+                    SeriesKey::Block { block, series } => {
+                        let last = &mut frames[block as usize];
+                        let (block, series) = self.found.block_series(block, series);
+                        let floats = block.read_chunks::<Floats>(&series.chunks, start, end, last)?;
+                        let histograms = block.read_chunks::<Histograms>(&series.histogram_chunks, start, end, last)?;
+                        (floats, histograms, series.starts.clone())
+                    }
+                    SeriesKey::Head(i) => match self.found.snapshots[i as usize].take() {
+                        Some(snapshot) => {
+                            (snapshot.samples(start, end), snapshot.histograms(start, end), snapshot.starts().to_vec())
+                        }
+                        None => continue,
+                    },
+                };
+                let mut times: Vec<i64> = floats.iter().map(|s| s.t).chain(histograms.iter().map(|h| h.t)).collect();
+                times.sort_unstable();
+                starts::expand(&points, times, &mut pairs);
+            }
+            let mut pairs = starts::merge_sources(pairs);
+            pairs.retain(|p| p.1 != 0);
+            if !pairs.is_empty() {
+                let labels = self.series.group(group)[0].labels(&self.found);
+                out.push(SeriesStartTimestamps { labels, starts: pairs });
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl Iterator for SeriesStream {
     type Item = Result<SeriesSamples, TsdbError>;
 
@@ -1266,6 +1359,7 @@ struct Replay<'a> {
     /// samples of a series before its creator logs the series).
     pending: HashMap<u64, Vec<Sample>>,
     pending_histograms: HashMap<u64, Vec<HistogramSample>>,
+    pending_starts: HashMap<u64, Vec<(i64, i64)>>,
     /// Logged ids that resolved to a series logged under another id (a series dropped from
     /// the head and created again before a checkpoint replaced the log).
     aliases: HashMap<u64, Arc<MemSeries>>,
@@ -1331,6 +1425,12 @@ impl Replay<'_> {
                     if let Some(samples) = self.pending_histograms.remove(&id) {
                         self.add_histograms(&series, samples);
                     }
+                    if let Some(points) = self.pending_starts.remove(&id) {
+                        let mut data = series.data.lock();
+                        for (t, start) in points {
+                            data.put_start(t, start);
+                        }
+                    }
                 }
             }
             Record::Samples(list) => {
@@ -1363,6 +1463,14 @@ impl Replay<'_> {
                     match self.series(id) {
                         Some(series) => self.add_samples(&series, samples),
                         None => self.pending.entry(id).or_default().extend(samples),
+                    }
+                }
+            }
+            Record::Starts(list) => {
+                for (id, t, start) in list {
+                    match self.series(id) {
+                        Some(series) => series.data.lock().put_start(t, start),
+                        None => self.pending_starts.entry(id).or_default().push((t, start)),
                     }
                 }
             }

@@ -15,6 +15,7 @@ use crate::{Tsdb, TsdbOptions, WalSync};
 
 mod histograms;
 mod packed;
+mod starts;
 mod stream;
 
 const HOUR: i64 = 3_600_000;
@@ -29,6 +30,7 @@ fn series(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
         samples: samples.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
         exemplars: Vec::new(),
         histograms: Vec::new(),
+        start_timestamps: Vec::new(),
     }
 }
 

@@ -38,6 +38,7 @@ fn batch(series: usize, samples_per_series: usize) -> WriteRequest {
                 .collect(),
             exemplars: Vec::new(),
             histograms: Vec::new(),
+            start_timestamps: Vec::new(),
         })
         .collect();
     WriteRequest { series, metadata: Vec::new() }

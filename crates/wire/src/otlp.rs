@@ -33,7 +33,9 @@
 //! [`metrics_to_write_request`] refuses the whole request instead. Metrics with no data points
 //! produce only their metadata and are not errors. Scope metadata is not turned into labels
 //! (Prometheus's `promote_scope_metadata` is off by default), and `_created` series are not
-//! produced.
+//! produced: a cumulative point's `start_time_unix_nano` becomes the start timestamp of its
+//! samples instead (monotonic and non-monotonic sums, classic histogram `_bucket`, `_sum` and
+//! `_count` series, summary `_sum` and `_count`, native histograms; 0 means unknown).
 
 mod convert;
 mod json;

@@ -223,13 +223,17 @@ fn to_proto(request: &WriteRequest) -> proto::WriteRequest {
             .iter()
             .map(|s| proto::TimeSeries {
                 labels: labels_to_proto(&s.labels),
-                samples: s.samples.iter().map(|x| proto::Sample { value: x.v, timestamp: x.t }).collect(),
+                samples: s
+                    .samples
+                    .iter()
+                    .map(|x| proto::Sample { value: x.v, timestamp: x.t, start_timestamp: 0 })
+                    .collect(),
                 exemplars: s
                     .exemplars
                     .iter()
                     .map(|e| proto::Exemplar { labels: labels_to_proto(&e.labels), value: e.v, timestamp: e.t })
                     .collect(),
-                histograms: s.histograms.iter().map(histogram_to_proto).collect(),
+                histograms: s.histograms.iter().map(|h| histogram_to_proto(h, 0)).collect(),
             })
             .collect(),
         metadata: request
@@ -252,7 +256,14 @@ fn spans_to_proto(buckets: &[(i32, f64)]) -> Vec<proto::BucketSpan> {
         .collect()
 }
 
-fn histogram_to_proto(sample: &HistogramSample) -> proto::Histogram {
+/// The start timestamp of `series`' sample at `t` (0: none); 2.0 sends it per sample.
+fn start_of(series: &osprey_model::TimeSeries, t: i64) -> i64 {
+    let starts = &series.start_timestamps;
+    starts.binary_search_by_key(&t, |p| p.0).map_or(0, |i| starts[i].1)
+}
+
+/// A histogram sample with its start timestamp (always 0 in 1.0).
+fn histogram_to_proto(sample: &HistogramSample, start_timestamp: i64) -> proto::Histogram {
     use osprey_model::CounterResetHint;
     let h = &sample.h;
     proto::Histogram {
@@ -275,6 +286,7 @@ fn histogram_to_proto(sample: &HistogramSample) -> proto::Histogram {
         },
         timestamp: sample.t,
         custom_values: h.custom_values.clone(),
+        start_timestamp,
     }
 }
 
@@ -323,8 +335,12 @@ fn to_proto_v2(request: &WriteRequest) -> proto::RequestV2 {
             });
             proto::TimeSeriesV2 {
                 labels_refs: symbols.labels(&s.labels),
-                samples: s.samples.iter().map(|x| proto::Sample { value: x.v, timestamp: x.t }).collect(),
-                histograms: s.histograms.iter().map(histogram_to_proto).collect(),
+                samples: s
+                    .samples
+                    .iter()
+                    .map(|x| proto::Sample { value: x.v, timestamp: x.t, start_timestamp: start_of(s, x.t) })
+                    .collect(),
+                histograms: s.histograms.iter().map(|h| histogram_to_proto(h, start_of(s, h.t))).collect(),
                 exemplars: s
                     .exemplars
                     .iter()

@@ -210,6 +210,7 @@ pub fn series_batch(name: &str, n: usize, samples: usize, start_ms: i64) -> Writ
                     .collect(),
                 exemplars: vec![],
                 histograms: vec![],
+                start_timestamps: Vec::new(),
             })
             .collect(),
         metadata: vec![],

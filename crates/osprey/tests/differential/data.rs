@@ -128,6 +128,7 @@ impl Target {
                 samples: vec![Sample::new(t, if stale { STALE_NAN } else { v })],
                 exemplars: vec![],
                 histograms: vec![],
+                start_timestamps: Vec::new(),
             });
         };
         let may_reset = self.idx != GAP_TARGET && self.idx != STALE_TARGET;

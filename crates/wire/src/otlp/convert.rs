@@ -59,7 +59,7 @@ impl Builder {
         let next = self.series.len();
         let i = *self.index.entry(labels.clone()).or_insert(next);
         if i == next {
-            self.series.push(TimeSeries { labels, samples: Vec::new(), exemplars: Vec::new(), histograms: Vec::new() });
+            self.series.push(TimeSeries { labels, ..TimeSeries::default() });
         }
         i
     }
@@ -71,11 +71,19 @@ impl Builder {
         i
     }
 
-    /// Appends the samples of one cumulative point (or gauge or summary point).
-    fn push_point(&mut self, t: Timestamp, flags: u32, point: Vec<PointSeries>) {
+    /// Appends the samples of one cumulative point, which began at `start` (0: unknown).
+    fn push_point(&mut self, t: Timestamp, start: Timestamp, flags: u32, point: Vec<PointSeries>) {
         for s in point {
             let i = self.push(s.labels, t, point_value(flags, s.value));
             self.series[i].exemplars.extend(s.exemplars);
+            self.push_start(i, t, start);
+        }
+    }
+
+    /// Records the start timestamp of series `i`'s sample at `t`, unless unknown.
+    fn push_start(&mut self, i: usize, t: Timestamp, start: Timestamp) {
+        if start != 0 {
+            self.series[i].start_timestamps.push((t, start));
         }
     }
 }
@@ -428,7 +436,7 @@ fn convert_metric(
     let emit =
         |b: &mut Builder, attributes: &[KeyValue], start: u64, time: u64, flags: u32, series: Vec<_>| match temporality
         {
-            Temporality::Cumulative => b.push_point(ns_to_ms(time), flags, series),
+            Temporality::Cumulative => b.push_point(ns_to_ms(time), ns_to_ms(start), flags, series),
             Temporality::Delta => b.deltas.push(DeltaPoint {
                 stream: metric_stream.point(attributes),
                 start_time_unix_nano: start,
@@ -467,10 +475,11 @@ fn convert_metric(
             let mut points = Vec::with_capacity(h.data_points.len());
             for p in &h.data_points {
                 let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &family)])?;
-                points.push((labels, native_histogram(p)?, exemplars(&p.exemplars)));
+                points.push((labels, native_histogram(p)?, exemplars(&p.exemplars), ns_to_ms(p.start_time_unix_nano)));
             }
-            for (labels, sample, exemplars) in points {
+            for (labels, sample, exemplars, start) in points {
                 let i = b.index_of(labels);
+                b.push_start(i, sample.t, start);
                 b.series[i].histograms.push(sample);
                 b.series[i].exemplars.extend(exemplars);
             }
@@ -591,10 +600,14 @@ fn native_buckets(
 /// Summary series: `_sum`, `_count`, and one series per quantile.
 fn add_summary_point(b: &mut Builder, ctx: &Context, family: &str, p: &SummaryDataPoint) -> Result<(), String> {
     let t = ns_to_ms(p.time_unix_nano);
+    // `_sum` and `_count` are running totals since the point's start; quantiles are not.
+    let start = ns_to_ms(p.start_time_unix_nano);
     let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &format!("{family}_sum"))])?;
-    b.push(labels, t, point_value(p.flags, p.sum));
+    let i = b.push(labels, t, point_value(p.flags, p.sum));
+    b.push_start(i, t, start);
     let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, &format!("{family}_count"))])?;
-    b.push(labels, t, point_value(p.flags, p.count as f64));
+    let i = b.push(labels, t, point_value(p.flags, p.count as f64));
+    b.push_start(i, t, start);
     for q in &p.quantile_values {
         let quantile = format_float(q.quantile);
         let labels = ctx.labels(&p.attributes, &[(METRIC_NAME, family), ("quantile", &quantile)])?;

@@ -762,3 +762,61 @@ fn otlp_json_exponential_histograms_become_native_histograms() {
     assert_eq!((h.h.schema, h.h.count, h.h.sum, h.h.zero_count, h.h.zero_threshold), (1, 4.0, 9.5, 1.0, 0.01));
     assert_eq!(h.h.positive, vec![(3, 2.0), (4, 1.0)]);
 }
+
+#[test]
+fn cumulative_points_carry_their_start_time_as_start_timestamps() {
+    const START_NS: u64 = T0_NS - 60_000_000_000;
+    const START_MS: i64 = T0_MS - 60_000;
+    let mut counted = number(vec![], number_data_point::Value::AsInt(5));
+    counted.start_time_unix_nano = START_NS;
+    let unset =
+        NumberDataPoint { start_time_unix_nano: 0, ..number(vec![kv("k", "v")], number_data_point::Value::AsInt(1)) };
+    let sum = Sum { data_points: vec![counted, unset], aggregation_temporality: CUMULATIVE, is_monotonic: true };
+    let classic = HistogramDataPoint {
+        time_unix_nano: T0_NS,
+        start_time_unix_nano: START_NS,
+        count: 3,
+        sum: Some(1.5),
+        bucket_counts: vec![1, 2],
+        explicit_bounds: vec![0.5],
+        ..Default::default()
+    };
+    let classic = Histogram { data_points: vec![classic], aggregation_temporality: CUMULATIVE };
+    let exp = ExponentialHistogram {
+        data_points: vec![ExponentialHistogramDataPoint {
+            start_time_unix_nano: START_NS,
+            ..exp_point(0, (0, vec![1]), (0, vec![]), 0)
+        }],
+        aggregation_temporality: CUMULATIVE,
+    };
+    let gauge = Gauge { data_points: vec![number(vec![], number_data_point::Value::AsDouble(1.0))] };
+    let summary = SummaryDataPoint {
+        time_unix_nano: T0_NS,
+        start_time_unix_nano: START_NS,
+        count: 2,
+        sum: 3.0,
+        quantile_values: vec![summary_data_point::ValueAtQuantile { quantile: 0.5, value: 1.0 }],
+        ..Default::default()
+    };
+    let summary = Summary { data_points: vec![summary] };
+    let got = convert(&request(
+        vec![],
+        vec![
+            metric("requests", "", metric::Data::Sum(sum)),
+            metric("latency", "", metric::Data::Histogram(classic)),
+            metric("rpc", "", metric::Data::ExponentialHistogram(exp)),
+            metric("temperature", "", metric::Data::Gauge(gauge)),
+            metric("rpc_duration", "", metric::Data::Summary(summary)),
+        ],
+    ));
+    let starts = |name: &str| find(&got, name).iter().map(|s| s.start_timestamps.clone()).collect::<Vec<_>>();
+    assert_eq!(starts("requests_total"), [vec![(T0_MS, START_MS)], vec![]], "an unset start is none");
+    assert_eq!(starts("latency_sum"), [vec![(T0_MS, START_MS)]]);
+    assert_eq!(starts("latency_count"), [vec![(T0_MS, START_MS)]]);
+    assert_eq!(starts("latency_bucket"), [vec![(T0_MS, START_MS)], vec![(T0_MS, START_MS)]]);
+    assert_eq!(starts("rpc"), [vec![(T0_MS, START_MS)]]);
+    assert_eq!(starts("temperature"), [Vec::<(i64, i64)>::new()], "gauges have no start");
+    assert_eq!(starts("rpc_duration_sum"), [vec![(T0_MS, START_MS)]]);
+    assert_eq!(starts("rpc_duration_count"), [vec![(T0_MS, START_MS)]]);
+    assert_eq!(starts("rpc_duration"), [Vec::<(i64, i64)>::new()], "quantiles are not running totals");
+}

@@ -211,9 +211,12 @@ fn label(bytes: &[u8], base: usize) -> Result<(&str, &str), SyntaxError> {
 
 /// `Sample { double value = 1; int64 timestamp = 2 }` (the same in 1.0 and 2.0).
 #[inline]
-pub(super) fn sample(bytes: &[u8], base: usize) -> Result<Sample, SyntaxError> {
+/// A `Sample` message and its start timestamp (remote-write 2.0's `start_timestamp = 3`;
+/// 0 when absent, as always in 1.0).
+pub(super) fn sample(bytes: &[u8], base: usize) -> Result<(Sample, i64), SyntaxError> {
     let mut r = Reader::new(bytes, base);
     let mut s = Sample { t: 0, v: 0.0 };
+    let mut start = 0;
     while !r.done() {
         match r.key()? {
             (1, wire) => {
@@ -224,10 +227,11 @@ pub(super) fn sample(bytes: &[u8], base: usize) -> Result<Sample, SyntaxError> {
                 r.expect(wire, VARINT)?;
                 s.t = r.varint()? as i64;
             }
+            (3, VARINT) => start = r.varint()? as i64,
             (_, wire) => r.skip(wire)?,
         }
     }
-    Ok(s)
+    Ok((s, start))
 }
 
 /// A `Histogram` message of the series with (validated) labels `labels`, for either protocol
@@ -276,7 +280,7 @@ fn series<'a>(
             (2, wire) => {
                 r.expect(wire, LEN)?;
                 let (b, base) = r.len_delimited()?;
-                series.push_sample(sample(b, base)?);
+                series.push_sample(sample(b, base)?.0);
             }
             (3, wire) => {
                 r.expect(wire, LEN)?;

@@ -59,10 +59,13 @@ pub(super) struct HistogramScratch {
     neg_counts: Vec<f64>,
     pos_counts: Vec<f64>,
     custom_values: Vec<f64>,
+    /// Remote-write 2.0's `start_timestamp = 17` of the last histogram read (0: none).
+    pub(super) start_timestamp: i64,
 }
 
 impl HistogramScratch {
     fn clear(&mut self) {
+        self.start_timestamp = 0;
         self.neg_spans.clear();
         self.pos_spans.clear();
         self.neg_deltas.clear();
@@ -188,6 +191,7 @@ pub(super) fn histogram(bytes: &[u8], base: usize, scratch: &mut HistogramScratc
                 t = r.varint()? as i64;
             }
             16 => doubles(&mut r, wire, &mut scratch.custom_values)?,
+            17 if wire == VARINT => scratch.start_timestamp = r.varint()? as i64,
             _ => r.skip(wire)?,
         }
     }

@@ -34,13 +34,15 @@ pub(crate) struct Label {
     pub value: String,
 }
 
-/// `prometheus.Sample`.
+/// `prometheus.Sample`, and 2.0's `Sample` with its `start_timestamp` (always 0 in 1.0).
 #[derive(Clone, Copy, PartialEq, prost::Message)]
 pub(crate) struct Sample {
     #[prost(double, tag = "1")]
     pub value: f64,
     #[prost(int64, tag = "2")]
     pub timestamp: i64,
+    #[prost(int64, tag = "3")]
+    pub start_timestamp: i64,
 }
 
 /// `prometheus.Exemplar`.
@@ -100,6 +102,9 @@ pub(crate) struct Histogram {
     pub timestamp: i64,
     #[prost(double, repeated, tag = "16")]
     pub custom_values: Vec<f64>,
+    /// 2.0 only (always 0 in 1.0).
+    #[prost(int64, tag = "17")]
+    pub start_timestamp: i64,
 }
 
 /// `Histogram.count`: integer histograms send `count_int`, float histograms `count_float`.

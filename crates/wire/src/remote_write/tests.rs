@@ -70,12 +70,14 @@ fn sample_request() -> WriteRequest {
                 ],
                 exemplars: vec![Exemplar { labels: Labels::from_pairs([("trace_id", "abc123")]), t: 1500, v: 0.25 }],
                 histograms: vec![],
+                start_timestamps: Vec::new(),
             },
             TimeSeries {
                 labels: Labels::from_pairs([("__name__", "up"), ("instance", "a:9100")]),
                 samples: vec![Sample::new(-5, 1.0)],
                 exemplars: vec![],
                 histograms: vec![],
+                start_timestamps: Vec::new(),
             },
         ],
         metadata: vec![MetricMetadata {
@@ -327,8 +329,9 @@ fn arb_request() -> impl Strategy<Value = WriteRequest> {
     });
     let histograms = proptest::collection::vec((any::<i64>(), arb_histogram()), 0..3)
         .prop_map(|v| v.into_iter().map(|(t, h)| HistogramSample { t, h }).collect::<Vec<_>>());
-    let series = (labels, samples, exemplars, histograms)
-        .prop_map(|(labels, samples, exemplars, histograms)| TimeSeries { labels, samples, exemplars, histograms });
+    let series = (labels, samples, exemplars, histograms).prop_map(|(labels, samples, exemplars, histograms)| {
+        TimeSeries { labels, samples, exemplars, histograms, start_timestamps: Vec::new() }
+    });
     proptest::collection::vec(series, 0..6).prop_map(|series| WriteRequest { series, metadata: Vec::new() })
 }
 
@@ -536,6 +539,7 @@ fn int_histogram() -> proto::Histogram {
         reset_hint: 1,
         timestamp: 5_000,
         custom_values: vec![],
+        start_timestamp: 0,
     }
 }
 
@@ -757,12 +761,13 @@ fn decodes_hand_built_v2_with_prometheus_field_numbers() {
     meta.push(4 << 3);
     varint(8, &mut meta);
     len_field(5, &meta, &mut ts);
-    ts.push(6 << 3); // created_timestamp, read past
+    ts.push(6 << 3); // created_timestamp of the experimental period: the start of every sample
     varint(500, &mut ts);
     let got = decode_write_request_v2(&snappy(&v2_raw(&symbols, &[ts]))).unwrap();
     let s = &got.series[0];
     assert_eq!(s.labels.to_string(), r#"{__name__="http_requests_total", job="api"}"#);
     assert_eq!(s.samples, vec![Sample::new(1000, 7.0)]);
+    assert_eq!(s.start_timestamps, vec![(1000, 500)]);
     assert_eq!(s.exemplars, vec![Exemplar { labels: Labels::from_pairs([("trace_id", "abc")]), t: 0, v: 1.5 }]);
     assert_eq!(
         got.metadata,
@@ -773,6 +778,45 @@ fn decodes_hand_built_v2_with_prometheus_field_numbers() {
             unit: "requests".into(),
         }]
     );
+}
+
+#[test]
+fn v2_start_timestamps_per_sample_win_over_the_series_created_timestamp() {
+    let symbols = ["", "__name__", "c_total"];
+    let mut ts = Vec::new();
+    len_field(1, &packed(&[1, 2]), &mut ts);
+    for (t, start) in [(1000u64, 0u64), (2000, 1500)] {
+        let mut sample = Vec::new();
+        sample.push(1 << 3 | 1);
+        sample.extend_from_slice(&1.0f64.to_le_bytes());
+        sample.push(2 << 3);
+        varint(t, &mut sample);
+        if start != 0 {
+            sample.push(3 << 3); // start_timestamp
+            varint(start, &mut sample);
+        }
+        len_field(2, &sample, &mut ts);
+    }
+    let mut with_created = ts.clone();
+    with_created.push(6 << 3);
+    varint(900, &mut with_created);
+    let got = decode_write_request_v2(&snappy(&v2_raw(&symbols, &[ts, with_created]))).unwrap();
+    assert_eq!(got.series[0].start_timestamps, vec![(2000, 1500)], "0 is none");
+    assert_eq!(got.series[1].start_timestamps, vec![(1000, 900), (2000, 1500)]);
+}
+
+#[test]
+fn start_timestamps_round_trip_through_v2_and_are_dropped_by_v1() {
+    let mut req = histogram_request();
+    let floats = req.series.iter_mut().find(|s| !s.samples.is_empty()).unwrap();
+    floats.start_timestamps = floats.samples.iter().map(|s| (s.t, s.t - 10_000)).collect();
+    let hists = req.series.iter_mut().find(|s| !s.histograms.is_empty()).unwrap();
+    hists.start_timestamps = hists.histograms.iter().map(|h| (h.t, -1)).collect();
+    let back = decode_write_request_v2(&encode_write_request_v2(&req)).unwrap();
+    let starts = |r: &WriteRequest| r.series.iter().map(|s| s.start_timestamps.clone()).collect::<Vec<_>>();
+    assert_eq!(starts(&back), starts(&req));
+    let v1 = decode_write_request(&encode_write_request(&req)).unwrap();
+    assert!(v1.series.iter().all(|s| s.start_timestamps.is_empty()));
 }
 
 #[test]

@@ -6,7 +6,10 @@
 //! through the same validation as 1.0 labels before anything is allocated. Per-series metadata
 //! becomes the model's per-family metadata (the family being the metric name without the
 //! `_bucket`, `_sum` or `_count` suffix of histograms and summaries), one entry per family.
-//! `created_timestamp` is read past: Osprey does not store created timestamps yet.
+//! Start timestamps (when a counter or histogram began) come from each sample's and
+//! histogram's `start_timestamp` (fields 3 and 17 of the current proto) or, for senders of
+//! the experimental period, from the series' `created_timestamp = 6` (now reserved), which
+//! applies to every sample of the series without its own; 0 means none.
 
 use std::collections::HashSet;
 
@@ -133,6 +136,7 @@ fn series<'a>(
     out: &mut PackedWriteRequest,
 ) -> Result<Option<MetricMetadata>, Fail> {
     scratch.refs.clear();
+    let mut created = 0i64;
     let mut r = Reader::new(bytes, base);
     while !r.done() {
         match r.key()? {
@@ -141,6 +145,7 @@ fn series<'a>(
                 r.expect(wire, LEN)?;
                 r.len_delimited()?;
             }
+            (6, VARINT) => created = r.varint()? as i64,
             (_, wire) => r.skip(wire)?,
         }
     }
@@ -155,11 +160,19 @@ fn series<'a>(
         match r.key()? {
             (2, _) => {
                 let (b, base) = r.len_delimited()?;
-                series.push_sample(sample(b, base)?);
+                let (s, start) = sample(b, base)?;
+                series.push_sample(s);
+                series.push_start_timestamp(s.t, if start != 0 { start } else { created });
             }
             (3, _) => {
                 let (b, base) = r.len_delimited()?;
-                series.push_histogram(series_histogram(b, base, &labels, &mut scratch.histogram, MESSAGE)?);
+                let h = series_histogram(b, base, &labels, &mut scratch.histogram, MESSAGE)?;
+                let start = match scratch.histogram.start_timestamp {
+                    0 => created,
+                    start => start,
+                };
+                series.push_start_timestamp(h.t, start);
+                series.push_histogram(h);
             }
             (4, _) => {
                 let (b, base) = r.len_delimited()?;
