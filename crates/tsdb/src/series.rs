@@ -367,11 +367,6 @@ impl<K: Kind> ChunksSnapshot<K> {
         self.chunks.is_empty() && self.ooo.is_empty()
     }
 
-    /// Chunks to decode, out-of-order samples counting as one more.
-    fn num_chunks(&self) -> usize {
-        self.chunks.len() + usize::from(!self.ooo.is_empty())
-    }
-
     /// Samples with `mint <= t <= maxt`, in time order.
     fn samples(&self, mint: i64, maxt: i64) -> Vec<K::Sample> {
         decode_head_chunks::<K>(self.chunks.iter().map(SealedChunk::as_slice), &self.ooo, mint, maxt)
@@ -433,12 +428,6 @@ impl SeriesSnapshot {
             histograms: None,
             starts: Vec::new(),
         }
-    }
-
-    /// Chunks a read of the snapshot decodes: what it costs.
-    pub(crate) fn num_chunks(&self) -> usize {
-        self.floats.as_ref().map_or(0, ChunksSnapshot::num_chunks)
-            + self.histograms.as_ref().map_or(0, ChunksSnapshot::num_chunks)
     }
 
     /// Float samples with `mint <= t <= maxt`, in time order.

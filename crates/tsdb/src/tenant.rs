@@ -1,7 +1,7 @@
 //! Everything one tenant owns: its head, WAL and blocks under `<dir>/tenants/<tenant>/`.
 //! Nothing here can reach another tenant's data: each tenant is a separate `TenantDb`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -866,42 +866,26 @@ impl<'a> Iterator for LabelPairs<'a> {
     }
 }
 
-/// Matching series of a query, each with where its data lies, decoded a batch at a time as
-/// the stream is read: a reader holds a batch of series' samples rather than every matching
-/// one's. A batch of enough chunks is decoded on several threads (decoding is most of the
-/// work of a query over recent data, and queries run one at a time would leave the other
-/// cores idle). Series without samples in the range are left out. A corrupt block chunk
-/// ends the stream with its error.
+/// Matching series of a query, each with where its data lies, decoded one at a time as the
+/// stream is read: a reader holds one series' samples rather than every matching one's.
+/// Series without samples in the range are left out. A corrupt block chunk ends the stream
+/// with its error. (Decoding batches of series on several threads was measured slower:
+/// 1.1-1.2x on range queries over blocks, starting threads and freeing their allocations
+/// elsewhere costing more than the decoding they shared.)
 pub(crate) struct SeriesStream {
     found: Found,
     series: Merged<SeriesKey>,
-    /// The next group of `series` to decode.
+    /// The next group of `series` to read.
     next: usize,
     span: Span,
-    /// Series decoded and not yet returned, in order; an error comes last.
-    ready: VecDeque<Result<SeriesSamples, TsdbError>>,
-    /// Per decoding thread, the last frame it decompressed of each block, kept from batch
-    /// to batch: decompressing a frame again at every batch took a third of a 7-day query.
-    frames: Vec<Vec<LastFrame>>,
-}
-
-/// Most chunks a stream decodes in one batch (float chunks hold up to ~120 samples each):
-/// with the series its reader holds, what a stream holds at once.
-const BATCH_CHUNKS: usize = 2048;
-
-/// Fewest chunks in a batch worth decoding on several threads; below, starting threads
-/// costs about what it saves.
-const PARALLEL_CHUNKS: usize = 64;
-
-/// Threads that decode one batch.
-fn decode_threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
+    /// The last frame read of each block.
+    frames: Vec<LastFrame>,
 }
 
 impl SeriesStream {
     fn new(found: Found, series: Merged<SeriesKey>, span: Span) -> SeriesStream {
-        SeriesStream { found, series, next: 0, span, ready: VecDeque::new(), frames: Vec::new() }
+        let frames = found.blocks.iter().map(|_| LastFrame::shared()).collect();
+        SeriesStream { found, series, next: 0, span, frames }
     }
 
     /// The stream of a tenant that does not exist: no series.
@@ -911,105 +895,46 @@ impl SeriesStream {
         SeriesStream::new(found, Merged { keys: Vec::new(), ends: Vec::new() }, span)
     }
 
-    /// Chunks a group's read decodes (at least 1).
-    fn cost(&self, group: usize) -> usize {
-        let span = self.span;
-        let chunks: usize = (self.series.group(group).iter())
-            .map(|&key| match key {
-                SeriesKey::Block { block, series } => {
-                    let (_, series) = self.found.block_series(block, series);
-                    (if span.wanted.floats { span.cost(&series.chunks) } else { 0 })
-                        + (if span.wanted.histograms { span.cost(&series.histogram_chunks) } else { 0 })
+    /// One series' samples of each kind from its sources, in source order, then sorted and
+    /// deduplicated by timestamp where sources overlap (`None` for a series without samples
+    /// in the range). A head snapshot is dropped once read, releasing the chunks it shares.
+    fn decode(&mut self, group: usize) -> Result<Option<SeriesSamples>, TsdbError> {
+        let Span { start, end, wanted, newest } = self.span;
+        let (mut floats, mut histograms) = (Vec::new(), Vec::new());
+        for &source in self.series.group(group) {
+            match source {
+                SeriesKey::Block { block: b, series } => {
+                    let (block, series) = self.found.block_series(b, series);
+                    let last = &mut self.frames[b as usize];
+                    if wanted.floats {
+                        let read = block.read_chunks::<Floats>(self.span.chunks(&series.chunks), start, end, last)?;
+                        append(&mut floats, read);
+                    }
+                    if wanted.histograms {
+                        let refs = self.span.chunks(&series.histogram_chunks);
+                        append(&mut histograms, block.read_chunks::<Histograms>(refs, start, end, last)?);
+                    }
                 }
-                SeriesKey::Head(i) => self.found.snapshots[i as usize].as_ref().map_or(0, SeriesSnapshot::num_chunks),
-            })
-            .sum();
-        chunks.max(1)
-    }
-
-    /// Decodes the next batch of groups into `ready`. Each group's head snapshot is taken
-    /// out (and dropped once decoded, releasing the chunks it shares).
-    fn fill(&mut self) {
-        let first = self.next;
-        let (mut costs, mut total) = (Vec::new(), 0);
-        while self.next < self.series.len() && total < BATCH_CHUNKS {
-            let cost = self.cost(self.next);
-            costs.push(cost);
-            total += cost;
-            self.next += 1;
-        }
-        let mut heads: Vec<Option<SeriesSnapshot>> = (first..self.next)
-            .map(|g| {
-                let head = self.series.group(g).iter().find_map(|k| match k {
-                    SeriesKey::Head(i) => Some(*i as usize),
-                    SeriesKey::Block { .. } => None,
-                });
-                head.and_then(|i| self.found.snapshots[i].take())
-            })
-            .collect();
-        let parts = if total >= PARALLEL_CHUNKS { decode_threads() } else { 1 };
-        let bounds = split_by_cost(&costs, parts);
-        let reader = BatchReader { found: &self.found, series: &self.series, span: self.span };
-        // Each part takes its groups' head snapshots, split off from the back.
-        let mut part_heads: Vec<Vec<Option<SeriesSnapshot>>> =
-            bounds.iter().rev().map(|&(lo, _)| heads.split_off(lo)).collect();
-        part_heads.reverse();
-        let blocks = self.found.blocks.len();
-        self.frames
-            .resize_with(self.frames.len().max(bounds.len()), || (0..blocks).map(|_| LastFrame::shared()).collect());
-        let frames = &mut self.frames[..bounds.len()];
-        let decoded: Vec<Vec<Result<Option<SeriesSamples>, TsdbError>>> = if bounds.len() == 1 {
-            part_heads.into_iter().zip(frames.iter_mut()).map(|(h, f)| reader.decode(first, h, f)).collect()
-        } else {
-            std::thread::scope(|scope| {
-                let mut parts = bounds.iter().zip(part_heads).zip(frames.iter_mut());
-                let here = parts.next();
-                let spawned: Vec<_> =
-                    parts.map(|((&(lo, _), h), f)| scope.spawn(move || reader.decode(first + lo, h, f))).collect();
-                let mut out: Vec<_> =
-                    here.into_iter().map(|((&(lo, _), h), f)| reader.decode(first + lo, h, f)).collect();
-                out.extend(
-                    spawned.into_iter().map(|t| t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
-                );
-                out
-            })
-        };
-        // The next batch begins where the last part ended: its frames go to the first part.
-        frames.rotate_right(1);
-        for result in decoded.into_iter().flatten() {
-            match result {
-                Ok(None) => {}
-                Ok(Some(series)) => self.ready.push_back(Ok(series)),
-                Err(e) => {
-                    self.ready.push_back(Err(e));
-                    self.next = self.series.len();
-                    self.found.snapshots.clear();
-                    return;
+                SeriesKey::Head(i) => {
+                    if let Some(snapshot) = self.found.snapshots[i as usize].take() {
+                        append(&mut floats, snapshot.samples(start, end));
+                        append(&mut histograms, snapshot.histograms(start, end));
+                    }
                 }
             }
         }
-    }
-}
-
-/// Splits groups with `costs` into at most `parts` contiguous `(start, end)` index ranges of
-/// about equal total cost, none empty.
-pub(crate) fn split_by_cost(costs: &[usize], parts: usize) -> Vec<(usize, usize)> {
-    let total: usize = costs.iter().sum();
-    let parts = parts.clamp(1, costs.len().max(1));
-    let mut bounds = Vec::with_capacity(parts);
-    let (mut lo, mut acc) = (0, 0);
-    for (i, &c) in costs.iter().enumerate() {
-        // Part k ends before the group whose middle lies past k/parts of the total cost.
-        if bounds.len() + 1 < parts && i > lo && (2 * acc + c) * parts >= 2 * total * (bounds.len() + 1) {
-            bounds.push((lo, i));
-            lo = i;
+        if floats.is_empty() && histograms.is_empty() {
+            return Ok(None);
         }
-        acc += c;
+        sort_unique(&mut floats, |s| s.t);
+        sort_unique(&mut histograms, |s| s.t);
+        let labels = self.series.group(group)[0].labels(&self.found);
+        let mut series = SeriesSamples { labels, floats, histograms };
+        if newest {
+            series.keep_newest();
+        }
+        Ok(Some(series))
     }
-    if lo < costs.len() || bounds.is_empty() {
-        bounds.push((lo, costs.len()));
-    }
-    bounds
 }
 
 /// What a stream reads of each series.
@@ -1037,86 +962,6 @@ impl Span {
             refs
         }
     }
-
-    /// How many chunks of `refs` a read decodes.
-    fn cost(self, refs: &[ChunkRef]) -> usize {
-        self.chunks(refs).iter().filter(|c| c.min_t <= self.end && c.max_t >= self.start).count()
-    }
-}
-
-/// What the threads decoding a batch share.
-#[derive(Clone, Copy)]
-struct BatchReader<'a> {
-    found: &'a Found,
-    series: &'a Merged<SeriesKey>,
-    span: Span,
-}
-
-impl BatchReader<'_> {
-    /// The series of the groups from `first` on, one per snapshot in `heads` (`None` for a
-    /// series without samples in the range); stops after an error.
-    fn decode(
-        self,
-        first: usize,
-        heads: Vec<Option<SeriesSnapshot>>,
-        frames: &mut [LastFrame],
-    ) -> Vec<Result<Option<SeriesSamples>, TsdbError>> {
-        let mut out = Vec::with_capacity(heads.len());
-        for (group, head) in (first..).zip(heads) {
-            let series = self.decode_group(group, head, frames);
-            let failed = series.is_err();
-            out.push(series);
-            if failed {
-                break;
-            }
-        }
-        out
-    }
-
-    /// One series' samples of each kind from its sources, in source order, then sorted and
-    /// deduplicated by timestamp where sources overlap.
-    fn decode_group(
-        self,
-        group: usize,
-        mut head: Option<SeriesSnapshot>,
-        frames: &mut [LastFrame],
-    ) -> Result<Option<SeriesSamples>, TsdbError> {
-        let Span { start, end, wanted, newest } = self.span;
-        let (mut floats, mut histograms) = (Vec::new(), Vec::new());
-        for &source in self.series.group(group) {
-            match source {
-                SeriesKey::Block { block: b, series } => {
-                    let (block, series) = self.found.block_series(b, series);
-                    let last = &mut frames[b as usize];
-                    if wanted.floats {
-                        let read = block.read_chunks::<Floats>(self.span.chunks(&series.chunks), start, end, last)?;
-                        append(&mut floats, read);
-                    }
-                    if wanted.histograms {
-                        let refs = self.span.chunks(&series.histogram_chunks);
-                        append(&mut histograms, block.read_chunks::<Histograms>(refs, start, end, last)?);
-                    }
-                }
-                SeriesKey::Head(_) => {
-                    if let Some(snapshot) = head.take() {
-                        append(&mut floats, snapshot.samples(start, end));
-                        append(&mut histograms, snapshot.histograms(start, end));
-                    }
-                }
-            }
-        }
-        if floats.is_empty() && histograms.is_empty() {
-            return Ok(None);
-        }
-        sort_unique(&mut floats, |s| s.t);
-        sort_unique(&mut histograms, |s| s.t);
-        let labels = self.series.group(group)[0].labels(self.found);
-        let mut series = SeriesSamples { labels, floats, histograms };
-        if newest {
-            series.keep_newest();
-        }
-        Ok(Some(series))
-    }
 }
 
 impl SeriesStream {
@@ -1126,7 +971,6 @@ impl SeriesStream {
     /// start left out. Series none of whose sources has change points are skipped unread.
     fn start_timestamps(mut self) -> Result<Vec<SeriesStartTimestamps>, TsdbError> {
         let (start, end) = (self.span.start, self.span.end);
-        let mut frames: Vec<LastFrame> = self.found.blocks.iter().map(|_| LastFrame::shared()).collect();
         let mut out = Vec::new();
         for group in 0..self.series.len() {
             let keys = self.series.group(group);
@@ -1141,7 +985,7 @@ impl SeriesStream {
             for &key in keys {
                 let (floats, histograms, points) = match key {
                     SeriesKey::Block { block, series } => {
-                        let last = &mut frames[block as usize];
+                        let last = &mut self.frames[block as usize];
                         let (block, series) = self.found.block_series(block, series);
                         let floats = block.read_chunks::<Floats>(&series.chunks, start, end, last)?;
                         let histograms = block.read_chunks::<Histograms>(&series.histogram_chunks, start, end, last)?;
@@ -1173,15 +1017,20 @@ impl Iterator for SeriesStream {
     type Item = Result<SeriesSamples, TsdbError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(series) = self.ready.pop_front() {
-                return Some(series);
+        while self.next < self.series.len() {
+            let group = self.next;
+            self.next += 1;
+            match self.decode(group) {
+                Ok(None) => continue,
+                Ok(Some(series)) => return Some(Ok(series)),
+                Err(e) => {
+                    self.next = self.series.len();
+                    self.found.snapshots.clear();
+                    return Some(Err(e));
+                }
             }
-            if self.next >= self.series.len() {
-                return None;
-            }
-            self.fill();
         }
+        None
     }
 }
 

@@ -247,12 +247,12 @@ fn repeated_selects_follow_series_created_and_dropped_between_them() {
 }
 
 #[test]
-fn a_stream_of_many_series_decodes_them_in_parallel_batches_in_order() {
+fn a_stream_of_many_series_returns_each_with_its_own_samples_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());
     let t = tenant("a");
-    // Enough series, each with a block chunk and a head chunk, for several batches, each
-    // split over threads; every series' values say which series it is.
+    // Many series, each with a block chunk and a head chunk; every series' values say which
+    // series it is.
     let n = 2500;
     let name = |i: usize| format!("{i:04}");
     let batch = |start: i64| {
@@ -278,15 +278,4 @@ fn a_stream_of_many_series_decodes_them_in_parallel_batches_in_order() {
         assert_eq!(floats, &want, "series {i}");
         assert!(histograms.is_empty());
     }
-}
-
-#[test]
-fn series_split_by_cost_into_contiguous_parts() {
-    use crate::tenant::split_by_cost;
-    assert_eq!(split_by_cost(&[1, 1, 1, 1], 2), [(0, 2), (2, 4)]);
-    assert_eq!(split_by_cost(&[10, 1, 1, 1, 1], 2), [(0, 1), (1, 5)]);
-    assert_eq!(split_by_cost(&[1, 1, 1, 10], 2), [(0, 3), (3, 4)]);
-    assert_eq!(split_by_cost(&[5], 4), [(0, 1)]);
-    assert_eq!(split_by_cost(&[], 2), [(0, 0)]);
-    assert_eq!(split_by_cost(&[1, 1, 1], 3), [(0, 1), (1, 2), (2, 3)]);
 }
