@@ -12,7 +12,7 @@ use osprey_promql::{Engine, PromqlError, PromqlErrorKind, QueryContext, QueryOut
 use serde_json::{json, Value as Json};
 
 use crate::params::Params;
-use crate::response::{format_value, json_time, success, ApiError};
+use crate::response::{format_value, json_time, success, success_raw, ApiError};
 use crate::tenant::RequestTenant;
 use crate::{blocking, ApiState};
 
@@ -148,10 +148,11 @@ impl Drop for CancelOnDrop {
 }
 
 fn render(output: QueryOutput, with_stats: bool) -> Response {
-    let mut data = value_json(&output.value);
+    let mut data = Vec::with_capacity(256);
+    write_value_json(&output.value, &mut data);
     if with_stats {
         let eval_seconds = output.stats.eval_time.as_secs_f64();
-        data["stats"] = json!({
+        let stats = json!({
             "timings": {
                 "evalTotalTime": eval_seconds,
                 "resultSortTime": 0,
@@ -165,46 +166,128 @@ fn render(output: QueryOutput, with_stats: bool) -> Response {
                 "peakSamples": output.stats.peak_samples,
             },
         });
+        // After "resultType", in the key order of the rest of the object.
+        data.pop();
+        data.extend_from_slice(b",\"stats\":");
+        write_json(&stats, &mut data);
+        data.push(b'}');
     }
-    success(data, &output.warnings, &output.infos)
+    success_raw(data, &output.warnings, &output.infos)
 }
 
-fn value_json(value: &Value) -> Json {
+/// A query result as Prometheus's `data` object, written straight into `out`: building a
+/// `serde_json::Value` per point first took three times as long as evaluating a range query
+/// returning 11k points. Keys come in the sorted order `serde_json` gives objects, so the
+/// bytes are those of the `Value` rendering.
+fn write_value_json(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Scalar { t, v } => {
-            json!({"resultType": "scalar", "result": [json_time(*t), format_value(*v)]})
+            out.extend_from_slice(b"{\"result\":[");
+            write_point(*t, *v, out);
+            out.extend_from_slice(b"],\"resultType\":\"scalar\"}");
         }
-        Value::String { t, v } => json!({"resultType": "string", "result": [json_time(*t), v]}),
-        Value::Vector(samples) => json!({
-            "resultType": "vector",
-            "result": samples.iter().map(|s| match &s.h {
-                Some(h) => json!({
-                    "metric": labels_json(&s.labels),
-                    "histogram": [json_time(s.t), histogram_json(h)],
-                }),
-                None => json!({
-                    "metric": labels_json(&s.labels),
-                    "value": [json_time(s.t), format_value(s.v)],
-                }),
-            }).collect::<Vec<_>>(),
-        }),
-        Value::Matrix(series) => json!({
-            "resultType": "matrix",
-            "result": series.iter().map(|s| {
+        Value::String { t, v } => {
+            out.extend_from_slice(b"{\"result\":[");
+            write_json(&json_time(*t), out);
+            out.push(b',');
+            write_json(&Json::from(v.as_str()), out);
+            out.extend_from_slice(b"],\"resultType\":\"string\"}");
+        }
+        Value::Vector(samples) => {
+            out.extend_from_slice(b"{\"result\":[");
+            for (i, s) in samples.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match &s.h {
+                    Some(h) => {
+                        out.extend_from_slice(b"{\"histogram\":[");
+                        write_json(&json_time(s.t), out);
+                        out.push(b',');
+                        write_json(&histogram_json(h), out);
+                        out.extend_from_slice(b"],\"metric\":");
+                        write_labels(&s.labels, out);
+                    }
+                    None => {
+                        out.extend_from_slice(b"{\"metric\":");
+                        write_labels(&s.labels, out);
+                        out.extend_from_slice(b",\"value\":[");
+                        write_point(s.t, s.v, out);
+                        out.push(b']');
+                    }
+                }
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"],\"resultType\":\"vector\"}");
+        }
+        Value::Matrix(series) => {
+            out.extend_from_slice(b"{\"result\":[");
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.push(b'{');
                 // As Prometheus: each of "values" and "histograms" only when non-empty.
-                let mut item = json!({"metric": labels_json(&s.labels)});
-                if !s.samples.is_empty() || s.histograms.is_empty() {
-                    item["values"] =
-                        s.samples.iter().map(|p| json!([json_time(p.t), format_value(p.v)])).collect::<Json>();
-                }
                 if !s.histograms.is_empty() {
-                    item["histograms"] =
-                        s.histograms.iter().map(|p| json!([json_time(p.t), histogram_json(&p.h)])).collect::<Json>();
+                    out.extend_from_slice(b"\"histograms\":[");
+                    for (j, p) in s.histograms.iter().enumerate() {
+                        if j > 0 {
+                            out.push(b',');
+                        }
+                        out.push(b'[');
+                        write_json(&json_time(p.t), out);
+                        out.push(b',');
+                        write_json(&histogram_json(&p.h), out);
+                        out.push(b']');
+                    }
+                    out.extend_from_slice(b"],");
                 }
-                item
-            }).collect::<Vec<_>>(),
-        }),
+                out.extend_from_slice(b"\"metric\":");
+                write_labels(&s.labels, out);
+                if !s.samples.is_empty() || s.histograms.is_empty() {
+                    out.extend_from_slice(b",\"values\":[");
+                    for (j, p) in s.samples.iter().enumerate() {
+                        if j > 0 {
+                            out.push(b',');
+                        }
+                        out.push(b'[');
+                        write_point(p.t, p.v, out);
+                        out.push(b']');
+                    }
+                    out.push(b']');
+                }
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"],\"resultType\":\"matrix\"}");
+        }
     }
+}
+
+/// `<time>,"<value>"`, as inside a point's brackets.
+fn write_point(t: i64, v: f64, out: &mut Vec<u8>) {
+    write_json(&json_time(t), out);
+    out.push(b',');
+    write_json(&Json::from(format_value(v)), out);
+}
+
+/// A label set as a JSON object; labels are sorted by name, as the object's keys are.
+fn write_labels(labels: &osprey_model::Labels, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(l.name.as_str(), out);
+        out.push(b':');
+        write_json(l.value.as_str(), out);
+    }
+    out.push(b'}');
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Writing into a Vec cannot fail, and these values (strings, numbers, `Value`s) always
+    // serialize.
+    let _ = serde_json::to_writer(out, value);
 }
 
 /// Prometheus's JSON for a native histogram: count, sum and the populated buckets as
@@ -228,7 +311,81 @@ pub fn labels_json(labels: &osprey_model::Labels) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use osprey_model::FloatHistogram;
+    use osprey_model::{FloatHistogram, HistogramSample, Labels, Sample};
+    use osprey_promql::{MatrixSeries, VectorSample};
+
+    fn written(value: &Value) -> String {
+        let mut out = Vec::new();
+        write_value_json(value, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The bytes written are those `serde_json` gives the same document as a `Value`.
+    #[test]
+    fn results_are_written_as_their_json_values_render() {
+        let labels = Labels::from_pairs([("__name__", "up"), ("job", "a\"b\n"), ("zone", "é")]);
+        let h = FloatHistogram { count: 2.0, sum: 1.5, positive: vec![(0, 2.0)], ..Default::default() };
+        let scalar = Value::Scalar { t: 1_500, v: f64::NAN };
+        assert_eq!(written(&scalar), json!({"resultType": "scalar", "result": [1.5, "NaN"]}).to_string());
+        let string = Value::String { t: 2_000, v: "x\"y".into() };
+        assert_eq!(written(&string), json!({"resultType": "string", "result": [2, "x\"y"]}).to_string());
+        let vector = Value::Vector(vec![
+            VectorSample { labels: labels.clone(), t: 1_001, v: -0.0, h: None },
+            VectorSample { labels: Labels::default(), t: 3_000, v: 0.0, h: Some(h.clone()) },
+        ]);
+        let want = json!({"resultType": "vector", "result": [
+            {"metric": {"__name__": "up", "job": "a\"b\n", "zone": "é"}, "value": [1.001, "-0"]},
+            {"metric": {}, "histogram": [3, histogram_json(&h)]},
+        ]});
+        assert_eq!(written(&vector), want.to_string());
+        let matrix = Value::Matrix(vec![
+            MatrixSeries {
+                labels: labels.clone(),
+                samples: vec![Sample::new(1_000, 1e21), Sample::new(2_500, 5e-7)],
+                histograms: vec![],
+            },
+            MatrixSeries {
+                labels: Labels::default(),
+                samples: vec![],
+                histograms: vec![HistogramSample { t: 4_000, h: h.clone() }],
+            },
+            MatrixSeries {
+                labels: Labels::from_pairs([("a", "b")]),
+                samples: vec![Sample::new(1_000, f64::INFINITY)],
+                histograms: vec![HistogramSample { t: 2_000, h: h.clone() }],
+            },
+            MatrixSeries { labels: Labels::default(), samples: vec![], histograms: vec![] },
+        ]);
+        let want = json!({"resultType": "matrix", "result": [
+            {"metric": {"__name__": "up", "job": "a\"b\n", "zone": "é"}, "values": [[1, "1e+21"], [2.5, "5e-07"]]},
+            {"metric": {}, "histograms": [[4, histogram_json(&h)]]},
+            {"metric": {"a": "b"}, "values": [[1, "+Inf"]], "histograms": [[2, histogram_json(&h)]]},
+            {"metric": {}, "values": []},
+        ]});
+        assert_eq!(written(&matrix), want.to_string());
+        assert_eq!(written(&Value::Matrix(vec![])), json!({"resultType": "matrix", "result": []}).to_string());
+    }
+
+    #[tokio::test]
+    async fn statistics_follow_the_result_when_asked_for() {
+        let stats = osprey_promql::QueryStats { total_samples: 7, peak_samples: 3, eval_time: Duration::ZERO };
+        let output = |with: bool| {
+            let value = Value::Scalar { t: 1_000, v: 2.0 };
+            render(QueryOutput { value, warnings: vec![], infos: vec![], stats: stats.clone() }, with)
+        };
+        let body = |r: Response| async {
+            let bytes = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+            serde_json::from_slice::<Json>(&bytes).unwrap()
+        };
+        let with = body(output(true)).await;
+        assert_eq!(with["data"]["result"], json!([1, "2"]));
+        assert_eq!(with["data"]["stats"]["samples"], json!({"totalQueryableSamples": 7, "peakSamples": 3}));
+        assert_eq!(with["status"], "success");
+        assert_eq!(
+            body(output(false)).await,
+            json!({"status": "success", "data": {"resultType": "scalar", "result": [1, "2"]}})
+        );
+    }
 
     #[test]
     fn native_histograms_render_as_prometheus_does() {

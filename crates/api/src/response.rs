@@ -107,14 +107,26 @@ impl IntoResponse for ApiError {
 
 /// A successful response: `{"status":"success","data":…}` plus warnings and infos if any.
 pub fn success(data: Value, warnings: &[String], infos: &[String]) -> Response {
-    let mut body = json!({"status": "success", "data": data});
-    if !warnings.is_empty() {
-        body["warnings"] = json!(warnings);
-    }
+    success_raw(data.to_string().into_bytes(), warnings, infos)
+}
+
+/// [`success`] around `data` already rendered as JSON, with the keys in the sorted order
+/// `serde_json` gives objects.
+pub fn success_raw(data: Vec<u8>, warnings: &[String], infos: &[String]) -> Response {
+    let mut body = data;
+    body.splice(0..0, *b"{\"data\":");
     if !infos.is_empty() {
-        body["infos"] = json!(infos);
+        body.extend_from_slice(b",\"infos\":");
+        body.extend_from_slice(json!(infos).to_string().as_bytes());
     }
-    (StatusCode::OK, json_body(&body)).into_response()
+    body.extend_from_slice(b",\"status\":\"success\"");
+    if !warnings.is_empty() {
+        body.extend_from_slice(b",\"warnings\":");
+        body.extend_from_slice(json!(warnings).to_string().as_bytes());
+    }
+    body.push(b'}');
+    let content_type = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+    (StatusCode::OK, content_type, body).into_response()
 }
 
 fn json_body(v: &Value) -> ([(header::HeaderName, HeaderValue); 1], String) {
@@ -164,6 +176,22 @@ pub fn format_value(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn body_of(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_envelope_around_rendered_data_is_the_value_rendering() {
+        let (warnings, infos) = (vec!["PromQL warning: w".to_string()], vec!["PromQL info: \"i\"".to_string()]);
+        let data = json!({"resultType": "vector", "result": []});
+        let got = body_of(success_raw(data.to_string().into_bytes(), &warnings, &infos)).await;
+        let want = json!({"status": "success", "data": data, "warnings": warnings, "infos": infos});
+        assert_eq!(got, want.to_string());
+        let got = body_of(success(json!(["a"]), &[], &[])).await;
+        assert_eq!(got, r#"{"data":["a"],"status":"success"}"#);
+    }
 
     #[test]
     fn renders_times_and_values_like_prometheus() {

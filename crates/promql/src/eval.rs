@@ -851,7 +851,9 @@ impl<'a> Evaluator<'a> {
                 s.samples.retain(|x| (lo..=hi).contains(&x.t));
                 s.hists.retain(|x| (lo..=hi).contains(&x.t));
             }
-            let mut points = Vec::new();
+            // A sample gives a point to at most the steps within the lookback after it.
+            let per_sample = (lookback / self.range.step.max(1)) as usize + 1;
+            let mut points = Vec::with_capacity(self.range.len().min(s.samples.len().saturating_mul(per_sample)));
             let mut hists = Vec::new();
             if smoothed {
                 s.samples.retain(|x| !is_stale_nan(x.v));
