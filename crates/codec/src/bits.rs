@@ -124,6 +124,11 @@ impl<'a> BitReader<'a> {
 
     /// Moves past `n` bits, failing if fewer are left.
     #[inline]
+    pub fn skip(&mut self, n: usize) -> Result<(), CodecError> {
+        self.consume(n)
+    }
+
+    #[inline]
     fn consume(&mut self, n: usize) -> Result<(), CodecError> {
         if self.pos + n > self.buf.len() * 8 {
             return Err(CodecError::UnexpectedEof(self.buf.len()));

@@ -78,7 +78,7 @@ fn as_exact_int(v: f64) -> Option<i64> {
 
 /// Writes timestamps shared by both encodings: first as a zigzag varint, second as a zigzag
 /// varint delta, then delta-of-deltas.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct TimeEncoder {
     t: i64,
     delta: i64,
@@ -188,8 +188,28 @@ impl XorState {
     }
 }
 
+/// Samples between an open chunk's resume points.
+const RESUME_EVERY: usize = 32;
+
+/// A decoder's state right after one sample of an XOR chunk: decoding can go on from there
+/// without the samples before.
+#[derive(Debug, Clone, Copy)]
+struct ResumePoint {
+    /// The sample's index in the chunk.
+    index: u16,
+    /// The bit after the sample.
+    bit: u32,
+    time: TimeEncoder,
+    xor: XorState,
+}
+
 /// An appendable Gorilla XOR chunk, the form head chunks take while samples arrive. Its bytes
 /// are a valid chunk after every append, so readers can decode an open chunk.
+///
+/// It remembers where decoding can resume at its newest multiple of [`RESUME_EVERY`]
+/// samples, so that a read of only its newest samples (an instant query's window, most of a
+/// query over recent data) decodes at most that many before them rather than the whole
+/// chunk ([`XorAppender::tail_since`]); 40 bytes per open chunk.
 #[derive(Debug, Clone)]
 pub struct XorAppender {
     w: BitWriter,
@@ -198,6 +218,42 @@ pub struct XorAppender {
     xor: XorState,
     /// Whether every value is finite, so a decimal encoding may apply.
     all_finite: bool,
+    resume: Option<ResumePoint>,
+}
+
+/// The newest samples of an open XOR chunk, from a resume point on, copied out of it (see
+/// [`XorAppender::tail_since`]; [`decode_xor_tail`] reads them).
+#[derive(Debug, Clone)]
+pub struct XorTail {
+    /// The chunk's bytes from the one holding the resume point's bit on.
+    bytes: Vec<u8>,
+    /// The resume point, its bit counted from the start of `bytes`.
+    from: ResumePoint,
+    /// Samples after the resume point's.
+    after: usize,
+}
+
+impl XorTail {
+    /// The time of its first sample (the resume point's).
+    pub fn min_t(&self) -> i64 {
+        self.from.time.t
+    }
+}
+
+/// The samples of `tail`, in order, appended to `out`.
+pub fn decode_xor_tail(tail: &XorTail, out: &mut Vec<Sample>) -> Result<(), CodecError> {
+    let mut r = BitReader::new(&tail.bytes);
+    r.skip(tail.from.bit as usize)?;
+    let (mut time, mut xor) = (tail.from.time, tail.from.xor);
+    out.reserve(tail.after + 1);
+    out.push(Sample { t: time.t, v: f64::from_bits(xor.v) });
+    for _ in 0..tail.after {
+        // Past the second sample, every timestamp is a delta of deltas.
+        let t = time.read(&mut r, RESUME_EVERY)?;
+        let v = xor.read(&mut r)?;
+        out.push(Sample { t, v: f64::from_bits(v) });
+    }
+    Ok(())
 }
 
 impl Default for XorAppender {
@@ -213,7 +269,14 @@ impl XorAppender {
         let mut header = Vec::with_capacity(64);
         header.extend_from_slice(&[ChunkEncoding::Xor as u8, 0, 0]);
         let w = BitWriter::from_bytes(header);
-        XorAppender { w, count: 0, time: TimeEncoder::default(), xor: XorState::default(), all_finite: true }
+        XorAppender {
+            w,
+            count: 0,
+            time: TimeEncoder::default(),
+            xor: XorState::default(),
+            all_finite: true,
+            resume: None,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -241,9 +304,23 @@ impl XorAppender {
         } else {
             self.xor.write(&mut self.w, bits);
         }
+        if self.count.is_multiple_of(RESUME_EVERY) && self.count > 0 {
+            let (index, bit) = (self.count as u16, self.w.bit_len() as u32);
+            self.resume = Some(ResumePoint { index, bit, time: self.time, xor: self.xor });
+        }
         self.count += 1;
         let count = (self.count as u16).to_be_bytes();
         self.w.bytes_mut()[1..3].copy_from_slice(&count);
+    }
+
+    /// The samples from its newest resume point on, if that point's sample is at or before
+    /// `t`: all of its samples at or after `t`, decodable without the ones before.
+    pub fn tail_since(&self, t: i64) -> Option<XorTail> {
+        let from = self.resume.filter(|r| r.time.t <= t)?;
+        let byte = from.bit as usize / 8;
+        let bytes = self.w.bytes().get(byte..)?.to_vec();
+        let after = self.count - from.index as usize - 1;
+        Some(XorTail { bytes, from: ResumePoint { bit: from.bit % 8, ..from }, after })
     }
 
     /// The chunk as it stands (a valid XOR chunk).
@@ -553,6 +630,10 @@ pub(crate) mod tests {
 
     use proptest::prelude::*;
 
+    fn bits(samples: &[Sample]) -> Vec<(i64, u64)> {
+        samples.iter().map(|s| (s.t, s.v.to_bits())).collect()
+    }
+
     fn round_trip(samples: &[Sample]) -> Vec<u8> {
         let bytes = encode_chunk(samples);
         let mut out = Vec::new();
@@ -658,6 +739,29 @@ pub(crate) mod tests {
                 .map(|(i, &(m, stale))| Sample::new(i as i64 * 1000, if stale { STALE_NAN } else { m as f64 / 10.0 }))
                 .collect();
             round_trip(&samples);
+        }
+
+        /// At every length of an open chunk and for any time, the tail from its resume point
+        /// decodes to the chunk's samples from that point on, covering every sample at or
+        /// after the time.
+        #[test]
+        fn open_chunk_tails_decode_as_the_chunk_does(samples in sample_strategy(), pick in any::<proptest::sample::Index>()) {
+            let mut a = XorAppender::new();
+            for (n, s) in samples.iter().enumerate() {
+                a.append(s.t, s.v);
+                let t = samples[pick.index(n + 1)].t;
+                let Some(tail) = a.tail_since(t) else {
+                    prop_assert!(n < RESUME_EVERY || samples[(n / RESUME_EVERY) * RESUME_EVERY].t > t);
+                    continue;
+                };
+                let mut all = Vec::new();
+                decode_chunk(a.bytes(), &mut all).unwrap();
+                let mut got = Vec::new();
+                decode_xor_tail(&tail, &mut got).unwrap();
+                let from = (n / RESUME_EVERY) * RESUME_EVERY;
+                prop_assert_eq!(bits(&got), bits(&all[from..]));
+                prop_assert!(tail.min_t() <= t);
+            }
         }
 
         #[test]

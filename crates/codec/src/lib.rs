@@ -20,7 +20,10 @@ mod histogram;
 mod varint;
 
 pub use bits::{BitReader, BitWriter};
-pub use chunk::{decode_chunk, encode_chunk, ChunkEncoding, XorAppender, CHUNK_HEADER_LEN, MAX_CHUNK_SAMPLES};
+pub use chunk::{
+    decode_chunk, decode_xor_tail, encode_chunk, ChunkEncoding, XorAppender, XorTail, CHUNK_HEADER_LEN,
+    MAX_CHUNK_SAMPLES,
+};
 pub use error::CodecError;
 pub use histogram::{decode_histogram_chunk, encode_histogram_chunk, HistogramAppender};
 pub use varint::{get_uvarint, get_varint, put_uvarint, put_varint, zigzag_decode, zigzag_encode};

@@ -10,8 +10,8 @@
 //! samples per CPU second before histogram support, 851k after, run-to-run noise +-15%).
 
 use osprey_codec::{
-    decode_chunk, decode_histogram_chunk, encode_chunk, encode_histogram_chunk, CodecError, HistogramAppender,
-    XorAppender,
+    decode_chunk, decode_histogram_chunk, decode_xor_tail, encode_chunk, encode_histogram_chunk, CodecError,
+    HistogramAppender, XorAppender, XorTail,
 };
 use osprey_model::{FloatHistogram, HistogramSample, Sample};
 
@@ -47,6 +47,11 @@ pub(crate) trait Kind {
     fn seal(a: Self::Appender) -> Vec<u8>;
     fn encode(samples: &[Self::Sample]) -> Vec<u8>;
     fn decode(bytes: &[u8], out: &mut Vec<Self::Sample>) -> Result<(), CodecError>;
+    /// The newest samples of an open chunk, copied from a point where decoding can resume
+    /// (see [`XorAppender::tail_since`]); histogram chunks have none.
+    type Tail;
+    fn tail_since(a: &Self::Appender, t: i64) -> Option<Self::Tail>;
+    fn decode_tail(tail: &Self::Tail, out: &mut Vec<Self::Sample>) -> Result<(), CodecError>;
 }
 
 /// Float samples in XOR/decimal chunks.
@@ -81,6 +86,13 @@ impl Kind for Floats {
     fn decode(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), CodecError> {
         decode_chunk(bytes, out)
     }
+    type Tail = XorTail;
+    fn tail_since(a: &XorAppender, t: i64) -> Option<XorTail> {
+        a.tail_since(t)
+    }
+    fn decode_tail(tail: &XorTail, out: &mut Vec<Sample>) -> Result<(), CodecError> {
+        decode_xor_tail(tail, out)
+    }
 }
 
 impl Kind for Histograms {
@@ -109,6 +121,13 @@ impl Kind for Histograms {
     }
     fn decode(bytes: &[u8], out: &mut Vec<HistogramSample>) -> Result<(), CodecError> {
         decode_histogram_chunk(bytes, out)
+    }
+    type Tail = std::convert::Infallible;
+    fn tail_since(_: &HistogramAppender, _: i64) -> Option<Self::Tail> {
+        None
+    }
+    fn decode_tail(tail: &Self::Tail, _: &mut Vec<HistogramSample>) -> Result<(), CodecError> {
+        match *tail {}
     }
 }
 
@@ -305,7 +324,7 @@ impl<K: Kind> Chunks<K> {
     /// Samples with `mint <= t <= maxt`, in time order.
     fn samples(&self, mint: i64, maxt: i64) -> Vec<K::Sample> {
         let chunks = self.sealed.iter().map(SealedChunk::as_slice).chain(self.open_slice());
-        decode_head_chunks::<K>(chunks, &self.ooo, mint, maxt)
+        decode_head_chunks::<K>(chunks, None, &self.ooo, mint, maxt)
     }
 
     /// What [`Chunks::samples`] would decode for `[mint, maxt]`, without decoding it: the
@@ -313,11 +332,17 @@ impl<K: Kind> Chunks<K> {
     /// most one chunk's bytes) and the out-of-order samples in the range.
     fn snapshot(&self, mint: i64, maxt: i64) -> ChunksSnapshot<K> {
         let mut chunks: Vec<SealedChunk> = self.sealed.iter().filter(|c| c.overlaps(mint, maxt)).cloned().collect();
+        let mut open_tail = None;
         if let Some((min_t, max_t, bytes)) = self.open_slice().filter(|&(lo, hi, _)| lo <= maxt && hi >= mint) {
-            chunks.push(SealedChunk { min_t, max_t, bytes: bytes.into() });
+            // Only the samples from the newest resume point before the range on, when there
+            // is one: fewer bytes to copy and to decode.
+            open_tail = K::tail_since(&self.open, mint);
+            if open_tail.is_none() {
+                chunks.push(SealedChunk { min_t, max_t, bytes: bytes.into() });
+            }
         }
         let ooo = self.ooo.iter().filter(|s| (mint..=maxt).contains(&K::t(s))).cloned().collect();
-        ChunksSnapshot { chunks, ooo }
+        ChunksSnapshot { chunks, open_tail, ooo }
     }
 
     /// Drops samples older than `t` (they have been persisted to a block).
@@ -358,18 +383,21 @@ impl<K: Kind> Chunks<K> {
 /// keeps a query's view whole when a head cut truncates the series meanwhile.
 pub(crate) struct ChunksSnapshot<K: Kind> {
     chunks: Vec<SealedChunk>,
+    /// The open chunk's newest samples, when it was not copied whole into `chunks`.
+    open_tail: Option<K::Tail>,
     /// Out-of-order samples in the range, sorted.
     ooo: Vec<K::Sample>,
 }
 
 impl<K: Kind> ChunksSnapshot<K> {
     fn is_empty(&self) -> bool {
-        self.chunks.is_empty() && self.ooo.is_empty()
+        self.chunks.is_empty() && self.open_tail.is_none() && self.ooo.is_empty()
     }
 
     /// Samples with `mint <= t <= maxt`, in time order.
     fn samples(&self, mint: i64, maxt: i64) -> Vec<K::Sample> {
-        decode_head_chunks::<K>(self.chunks.iter().map(SealedChunk::as_slice), &self.ooo, mint, maxt)
+        let chunks = self.chunks.iter().map(SealedChunk::as_slice);
+        decode_head_chunks::<K>(chunks, self.open_tail.as_ref(), &self.ooo, mint, maxt)
     }
 }
 
@@ -380,6 +408,7 @@ impl<K: Kind> ChunksSnapshot<K> {
 /// asserted against in debug builds) rather than failing the read.
 fn decode_head_chunks<'a, K: Kind>(
     chunks: impl Iterator<Item = (i64, i64, &'a [u8])>,
+    open_tail: Option<&K::Tail>,
     ooo: &[K::Sample],
     mint: i64,
     maxt: i64,
@@ -389,12 +418,11 @@ fn decode_head_chunks<'a, K: Kind>(
         if hi < mint || lo > maxt {
             continue;
         }
-        let start = out.len();
-        let decoded = K::decode(bytes, &mut out);
-        debug_assert!(decoded.is_ok(), "head chunk failed to decode");
-        if decoded.is_err() {
-            out.truncate(start);
-        }
+        keep_decoded(&mut out, |out| K::decode(bytes, out));
+    }
+    // The newest samples: after every sealed chunk.
+    if let Some(tail) = open_tail {
+        keep_decoded(&mut out, |out| K::decode_tail(tail, out));
     }
     out.retain(|s| (mint..=maxt).contains(&K::t(s)));
     let ooo: Vec<K::Sample> = ooo.iter().filter(|s| (mint..=maxt).contains(&K::t(s))).cloned().collect();
@@ -402,6 +430,17 @@ fn decode_head_chunks<'a, K: Kind>(
         return out;
     }
     merge_sorted::<K>(out, ooo)
+}
+
+/// Appends what `decode` decodes to `out`, or nothing if it fails (see
+/// [`decode_head_chunks`]).
+fn keep_decoded<T>(out: &mut Vec<T>, decode: impl FnOnce(&mut Vec<T>) -> Result<(), CodecError>) {
+    let start = out.len();
+    let result = decode(out);
+    debug_assert!(result.is_ok(), "head chunk failed to decode");
+    if result.is_err() {
+        out.truncate(start);
+    }
 }
 
 /// One head series' chunks of the wanted kinds overlapping a query's range (see
@@ -424,7 +463,7 @@ impl SeriesSnapshot {
     /// A snapshot of one float sample alone (see [`SeriesData::newest_float_in`]).
     pub(crate) fn of_float(sample: Sample) -> SeriesSnapshot {
         SeriesSnapshot {
-            floats: Some(ChunksSnapshot { chunks: Vec::new(), ooo: vec![sample] }),
+            floats: Some(ChunksSnapshot { chunks: Vec::new(), open_tail: None, ooo: vec![sample] }),
             histograms: None,
             starts: Vec::new(),
         }
@@ -756,6 +795,28 @@ mod tests {
         let all = d.samples(i64::MIN, i64::MAX);
         assert!(all.windows(2).all(|w| w[0].t < w[1].t));
         assert_eq!(all.len(), 100 + 1 + 80);
+    }
+
+    #[test]
+    fn snapshots_of_an_open_chunk_read_its_newest_samples_from_a_resume_point() {
+        let mut d = SeriesData::new();
+        let ooo = AppendLimits { ooo_window: 60_000, ..LIMITS };
+        // 100 samples in one open chunk, values that need the XOR encoding, one out of order.
+        for i in 0..100i64 {
+            assert_eq!(d.append(Sample::new(i * 15_000, i as f64 / 3.0), &ooo), Outcome::Appended);
+        }
+        assert_eq!(d.append(Sample::new(95 * 15_000 + 7, -1.0), &ooo), Outcome::Appended);
+        let bits = |v: Vec<Sample>| v.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+        for lo_i in [0, 32, 64, 95, 96, 97, 99, 100] {
+            for hi in [lo_i * 15_000 + 60_000, i64::MAX] {
+                let lo = lo_i * 15_000;
+                let snapshot = d.snapshot(lo, hi, Wanted::FLOATS);
+                let tail_used = snapshot.floats.as_ref().is_some_and(|f| f.open_tail.is_some());
+                // The newest resume point is at sample 96; from 100 on, nothing overlaps.
+                assert_eq!(tail_used, (96..100).contains(&lo_i), "from sample {lo_i}");
+                assert_eq!(bits(snapshot.samples(lo, hi)), bits(d.samples(lo, hi)), "[{lo}, {hi}]");
+            }
+        }
     }
 
     #[test]
