@@ -192,15 +192,45 @@ impl XorState {
 const RESUME_EVERY: usize = 32;
 
 /// A decoder's state right after one sample of an XOR chunk: decoding can go on from there
-/// without the samples before.
+/// without the samples before. Packed into 32 bytes, with room for `Option`'s tag, because
+/// every open chunk in the head holds one.
 #[derive(Debug, Clone, Copy)]
 struct ResumePoint {
-    /// The sample's index in the chunk.
-    index: u16,
+    t: i64,
+    delta: i64,
+    v: u64,
     /// The bit after the sample.
     bit: u32,
-    time: TimeEncoder,
-    xor: XorState,
+    /// The sample's index in the chunk (never 0: the first resume point is at
+    /// [`RESUME_EVERY`]).
+    index: std::num::NonZeroU16,
+    /// The XOR window; `u8::MAX` while none was written.
+    leading: u8,
+    trailing: u8,
+}
+
+impl ResumePoint {
+    fn new(index: usize, bit: usize, time: TimeEncoder, xor: XorState) -> Option<ResumePoint> {
+        let leading = if xor.leading == u32::MAX { u8::MAX } else { xor.leading as u8 };
+        Some(ResumePoint {
+            t: time.t,
+            delta: time.delta,
+            v: xor.v,
+            bit: u32::try_from(bit).ok()?,
+            index: std::num::NonZeroU16::new(u16::try_from(index).ok()?)?,
+            leading,
+            trailing: xor.trailing as u8,
+        })
+    }
+
+    fn time(&self) -> TimeEncoder {
+        TimeEncoder { t: self.t, delta: self.delta }
+    }
+
+    fn xor(&self) -> XorState {
+        let leading = if self.leading == u8::MAX { u32::MAX } else { u32::from(self.leading) };
+        XorState { v: self.v, leading, trailing: u32::from(self.trailing) }
+    }
 }
 
 /// An appendable Gorilla XOR chunk, the form head chunks take while samples arrive. Its bytes
@@ -209,7 +239,7 @@ struct ResumePoint {
 /// It remembers where decoding can resume at its newest multiple of [`RESUME_EVERY`]
 /// samples, so that a read of only its newest samples (an instant query's window, most of a
 /// query over recent data) decodes at most that many before them rather than the whole
-/// chunk ([`XorAppender::tail_since`]); 40 bytes per open chunk.
+/// chunk ([`XorAppender::tail_since`]); 32 bytes per open chunk.
 #[derive(Debug, Clone)]
 pub struct XorAppender {
     w: BitWriter,
@@ -236,7 +266,7 @@ pub struct XorTail {
 impl XorTail {
     /// The time of its first sample (the resume point's).
     pub fn min_t(&self) -> i64 {
-        self.from.time.t
+        self.from.t
     }
 }
 
@@ -244,7 +274,7 @@ impl XorTail {
 pub fn decode_xor_tail(tail: &XorTail, out: &mut Vec<Sample>) -> Result<(), CodecError> {
     let mut r = BitReader::new(&tail.bytes);
     r.skip(tail.from.bit as usize)?;
-    let (mut time, mut xor) = (tail.from.time, tail.from.xor);
+    let (mut time, mut xor) = (tail.from.time(), tail.from.xor());
     out.reserve(tail.after + 1);
     out.push(Sample { t: time.t, v: f64::from_bits(xor.v) });
     for _ in 0..tail.after {
@@ -305,8 +335,7 @@ impl XorAppender {
             self.xor.write(&mut self.w, bits);
         }
         if self.count.is_multiple_of(RESUME_EVERY) && self.count > 0 {
-            let (index, bit) = (self.count as u16, self.w.bit_len() as u32);
-            self.resume = Some(ResumePoint { index, bit, time: self.time, xor: self.xor });
+            self.resume = ResumePoint::new(self.count, self.w.bit_len(), self.time, self.xor);
         }
         self.count += 1;
         let count = (self.count as u16).to_be_bytes();
@@ -316,10 +345,10 @@ impl XorAppender {
     /// The samples from its newest resume point on, if that point's sample is at or before
     /// `t`: all of its samples at or after `t`, decodable without the ones before.
     pub fn tail_since(&self, t: i64) -> Option<XorTail> {
-        let from = self.resume.filter(|r| r.time.t <= t)?;
+        let from = self.resume.filter(|r| r.t <= t)?;
         let byte = from.bit as usize / 8;
         let bytes = self.w.bytes().get(byte..)?.to_vec();
-        let after = self.count - from.index as usize - 1;
+        let after = self.count - usize::from(from.index.get()) - 1;
         Some(XorTail { bytes, from: ResumePoint { bit: from.bit % 8, ..from }, after })
     }
 
