@@ -180,31 +180,26 @@ fn render(output: QueryOutput, with_stats: bool) -> Response {
 /// returning 11k points. Keys come in the sorted order `serde_json` gives objects, so the
 /// bytes are those of the `Value` rendering.
 fn write_value_json(value: &Value, out: &mut Vec<u8>) {
-    match value {
+    let result_type = match value {
         Value::Scalar { t, v } => {
             out.extend_from_slice(b"{\"result\":[");
             write_point(*t, *v, out);
-            out.extend_from_slice(b"],\"resultType\":\"scalar\"}");
+            "scalar"
         }
         Value::String { t, v } => {
             out.extend_from_slice(b"{\"result\":[");
             write_json(&json_time(*t), out);
             out.push(b',');
-            write_json(&Json::from(v.as_str()), out);
-            out.extend_from_slice(b"],\"resultType\":\"string\"}");
+            write_json(v.as_str(), out);
+            "string"
         }
         Value::Vector(samples) => {
             out.extend_from_slice(b"{\"result\":[");
-            for (i, s) in samples.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
+            write_list(out, samples, |s, out| {
                 match &s.h {
                     Some(h) => {
                         out.extend_from_slice(b"{\"histogram\":[");
-                        write_json(&json_time(s.t), out);
-                        out.push(b',');
-                        write_json(&histogram_json(h), out);
+                        write_histogram_point(s.t, h, out);
                         out.extend_from_slice(b"],\"metric\":");
                         write_labels(&s.labels, out);
                     }
@@ -217,49 +212,55 @@ fn write_value_json(value: &Value, out: &mut Vec<u8>) {
                     }
                 }
                 out.push(b'}');
-            }
-            out.extend_from_slice(b"],\"resultType\":\"vector\"}");
+            });
+            "vector"
         }
         Value::Matrix(series) => {
             out.extend_from_slice(b"{\"result\":[");
-            for (i, s) in series.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
+            write_list(out, series, |s, out| {
                 out.push(b'{');
                 // As Prometheus: each of "values" and "histograms" only when non-empty.
                 if !s.histograms.is_empty() {
                     out.extend_from_slice(b"\"histograms\":[");
-                    for (j, p) in s.histograms.iter().enumerate() {
-                        if j > 0 {
-                            out.push(b',');
-                        }
+                    write_list(out, &s.histograms, |p, out| {
                         out.push(b'[');
-                        write_json(&json_time(p.t), out);
-                        out.push(b',');
-                        write_json(&histogram_json(&p.h), out);
+                        write_histogram_point(p.t, &p.h, out);
                         out.push(b']');
-                    }
+                    });
                     out.extend_from_slice(b"],");
                 }
                 out.extend_from_slice(b"\"metric\":");
                 write_labels(&s.labels, out);
                 if !s.samples.is_empty() || s.histograms.is_empty() {
                     out.extend_from_slice(b",\"values\":[");
-                    for (j, p) in s.samples.iter().enumerate() {
-                        if j > 0 {
-                            out.push(b',');
-                        }
+                    write_list(out, &s.samples, |p, out| {
                         out.push(b'[');
                         write_point(p.t, p.v, out);
                         out.push(b']');
-                    }
+                    });
                     out.push(b']');
                 }
                 out.push(b'}');
-            }
-            out.extend_from_slice(b"],\"resultType\":\"matrix\"}");
+            });
+            "matrix"
         }
+    };
+    out.extend_from_slice(b"],\"resultType\":\"");
+    out.extend_from_slice(result_type.as_bytes());
+    out.extend_from_slice(b"\"}");
+}
+
+/// Writes each item with `write`, separated by commas.
+fn write_list<'a, T: 'a>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = &'a T>,
+    mut write: impl FnMut(&'a T, &mut Vec<u8>),
+) {
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(item, out);
     }
 }
 
@@ -267,20 +268,24 @@ fn write_value_json(value: &Value, out: &mut Vec<u8>) {
 fn write_point(t: i64, v: f64, out: &mut Vec<u8>) {
     write_json(&json_time(t), out);
     out.push(b',');
-    write_json(&Json::from(format_value(v)), out);
+    write_json(&format_value(v), out);
+}
+
+/// `<time>,{<histogram>}`, as inside a point's brackets.
+fn write_histogram_point(t: i64, h: &osprey_model::FloatHistogram, out: &mut Vec<u8>) {
+    write_json(&json_time(t), out);
+    out.push(b',');
+    write_json(&histogram_json(h), out);
 }
 
 /// A label set as a JSON object; labels are sorted by name, as the object's keys are.
 fn write_labels(labels: &osprey_model::Labels, out: &mut Vec<u8>) {
     out.push(b'{');
-    for (i, l) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    write_list(out, labels, |l, out| {
         write_json(l.name.as_str(), out);
         out.push(b':');
         write_json(l.value.as_str(), out);
-    }
+    });
     out.push(b'}');
 }
 

@@ -188,10 +188,7 @@ impl Tsdb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<impl Iterator<Item = Result<SeriesSamples, TsdbError>> + Send + 'static, TsdbError> {
-        match self.tenant(tenant) {
-            Some(t) => t.select_series(matchers, start, end, Wanted::BOTH, false),
-            None => Ok(SeriesStream::empty()),
-        }
+        self.stream(tenant, matchers, start, end, false)
     }
 
     /// [`Tsdb::select_series`] with each series cut down to its newest sample in the range,
@@ -204,8 +201,19 @@ impl Tsdb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<impl Iterator<Item = Result<SeriesSamples, TsdbError>> + Send + 'static, TsdbError> {
+        self.stream(tenant, matchers, start, end, true)
+    }
+
+    fn stream(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        start: Timestamp,
+        end: Timestamp,
+        newest: bool,
+    ) -> Result<SeriesStream, TsdbError> {
         match self.tenant(tenant) {
-            Some(t) => t.select_series(matchers, start, end, Wanted::BOTH, true),
+            Some(t) => t.select_series(matchers, start, end, Wanted::BOTH, newest),
             None => Ok(SeriesStream::empty()),
         }
     }
