@@ -102,6 +102,15 @@ impl Tsdb {
         self.inner.tenants.read().get(tenant).cloned()
     }
 
+    /// What `read` gives for the tenant; a tenant that never stored anything reads as empty.
+    fn read<T: Default>(
+        &self,
+        tenant: &TenantId,
+        read: impl FnOnce(&TenantDb) -> Result<T, TsdbError>,
+    ) -> Result<T, TsdbError> {
+        self.tenant(tenant).map_or_else(|| Ok(T::default()), |t| read(&t))
+    }
+
     fn tenant_or_create(&self, tenant: &TenantId) -> Result<Arc<TenantDb>, TsdbError> {
         if let Some(t) = self.tenant(tenant) {
             return Ok(t);
@@ -152,10 +161,7 @@ impl Tsdb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<Series>, TsdbError> {
-        match self.tenant(tenant) {
-            Some(t) => t.select(matchers, start, end),
-            None => Ok(Vec::new()),
-        }
+        self.read(tenant, |t| t.select(matchers, start, end))
     }
 
     /// Native-histogram samples of series matching every matcher in `[start, end]`
@@ -169,10 +175,7 @@ impl Tsdb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<HistogramSeries>, TsdbError> {
-        match self.tenant(tenant) {
-            Some(t) => t.select_histograms(matchers, start, end),
-            None => Ok(Vec::new()),
-        }
+        self.read(tenant, |t| t.select_histograms(matchers, start, end))
     }
 
     /// Float and native-histogram samples of series matching every matcher in `[start, end]`
@@ -212,10 +215,7 @@ impl Tsdb {
         end: Timestamp,
         newest: bool,
     ) -> Result<SeriesStream, TsdbError> {
-        match self.tenant(tenant) {
-            Some(t) => t.select_series(matchers, start, end, Wanted::BOTH, newest),
-            None => Ok(SeriesStream::empty()),
-        }
+        self.read(tenant, |t| t.select_series(matchers, start, end, Wanted::BOTH, newest))
     }
 
     /// Start timestamps of the float and native-histogram samples of series matching every
@@ -228,10 +228,7 @@ impl Tsdb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<SeriesStartTimestamps>, TsdbError> {
-        match self.tenant(tenant) {
-            Some(t) => t.select_start_timestamps(matchers, start, end),
-            None => Ok(Vec::new()),
-        }
+        self.read(tenant, |t| t.select_start_timestamps(matchers, start, end))
     }
 
     /// Label sets of matching series with data in the range, sorted, from the index alone.
@@ -242,7 +239,7 @@ impl Tsdb {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<Labels>, TsdbError> {
-        self.tenant(tenant).map_or(Ok(Vec::new()), |t| t.series(matchers, start, end))
+        self.read(tenant, |t| t.series(matchers, start, end))
     }
 
     pub fn label_names(

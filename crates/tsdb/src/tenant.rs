@@ -882,17 +882,19 @@ pub(crate) struct SeriesStream {
     frames: Vec<LastFrame>,
 }
 
+impl Default for SeriesStream {
+    /// The stream of a tenant that does not exist: no series.
+    fn default() -> SeriesStream {
+        let found = Found { blocks: Vec::new(), block_series: Vec::new(), head: Arc::from([]), snapshots: Vec::new() };
+        let span = Span { start: 0, end: 0, wanted: Wanted::BOTH, newest: false };
+        SeriesStream::new(found, Merged { keys: Vec::new(), ends: Vec::new() }, span)
+    }
+}
+
 impl SeriesStream {
     fn new(found: Found, series: Merged<SeriesKey>, span: Span) -> SeriesStream {
         let frames = found.blocks.iter().map(|_| LastFrame::shared()).collect();
         SeriesStream { found, series, next: 0, span, frames }
-    }
-
-    /// The stream of a tenant that does not exist: no series.
-    pub(crate) fn empty() -> SeriesStream {
-        let found = Found { blocks: Vec::new(), block_series: Vec::new(), head: Arc::from([]), snapshots: Vec::new() };
-        let span = Span { start: 0, end: 0, wanted: Wanted::BOTH, newest: false };
-        SeriesStream::new(found, Merged { keys: Vec::new(), ends: Vec::new() }, span)
     }
 
     /// One series' samples of each kind from its sources, in source order, then sorted and
