@@ -182,8 +182,9 @@ pub(crate) struct Block {
     pub(crate) disk_bytes: u64,
     /// The last decompressed frame of readers without their own ([`Block::samples`]).
     last_frame: Mutex<LastFrame>,
-    /// This block's frames' key in [`FRAMES`].
-    frames_key: u64,
+    /// This block's key in [`FRAMES`] and in the tenant's merged select results: unique
+    /// among the blocks the process opened.
+    pub(crate) frames_key: u64,
     select_cache: SelectCache<Arc<[BlockSeries]>>,
 }
 

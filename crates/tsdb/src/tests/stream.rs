@@ -279,3 +279,43 @@ fn a_stream_of_many_series_returns_each_with_its_own_samples_in_order() {
         assert!(histograms.is_empty());
     }
 }
+
+#[test]
+fn selects_over_several_blocks_merge_alike_whichever_blocks_and_however_often() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let t = tenant("t");
+    let m = [Matcher::equal("__name__", "m")];
+    let add = |names: &[&str], start: i64| {
+        let batch = names.iter().map(|n| series(&[("__name__", "m"), ("s", n)], &regular(start, 10))).collect();
+        db.append(&t, write(batch)).unwrap();
+    };
+    // Three blocks holding different series, then the head.
+    add(&["a", "b"], 0);
+    assert_eq!(db.flush_head().unwrap(), 1);
+    add(&["b", "c"], 3 * HOUR);
+    assert_eq!(db.flush_head().unwrap(), 1);
+    add(&["a", "c"], 6 * HOUR);
+    assert_eq!(db.flush_head().unwrap(), 1);
+    add(&["d", "a"], 9 * HOUR);
+    let read = |start: i64, end: i64| -> Vec<(String, usize)> {
+        let got = streamed(&db, &t, &m, start, end);
+        got.into_iter().map(|(l, f, _)| (l.get("s").unwrap().to_string(), f.len())).collect()
+    };
+    let all = || vec![("a".into(), 30), ("b".into(), 20), ("c".into(), 20), ("d".into(), 10)];
+    let later = || vec![("a".into(), 20), ("c".into(), 10), ("d".into(), 10)];
+    let owned = |v: Vec<(&str, usize)>| v.into_iter().map(|(s, n)| (s.to_string(), n)).collect::<Vec<_>>();
+    for _ in 0..2 {
+        assert_eq!(read(0, i64::MAX), all());
+        assert_eq!(read(3 * HOUR, i64::MAX), owned(vec![("a", 20), ("b", 10), ("c", 20), ("d", 10)]));
+        assert_eq!(read(5 * HOUR, i64::MAX), later());
+        assert_eq!(read(0, HOUR), owned(vec![("a", 10), ("b", 10)]));
+    }
+    // A fourth block: the merged blocks are those of the new list.
+    assert_eq!(db.flush_head().unwrap(), 1);
+    add(&["e"], 12 * HOUR);
+    let mut with_e = all();
+    with_e.push(("e".into(), 10));
+    assert_eq!(read(0, i64::MAX), with_e);
+    assert_eq!(read(0, i64::MAX), with_e);
+}
